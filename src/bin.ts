@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config.js'
+import { createContext } from './context.js'
+import { migrate } from './db/migrate.js'
+import { buildServer } from './server.js'
+import { VERSION } from './version.js'
+
+/**
+ * The command line, and the only reader of process.env.
+ *   gatehouse [serve]   apply migrations, then serve (the default)
+ *   gatehouse migrate   apply migrations and exit
+ */
+
+const USAGE = 'usage: gatehouse [serve|migrate|version]'
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`gatehouse: ${message}\n`)
+  process.exit(code)
+}
+
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0] ?? 'serve'
+  if (command === 'version' || command === '--version') {
+    process.stdout.write(`${VERSION}\n`)
+    return
+  }
+  if (command === 'help' || command === '--help') {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
+  if (command !== 'serve' && command !== 'migrate') fail(USAGE, 2)
+
+  let loaded
+  try {
+    loaded = loadConfig(process.env, VERSION)
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`)
+    throw err
+  }
+  const { config, secrets } = loaded
+
+  if (command === 'migrate') {
+    const applied = await migrate(config.db.kind, config.db.url)
+    process.stdout.write(
+      applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n',
+    )
+    return
+  }
+
+  const ctx = await createContext(config, secrets)
+  const app = await buildServer(ctx)
+  let closing = false
+  const shutdown = (signal: string) => {
+    if (closing) {
+      ctx.logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    closing = true
+    ctx.logger.info({ signal }, 'shutting down: no new connections, draining work')
+    const timer = setTimeout(() => {
+      ctx.logger.error('shutdown timed out; exiting')
+      process.exit(1)
+    }, config.service.shutdownTimeoutMs)
+    timer.unref()
+    void (async () => {
+      try {
+        await app.close()
+        await ctx.destroy()
+        ctx.logger.info('shut down cleanly')
+        ctx.logger.flush()
+        process.exit(0)
+      } catch (err) {
+        ctx.logger.error({ err }, 'error during shutdown')
+        process.exit(1)
+      }
+    })()
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+
+  await app.listen({ host: config.service.host, port: config.service.port })
+  ctx.logger.info(
+    {
+      url: config.service.publicUrl,
+      did: ctx.identity.did,
+      db: config.db.kind,
+      version: VERSION,
+    },
+    'gatehouse is serving',
+  )
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err)
+  fail(message.split('\n')[0] ?? 'failed to start')
+})

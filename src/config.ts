@@ -1,0 +1,195 @@
+import { resolve } from 'node:path'
+import { z } from 'zod'
+
+/**
+ * Gatehouse configuration: one zod schema over the GATEHOUSE_* environment variables, turned into a
+ * nested Config. Every default works with no setup. `process.env` is read only in bin.ts; tests call
+ * `loadConfig({...})` with a plain object.
+ */
+
+export type DatabaseKind = 'sqlite' | 'postgres'
+export type RunMode = 'development' | 'production' | 'test'
+
+export interface Config {
+  mode: RunMode
+  service: {
+    host: string
+    port: number
+    publicUrl: string
+    did: string
+    version: string
+    dataDir: string
+    bodyLimitBytes: number
+    rateLimitPerMinute: number
+    trustProxy: boolean
+    shutdownTimeoutMs: number
+    /** Validate every XRPC output against its schema (catches our own bugs; costs CPU). */
+    validateOutput: boolean
+  }
+  db: {
+    kind: DatabaseKind
+    /** `file:` path for SQLite, connection string for PostgreSQL. */
+    url: string
+    poolSize: number
+    /** SQLite only: how long a writer waits on a lock held by another process. */
+    busyTimeoutMs: number
+  }
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  }
+}
+
+export interface Secrets {
+  /** The service's own did:web signing key (secp256k1, 32 bytes hex). Absent: kept under dataDir. */
+  serviceKeyHex?: string
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export const ENV_PREFIX = 'GATEHOUSE_'
+
+/** Variables that belong to tooling (tests, benchmarks, the Prisma CLI), not to the service. */
+const TOOLING_PREFIXES = ['GATEHOUSE_TEST_', 'GATEHOUSE_BENCH_', 'GATEHOUSE_PRISMA_CLI_']
+
+const port = z
+  .string()
+  .regex(/^\d+$/, 'must be an integer between 1 and 65535')
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .int()
+      .min(1, 'must be between 1 and 65535')
+      .max(65535, 'must be between 1 and 65535'),
+  )
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `must be between ${min} and ${max}`)
+        .max(max, `must be between ${min} and ${max}`),
+    )
+
+// Never z.coerce.boolean(): it turns the string "false" into true.
+const bool = z.stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] })
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search
+  } catch {
+    return false
+  }
+}, 'must be an http(s) origin such as https://gatehouse.example.com (no path)')
+
+/** The raw variables, with their defaults. The README's configuration table mirrors this. */
+export const envSchema = z.object({
+  GATEHOUSE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  GATEHOUSE_HOST: z.string().min(1).default('127.0.0.1'),
+  GATEHOUSE_PORT: port.default(2590),
+  GATEHOUSE_PUBLIC_URL: httpUrl.optional(),
+  GATEHOUSE_SERVICE_DID: z
+    .string()
+    .regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/, 'must be a DID')
+    .optional(),
+  GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_DATABASE_URL: z
+    .string()
+    .regex(/^(file:|postgres:\/\/|postgresql:\/\/)/, 'must be a file: path or a postgres:// URL')
+    .optional(),
+  GATEHOUSE_DATABASE_POOL_SIZE: int(1, 500).default(10),
+  GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS: int(0, 600_000).default(5000),
+  GATEHOUSE_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info'),
+  GATEHOUSE_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  GATEHOUSE_RATE_LIMIT_PER_MINUTE: int(0, 10_000_000).default(6000),
+  GATEHOUSE_TRUST_PROXY: bool.default(false),
+  GATEHOUSE_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
+  GATEHOUSE_SERVICE_KEY: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a secp256k1 private key)')
+    .optional(),
+})
+
+export type EnvInput = Record<string, string | undefined>
+
+/** `did:web` for an origin: the port's colon is percent-encoded, as did:web requires. */
+export function didWebForUrl(url: string): string {
+  const u = new URL(url)
+  return `did:web:${u.hostname}${u.port ? `%3A${u.port}` : ''}`
+}
+
+/**
+ * Parses the environment. Throws ConfigError naming the first bad variable; the message is one line.
+ * Unknown GATEHOUSE_* variables are refused too: a typo should not silently fall back to a default.
+ */
+export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; secrets: Secrets } {
+  const known = new Set(Object.keys(envSchema.shape))
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith(ENV_PREFIX) || known.has(key)) continue
+    if (TOOLING_PREFIXES.some((p) => key.startsWith(p))) continue
+    throw new ConfigError(key, 'unknown variable (see .env.example for the supported ones)')
+  }
+  const raw: Record<string, string> = {}
+  for (const key of known) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const parsed = envSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const variable = String(issue.path[0] ?? 'environment')
+    const got = raw[variable]
+    const shown = variable === 'GATEHOUSE_SERVICE_KEY' || got === undefined ? '' : ` (got "${got}")`
+    throw new ConfigError(variable, `${issue.message}${shown}`)
+  }
+  const e = parsed.data
+  const dataDir = resolve(e.GATEHOUSE_DATA_DIR)
+  const publicUrl = (e.GATEHOUSE_PUBLIC_URL ?? `http://localhost:${e.GATEHOUSE_PORT}`).replace(
+    /\/$/,
+    '',
+  )
+  const dbUrl = e.GATEHOUSE_DATABASE_URL ?? `file:${resolve(dataDir, 'gatehouse.sqlite')}`
+  const config: Config = {
+    mode: e.GATEHOUSE_ENV,
+    service: {
+      host: e.GATEHOUSE_HOST,
+      port: e.GATEHOUSE_PORT,
+      publicUrl,
+      did: e.GATEHOUSE_SERVICE_DID ?? didWebForUrl(publicUrl),
+      version,
+      dataDir,
+      bodyLimitBytes: e.GATEHOUSE_BODY_LIMIT_BYTES,
+      rateLimitPerMinute: e.GATEHOUSE_RATE_LIMIT_PER_MINUTE,
+      trustProxy: e.GATEHOUSE_TRUST_PROXY,
+      shutdownTimeoutMs: e.GATEHOUSE_SHUTDOWN_TIMEOUT_MS,
+      validateOutput: e.GATEHOUSE_VALIDATE_OUTPUT ?? e.GATEHOUSE_ENV !== 'production',
+    },
+    db: {
+      kind: dbUrl.startsWith('file:') ? 'sqlite' : 'postgres',
+      url: dbUrl,
+      poolSize: e.GATEHOUSE_DATABASE_POOL_SIZE,
+      busyTimeoutMs: e.GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS,
+    },
+    log: { level: e.GATEHOUSE_LOG_LEVEL },
+  }
+  const secrets: Secrets = {}
+  if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY
+  return { config, secrets }
+}

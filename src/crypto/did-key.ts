@@ -1,0 +1,89 @@
+import { base58 } from '@scure/base'
+import { p256 } from '@noble/curves/nist.js'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+
+/**
+ * did:key and Multikey encoding for the two atproto curves (https://atproto.com/specs/cryptography):
+ * `z` + base58btc(multicodec varint ‖ compressed public key). Pure; no I/O.
+ */
+
+export type Curve = 'secp256k1' | 'p256'
+
+/** Multicodec varints: secp256k1-pub (0xe7) and p256-pub (0x1200). */
+const CODEC_PREFIX: Record<Curve, Uint8Array> = {
+  secp256k1: Uint8Array.of(0xe7, 0x01),
+  p256: Uint8Array.of(0x80, 0x24),
+}
+
+export const DID_KEY_PREFIX = 'did:key:'
+
+export class KeyFormatError extends Error {
+  override name = 'KeyFormatError'
+}
+
+function curveImpl(curve: Curve) {
+  return curve === 'secp256k1' ? secp256k1 : p256
+}
+
+/** A point on `curve` in compressed form (33 bytes); accepts compressed or uncompressed input. */
+export function compressPublicKey(curve: Curve, key: Uint8Array): Uint8Array {
+  try {
+    return curveImpl(curve).Point.fromBytes(key).toBytes(true)
+  } catch {
+    throw new KeyFormatError(`not a valid ${curve} public key`)
+  }
+}
+
+export function formatMultikey(curve: Curve, publicKey: Uint8Array): string {
+  const compressed = compressPublicKey(curve, publicKey)
+  const prefix = CODEC_PREFIX[curve]
+  const bytes = new Uint8Array(prefix.length + compressed.length)
+  bytes.set(prefix, 0)
+  bytes.set(compressed, prefix.length)
+  return `z${base58.encode(bytes)}`
+}
+
+export function formatDidKey(curve: Curve, publicKey: Uint8Array): string {
+  return DID_KEY_PREFIX + formatMultikey(curve, publicKey)
+}
+
+export interface ParsedKey {
+  curve: Curve
+  /** Compressed SEC1 point. */
+  publicKey: Uint8Array
+}
+
+function decodeBase58btc(multibase: string): Uint8Array {
+  if (!multibase.startsWith('z')) throw new KeyFormatError('multibase key must be base58btc (z…)')
+  try {
+    return base58.decode(multibase.slice(1))
+  } catch {
+    throw new KeyFormatError('multibase key is not valid base58btc')
+  }
+}
+
+/** Decodes a Multikey `publicKeyMultibase` (multicodec-prefixed). */
+export function parseMultikey(multibase: string): ParsedKey {
+  const bytes = decodeBase58btc(multibase)
+  for (const curve of ['secp256k1', 'p256'] as const) {
+    const prefix = CODEC_PREFIX[curve]
+    if (bytes[0] === prefix[0] && bytes[1] === prefix[1]) {
+      return { curve, publicKey: compressPublicKey(curve, bytes.subarray(2)) }
+    }
+  }
+  throw new KeyFormatError('unsupported key type: only secp256k1 and P-256 keys are accepted')
+}
+
+/**
+ * Decodes the legacy verification-method forms (`EcdsaSecp256k1VerificationKey2019`,
+ * `EcdsaSecp256r1VerificationKey2019`), whose multibase value is the raw point with no multicodec.
+ * PLC directories still serve these.
+ */
+export function parseLegacyMultibase(curve: Curve, multibase: string): ParsedKey {
+  return { curve, publicKey: compressPublicKey(curve, decodeBase58btc(multibase)) }
+}
+
+export function parseDidKey(didKey: string): ParsedKey {
+  if (!didKey.startsWith(DID_KEY_PREFIX)) throw new KeyFormatError('not a did:key')
+  return parseMultikey(didKey.slice(DID_KEY_PREFIX.length))
+}

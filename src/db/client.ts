@@ -1,0 +1,79 @@
+import { createRequire } from 'node:module'
+import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
+import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
+import type { Config } from '../config.js'
+import { pgTarget, sqlitePath } from './locate.js'
+import { serialiseSqlite } from './sqlite-serial.js'
+import { mapDbError } from './errors.js'
+
+export type { PrismaClient, Prisma }
+/** What services receive inside `transact`: the client's query surface, without transaction control. */
+export type Tx = Prisma.TransactionClient
+
+// The generated clients are CommonJS; load them with require so their named exports resolve.
+const require = createRequire(import.meta.url)
+
+/**
+ * The storage handle the context owns: one PrismaClient per process (SQLite or PostgreSQL, chosen by
+ * the URL), `transact` for every multi-step write, and `close` for shutdown.
+ *
+ * Both databases use clients generated from the same schema; their APIs are identical, so the
+ * SQLite client's types describe both.
+ */
+export class Db {
+  private constructor(
+    readonly kind: Config['db']['kind'],
+    readonly prisma: PrismaClient,
+    private readonly txTimeoutMs: number,
+  ) {}
+
+  static async open(cfg: Config['db']): Promise<Db> {
+    if (cfg.kind === 'sqlite') {
+      const { PrismaClient } = require('../../generated/prisma-sqlite/index.js') as {
+        PrismaClient: new (opts: object) => PrismaClient
+      }
+      const adapter = serialiseSqlite(
+        new PrismaBetterSQLite3({ url: sqlitePath(cfg.url), timeout: cfg.busyTimeoutMs }),
+      )
+      const prisma = new PrismaClient({ adapter })
+      // Per connection: enforce foreign keys; WAL itself is persistent and set by the migrator.
+      await prisma.$executeRawUnsafe('PRAGMA foreign_keys = ON')
+      return new Db('sqlite', prisma, 30_000)
+    }
+    const { PrismaPg } = await import('@prisma/adapter-pg')
+    const { PrismaClient } = require('../../generated/prisma-pg/index.js') as {
+      PrismaClient: new (opts: object) => PrismaClient
+    }
+    const { connectionString, schema } = pgTarget(cfg.url)
+    const adapter = new PrismaPg(
+      { connectionString, max: cfg.poolSize, options: `-c search_path="${schema}"` },
+      { schema },
+    )
+    return new Db('postgres', new PrismaClient({ adapter }), 15_000)
+  }
+
+  /**
+   * Runs `fn` in one transaction: everything it writes commits together or not at all. Prisma's
+   * unique-violation and not-found errors come out as DbError subclasses (see errors.ts), so
+   * services can turn them into domain errors without knowing Prisma codes.
+   */
+  async transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    try {
+      return await this.prisma.$transaction(fn, {
+        maxWait: this.txTimeoutMs,
+        timeout: this.txTimeoutMs,
+      })
+    } catch (err) {
+      throw mapDbError(err)
+    }
+  }
+
+  /** Readiness: a round trip to the database. Throws when it is unreachable. */
+  async ping(): Promise<void> {
+    await this.prisma.$queryRawUnsafe('SELECT 1')
+  }
+
+  async close(): Promise<void> {
+    await this.prisma.$disconnect()
+  }
+}

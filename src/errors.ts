@@ -1,0 +1,155 @@
+/**
+ * The XRPC error family. Every refusal Gatehouse sends is one of these, rendered by the single error
+ * handler in server.ts as `{ "error": name, "message": text }` with the class's status.
+ */
+export class XrpcError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+    this.name = new.target.name
+  }
+
+  toBody(): { error: string; message: string } {
+    return { error: this.error, message: this.message }
+  }
+}
+
+/** 400: bad input, or a lexicon-declared refusal (`SpaceNotFound`, `UserNotAuthorized`, …). */
+export class InvalidRequestError extends XrpcError {
+  constructor(message: string, error = 'InvalidRequest', options?: { cause?: unknown }) {
+    super(400, error, message, options)
+  }
+}
+
+/** 401: a credential or signature that does not verify (`BadJwtSignature`, `JwtExpired`, …). */
+export class AuthRequiredError extends XrpcError {
+  constructor(message: string, error = 'AuthenticationRequired', options?: { cause?: unknown }) {
+    super(401, error, message, options)
+  }
+}
+
+/** 403: authenticated, but not permitted. */
+export class ForbiddenError extends XrpcError {
+  constructor(message: string, error = 'Forbidden', options?: { cause?: unknown }) {
+    super(403, error, message, options)
+  }
+}
+
+/** 404: a path outside /xrpc that Gatehouse does not serve. */
+export class NotFoundError extends XrpcError {
+  constructor(message = 'Not found', error = 'NotFound') {
+    super(404, error, message)
+  }
+}
+
+export class PayloadTooLargeError extends XrpcError {
+  constructor(message = 'Request body is too large') {
+    super(413, 'PayloadTooLarge', message)
+  }
+}
+
+export class UnsupportedMediaTypeError extends XrpcError {
+  constructor(message = 'Unsupported content type') {
+    super(415, 'UnsupportedMediaType', message)
+  }
+}
+
+export class RateLimitExceededError extends XrpcError {
+  constructor(message = 'Rate limit exceeded') {
+    super(429, 'RateLimitExceeded', message)
+  }
+}
+
+/** 500: never carries internal detail in its message; the cause is logged instead. */
+export class InternalServerError extends XrpcError {
+  constructor(message = 'Internal server error', options?: { cause?: unknown }) {
+    super(500, 'InternalServerError', message, options)
+  }
+}
+
+export class MethodNotImplementedError extends XrpcError {
+  constructor(message = 'Method not implemented') {
+    super(501, 'MethodNotImplemented', message)
+  }
+}
+
+/**
+ * 503: transient trouble (database unreachable or busy). Repo hosts retry notifyWrite for 24 h on
+ * 5xx and drop anything else for good, so transient failures must never surface as a 4xx.
+ */
+export class ServiceUnavailableError extends XrpcError {
+  constructor(message = 'Service temporarily unavailable', options?: { cause?: unknown }) {
+    super(503, 'ServiceUnavailable', message, options)
+  }
+}
+
+type FastifyLikeError = Error & { code?: string; statusCode?: number; validation?: unknown }
+
+/** Error codes of drivers and Prisma that mean "try again later", not "your request is bad". */
+const TRANSIENT_CODES = new Set([
+  'P1001', // can't reach database server
+  'P1002', // database server timed out
+  'P1008', // operation timed out
+  'P1017', // server closed the connection
+  'P2024', // timed out fetching a connection from the pool
+  'P2034', // transaction failed because of a write conflict or deadlock
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  '57P01', // admin_shutdown
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+])
+
+function isTransient(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true
+    const msg = (e as { message?: unknown }).message
+    if (typeof msg === 'string' && /database is locked|Can't reach database server/.test(msg)) {
+      return true
+    }
+    e = (e as { cause?: unknown }).cause
+  }
+  return false
+}
+
+/**
+ * Turns anything thrown into the XrpcError that is sent. Fastify's own errors (body too large, bad
+ * JSON, unsupported media type, rate limit) keep their meaning; everything unknown becomes a generic
+ * 500 whose message reveals nothing (the original is logged by the caller).
+ */
+export function toXrpcError(err: unknown): XrpcError {
+  if (err instanceof XrpcError) return err
+  const e = err as FastifyLikeError
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLargeError()
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaTypeError(
+        'Unsupported content type: XRPC procedures take application/json',
+      )
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new InvalidRequestError('Request body is empty but content-type is application/json')
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new InvalidRequestError('Request body is not valid JSON')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new InvalidRequestError('Content-Length does not match the body')
+  }
+  if (e instanceof SyntaxError && e.statusCode === 400) {
+    return new InvalidRequestError('Request body is not valid JSON')
+  }
+  if (e?.statusCode === 429) return new RateLimitExceededError()
+  if (isTransient(err)) return new ServiceUnavailableError(undefined, { cause: err })
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    // Other client errors raised by Fastify itself (malformed URL, bad header, …).
+    return new XrpcError(e.statusCode, 'InvalidRequest', e.message)
+  }
+  return new InternalServerError(undefined, { cause: err })
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod'
+
+/**
+ * zod versions of the atproto string formats and XRPC parameter encodings used by our lexicons
+ * (https://atproto.com/specs/lexicon#string-formats). Query parameters arrive as strings, and a
+ * repeated key arrives as an array: the param helpers accept exactly one value unless they are
+ * array params.
+ */
+
+const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/
+const NSID_RE =
+  /^[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z]([a-zA-Z0-9]{0,62})?$/
+const RKEY_RE = /^[a-zA-Z0-9._:~-]{1,512}$/
+const TID_RE = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/
+const DATETIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
+
+export const isDid = (s: string) => s.length <= 2048 && DID_RE.test(s)
+export const isNsid = (s: string) => s.length <= 317 && NSID_RE.test(s)
+export const isRecordKey = (s: string) => RKEY_RE.test(s) && s !== '.' && s !== '..'
+export const isTid = (s: string) => TID_RE.test(s)
+
+export const did = z.string().refine(isDid, 'must be a DID')
+export const nsid = z.string().refine(isNsid, 'must be an NSID')
+export const recordKey = z.string().refine(isRecordKey, 'must be a record key')
+export const tid = z.string().refine(isTid, 'must be a TID')
+export const datetime = z
+  .string()
+  .refine(
+    (s) => DATETIME_RE.test(s) && !Number.isNaN(Date.parse(s)),
+    'must be an RFC 3339 datetime',
+  )
+
+export interface SpaceRef {
+  authority: string
+  spaceType: string
+  skey: string
+}
+
+/** `at://{authorityDid}/space/{spaceType}/{skey}`, strictly: DID authority, no query, no trailing slash. */
+export function parseSpaceRef(s: string): SpaceRef | undefined {
+  if (s.length > 8192 || !s.startsWith('at://')) return undefined
+  const parts = s.slice('at://'.length).split('/')
+  if (parts.length !== 4 || parts[1] !== 'space') return undefined
+  const [authority, , spaceType, skey] = parts as [string, string, string, string]
+  if (!isDid(authority) || !isNsid(spaceType) || !isRecordKey(skey)) return undefined
+  return { authority, spaceType, skey }
+}
+
+export function formatSpaceRef(ref: SpaceRef): string {
+  return `at://${ref.authority}/space/${ref.spaceType}/${ref.skey}`
+}
+
+export const spaceRef = z
+  .string()
+  .refine(
+    (s) => parseSpaceRef(s) !== undefined,
+    'must be a space reference (at://<did>/space/<nsid>/<skey>)',
+  )
+
+/** Lexicon `bytes` in JSON: `{ "$bytes": "<base64, no padding>" }`. */
+export const bytes = z
+  .object({ $bytes: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64') })
+  .strict()
+
+/** A query parameter given at most once. */
+function single<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v, ctx) => {
+    if (!Array.isArray(v)) return v
+    if (v.length === 1) return v[0]
+    ctx.addIssue({ code: 'custom', message: 'must be given once', input: v })
+    return z.NEVER
+  }, schema)
+}
+
+const integerString = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^-?\d+$/, 'must be an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+
+export const param = {
+  string: <T extends z.ZodType>(schema: T) => single(schema),
+  integer: (opts: { min: number; max: number; default?: number }) => {
+    const s = single(integerString(opts.min, opts.max))
+    return opts.default === undefined ? s : s.default(opts.default)
+  },
+  boolean: () => single(z.enum(['true', 'false']).transform((v) => v === 'true')),
+  /** An array parameter: `?x=a&x=b`; one occurrence still makes an array. */
+  array: <T extends z.ZodType>(item: T) =>
+    z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(item)),
+}

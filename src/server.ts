@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
+import type { AppContext } from './context.js'
+import {
+  InvalidRequestError,
+  MethodNotImplementedError,
+  NotFoundError,
+  RateLimitExceededError,
+  toXrpcError,
+} from './errors.js'
+import { registerHealth } from './health.js'
+import { redactUrl, subsystem } from './logger.js'
+import { registerXrpcMethods } from './xrpc/index.js'
+import { XrpcRouter } from './xrpc/method.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The XRPC methods this server serves. */
+    xrpc: XrpcRouter
+  }
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/
+
+/**
+ * Builds the HTTP server around a context: XRPC routes, health, the one error handler and the
+ * not-found handler. Does not listen; the caller does (bin.ts, or tests on port 0).
+ */
+export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
+  const cfg = ctx.cfg.service
+  const app = Fastify({
+    loggerInstance: subsystem(ctx.logger, 'xrpc') as FastifyBaseLogger,
+    bodyLimit: cfg.bodyLimitBytes,
+    trustProxy: cfg.trustProxy,
+    // One access-log line per request comes from the onResponse hook below, with a redacted URL.
+    logController: new LogController({ disableRequestLogging: true }),
+    // An incoming x-request-id is kept when it is a plain token, so a proxy's id follows the request.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID()
+    },
+    // JSON bodies with __proto__ or constructor.prototype keys are refused, not silently stripped.
+    // (Fastify's defaults; stated so that a change of default cannot weaken them.)
+  })
+
+  // XRPC procedures take application/json only; Fastify's text/plain parser would let other bodies
+  // reach the input schema as strings.
+  app.removeContentTypeParser('text/plain')
+
+  app.decorate('xrpc', new XrpcRouter(app, ctx))
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+  })
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.info(
+      {
+        method: req.method,
+        url: redactUrl(req.url),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'request',
+    )
+  })
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const x = toXrpcError(err)
+    if (x.status >= 500 && x.status !== 501) {
+      req.log.error({ err: x === err ? err : (x.cause ?? err) }, 'request failed')
+    } else {
+      req.log.info({ status: x.status, error: x.error, message: x.message }, 'request refused')
+    }
+    if (x.status === 503 || x.status === 429) reply.header('retry-after', '5')
+    return reply.code(x.status).send(x.toBody())
+  })
+
+  app.setNotFoundHandler(async (req) => {
+    const path = req.url.split('?', 1)[0] ?? ''
+    if (path.startsWith('/xrpc/')) {
+      const method = app.xrpc.get(path.slice('/xrpc/'.length))
+      if (method) {
+        const expected = method.type === 'query' ? 'GET' : 'POST'
+        throw new InvalidRequestError(`Incorrect HTTP method (${req.method}): expected ${expected}`)
+      }
+      throw new MethodNotImplementedError()
+    }
+    throw new NotFoundError()
+  })
+
+  if (cfg.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      max: cfg.rateLimitPerMinute,
+      timeWindow: 60_000,
+      errorResponseBuilder: () => new RateLimitExceededError(),
+    })
+  }
+
+  registerHealth(app, ctx)
+  registerXrpcMethods(app.xrpc)
+  return app
+}

@@ -1,0 +1,78 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Config, Secrets } from './config.js'
+import { Keypair } from './crypto/keypair.js'
+
+/** The file, under the data dir, that keeps the service's own signing key when none is configured. */
+export const SERVICE_KEY_FILE = 'service-key.json'
+
+/**
+ * Gatehouse's own identity: a did:web of its public URL with one secp256k1 `#atproto` key and the
+ * `#atproto_space_host` service. Authorities it governs point their `#atproto_space_host` here.
+ */
+export class ServiceIdentity {
+  constructor(
+    readonly did: string,
+    readonly publicUrl: string,
+    readonly signingKey: Keypair,
+  ) {}
+
+  /** The did:web document, or undefined when the configured DID is not a did:web of our own host. */
+  didDocument(): object | undefined {
+    const host = new URL(this.publicUrl).host.replace(':', '%3A')
+    if (this.did !== `did:web:${host}`) return undefined
+    return {
+      '@context': ['https://www.w3.org/ns/did/v1', 'https://w3id.org/security/multikey/v1'],
+      id: this.did,
+      verificationMethod: [
+        {
+          id: `${this.did}#atproto`,
+          type: 'Multikey',
+          controller: this.did,
+          publicKeyMultibase: this.signingKey.multikey(),
+        },
+      ],
+      service: [
+        {
+          id: '#atproto_space_host',
+          type: 'AtprotoSpaceHost',
+          serviceEndpoint: this.publicUrl,
+        },
+      ],
+    }
+  }
+}
+
+/**
+ * The service key: from GATEHOUSE_SERVICE_KEY if set, else from `<dataDir>/service-key.json`, which
+ * is created on first start with mode 0600. The file is never rewritten once it exists.
+ */
+export function loadServiceKey(config: Config, secrets: Secrets): Keypair {
+  if (secrets.serviceKeyHex) {
+    return Keypair.fromSecretKey('secp256k1', Buffer.from(secrets.serviceKeyHex, 'hex'))
+  }
+  const dir = config.service.dataDir
+  const path = join(dir, SERVICE_KEY_FILE)
+  if (existsSync(path)) {
+    const stored = JSON.parse(readFileSync(path, 'utf8')) as {
+      curve?: string
+      privateKeyHex?: string
+    }
+    if (stored.curve !== 'secp256k1' || !/^[0-9a-f]{64}$/.test(stored.privateKeyHex ?? '')) {
+      throw new Error(`${path}: not a Gatehouse service key file`)
+    }
+    return Keypair.fromSecretKey('secp256k1', Buffer.from(stored.privateKeyHex!, 'hex'))
+  }
+  mkdirSync(dir, { recursive: true })
+  const key = Keypair.generate('secp256k1')
+  const body = JSON.stringify({
+    curve: 'secp256k1',
+    privateKeyHex: Buffer.from(key.exportSecretKey()).toString('hex'),
+    did: key.did(),
+    createdAt: new Date().toISOString(),
+  })
+  // 'wx': never overwrite a key another process created a moment ago.
+  writeFileSync(path, `${body}\n`, { mode: 0o600, flag: 'wx' })
+  chmodSync(path, 0o600)
+  return key
+}

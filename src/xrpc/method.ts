@@ -1,0 +1,185 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import type { AppContext } from '../context.js'
+import { InternalServerError, InvalidRequestError } from '../errors.js'
+
+/**
+ * The XRPC plumbing: a method is declared once (NSID, params, input, output, declared error names)
+ * and registered with an auth function and a handler. The registrar owns the order of work, which
+ * follows the reference host: auth in `onRequest` (before any body is read), then params and input
+ * through zod, then the handler, then (in development and test) the output through its schema.
+ */
+
+type AnyObject = z.ZodObject<z.ZodRawShape>
+
+export interface MethodSpec<
+  P extends AnyObject = AnyObject,
+  I extends z.ZodType | undefined = z.ZodType | undefined,
+  O extends z.ZodType | undefined = z.ZodType | undefined,
+  E extends string = string,
+> {
+  nsid: string
+  type: 'query' | 'procedure'
+  params: P
+  input: I
+  output: O
+  /** Lexicon-declared error names: the only names a handler's `fail` accepts. */
+  errors: readonly E[]
+}
+
+const noParams = z.object({})
+
+export function defineQuery<
+  O extends z.ZodType | undefined,
+  P extends AnyObject = typeof noParams,
+  const E extends string = never,
+>(spec: {
+  nsid: string
+  params?: P
+  output: O
+  errors?: readonly E[]
+}): MethodSpec<P, undefined, O, E> {
+  return {
+    nsid: spec.nsid,
+    type: 'query',
+    params: (spec.params ?? noParams) as P,
+    input: undefined,
+    output: spec.output,
+    errors: spec.errors ?? [],
+  }
+}
+
+export function defineProcedure<
+  I extends z.ZodType | undefined,
+  O extends z.ZodType | undefined = undefined,
+  P extends AnyObject = typeof noParams,
+  const E extends string = never,
+>(spec: {
+  nsid: string
+  params?: P
+  input: I
+  output?: O
+  errors?: readonly E[]
+}): MethodSpec<P, I, O, E> {
+  return {
+    nsid: spec.nsid,
+    type: 'procedure',
+    params: (spec.params ?? noParams) as P,
+    input: spec.input,
+    output: spec.output as O,
+    errors: spec.errors ?? [],
+  }
+}
+
+/** What auth functions and handlers see of a request: never the Fastify request itself. */
+export interface RequestView {
+  id: string
+  method: string
+  /** Path and query as received. */
+  url: string
+  headers: Readonly<Record<string, string | string[] | undefined>>
+  ip: string
+}
+
+export type AuthFn<A> = (req: RequestView, ctx: AppContext) => Promise<A>
+
+type Out<T> = T extends z.ZodType ? z.output<T> : undefined
+
+export interface HandlerArgs<M extends MethodSpec, A> {
+  params: z.output<M['params']>
+  input: Out<M['input']>
+  auth: A
+  ctx: AppContext
+  req: RequestView
+  /** A lexicon-declared refusal (400): `throw fail('SpaceNotFound', '…')`. */
+  fail: (error: M['errors'][number], message: string) => InvalidRequestError
+}
+
+export interface Registration<M extends MethodSpec, A> {
+  auth?: AuthFn<A>
+  handler: (args: HandlerArgs<M, A>) => Promise<Out<M['output']>>
+}
+
+function toView(req: FastifyRequest): RequestView {
+  return { id: req.id, method: req.method, url: req.url, headers: req.headers, ip: req.ip }
+}
+
+/** One line naming the first problem, e.g. `Invalid params: limit: Too big: expected number to be <=1000`. */
+export function describeZodError(where: string, err: z.ZodError): string {
+  const issue = err.issues[0]
+  if (!issue) return `Invalid ${where}`
+  const path = issue.path.length ? `${issue.path.join('.')}: ` : ''
+  return `Invalid ${where}: ${path}${issue.message}`
+}
+
+const authResults = new WeakMap<FastifyRequest, unknown>()
+
+/** The methods one server serves, by NSID: used by the router, the not-found handler and the drift guard. */
+export class XrpcRouter {
+  private readonly methods = new Map<string, MethodSpec>()
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly ctx: AppContext,
+  ) {}
+
+  get(nsid: string): MethodSpec | undefined {
+    return this.methods.get(nsid)
+  }
+
+  list(): MethodSpec[] {
+    return [...this.methods.values()]
+  }
+
+  add<M extends MethodSpec, A = undefined>(method: M, reg: Registration<M, A>): void {
+    if (this.methods.has(method.nsid)) throw new Error(`${method.nsid} registered twice`)
+    this.methods.set(method.nsid, method)
+    const ctx = this.ctx
+    const validateOutput = ctx.cfg.service.validateOutput
+    const fail = (error: string, message: string) => new InvalidRequestError(message, error)
+
+    this.app.route({
+      method: method.type === 'query' ? 'GET' : 'POST',
+      url: `/xrpc/${method.nsid}`,
+      onRequest: reg.auth
+        ? async (req) => {
+            authResults.set(req, await reg.auth!(toView(req), ctx))
+          }
+        : undefined,
+      handler: async (req, reply) => {
+        const params = method.params.safeParse(req.query ?? {})
+        if (!params.success) throw new InvalidRequestError(describeZodError('params', params.error))
+        let input: unknown = undefined
+        if (method.input) {
+          if (req.body === undefined || req.body === null) {
+            throw new InvalidRequestError('A JSON request body (application/json) is required')
+          }
+          const parsed = method.input.safeParse(req.body)
+          if (!parsed.success)
+            throw new InvalidRequestError(describeZodError('input', parsed.error))
+          input = parsed.data
+        }
+        const output = await reg.handler({
+          params: params.data,
+          input: input as Out<M['input']>,
+          auth: authResults.get(req) as A,
+          ctx,
+          req: toView(req),
+          fail,
+        } as HandlerArgs<M, A>)
+        if (method.output === undefined) {
+          return reply.code(200).send()
+        }
+        if (validateOutput) {
+          const checked = method.output.safeParse(output)
+          if (!checked.success) {
+            throw new InternalServerError(undefined, {
+              cause: new Error(`${method.nsid}: ${describeZodError('output', checked.error)}`),
+            })
+          }
+        }
+        return reply.code(200).send(output)
+      },
+    })
+  }
+}

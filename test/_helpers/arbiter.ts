@@ -1,0 +1,113 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { ManualClock } from '../../src/clock.js'
+import { loadConfig, type Config, type Secrets } from '../../src/config.js'
+import { createContext, type AppContext } from '../../src/context.js'
+import { createLogger } from '../../src/logger.js'
+import { buildServer } from '../../src/server.js'
+import { createTestDatabase, type TestDatabase } from './db.js'
+
+/** The part of a tap test the fixture needs. */
+export interface TestLike {
+  teardown(fn: () => unknown): void
+  fullname?: string
+  name?: string
+}
+
+/** Log lines captured in memory, so tests can assert what was (and was not) logged. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = []
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
+    done()
+  }
+  get entries(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+  }
+  text(): string {
+    return this.lines.join('\n')
+  }
+}
+
+export interface TestArbiterOptions {
+  /** Extra GATEHOUSE_* variables. */
+  env?: Record<string, string>
+  overrides?: Partial<Omit<AppContext, 'destroy'>>
+  /** Runs after the routes are built and before listening: add test-only routes here. */
+  beforeListen?: (app: FastifyInstance, ctx: AppContext) => void | Promise<void>
+  /** Reuse an existing database (to test restarts) instead of creating one. */
+  database?: TestDatabase
+  /** Reuse a data dir (to test restarts). */
+  dataDir?: string
+}
+
+/**
+ * A real Gatehouse on 127.0.0.1 and a random port, with its own database, data dir, manual clock and
+ * captured logs. Closed (and its database removed) when the test ends.
+ */
+export class TestArbiter {
+  private constructor(
+    readonly app: FastifyInstance,
+    readonly ctx: AppContext,
+    readonly url: string,
+    readonly clock: ManualClock,
+    readonly logs: LogCapture,
+    readonly database: TestDatabase,
+    readonly dataDir: string,
+    readonly config: Config,
+  ) {}
+
+  static async create(t: TestLike, opts: TestArbiterOptions = {}): Promise<TestArbiter> {
+    const ownsDb = !opts.database
+    const database = opts.database ?? (await createTestDatabase(t.name ?? 'test'))
+    const ownsDir = !opts.dataDir
+    const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-data-'))
+    const { config, secrets } = loadConfig({
+      GATEHOUSE_ENV: 'test',
+      GATEHOUSE_DATA_DIR: dataDir,
+      GATEHOUSE_DATABASE_URL: database.url,
+      GATEHOUSE_LOG_LEVEL: 'debug',
+      GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+      GATEHOUSE_DATABASE_POOL_SIZE: '4',
+      ...opts.env,
+    })
+    const logs = new LogCapture()
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 12, 0, 0))
+    const ctx = await createContext(config, secrets as Secrets, {
+      overrides: {
+        logger: createLogger({ level: config.log.level, destination: logs }),
+        clock,
+        ...opts.overrides,
+      },
+    })
+    const app = await buildServer(ctx)
+    await opts.beforeListen?.(app, ctx)
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    const arbiter = new TestArbiter(app, ctx, address, clock, logs, database, dataDir, config)
+    t.teardown(async () => {
+      await arbiter.stop()
+      if (ownsDb) await database.cleanup()
+      if (ownsDir) rmSync(dataDir, { recursive: true, force: true })
+    })
+    return arbiter
+  }
+
+  private stopped?: Promise<void>
+
+  /** Stops serving and closes the database (idempotent); the test's teardown also calls it. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      await this.app.close()
+      await this.ctx.destroy()
+    })()
+    return this.stopped
+  }
+
+  /** A request against the running server over real loopback HTTP. */
+  async fetch(path: string, init?: RequestInit): Promise<Response> {
+    return fetch(new URL(path, this.url), init)
+  }
+}

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { PACKAGE_ROOT } from '../../src/db/locate.js'
+
+/** A free TCP port on loopback (for processes that take a fixed port from their environment). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface RunningProcess {
+  child: ChildProcess
+  stdout: string[]
+  stderr: string[]
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Resolves when a stdout line matches. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
+}
+
+/** Runs the real `gatehouse` command (from source, through tsx) with exactly the given environment. */
+export function runGatehouse(args: string[], env: Record<string, string>): RunningProcess {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(PACKAGE_ROOT, 'src/bin.ts'), ...args],
+    {
+      cwd: PACKAGE_ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  const stdout: string[] = []
+  const stderr: string[] = []
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
+  const collect = (sink: string[]) => (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+      sink.push(line)
+      for (const w of [...waiters]) {
+        if (w.re.test(line)) {
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve(line)
+        }
+      }
+    }
+  }
+  child.stdout!.on('data', collect(stdout))
+  child.stderr!.on('data', collect(stderr))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  )
+  return {
+    child,
+    stdout,
+    stderr,
+    exited,
+    waitFor(re, timeoutMs = 20_000) {
+      const seen = stdout.find((l) => re.test(l))
+      if (seen) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${re}; stderr: ${stderr.join('\n')}`)),
+          timeoutMs,
+        )
+        waiters.push({
+          re,
+          resolve: (l) => {
+            clearTimeout(timer)
+            resolve(l)
+          },
+        })
+        void exited.then(() =>
+          reject(new Error(`exited before ${re}; stderr: ${stderr.join('\n')}`)),
+        )
+      })
+    },
+  }
+}

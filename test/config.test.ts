@@ -1,0 +1,77 @@
+/**
+ * Configuration: defaults that need no setup, nested sections, strict parsing, and one readable
+ * error line naming the bad variable.
+ */
+import t from 'tap'
+import { ConfigError, didWebForUrl, loadConfig } from '../src/config.js'
+
+t.test('defaults need no environment at all', async (t) => {
+  const { config, secrets } = loadConfig({})
+  t.equal(config.service.port, 2590)
+  t.equal(config.service.host, '127.0.0.1')
+  t.equal(config.service.publicUrl, 'http://localhost:2590')
+  t.equal(config.service.did, 'did:web:localhost%3A2590')
+  t.match(config.service.dataDir, /\/data$/)
+  t.equal(config.db.kind, 'sqlite')
+  t.match(config.db.url, /^file:\/.*\/data\/gatehouse\.sqlite$/)
+  t.equal(config.mode, 'development')
+  t.equal(config.service.validateOutput, true)
+  t.equal(config.service.bodyLimitBytes, 1024 * 1024)
+  t.same(secrets, {})
+})
+
+t.test('the public URL and did:web follow a changed port', async (t) => {
+  const { config } = loadConfig({ GATEHOUSE_PORT: '8080' })
+  t.equal(config.service.publicUrl, 'http://localhost:8080')
+  t.equal(config.service.did, 'did:web:localhost%3A8080')
+  t.equal(didWebForUrl('https://gatehouse.example.com'), 'did:web:gatehouse.example.com')
+})
+
+t.test('a postgres:// URL selects PostgreSQL', async (t) => {
+  const { config } = loadConfig({ GATEHOUSE_DATABASE_URL: 'postgres://u@127.0.0.1:5432/gh' })
+  t.equal(config.db.kind, 'postgres')
+})
+
+t.test('production turns output validation off unless asked for', async (t) => {
+  t.equal(loadConfig({ GATEHOUSE_ENV: 'production' }).config.service.validateOutput, false)
+  const forced = loadConfig({ GATEHOUSE_ENV: 'production', GATEHOUSE_VALIDATE_OUTPUT: 'true' })
+  t.equal(forced.config.service.validateOutput, true)
+})
+
+t.test('booleans parse "false" as false (no JavaScript truthiness)', async (t) => {
+  t.equal(loadConfig({ GATEHOUSE_TRUST_PROXY: 'false' }).config.service.trustProxy, false)
+  t.equal(loadConfig({ GATEHOUSE_TRUST_PROXY: 'true' }).config.service.trustProxy, true)
+  t.throws(() => loadConfig({ GATEHOUSE_TRUST_PROXY: 'maybe' }), /GATEHOUSE_TRUST_PROXY/)
+})
+
+t.test('a bad value names its variable in one line', async (t) => {
+  const cases: [Record<string, string>, string][] = [
+    [{ GATEHOUSE_PORT: 'abc' }, 'GATEHOUSE_PORT'],
+    [{ GATEHOUSE_PORT: '70000' }, 'GATEHOUSE_PORT'],
+    [{ GATEHOUSE_PUBLIC_URL: 'ftp://x' }, 'GATEHOUSE_PUBLIC_URL'],
+    [{ GATEHOUSE_PUBLIC_URL: 'https://x.example/path' }, 'GATEHOUSE_PUBLIC_URL'],
+    [{ GATEHOUSE_DATABASE_URL: 'mysql://x' }, 'GATEHOUSE_DATABASE_URL'],
+    [{ GATEHOUSE_LOG_LEVEL: 'loud' }, 'GATEHOUSE_LOG_LEVEL'],
+    [{ GATEHOUSE_BODY_LIMIT_BYTES: '12' }, 'GATEHOUSE_BODY_LIMIT_BYTES'],
+    [{ GATEHOUSE_PROT: '1' }, 'GATEHOUSE_PROT'],
+  ]
+  for (const [env, variable] of cases) {
+    const err = t.throws(() => loadConfig(env)) as ConfigError
+    t.ok(err instanceof ConfigError, `${variable} gives a ConfigError`)
+    t.equal(err.variable, variable)
+    t.match(err.message, new RegExp(`^${variable}: `))
+    t.notMatch(err.message, /\n/, 'one line')
+  }
+})
+
+t.test('a bad service key is named but never echoed', async (t) => {
+  const err = t.throws(() => loadConfig({ GATEHOUSE_SERVICE_KEY: 'zz-secret-zz' })) as Error
+  t.match(err.message, /^GATEHOUSE_SERVICE_KEY: /)
+  t.notMatch(err.message, /zz-secret-zz/)
+})
+
+t.test('tooling variables do not count as unknown', async (t) => {
+  t.doesNotThrow(() =>
+    loadConfig({ GATEHOUSE_TEST_DATABASE_URL: 'postgres://x', GATEHOUSE_BENCH_SECONDS: '3' }),
+  )
+})

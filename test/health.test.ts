@@ -1,0 +1,95 @@
+/**
+ * Health, readiness and identity over real HTTP: liveness never touches the database, readiness
+ * does (503 once it is gone), and the did:web document carries the service key and endpoint.
+ */
+import t from 'tap'
+import { parseMultikey } from '../src/crypto/did-key.js'
+import { loadConfig } from '../src/config.js'
+import { Db } from '../src/db/client.js'
+import { TestArbiter } from './_helpers/arbiter.js'
+import { freePort } from './_helpers/process.js'
+
+t.test('GET /xrpc/_health reports the version', async (t) => {
+  const a = await TestArbiter.create(t)
+  const res = await a.fetch('/xrpc/_health')
+  t.equal(res.status, 200)
+  t.same(await res.json(), { version: a.config.service.version })
+})
+
+t.test('readiness touches the database and answers 503 when it is unreachable', async (t) => {
+  const a = await TestArbiter.create(t)
+  const ok = await a.fetch('/xrpc/_ready')
+  t.equal(ok.status, 200)
+  t.same(await ok.json(), { ready: true, version: a.config.service.version, db: a.database.kind })
+
+  // A database server that is not there: a loopback port nothing listens on.
+  const port = await freePort()
+  const { config } = loadConfig({ GATEHOUSE_DATABASE_URL: `postgres://gh@127.0.0.1:${port}/gone` })
+  const gone = await Db.open(config.db)
+  const b = await TestArbiter.create(t, { overrides: { db: gone, instanceId: 'unreachable' } })
+  const down = await b.fetch('/xrpc/_ready')
+  t.equal(down.status, 503)
+  t.same(await down.json(), { error: 'ServiceUnavailable', message: 'Database is not reachable' })
+  t.ok(down.headers.get('retry-after'))
+  const live = await b.fetch('/xrpc/_health')
+  t.equal(live.status, 200, 'liveness does not depend on the database')
+})
+
+t.test(
+  '/.well-known/did.json is the service did:web with its key and space-host endpoint',
+  async (t) => {
+    const a = await TestArbiter.create(t)
+    const res = await a.fetch('/.well-known/did.json')
+    t.equal(res.status, 200)
+    t.match(res.headers.get('content-type'), /application\/did\+json/)
+    const doc = (await res.json()) as {
+      id: string
+      verificationMethod: { id: string; type: string; publicKeyMultibase: string }[]
+      service: { id: string; type: string; serviceEndpoint: string }[]
+    }
+    t.equal(doc.id, a.ctx.identity.did)
+    t.equal(doc.id, 'did:web:localhost%3A2590')
+    const vm = doc.verificationMethod[0]!
+    t.equal(vm.id, `${doc.id}#atproto`)
+    t.equal(vm.type, 'Multikey')
+    const key = parseMultikey(vm.publicKeyMultibase)
+    t.equal(key.curve, 'secp256k1')
+    t.same([...key.publicKey], [...a.ctx.identity.signingKey.publicKey])
+    t.same(doc.service, [
+      {
+        id: '#atproto_space_host',
+        type: 'AtprotoSpaceHost',
+        serviceEndpoint: 'http://localhost:2590',
+      },
+    ])
+  },
+)
+
+t.test('no did.json when the service DID is not a did:web of our own host', async (t) => {
+  const a = await TestArbiter.create(t, {
+    env: { GATEHOUSE_SERVICE_DID: 'did:plc:abcdefghijklmnopqrstuvwx' },
+  })
+  t.equal((await a.fetch('/.well-known/did.json')).status, 404)
+})
+
+t.test('describeServer says who we are and which wire generation we speak', async (t) => {
+  const a = await TestArbiter.create(t)
+  const res = await a.fetch('/xrpc/dev.gatehouse.server.describeServer')
+  t.same(await res.json(), {
+    did: a.ctx.identity.did,
+    version: a.config.service.version,
+    publicUrl: 'http://localhost:2590',
+    wireGeneration: 'C',
+    compatibility: ['A'],
+  })
+})
+
+t.test('the service key survives a restart on the same data dir', async (t) => {
+  const first = await TestArbiter.create(t)
+  const did = first.ctx.identity.signingKey.did()
+  const instanceId = first.ctx.instanceId
+  await first.stop()
+  const second = await TestArbiter.create(t, { database: first.database, dataDir: first.dataDir })
+  t.equal(second.ctx.identity.signingKey.did(), did)
+  t.equal(second.ctx.instanceId, instanceId, 'the installation id is kept in the database')
+})
