@@ -1,0 +1,112 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { PACKAGE_ROOT } from '../src/db/locate.js'
+
+/**
+ * The shared bench toolkit. A benchmark measures its subject and a baseline in the same run, on the
+ * same machine, and reports the ratio: absolute numbers on a 2-core CI box mean little, ratios do.
+ */
+
+export interface Figure {
+  name: string
+  value: number
+  unit: string
+}
+
+export interface BenchResult {
+  bench: string
+  figures: Figure[]
+  /** subject ÷ baseline (higher is better unless the bench says otherwise). */
+  ratios: Record<string, number>
+  targets?: Record<string, { target: string; met: boolean }>
+  notes?: string[]
+}
+
+export interface Bench {
+  name: string
+  run(opts: { seconds: number }): Promise<BenchResult>
+}
+
+export function percentile(sortedMs: number[], p: number): number {
+  if (sortedMs.length === 0) return NaN
+  const i = Math.min(sortedMs.length - 1, Math.ceil((p / 100) * sortedMs.length) - 1)
+  return sortedMs[Math.max(0, i)]!
+}
+
+/** Runs `fn` for `seconds` (after a short warm-up) and returns ops/s. */
+export async function opsPerSecond(fn: () => unknown | Promise<unknown>, seconds: number): Promise<number> {
+  const warmUntil = performance.now() + Math.min(200, seconds * 100)
+  while (performance.now() < warmUntil) await fn()
+  let n = 0
+  const start = performance.now()
+  const end = start + seconds * 1000
+  while (performance.now() < end) {
+    await fn()
+    n++
+  }
+  return n / ((performance.now() - start) / 1000)
+}
+
+export interface LoadResult {
+  requests: number
+  perSecond: number
+  latenciesMs: number[]
+  errors: number
+}
+
+export interface LoadOptions {
+  url: string
+  method?: 'GET' | 'POST'
+  /** Fixed request bodies, sent round-robin. */
+  bodies?: string[]
+  /** Fixed header sets, sent round-robin (paired with bodies by index when both are given). */
+  headers?: Record<string, string>[]
+  concurrency: number
+  seconds: number
+  maxRequests?: number
+}
+
+/**
+ * A closed-loop HTTP load on loopback from a worker thread (so the load generator does not share
+ * the server's event loop): `concurrency` keep-alive clients, each sending its next request when the
+ * previous answer arrives, until `seconds` pass or `maxRequests` are sent.
+ */
+export async function httpLoad(opts: LoadOptions): Promise<LoadResult> {
+  const target = new URL(opts.url)
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) {
+    throw new Error('benchmarks send traffic to loopback only')
+  }
+  const worker = new Worker(new URL('./_load-worker.mjs', import.meta.url), {
+    workerData: opts,
+  })
+  const result = await new Promise<LoadResult>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  await worker.terminate()
+  result.latenciesMs.sort((a, b) => a - b)
+  return result
+}
+
+export function writeResult(result: BenchResult): string {
+  const dir = join(PACKAGE_ROOT, 'bench/results')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `${result.bench}.json`)
+  writeFileSync(file, `${JSON.stringify({ ...result, at: new Date().toISOString() }, null, 2)}\n`)
+  return file
+}
+
+export function printResult(result: BenchResult): void {
+  console.log(`\n== ${result.bench}`)
+  for (const f of result.figures) console.log(`  ${f.name.padEnd(44)} ${fmt(f.value).padStart(12)} ${f.unit}`)
+  for (const [k, v] of Object.entries(result.ratios)) console.log(`  ratio ${k.padEnd(38)} ${v.toFixed(3).padStart(12)}`)
+  for (const [k, v] of Object.entries(result.targets ?? {})) {
+    console.log(`  target ${k.padEnd(37)} ${v.target.padStart(12)} ${v.met ? 'met' : 'NOT MET'}`)
+  }
+  for (const n of result.notes ?? []) console.log(`  note: ${n}`)
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)
+}

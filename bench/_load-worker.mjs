@@ -1,0 +1,65 @@
+import { Agent, request } from 'node:http'
+import { parentPort, workerData } from 'node:worker_threads'
+
+
+/** The load generator behind httpLoad(), in its own thread. */
+/** @type {import("./_lib.js").LoadOptions} */
+const opts = workerData
+const target = new URL(opts.url)
+const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency })
+const latencies = []
+let errors = 0
+let sent = 0
+const max = opts.maxRequests ?? Number.POSITIVE_INFINITY
+const deadline = performance.now() + opts.seconds * 1000
+
+const one = (i) =>
+  new Promise((resolve) => {
+    const body = opts.bodies?.length ? opts.bodies[i % opts.bodies.length] : undefined
+    const extra = opts.headers?.length ? opts.headers[i % opts.headers.length] : undefined
+    const t0 = performance.now()
+    const req = request(
+      target,
+      {
+        method: opts.method ?? 'GET',
+        agent,
+        headers: {
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+            : {}),
+          ...extra,
+        },
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => {
+          latencies.push(performance.now() - t0)
+          if ((res.statusCode ?? 500) >= 400) errors++
+          resolve()
+        })
+      },
+    )
+    req.on('error', () => {
+      errors++
+      resolve()
+    })
+    req.end(body)
+  })
+
+const start = performance.now()
+await Promise.all(
+  Array.from({ length: opts.concurrency }, async () => {
+    while (performance.now() < deadline && sent < max) {
+      await one(sent++)
+    }
+  }),
+)
+const elapsed = (performance.now() - start) / 1000
+agent.destroy()
+const result = {
+  requests: latencies.length,
+  perSecond: latencies.length / elapsed,
+  latenciesMs: latencies,
+  errors,
+}
+parentPort.postMessage(result)
