@@ -35,7 +35,10 @@ export function percentile(sortedMs: number[], p: number): number {
 }
 
 /** Runs `fn` for `seconds` (after a short warm-up) and returns ops/s. */
-export async function opsPerSecond(fn: () => unknown | Promise<unknown>, seconds: number): Promise<number> {
+export async function opsPerSecond(
+  fn: () => unknown | Promise<unknown>,
+  seconds: number,
+): Promise<number> {
   const warmUntil = performance.now() + Math.min(200, seconds * 100)
   while (performance.now() < warmUntil) await fn()
   let n = 0
@@ -99,8 +102,10 @@ export function writeResult(result: BenchResult): string {
 
 export function printResult(result: BenchResult): void {
   console.log(`\n== ${result.bench}`)
-  for (const f of result.figures) console.log(`  ${f.name.padEnd(44)} ${fmt(f.value).padStart(12)} ${f.unit}`)
-  for (const [k, v] of Object.entries(result.ratios)) console.log(`  ratio ${k.padEnd(38)} ${v.toFixed(3).padStart(12)}`)
+  for (const f of result.figures)
+    console.log(`  ${f.name.padEnd(44)} ${fmt(f.value).padStart(12)} ${f.unit}`)
+  for (const [k, v] of Object.entries(result.ratios))
+    console.log(`  ratio ${k.padEnd(38)} ${v.toFixed(3).padStart(12)}`)
   for (const [k, v] of Object.entries(result.targets ?? {})) {
     console.log(`  target ${k.padEnd(37)} ${v.target.padStart(12)} ${v.met ? 'met' : 'NOT MET'}`)
   }

@@ -1,7 +1,6 @@
 import { Agent, request } from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
 
-
 /** The load generator behind httpLoad(), in its own thread. */
 /** @type {import("./_lib.js").LoadOptions} */
 const opts = workerData

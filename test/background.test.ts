@@ -5,7 +5,7 @@
 import t from 'tap'
 import { BackgroundQueue } from '../src/background.js'
 import { createLogger } from '../src/logger.js'
-import { LogCapture } from './_helpers/arbiter.js'
+import { LogCapture } from './_helpers/logs.js'
 
 function queue() {
   const logs = new LogCapture()

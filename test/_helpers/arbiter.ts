@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { ManualClock } from '../../src/clock.js'
 import { loadConfig, type Config, type Secrets } from '../../src/config.js'
@@ -9,27 +8,15 @@ import { createContext, type AppContext } from '../../src/context.js'
 import { createLogger } from '../../src/logger.js'
 import { buildServer } from '../../src/server.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
+import { LogCapture } from './logs.js'
+
+export { LogCapture }
 
 /** The part of a tap test the fixture needs. */
 export interface TestLike {
   teardown(fn: () => unknown): void
   fullname?: string
   name?: string
-}
-
-/** Log lines captured in memory, so tests can assert what was (and was not) logged. */
-export class LogCapture extends Writable {
-  readonly lines: string[] = []
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-    done()
-  }
-  get entries(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>)
-  }
-  text(): string {
-    return this.lines.join('\n')
-  }
 }
 
 export interface TestArbiterOptions {
