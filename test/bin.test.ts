@@ -10,6 +10,17 @@ import t from 'tap'
 import { createTestDatabase } from './_helpers/db.js'
 import { freePort, runGatehouse } from './_helpers/process.js'
 
+/** A data dir and database of the test's own, removed afterwards. */
+async function world(t: { teardown(fn: () => unknown): void }, label: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bin-'))
+  const db = await createTestDatabase(label)
+  t.teardown(async () => {
+    rmSync(dataDir, { recursive: true, force: true })
+    await db.cleanup()
+  })
+  return { dataDir, db }
+}
+
 t.test('a bad GATEHOUSE_PORT exits non-zero with one line naming it', async (t) => {
   const proc = runGatehouse([], { GATEHOUSE_PORT: 'abc' })
   const { code } = await proc.exited
@@ -26,12 +37,7 @@ t.test('an unknown command prints usage and exits 2', async (t) => {
 })
 
 t.test('serves, then drains and exits 0 on SIGTERM', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bin-'))
-  const db = await createTestDatabase('bin')
-  t.teardown(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    await db.cleanup()
-  })
+  const { dataDir, db } = await world(t, 'bin')
   const port = await freePort()
   const proc = runGatehouse([], {
     GATEHOUSE_PORT: String(port),
@@ -65,12 +71,7 @@ t.test('serves, then drains and exits 0 on SIGTERM', async (t) => {
 })
 
 t.test('`gatehouse migrate` applies migrations once', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bin-'))
-  const db = await createTestDatabase('migrate')
-  t.teardown(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    await db.cleanup()
-  })
+  const { dataDir, db } = await world(t, 'migrate')
   const env = { GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_DATABASE_URL: db.url }
   const first = runGatehouse(['migrate'], env)
   t.equal((await first.exited).code, 0, first.stderr.join('\n'))
