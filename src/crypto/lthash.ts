@@ -1,0 +1,60 @@
+import { blake3 } from '@noble/hashes/blake3.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { utf8 } from './encoding.js'
+
+/**
+ * LtHash, the homomorphic multiset hash atproto Spaces uses for repo commits (contract §2.2): a state
+ * of 1024 little-endian u16 lanes (2048 bytes); each element (a UTF-8 string) is expanded with BLAKE3
+ * in XOF mode to 2048 bytes and added to or subtracted from the state lane by lane, mod 2^16. The
+ * digest is SHA-256 of the state. Order does not matter; duplicates count (it is a multiset). Pure.
+ */
+export const LTHASH_LANES = 1024
+export const LTHASH_BYTES = LTHASH_LANES * 2
+
+export class LtHash {
+  private readonly lanes: Uint16Array
+
+  constructor(state?: Uint8Array) {
+    this.lanes = new Uint16Array(LTHASH_LANES)
+    if (state) {
+      if (state.length !== LTHASH_BYTES)
+        throw new Error(`LtHash state must be ${LTHASH_BYTES} bytes`)
+      const view = new DataView(state.buffer, state.byteOffset, state.byteLength)
+      for (let i = 0; i < LTHASH_LANES; i++) this.lanes[i] = view.getUint16(i * 2, true)
+    }
+  }
+
+  private apply(element: string, sign: 1 | -1): this {
+    const expanded = blake3(utf8.encode(element), { dkLen: LTHASH_BYTES })
+    const view = new DataView(expanded.buffer, expanded.byteOffset, expanded.byteLength)
+    for (let i = 0; i < LTHASH_LANES; i++) {
+      // Uint16Array stores mod 2^16, so wrap-around is exactly the lane arithmetic we want.
+      this.lanes[i] = this.lanes[i]! + sign * view.getUint16(i * 2, true)
+    }
+    return this
+  }
+
+  add(element: string): this {
+    return this.apply(element, 1)
+  }
+
+  remove(element: string): this {
+    return this.apply(element, -1)
+  }
+
+  /** The 2048-byte state, little-endian lanes. */
+  state(): Uint8Array {
+    const out = new Uint8Array(LTHASH_BYTES)
+    const view = new DataView(out.buffer)
+    for (let i = 0; i < LTHASH_LANES; i++) view.setUint16(i * 2, this.lanes[i]!, true)
+    return out
+  }
+
+  digest(): Uint8Array {
+    return sha256(this.state())
+  }
+
+  isEmpty(): boolean {
+    return this.lanes.every((v) => v === 0)
+  }
+}

@@ -1,0 +1,250 @@
+import { randomBytes } from 'node:crypto'
+import { isDid, parseSpaceRef, type SpaceRef } from '../lexicon/formats.js'
+import type { Curve } from './did-key.js'
+import { TokenError } from './errors.js'
+import { parseJws, signJws, verifyJws, type ParsedJws } from './jws.js'
+import type { Keypair } from './keypair.js'
+
+/**
+ * atproto Spaces tokens (wire contract §3): delegation tokens (user's PDS → space host), space
+ * credentials (space host → holder) and client attestations (app → space host). Parse and verify are
+ * separate stages: `parseSpaceToken` checks structure and claims that need no key; `verifySpaceToken`
+ * checks time, audience, subject and the signature. Neither records `jti`s: single use is the
+ * caller's job (src/auth/verifier.ts), done after the signature so strangers cannot burn nonces.
+ */
+
+/** Clock skew allowed on `exp` (and on a credential's `iat`). */
+export const CLOCK_SKEW_SEC = 5
+/** Delegation tokens live this long when we mint them (tests, clients). */
+export const DELEGATION_TTL_SEC = 60
+/** Our credentials' default lifetime (generation C). */
+export const CREDENTIAL_TTL_SEC = 600
+/** Verifiers refuse credentials whose lifetime is longer than this. */
+export const CREDENTIAL_MAX_TTL_SEC = 3600
+/** Longest `jti` accepted; ours are 32 hex characters. */
+export const MAX_JTI_LENGTH = 256
+
+export type SpaceTokenKind = 'delegation' | 'credential' | 'attestation'
+
+interface TokenType {
+  typ: string
+  /** `aud` must be present. */
+  requireAud: boolean
+  /** `cnf` must be present (credentials are bound to a key). */
+  requireCnf: boolean
+  /** `sub` must be a space reference. */
+  subIsSpace: boolean
+}
+
+export const SPACE_TOKEN_TYPES: Record<SpaceTokenKind, TokenType> = {
+  delegation: {
+    typ: 'atproto-space-delegation+jwt',
+    requireAud: true,
+    requireCnf: false,
+    subIsSpace: true,
+  },
+  credential: {
+    typ: 'atproto-space-credential+jwt',
+    requireAud: false,
+    requireCnf: true,
+    subIsSpace: true,
+  },
+  attestation: {
+    typ: 'atproto-client-attestation+jwt',
+    requireAud: true,
+    requireCnf: false,
+    subIsSpace: false,
+  },
+}
+
+/** The verification methods a space token's `kid` may name. */
+export const SPACE_TOKEN_KIDS = ['#atproto', '#atproto_space'] as const
+export type SpaceTokenKid = (typeof SPACE_TOKEN_KIDS)[number]
+
+export type Confirmation = { kid: string } | { jkt: string }
+
+export interface SpaceTokenClaims {
+  iss: string
+  sub: string
+  aud?: string
+  cnf?: Confirmation
+  iat?: number
+  exp: number
+  jti: string
+}
+
+export interface ParsedSpaceToken {
+  kind: SpaceTokenKind
+  jws: ParsedJws
+  kid: string | undefined
+  claims: SpaceTokenClaims
+  /** The space in `sub`, for delegation tokens and credentials. */
+  space: SpaceRef | undefined
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0
+
+function parseCnf(raw: unknown): Confirmation {
+  if (typeof raw !== 'object' || raw === null)
+    throw new TokenError('BadJwtCnf', 'token "cnf" is missing')
+  const { kid, jkt } = raw as { kid?: unknown; jkt?: unknown }
+  if (kid !== undefined) {
+    if (!isStr(kid) || !isDid(kid))
+      throw new TokenError('BadJwtCnf', 'token "cnf.kid" must be a DID')
+    return { kid }
+  }
+  if (isStr(jkt) && /^[A-Za-z0-9_-]{43}$/.test(jkt)) return { jkt }
+  throw new TokenError('BadJwtCnf', 'token "cnf" names no key')
+}
+
+/**
+ * Structural checks for one token kind, in the reference's order: three parts, `typ`, `alg`, `iss`,
+ * `sub`, `exp`, `aud` and `cnf` where required, `jti`; attestations need `iss === sub`; credentials
+ * need `iat`, `exp > iat`, a lifetime within CREDENTIAL_MAX_TTL_SEC and an `iat` not in the future.
+ */
+export function parseSpaceToken(
+  kind: SpaceTokenKind,
+  token: string,
+  nowSec: number,
+): ParsedSpaceToken {
+  const type = SPACE_TOKEN_TYPES[kind]
+  const jws = parseJws(token)
+  const { header, payload: p } = jws
+  if (header.typ !== type.typ) {
+    throw new TokenError(
+      'BadJwtType',
+      `wrong token type: expected "${type.typ}", got ${JSON.stringify(header.typ ?? null)}`,
+    )
+  }
+  if (!isStr(p.iss)) throw new TokenError('BadJwtIss', 'token "iss" is missing')
+  if (!isStr(p.sub)) throw new TokenError('BadJwtSub', 'token "sub" is missing')
+  if (!isNum(p.exp)) throw new TokenError('BadJwt', 'token "exp" is missing or not a number')
+  if (type.requireAud && !isStr(p.aud))
+    throw new TokenError('BadJwtAudience', 'token "aud" is missing')
+  const cnf = type.requireCnf ? parseCnf(p.cnf) : undefined
+  if (!isStr(p.jti) || p.jti.length > MAX_JTI_LENGTH) {
+    throw new TokenError('BadJwt', 'token "jti" is missing or too long')
+  }
+  if (p.iat !== undefined && !isNum(p.iat))
+    throw new TokenError('BadJwt', 'token "iat" is not a number')
+  if (kind === 'attestation' && p.iss !== p.sub) {
+    throw new TokenError(
+      'BadJwtIss',
+      'client attestation "iss" and "sub" must both be the client_id',
+    )
+  }
+  if (kind === 'credential') {
+    if (!isNum(p.iat)) throw new TokenError('BadJwt', 'credential "iat" is missing')
+    if (p.exp <= p.iat) throw new TokenError('BadJwt', 'credential "exp" is not after "iat"')
+    if (p.exp - p.iat > CREDENTIAL_MAX_TTL_SEC) {
+      throw new TokenError('BadJwt', `credential lifetime exceeds ${CREDENTIAL_MAX_TTL_SEC} s`)
+    }
+    if (p.iat > nowSec + CLOCK_SKEW_SEC)
+      throw new TokenError('BadJwt', 'credential is not yet valid')
+  }
+  let space: SpaceRef | undefined
+  if (type.subIsSpace) {
+    space = parseSpaceRef(p.sub)
+    if (!space) throw new TokenError('BadJwtSub', 'token "sub" is not a space reference')
+  }
+  const claims: SpaceTokenClaims = { iss: p.iss, sub: p.sub, exp: p.exp, jti: p.jti }
+  if (isStr(p.aud)) claims.aud = p.aud
+  if (cnf) claims.cnf = cnf
+  if (isNum(p.iat)) claims.iat = p.iat
+  return { kind, jws, kid: typeof header.kid === 'string' ? header.kid : undefined, claims, space }
+}
+
+export interface PublicKey {
+  curve: Curve
+  publicKey: Uint8Array
+}
+
+/**
+ * Looks up the issuer's key named by `kid`. Returns undefined when the DID or the key cannot be
+ * found. `forceRefresh` asks for a fresh DID document (the issuer may have rotated its key).
+ */
+export type GetSigningKey = (
+  iss: string,
+  kid: SpaceTokenKid,
+  forceRefresh: boolean,
+) => Promise<PublicKey | undefined>
+
+export interface VerifyOptions {
+  nowSec: number
+  expectedAud?: string
+  expectedSub?: string
+  getSigningKey: GetSigningKey
+}
+
+/**
+ * Checks time (`exp` with CLOCK_SKEW_SEC), the optional `aud`/`sub` expectations, and the signature
+ * (low-S) by the issuer's `#atproto` or `#atproto_space` key, re-resolving the key once when the
+ * signature fails so a rotated key is picked up. Does not check replay or binding.
+ */
+export async function verifySpaceToken(
+  token: ParsedSpaceToken,
+  opts: VerifyOptions,
+): Promise<void> {
+  const { claims } = token
+  if (opts.nowSec - CLOCK_SKEW_SEC >= claims.exp)
+    throw new TokenError('JwtExpired', 'token expired')
+  if (opts.expectedAud !== undefined && claims.aud !== opts.expectedAud) {
+    throw new TokenError('BadJwtAudience', 'token audience does not match this service')
+  }
+  if (opts.expectedSub !== undefined && claims.sub !== opts.expectedSub) {
+    throw new TokenError('BadJwtSub', 'token subject does not match the requested space')
+  }
+  if (token.kid === undefined) throw new TokenError('BadJwt', 'token header has no "kid"')
+  const kid = SPACE_TOKEN_KIDS.find((k) => k === token.kid)
+  if (!kid)
+    throw new TokenError('BadJwt', `token "kid" must be one of ${SPACE_TOKEN_KIDS.join(', ')}`)
+  await verifyWithRefresh(
+    token.jws,
+    claims.iss,
+    kid,
+    opts.getSigningKey,
+    { allowHighS: false },
+    'invalid token signature',
+  )
+}
+
+/**
+ * The shared "verify, and on failure refetch the key once" step. Throws BadJwtIss when the key
+ * cannot be found and BadJwtSignature when it does not verify.
+ */
+export async function verifyWithRefresh<K extends string>(
+  jws: ParsedJws,
+  iss: string,
+  kid: K,
+  getKey: (iss: string, kid: K, forceRefresh: boolean) => Promise<PublicKey | undefined>,
+  opts: { allowHighS: boolean },
+  badSignatureMessage: string,
+): Promise<void> {
+  const key = await getKey(iss, kid, false)
+  if (!key) throw new TokenError('BadJwtIss', `could not resolve the ${kid} key of ${iss}`)
+  if (verifyJws(jws, key, opts)) return
+  const fresh = await getKey(iss, kid, true)
+  if (fresh && verifyJws(jws, fresh, opts)) return
+  throw new TokenError('BadJwtSignature', badSignatureMessage)
+}
+
+export function randomJti(): string {
+  return randomBytes(16).toString('hex')
+}
+
+/** Mints a space token: header `{ alg, typ, kid }`, signed low-S by `key`. */
+export function createSpaceToken(
+  kind: SpaceTokenKind,
+  claims: Omit<SpaceTokenClaims, 'jti'> & { jti?: string },
+  key: Keypair,
+  kid: string = '#atproto',
+): string {
+  const payload: Record<string, unknown> = { iss: claims.iss, sub: claims.sub }
+  if (claims.aud !== undefined) payload.aud = claims.aud
+  if (claims.cnf !== undefined) payload.cnf = claims.cnf
+  if (claims.iat !== undefined) payload.iat = claims.iat
+  payload.exp = claims.exp
+  payload.jti = claims.jti ?? randomJti()
+  return signJws({ typ: SPACE_TOKEN_TYPES[kind].typ, kid }, payload, key)
+}

@@ -1,0 +1,90 @@
+import { didDocumentValidator, type DidDocument } from '@atproto/did'
+import {
+  KeyFormatError,
+  parseLegacyMultibase,
+  parseMultikey,
+  type ParsedKey,
+} from '../crypto/did-key.js'
+
+export type { DidDocument }
+
+/**
+ * Reading what atproto needs out of a DID document: signing keys by fragment and service endpoints
+ * by fragment. Pure; resolution (network, cache) is resolver.ts.
+ */
+
+export class DidDocumentError extends Error {
+  override name = 'DidDocumentError'
+}
+
+/** Validates a resolved document's structure and that it is the document of `did`. */
+export function parseDidDocument(did: string, json: unknown): DidDocument {
+  const res = didDocumentValidator.safeParse(json)
+  if (!res.success) throw new DidDocumentError(`DID document of ${did} is malformed`)
+  if (res.data.id !== did)
+    throw new DidDocumentError(`DID document id is ${res.data.id}, expected ${did}`)
+  return res.data as DidDocument
+}
+
+/** Matches an entry id against a fragment: relative (`#atproto`) or absolute (`did:…#atproto`). */
+function idMatches(doc: DidDocument, id: string, fragment: string): boolean {
+  return id === fragment || id === `${doc.id}${fragment}`
+}
+
+/**
+ * The key of the verification method `fragment` (e.g. `#atproto`), or undefined when absent or of
+ * an unsupported kind. Accepts `Multikey` and the legacy `EcdsaSecp256k1VerificationKey2019` /
+ * `EcdsaSecp256r1VerificationKey2019` forms that PLC directories still serve.
+ */
+export function getVerificationKey(doc: DidDocument, fragment: string): ParsedKey | undefined {
+  for (const vm of doc.verificationMethod ?? []) {
+    if (typeof vm === 'string' || !idMatches(doc, vm.id, fragment)) continue
+    const multibase = (vm as { publicKeyMultibase?: unknown }).publicKeyMultibase
+    if (typeof multibase !== 'string') return undefined
+    try {
+      switch (vm.type) {
+        case 'Multikey':
+          return parseMultikey(multibase)
+        case 'EcdsaSecp256k1VerificationKey2019':
+          return parseLegacyMultibase('secp256k1', multibase)
+        case 'EcdsaSecp256r1VerificationKey2019':
+          return parseLegacyMultibase('p256', multibase)
+        default:
+          return undefined
+      }
+    } catch (err) {
+      if (err instanceof KeyFormatError) return undefined
+      throw err
+    }
+  }
+  return undefined
+}
+
+export type ServiceLookup =
+  | { status: 'found'; endpoint: string }
+  | { status: 'absent' }
+  | { status: 'invalid'; reason: string }
+
+/**
+ * The endpoint of service `fragment`. "invalid" (present but not a usable http(s) URL) is kept apart
+ * from "absent": the contract lets callers fall back only when an entry is absent.
+ */
+export function getServiceEndpoint(doc: DidDocument, fragment: string): ServiceLookup {
+  const entry = (doc.service ?? []).find((s) => idMatches(doc, s.id, fragment))
+  if (!entry) return { status: 'absent' }
+  const endpoint = entry.serviceEndpoint
+  if (typeof endpoint !== 'string')
+    return { status: 'invalid', reason: 'serviceEndpoint is not a string' }
+  try {
+    const u = new URL(endpoint)
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+      return { status: 'invalid', reason: 'serviceEndpoint is not http(s)' }
+    }
+    if (u.search || u.hash || u.username || u.password) {
+      return { status: 'invalid', reason: 'serviceEndpoint must be a plain origin or path' }
+    }
+    return { status: 'found', endpoint: endpoint.replace(/\/+$/, '') }
+  } catch {
+    return { status: 'invalid', reason: 'serviceEndpoint is not a URL' }
+  }
+}
