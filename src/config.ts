@@ -37,6 +37,20 @@ export interface Config {
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   }
+  identity: {
+    plcUrl: string
+    didCacheTtlMs: number
+    didCacheMaxEntries: number
+  }
+  net: {
+    /** Let outbound requests reach private and loopback addresses (development and tests only). */
+    allowPrivateNetwork: boolean
+    fetchTimeoutMs: number
+  }
+  auth: {
+    /** Accept generation A DPoP-bound requests as well as generation C request signatures. */
+    acceptDpop: boolean
+  }
 }
 
 export interface Secrets {
@@ -121,6 +135,12 @@ export const envSchema = z.object({
   GATEHOUSE_TRUST_PROXY: bool.default(false),
   GATEHOUSE_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
+  GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
+  GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
+  GATEHOUSE_DID_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
+  GATEHOUSE_ALLOW_PRIVATE_NETWORK: bool.default(false),
+  GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),
+  GATEHOUSE_ACCEPT_DPOP: bool.default(true),
   GATEHOUSE_SERVICE_KEY: z
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a secp256k1 private key)')
@@ -188,6 +208,16 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       busyTimeoutMs: e.GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS,
     },
     log: { level: e.GATEHOUSE_LOG_LEVEL },
+    identity: {
+      plcUrl: e.GATEHOUSE_PLC_URL.replace(/\/$/, ''),
+      didCacheTtlMs: e.GATEHOUSE_DID_CACHE_TTL_SEC * 1000,
+      didCacheMaxEntries: e.GATEHOUSE_DID_CACHE_MAX_ENTRIES,
+    },
+    net: {
+      allowPrivateNetwork: e.GATEHOUSE_ALLOW_PRIVATE_NETWORK,
+      fetchTimeoutMs: e.GATEHOUSE_FETCH_TIMEOUT_MS,
+    },
+    auth: { acceptDpop: e.GATEHOUSE_ACCEPT_DPOP },
   }
   const secrets: Secrets = {}
   if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY

@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto'
+import { AuthVerifier } from './auth/verifier.js'
+import { ReplayStore } from './auth/replay.js'
+import { RevocationStore } from './auth/revocations.js'
 import { BackgroundQueue } from './background.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config, Secrets } from './config.js'
 import { Db } from './db/client.js'
 import { migrate } from './db/migrate.js'
 import { createLogger, subsystem, type Logger } from './logger.js'
+import { DidResolver } from './identity/resolver.js'
+import { SafeFetcher } from './net/safe-fetch.js'
 import { loadServiceKey, ServiceIdentity } from './service-identity.js'
 
 /**
@@ -20,9 +25,17 @@ export interface AppContext {
   identity: ServiceIdentity
   /** Random id of this installation, kept in the database. */
   instanceId: string
+  /** Outbound HTTP, SSRF-guarded. */
+  fetcher: SafeFetcher
+  idResolver: DidResolver
+  replay: ReplayStore
+  revocations: RevocationStore
+  auth: AuthVerifier
   /** Drains background work, then closes the database. Idempotent. */
   destroy(): Promise<void>
 }
+
+const PRUNE_INTERVAL_MS = 5 * 60_000
 
 export interface ContextOptions {
   /** Replace parts (logger, clock, …), as tests do. Spread last. */
@@ -50,6 +63,43 @@ export async function createContext(
     new ServiceIdentity(cfg.service.did, cfg.service.publicUrl, loadServiceKey(cfg, secrets))
   const instanceId = overrides.instanceId ?? (await recordBoot(db, cfg.service.version, clock))
   const background = overrides.background ?? new BackgroundQueue(subsystem(logger, 'background'))
+  const fetcher =
+    overrides.fetcher ??
+    new SafeFetcher({
+      allowPrivate: cfg.net.allowPrivateNetwork,
+      // The PLC directory is the operator's choice, so it is reachable wherever it runs.
+      trustedOrigins: [cfg.identity.plcUrl],
+      timeoutMs: cfg.net.fetchTimeoutMs,
+      maxBytes: 1024 * 1024,
+      userAgent: `gatehouse/${cfg.service.version}`,
+    })
+  const idResolver =
+    overrides.idResolver ??
+    new DidResolver(fetcher, clock, {
+      plcUrl: cfg.identity.plcUrl,
+      cacheTtlMs: cfg.identity.didCacheTtlMs,
+      cacheMaxEntries: cfg.identity.didCacheMaxEntries,
+    })
+  const replay = overrides.replay ?? new ReplayStore(db, clock)
+  const revocations = overrides.revocations ?? new RevocationStore(db, clock)
+  const auth =
+    overrides.auth ??
+    new AuthVerifier({
+      resolver: idResolver,
+      replay,
+      revocations,
+      clock,
+      publicUrl: cfg.service.publicUrl,
+      acceptDpop: cfg.auth.acceptDpop,
+    })
+  // Expired single-use ids and revocations are pruned every few minutes.
+  const janitor = setInterval(() => {
+    background.add('prune', async () => {
+      const [nonces, revoked] = await Promise.all([replay.prune(), revocations.prune()])
+      if (nonces || revoked) dbLog.debug({ nonces, revoked }, 'pruned expired rows')
+    })
+  }, PRUNE_INTERVAL_MS)
+  janitor.unref()
 
   let destroyed: Promise<void> | undefined
   const ctx: AppContext = {
@@ -60,10 +110,17 @@ export async function createContext(
     background,
     identity,
     instanceId,
+    fetcher,
+    idResolver,
+    replay,
+    revocations,
+    auth,
     ...overrides,
     destroy() {
       destroyed ??= (async () => {
+        clearInterval(janitor)
         await background.destroy()
+        await fetcher.close()
         await db.close()
       })()
       return destroyed

@@ -78,6 +78,8 @@ export interface RequestView {
   /** Path and query as received. */
   url: string
   headers: Readonly<Record<string, string | string[] | undefined>>
+  /** Header names and values as received, alternating; repeated headers appear repeatedly. */
+  rawHeaders: readonly string[]
   ip: string
 }
 
@@ -101,7 +103,14 @@ export interface Registration<M extends MethodSpec, A> {
 }
 
 function toView(req: FastifyRequest): RequestView {
-  return { id: req.id, method: req.method, url: req.url, headers: req.headers, ip: req.ip }
+  return {
+    id: req.id,
+    method: req.method,
+    url: req.url,
+    headers: req.headers,
+    rawHeaders: req.raw.rawHeaders,
+    ip: req.ip,
+  }
 }
 
 /** One line naming the first problem, e.g. `Invalid params: limit: Too big: expected number to be <=1000`. */

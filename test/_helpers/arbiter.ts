@@ -59,6 +59,10 @@ export class TestArbiter {
       GATEHOUSE_LOG_LEVEL: 'debug',
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
       GATEHOUSE_DATABASE_POOL_SIZE: '4',
+      // Tests run every peer on loopback; nothing may reach a public PLC directory.
+      GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      GATEHOUSE_PLC_URL: 'http://127.0.0.1:9',
+      GATEHOUSE_FETCH_TIMEOUT_MS: '2000',
       ...opts.env,
     })
     const logs = new LogCapture()

@@ -1,0 +1,37 @@
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+import { mapDbError, UniqueViolationError } from '../db/errors.js'
+
+/**
+ * Single-use token ids, kept in the database so that a token replayed after a restart, or against
+ * another Gatehouse process on the same database, is still refused. Consuming is one INSERT: the
+ * primary key `(namespace, nonce)` makes the first caller win, atomically, on SQLite and PostgreSQL.
+ */
+export class ReplayStore {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Records `nonce` in `namespace` until `expiresAt`. True the first time; false when it was already
+   * recorded (a replay). Call only after the token's signature has been checked.
+   */
+  async consume(namespace: string, nonce: string, expiresAt: Date): Promise<boolean> {
+    try {
+      await this.db.prisma.replayNonce.create({ data: { namespace, nonce, expiresAt } })
+      return true
+    } catch (err) {
+      if (mapDbError(err) instanceof UniqueViolationError) return false
+      throw err
+    }
+  }
+
+  /** Deletes entries whose tokens have expired. Returns how many. */
+  async prune(): Promise<number> {
+    const { count } = await this.db.prisma.replayNonce.deleteMany({
+      where: { expiresAt: { lt: this.clock.now() } },
+    })
+    return count
+  }
+}

@@ -1,0 +1,306 @@
+import type { Clock } from '../clock.js'
+import { parseDidKey } from '../crypto/did-key.js'
+import { normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
+import { SignatureError, TokenError } from '../crypto/errors.js'
+import {
+  AUDIENCE_HEADER,
+  verifyRequestSignature,
+  type HeaderLookup,
+} from '../crypto/request-signature.js'
+import { verifyServiceJwt } from '../crypto/service-auth.js'
+import {
+  CLOCK_SKEW_SEC,
+  parseSpaceToken,
+  verifySpaceToken,
+  type GetSigningKey,
+  type ParsedSpaceToken,
+} from '../crypto/space-token.js'
+import { AuthRequiredError } from '../errors.js'
+import type { DidResolver } from '../identity/resolver.js'
+import { isDid } from '../lexicon/formats.js'
+import type { RequestView } from '../xrpc/method.js'
+import type { CredentialAuth, DelegationAuth, KeyBinding, ServiceAuth } from './output.js'
+import type { ReplayStore } from './replay.js'
+import type { RevocationStore } from './revocations.js'
+
+/**
+ * The one place requests are authenticated, one method per credential kind, and the only place where
+ * crypto errors become XRPC errors (401, named by the code). Each method runs the contract's steps in
+ * its order: the token's signature, then the bindings to this request, then single-use bookkeeping —
+ * so a stranger holding a copy of a token cannot burn its `jti` without also holding its key.
+ */
+
+export interface AuthVerifierDeps {
+  resolver: DidResolver
+  replay: ReplayStore
+  revocations: RevocationStore
+  clock: Clock
+  /** Our public origin: DPoP `htu` is checked against it, not against the Host header. */
+  publicUrl: string
+  /** Accept generation A DPoP proofs as well as generation C request signatures. */
+  acceptDpop: boolean
+}
+
+/** Every value a header arrived with, from the raw header list (so repeats are visible). */
+export function headerLookup(req: RequestView): HeaderLookup {
+  return (name: string) => {
+    const out: string[] = []
+    const raw = req.rawHeaders
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!)
+    }
+    return out
+  }
+}
+
+function translate(err: unknown): never {
+  if (err instanceof TokenError || err instanceof SignatureError) {
+    throw new AuthRequiredError(err.message, err.code)
+  }
+  throw err
+}
+
+/**
+ * `Scheme token` from the Authorization header, or undefined when there is none. Several
+ * Authorization headers make the request ambiguous (which one did the signature cover?): refused
+ * with `repeatedError`.
+ */
+function authorization(
+  headers: HeaderLookup,
+  repeatedError: string,
+): { scheme: string; token: string } | undefined {
+  const values = headers('authorization')
+  if (values.length > 1)
+    throw new AuthRequiredError('request has more than one Authorization header', repeatedError)
+  if (values.length !== 1) return undefined
+  const m = /^([A-Za-z][A-Za-z0-9-]*) +(\S+)$/.exec(values[0]!.trim())
+  return m ? { scheme: m[1]!.toLowerCase(), token: m[2]! } : undefined
+}
+
+export class AuthVerifier {
+  constructor(private readonly deps: AuthVerifierDeps) {}
+
+  private readonly getSigningKey: GetSigningKey = (iss, kid, forceRefresh) =>
+    this.deps.resolver.getKey(iss, kid, forceRefresh)
+
+  private htu(req: RequestView): string {
+    return `${this.deps.publicUrl}${req.url.split('?', 1)[0]}`
+  }
+
+  /** A generation A proof for this request; its `jti` is single use within the proof's lifetime. */
+  private async dpopBinding(
+    req: RequestView,
+    headers: HeaderLookup,
+    presented?: { token: string; jkt: string },
+  ): Promise<KeyBinding> {
+    const proofs = headers('dpop')
+    if (proofs.length === 0)
+      throw new SignatureError('MissingDpopProof', 'request requires a DPoP proof')
+    if (proofs.length > 1)
+      throw new SignatureError('BadDpopProof', 'request has more than one DPoP proof')
+    const now = this.deps.clock.nowSec()
+    const proof = await verifyDpopProof(proofs[0]!, {
+      htm: req.method,
+      htu: normalizeHtu(this.htu(req)) ?? '',
+      nowSec: now,
+      accessToken: presented?.token,
+      expectedJkt: presented?.jkt,
+    })
+    const fresh = await this.deps.replay.consume(
+      `dpop@${proof.jkt}`,
+      proof.jti,
+      new Date((Math.max(proof.iat, now) + 60 + CLOCK_SKEW_SEC) * 1000),
+    )
+    if (!fresh) throw new SignatureError('BadDpopProof', 'DPoP proof replayed')
+    return { kind: 'dpop', jkt: proof.jkt }
+  }
+
+  /**
+   * getSpaceCredential: `Authorization: Bearer <delegation token>` plus an `atproto-space` exchange
+   * signature (or, for generation A clients, a DPoP proof). The token's `jti` is consumed here, before
+   * the handler runs, so a later refusal still spends it (contract §1.1 step 3).
+   */
+  delegationToken = async (req: RequestView): Promise<DelegationAuth> => {
+    try {
+      const headers = headerLookup(req)
+      const auth = authorization(headers, 'BadSpaceSignature')
+      if (!auth || auth.scheme !== 'bearer')
+        throw new AuthRequiredError('missing delegation token', 'MissingJwt')
+      const now = this.deps.clock.nowSec()
+      const token = parseSpaceToken('delegation', auth.token, now)
+      const space = token.space!
+      if (!isDid(token.claims.iss))
+        throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
+      // A host answering for many authorities derives the audience from the token itself.
+      const expectedAud = `${space.authority}#atproto_space_host`
+      try {
+        await verifySpaceToken(token, {
+          nowSec: now,
+          expectedAud,
+          getSigningKey: this.getSigningKey,
+        })
+      } catch (err) {
+        if (err instanceof TokenError && err.code === 'BadJwtAudience') {
+          throw new TokenError(
+            'BadJwtAudience',
+            'delegation token audience does not match the space authority',
+          )
+        }
+        throw err
+      }
+      const binding = await this.exchangeBinding(req, headers, now)
+      const fresh = await this.deps.replay.consume(
+        `delegation@${token.claims.iss}`,
+        token.claims.jti,
+        new Date((token.claims.exp + CLOCK_SKEW_SEC) * 1000),
+      )
+      if (!fresh)
+        throw new AuthRequiredError('delegation token has already been used', 'JwtReplayed')
+      return {
+        type: 'delegation_token',
+        iss: token.claims.iss,
+        spaceUri: token.claims.sub,
+        space,
+        jti: token.claims.jti,
+        exp: token.claims.exp,
+        binding,
+      }
+    } catch (err) {
+      return translate(err)
+    }
+  }
+
+  private async exchangeBinding(
+    req: RequestView,
+    headers: HeaderLookup,
+    nowSec: number,
+  ): Promise<KeyBinding> {
+    const signed = headers('signature-input').length > 0 || headers('signature').length > 0
+    if (!signed && this.deps.acceptDpop && headers('dpop').length > 0)
+      return this.dpopBinding(req, headers)
+    const { keyDid } = verifyRequestSignature(headers, 'exchange', { nowSec })
+    return { kind: 'signature', keyDid }
+  }
+
+  /**
+   * Any method authenticated by a space credential: `Authorization: Atproto-Space <credential>` with
+   * a presentation signature over it and `Atproto-Space-Audience` (generation C), or
+   * `Authorization: DPoP <credential>` with a proof (generation A). `audience: 'authority'` is for the
+   * host's own methods, which expect the bare authority DID as the signed audience.
+   */
+  spaceCredential(opts: { audience: 'authority' }) {
+    return async (req: RequestView): Promise<CredentialAuth> => {
+      try {
+        const headers = headerLookup(req)
+        const auth = authorization(headers, 'BadSpaceSignature')
+        const gen =
+          auth?.scheme === 'atproto-space'
+            ? 'C'
+            : auth?.scheme === 'dpop' && this.deps.acceptDpop
+              ? 'A'
+              : null
+        if (!auth || !gen) throw new AuthRequiredError('missing space credential', 'MissingJwt')
+        const now = this.deps.clock.nowSec()
+        const token = parseSpaceToken('credential', auth.token, now)
+        await verifySpaceToken(token, { nowSec: now, getSigningKey: this.getSigningKey })
+        const space = token.space!
+        // Only the space's authority may issue credentials for it.
+        if (token.claims.iss !== space.authority) {
+          throw new TokenError('BadJwtIss', 'space credential issuer is not the space authority')
+        }
+        const { binding, audience } = await this.presentationBinding(
+          req,
+          headers,
+          token,
+          gen,
+          auth.token,
+          now,
+        )
+        if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
+          throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
+        }
+        if (gen === 'C' && opts.audience === 'authority' && audience !== space.authority) {
+          throw new AuthRequiredError(
+            'Atproto-Space-Audience must be the space authority DID',
+            'BadSpaceAudience',
+          )
+        }
+        return {
+          type: 'space_credential',
+          iss: token.claims.iss,
+          spaceUri: token.claims.sub,
+          space,
+          jti: token.claims.jti,
+          exp: token.claims.exp,
+          binding,
+          audience,
+        }
+      } catch (err) {
+        return translate(err)
+      }
+    }
+  }
+
+  private async presentationBinding(
+    req: RequestView,
+    headers: HeaderLookup,
+    token: ParsedSpaceToken,
+    gen: 'A' | 'C',
+    raw: string,
+    nowSec: number,
+  ): Promise<{ binding: KeyBinding; audience: string | undefined }> {
+    const cnf = token.claims.cnf!
+    if (gen === 'A') {
+      if (!('jkt' in cnf))
+        throw new TokenError('BadJwtCnf', 'credential is not bound to a DPoP key')
+      return {
+        binding: await this.dpopBinding(req, headers, { token: raw, jkt: cnf.jkt }),
+        audience: undefined,
+      }
+    }
+    if (!('kid' in cnf))
+      throw new TokenError('BadJwtCnf', 'credential is not bound to a signing key ("cnf.kid")')
+    try {
+      if (parseDidKey(cnf.kid).curve !== 'p256') throw new Error('not P-256')
+    } catch {
+      throw new TokenError('BadJwtCnf', 'credential "cnf.kid" must be a P-256 did:key')
+    }
+    const { audience } = verifyRequestSignature(headers, 'presentation', {
+      nowSec,
+      boundKeyDid: cnf.kid,
+    })
+    if (!audience || !isDid(audience)) {
+      throw new AuthRequiredError(`${AUDIENCE_HEADER} must be a DID`, 'BadSpaceAudience')
+    }
+    return { binding: { kind: 'signature', keyDid: cnf.kid }, audience }
+  }
+
+  /**
+   * Service auth for `lxm`: `Authorization: Bearer <service JWT>`. The audience is the handler's to
+   * check (notifyWrite accepts two forms); there is no replay check on the wire for service auth.
+   */
+  serviceAuth(lxm: string) {
+    return async (req: RequestView): Promise<ServiceAuth> => {
+      try {
+        const auth = authorization(headerLookup(req), 'BadJwt')
+        if (!auth || auth.scheme !== 'bearer')
+          throw new AuthRequiredError('missing service auth token', 'MissingJwt')
+        const claims = await verifyServiceJwt(auth.token, {
+          nowSec: this.deps.clock.nowSec(),
+          lxm,
+          getSigningKey: (did, kid, forceRefresh) =>
+            this.deps.resolver.getKey(did, kid, forceRefresh),
+        })
+        return {
+          type: 'service_auth',
+          iss: claims.iss,
+          aud: claims.aud,
+          lxm: claims.lxm,
+          jti: claims.jti,
+        }
+      } catch (err) {
+        return translate(err)
+      }
+    }
+  }
+}

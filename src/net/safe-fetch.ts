@@ -1,0 +1,250 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import { BlockList, isIP } from 'node:net'
+import { Agent, request, type Dispatcher } from 'undici'
+
+/**
+ * Every outbound request Gatehouse makes (DID documents, client metadata, managing apps, syncers)
+ * goes through here. Targets on private, loopback, link-local and other non-public ranges are
+ * refused unless the operator allows them (development and tests) or names the origin as trusted
+ * (the configured PLC directory). Addresses are checked when the connection is made, after DNS, so a
+ * name that resolves to a public address once and a private one later cannot slip through.
+ * No redirects are followed; every request has a timeout and a response-size cap.
+ */
+
+export type FetchErrorKind =
+  'bad_url' | 'blocked' | 'timeout' | 'too_large' | 'network' | 'http' | 'bad_json'
+
+export class FetchError extends Error {
+  override name = 'FetchError'
+  constructor(
+    readonly kind: FetchErrorKind,
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+}
+
+/** Address ranges that are never public (RFC 6890 and friends). */
+export const NON_PUBLIC = new BlockList()
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv4')
+}
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['100::', 64],
+  ['2001:db8::', 32],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv6')
+}
+
+/** True for addresses no public service lives at, including IPv4 embedded in IPv6. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = isIP(address)
+  if (family === 4) return NON_PUBLIC.check(address, 'ipv4')
+  if (family !== 6) return true
+  const lower = address.toLowerCase()
+  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d): judge the embedded IPv4 address.
+  const embedded = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
+  if (embedded) return NON_PUBLIC.check(embedded[1]!, 'ipv4')
+  const mappedHex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower)
+  if (mappedHex) {
+    const n = (parseInt(mappedHex[1]!, 16) << 16) | parseInt(mappedHex[2]!, 16)
+    return NON_PUBLIC.check(
+      [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'),
+      'ipv4',
+    )
+  }
+  return NON_PUBLIC.check(address, 'ipv6')
+}
+
+export interface SafeFetchOptions {
+  /** Allow non-public targets (development and tests only). */
+  allowPrivate: boolean
+  /** Origins (`scheme://host[:port]`) the operator configured, reachable whatever their address. */
+  trustedOrigins?: string[]
+  timeoutMs: number
+  maxBytes: number
+  userAgent?: string
+}
+
+export interface SafeResponse {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
+
+export interface RequestOptions {
+  method?: 'GET' | 'POST'
+  headers?: Record<string, string>
+  body?: string
+  timeoutMs?: number
+  maxBytes?: number
+}
+
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void
+
+export class SafeFetcher {
+  private readonly guarded: Agent
+  private readonly open: Agent
+  private readonly trusted: Set<string>
+
+  constructor(private readonly opts: SafeFetchOptions) {
+    this.trusted = new Set((opts.trustedOrigins ?? []).map((o) => new URL(o).origin))
+    const allowPrivate = opts.allowPrivate
+    const guardedLookup = (hostname: string, options: { all?: boolean }, cb: LookupCallback) => {
+      dnsLookup(hostname, { all: true }, (err, addresses) => {
+        if (err) return cb(err, [])
+        const blocked = addresses.find((a) => isNonPublicAddress(a.address))
+        if (blocked && !allowPrivate) {
+          const e = new Error(
+            `${hostname} resolves to a non-public address`,
+          ) as NodeJS.ErrnoException
+          e.code = 'EGATEHOUSEBLOCKED'
+          return cb(e, [])
+        }
+        if (options.all) return cb(null, addresses)
+        return cb(null, addresses[0]!.address, addresses[0]!.family)
+      })
+    }
+    const common = { keepAliveTimeout: 10_000, connections: 64 }
+    this.guarded = new Agent({ ...common, connect: { lookup: guardedLookup as never } })
+    this.open = new Agent(common)
+  }
+
+  /** Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched. */
+  check(url: string): URL {
+    let u: URL
+    try {
+      u = new URL(url)
+    } catch {
+      throw new FetchError('bad_url', `not a URL: ${url}`)
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+      throw new FetchError('bad_url', `only http(s) URLs can be fetched: ${u.protocol}`)
+    }
+    if (u.username || u.password)
+      throw new FetchError('bad_url', 'URLs with credentials are refused')
+    const host = u.hostname.replace(/^\[|\]$/g, '')
+    if (
+      isIP(host) &&
+      isNonPublicAddress(host) &&
+      !this.opts.allowPrivate &&
+      !this.trusted.has(u.origin)
+    ) {
+      throw new FetchError('blocked', `${host} is not a public address`)
+    }
+    return u
+  }
+
+  private dispatcher(u: URL): Dispatcher {
+    return this.trusted.has(u.origin) ? this.open : this.guarded
+  }
+
+  async request(url: string, opts: RequestOptions = {}): Promise<SafeResponse> {
+    const u = this.check(url)
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
+    const maxBytes = opts.maxBytes ?? this.opts.maxBytes
+    const signal = AbortSignal.timeout(timeoutMs)
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(u, {
+        method: opts.method ?? 'GET',
+        headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
+        body: opts.body,
+        dispatcher: this.dispatcher(u),
+        signal,
+        maxRedirections: 0,
+      })
+    } catch (err) {
+      throw this.wrap(err, u, signal)
+    }
+    const declared = Number(res.headers['content-length'])
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      res.body.destroy()
+      throw new FetchError(
+        'too_large',
+        `${u.origin} answered with ${declared} bytes (limit ${maxBytes})`,
+      )
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    try {
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length
+        if (size > maxBytes) {
+          res.body.destroy()
+          throw new FetchError('too_large', `${u.origin} answered with more than ${maxBytes} bytes`)
+        }
+        chunks.push(chunk as Buffer)
+      }
+    } catch (err) {
+      if (err instanceof FetchError) throw err
+      throw this.wrap(err, u, signal)
+    }
+    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
+  }
+
+  /** GET a JSON document; any status but 200 is FetchError('http'). */
+  async getJson(url: string, opts: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<unknown> {
+    const res = await this.request(url, {
+      ...opts,
+      headers: { accept: 'application/json', ...opts.headers },
+    })
+    if (res.status !== 200)
+      throw new FetchError('http', `${new URL(url).origin} answered ${res.status}`, res.status)
+    try {
+      return JSON.parse(res.body.toString('utf8'))
+    } catch {
+      throw new FetchError('bad_json', `${new URL(url).origin} did not answer with JSON`)
+    }
+  }
+
+  private wrap(err: unknown, u: URL, signal: AbortSignal): FetchError {
+    if (signal.aborted)
+      return new FetchError('timeout', `${u.origin} did not answer in time`, undefined, {
+        cause: err,
+      })
+    const code =
+      (err as { code?: string; cause?: { code?: string } })?.code ??
+      (err as { cause?: { code?: string } })?.cause?.code
+    if (
+      code === 'EGATEHOUSEBLOCKED' ||
+      /non-public address/.test(String((err as Error)?.message))
+    ) {
+      return new FetchError('blocked', `${u.hostname} is not a public address`, undefined, {
+        cause: err,
+      })
+    }
+    return new FetchError('network', `could not reach ${u.origin}`, undefined, { cause: err })
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.guarded.close(), this.open.close()])
+  }
+}

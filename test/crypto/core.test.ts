@@ -1,0 +1,346 @@
+/**
+ * Pure crypto, unit level: round-trips for every key, token and signature form first, then the rules
+ * the HTTP suites do not reach (structured-field edge cases, `expires`, labeler keys, ES256 tokens).
+ */
+import t from 'tap'
+import {
+  formatDidKey,
+  parseDidKey,
+  parseMultikey,
+  KeyFormatError,
+} from '../../src/crypto/did-key.js'
+import { TokenError, SignatureError } from '../../src/crypto/errors.js'
+import { parseJws, signJws, verifyJws, MAX_TOKEN_LENGTH } from '../../src/crypto/jws.js'
+import { Keypair, verifySignature } from '../../src/crypto/keypair.js'
+import {
+  signRequest,
+  verifyRequestSignature,
+  type HeaderLookup,
+} from '../../src/crypto/request-signature.js'
+import { createServiceJwt, verifyServiceJwt } from '../../src/crypto/service-auth.js'
+import {
+  createSpaceToken,
+  parseSpaceToken,
+  verifySpaceToken,
+} from '../../src/crypto/space-token.js'
+import {
+  parseDictionary,
+  serializeInnerList,
+  isInnerList,
+  StructuredFieldError,
+} from '../../src/crypto/structured-fields.js'
+import { fromBase64Url } from '../../src/crypto/encoding.js'
+import { highS } from '../_helpers/tamper.js'
+
+const NOW = 1_800_000_000
+const lookup =
+  (h: Record<string, string | string[]>): HeaderLookup =>
+  (name) => {
+    const v = h[name]
+    return v === undefined ? [] : Array.isArray(v) ? v : [v]
+  }
+
+t.test('did:key round-trips for both curves; other codecs are refused', async (t) => {
+  for (const curve of ['secp256k1', 'p256'] as const) {
+    const k = Keypair.generate(curve)
+    const parsed = parseDidKey(k.did())
+    t.equal(parsed.curve, curve)
+    t.same([...parsed.publicKey], [...k.publicKey])
+    t.equal(formatDidKey(curve, parsed.publicKey), k.did())
+    t.match(k.did(), curve === 'secp256k1' ? /^did:key:zQ3s/ : /^did:key:zDn/)
+  }
+  t.throws(
+    () => parseDidKey('did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'),
+    KeyFormatError,
+    'ed25519',
+  )
+  t.throws(() => parseMultikey('mNotBase58'), KeyFormatError)
+  t.throws(() => parseDidKey('did:web:example.com'), KeyFormatError)
+})
+
+t.test('keypairs never reveal their secret in JSON or inspection', async (t) => {
+  const k = Keypair.generate('secp256k1')
+  const secretHex = Buffer.from(k.exportSecretKey()).toString('hex')
+  t.notMatch(JSON.stringify({ k }), secretHex)
+  const { inspect } = await import('node:util')
+  t.notMatch(inspect(k, { depth: 5 }), secretHex)
+})
+
+t.test('signatures are always low-S; high-S verifies only when allowed', async (t) => {
+  for (const curve of ['secp256k1', 'p256'] as const) {
+    const k = Keypair.generate(curve)
+    const token = signJws({ typ: 'JWT' }, { n: 1 }, k)
+    for (let i = 0; i < 20; i++) {
+      const sig = parseJws(signJws({ typ: 'JWT' }, { n: i }, k)).signature
+      const s = BigInt(`0x${Buffer.from(sig.subarray(32)).toString('hex')}`)
+      const n =
+        curve === 'secp256k1'
+          ? 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+          : 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n
+      t.ok(s <= n / 2n, `${curve} signature ${i} is low-S`)
+    }
+    const high = parseJws(highS(token, curve))
+    t.notOk(verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: false }))
+    t.ok(verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: true }))
+  }
+})
+
+t.test('JWS parsing is strict', async (t) => {
+  const k = Keypair.generate('p256')
+  const good = signJws({ typ: 'JWT' }, { a: 1 }, k)
+  t.ok(verifyJws(parseJws(good), { curve: 'p256', publicKey: k.publicKey }, { allowHighS: false }))
+  t.notOk(
+    verifyJws(
+      parseJws(good),
+      { curve: 'secp256k1', publicKey: Keypair.generate('secp256k1').publicKey },
+      { allowHighS: true },
+    ),
+    'curve must match alg',
+  )
+  const [h, p, s] = good.split('.') as [string, string, string]
+  for (const bad of [
+    '',
+    'a.b',
+    `${h}.${p}`,
+    `${h}.${p}.${s}.x`,
+    `${h}=.${p}.${s}`,
+    `${h}.${p}.${s}+`,
+    `${Buffer.from('[1]').toString('base64url')}.${p}.${s}`,
+    'x'.repeat(MAX_TOKEN_LENGTH + 1),
+  ]) {
+    t.throws(() => parseJws(bad), TokenError)
+  }
+  t.same([...fromBase64Url('QQ')!], [65])
+  t.equal(fromBase64Url('QR'), undefined, 'non-canonical trailing bits')
+})
+
+t.test('space tokens round-trip with ES256K and ES256 issuers', async (t) => {
+  for (const curve of ['secp256k1', 'p256'] as const) {
+    const issuer = Keypair.generate(curve)
+    const holder = Keypair.generate('p256')
+    const space = 'at://did:web:forum.example/space/com.example.forum/main'
+    const token = createSpaceToken(
+      'credential',
+      {
+        iss: 'did:web:forum.example',
+        sub: space,
+        cnf: { kid: holder.did() },
+        iat: NOW,
+        exp: NOW + 600,
+      },
+      issuer,
+    )
+    const parsed = parseSpaceToken('credential', token, NOW)
+    t.same(parsed.space, {
+      authority: 'did:web:forum.example',
+      spaceType: 'com.example.forum',
+      skey: 'main',
+    })
+    t.match(parsed.claims.jti, /^[0-9a-f]{32}$/)
+    await verifySpaceToken(parsed, {
+      nowSec: NOW,
+      getSigningKey: async () => ({ curve, publicKey: issuer.publicKey }),
+    })
+    t.pass(`${curve} credential verifies`)
+  }
+})
+
+t.test('a signature failure refetches the key exactly once', async (t) => {
+  const oldKey = Keypair.generate('secp256k1')
+  const newKey = Keypair.generate('secp256k1')
+  const token = createSpaceToken(
+    'delegation',
+    {
+      iss: 'did:web:u.example',
+      sub: 'at://did:web:a.example/space/x.y.z/k',
+      aud: 'did:web:a.example#atproto_space_host',
+      exp: NOW + 60,
+    },
+    newKey,
+  )
+  const calls: boolean[] = []
+  await verifySpaceToken(parseSpaceToken('delegation', token, NOW), {
+    nowSec: NOW,
+    getSigningKey: async (_iss, _kid, force) => {
+      calls.push(force)
+      return { curve: 'secp256k1', publicKey: (force ? newKey : oldKey).publicKey }
+    },
+  })
+  t.same(calls, [false, true])
+  const forged = createSpaceToken(
+    'delegation',
+    {
+      iss: 'did:web:u.example',
+      sub: 'at://did:web:a.example/space/x.y.z/k',
+      aud: 'x',
+      exp: NOW + 60,
+    },
+    Keypair.generate('secp256k1'),
+  )
+  calls.length = 0
+  const err = await verifySpaceToken(parseSpaceToken('delegation', forged, NOW), {
+    nowSec: NOW,
+    getSigningKey: async (_i, _k, force) => (
+      calls.push(force),
+      { curve: 'secp256k1', publicKey: oldKey.publicKey }
+    ),
+  }).catch((e: unknown) => e)
+  t.match(err, { code: 'BadJwtSignature' })
+  t.same(calls, [false, true], 'still only one refetch')
+})
+
+t.test('request signatures: both forms round-trip; expires is honoured', async (t) => {
+  const key = Keypair.generate('p256')
+  const authorization = 'Bearer abc.def.ghi'
+  const ex = signRequest({ form: 'exchange', authorization, key })
+  t.match(ex['signature-input'], /^atproto-space=\("authorization"\);keyid="did:key:zDn[^"]+"$/)
+  t.equal(
+    verifyRequestSignature(lookup({ authorization, ...ex }), 'exchange', { nowSec: NOW }).keyDid,
+    key.did(),
+  )
+
+  const cred = 'Atproto-Space abc.def.ghi'
+  const pr = signRequest({
+    form: 'presentation',
+    authorization: cred,
+    audience: 'did:web:a.example',
+    key,
+  })
+  t.equal(pr['signature-input'], 'atproto-space=("authorization" "atproto-space-audience")')
+  const v = verifyRequestSignature(
+    lookup({ authorization: cred, 'atproto-space-audience': 'did:web:a.example', ...pr }),
+    'presentation',
+    { nowSec: NOW, boundKeyDid: key.did() },
+  )
+  t.equal(v.audience, 'did:web:a.example')
+
+  const timed = signRequest({
+    form: 'exchange',
+    authorization,
+    key,
+    extraParams: [
+      ['created', NOW],
+      ['expires', NOW + 30],
+    ],
+  })
+  t.ok(
+    verifyRequestSignature(lookup({ authorization, ...timed }), 'exchange', { nowSec: NOW + 30 }),
+  )
+  t.throws(
+    () =>
+      verifyRequestSignature(lookup({ authorization, ...timed }), 'exchange', { nowSec: NOW + 31 }),
+    SignatureError,
+  )
+
+  const others = {
+    authorization,
+    'signature-input': `sig1=("@method");keyid="x", ${ex['signature-input']}`,
+    signature: `sig1=:AAAA:, ${ex.signature}`,
+  }
+  t.ok(
+    verifyRequestSignature(lookup(others), 'exchange', { nowSec: NOW }),
+    'other labels are ignored',
+  )
+  const unknownParam = signRequest({
+    form: 'exchange',
+    authorization,
+    key,
+    extraParams: [['weird', 1]],
+  })
+  t.throws(
+    () =>
+      verifyRequestSignature(lookup({ authorization, ...unknownParam }), 'exchange', {
+        nowSec: NOW,
+      }),
+    /unsupported signature parameter/,
+  )
+  t.throws(
+    () =>
+      verifyRequestSignature(
+        lookup({ authorization: [authorization, authorization], ...ex }),
+        'exchange',
+        { nowSec: NOW },
+      ),
+    /more than one/,
+  )
+})
+
+t.test('structured fields: dictionaries, inner lists, parameters, byte sequences', async (t) => {
+  const d = parseDictionary('a=("x" "y");k="v";n=12, b=:AQID:, c, d=?0;p=tok/en')
+  const a = d.get('a')!
+  t.ok(isInnerList(a))
+  if (isInnerList(a)) t.equal(serializeInnerList(a), '("x" "y");k="v";n=12')
+  t.same([...(d.get('b') as { value: Uint8Array }).value], [1, 2, 3])
+  t.equal((d.get('c') as { value: boolean }).value, true)
+  t.match(d.get('d'), { value: false, params: [['p', { token: 'tok/en' }]] })
+  t.equal(
+    parseDictionary('a=1, a=2').get('a')!.hasOwnProperty('value') &&
+      (parseDictionary('a=1, a=2').get('a') as { value: number }).value,
+    2,
+    'last duplicate wins',
+  )
+  for (const bad of ['a=("x"', 'A=1', 'a=1,', 'a="\\x"', 'a=:!!:', 'a=1 b=2', 'a="é"']) {
+    t.throws(() => parseDictionary(bad), StructuredFieldError, bad)
+  }
+})
+
+t.test('service JWTs: round-trip, labeler key, iss forms', async (t) => {
+  const k = Keypair.generate('secp256k1')
+  const jwt = createServiceJwt({
+    iss: 'did:web:a.example',
+    aud: 'did:web:b.example',
+    lxm: 'x.y.z',
+    key: k,
+    nowSec: NOW,
+  })
+  const kids: string[] = []
+  const claims = await verifyServiceJwt(jwt, {
+    nowSec: NOW,
+    lxm: 'x.y.z',
+    aud: ['did:web:b.example'],
+    getSigningKey: async (_d, kid) => (
+      kids.push(kid),
+      { curve: 'secp256k1', publicKey: k.publicKey }
+    ),
+  })
+  t.match(claims, {
+    iss: 'did:web:a.example',
+    aud: 'did:web:b.example',
+    lxm: 'x.y.z',
+    exp: NOW + 60,
+  })
+  t.same(kids, ['#atproto'])
+  const labeler = createServiceJwt({
+    iss: 'did:web:a.example#atproto_labeler',
+    aud: 'did:web:b.example',
+    lxm: 'x.y.z',
+    key: k,
+    nowSec: NOW,
+  })
+  kids.length = 0
+  await verifyServiceJwt(labeler, {
+    nowSec: NOW,
+    lxm: 'x.y.z',
+    getSigningKey: async (_d, kid) => (
+      kids.push(kid),
+      { curve: 'secp256k1', publicKey: k.publicKey }
+    ),
+  })
+  t.same(kids, ['#atproto_label'])
+  const badIss = createServiceJwt({
+    iss: 'did:web:a.example#x#y',
+    aud: 'b',
+    lxm: 'x.y.z',
+    key: k,
+    nowSec: NOW,
+  })
+  await t.rejects(
+    verifyServiceJwt(badIss, { nowSec: NOW, lxm: 'x.y.z', getSigningKey: async () => undefined }),
+    { code: 'BadJwtIss' },
+  )
+  t.ok(
+    verifySignature('secp256k1', k.publicKey, new Uint8Array([1]), k.sign(new Uint8Array([1])), {
+      allowHighS: false,
+    }),
+  )
+})

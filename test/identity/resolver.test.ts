@@ -1,0 +1,316 @@
+/**
+ * DID resolution against real servers on loopback: the reference PLC directory running in-process,
+ * and a did:web host. Covers the cache (TTL, size bound, forced refresh), key rotation picked up by
+ * one refresh, timeouts, size limits, redirects, the SSRF guard, and service-endpoint fallbacks.
+ */
+import t from 'tap'
+import { ManualClock } from '../../src/clock.js'
+import { hex } from '../../src/crypto/encoding.js'
+import {
+  DidResolutionError,
+  DidResolver,
+  ServiceResolutionError,
+} from '../../src/identity/resolver.js'
+import { FetchError, isNonPublicAddress, SafeFetcher } from '../../src/net/safe-fetch.js'
+import { TestArbiter } from '../_helpers/arbiter.js'
+import { DidWebHost, PlcDirectory } from '../_helpers/identities.js'
+import { delegationToken, exchangeHeaders, newHolderKey } from '../_helpers/tokens.js'
+import { defineProcedure } from '../../src/xrpc/method.js'
+import { z } from 'zod'
+
+/** The FetchError kind a request fails with. */
+const kindOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: FetchError) => e.kind,
+  )
+
+function resolver(
+  opts: {
+    plcUrl?: string
+    allowPrivate?: boolean
+    ttlMs?: number
+    max?: number
+    timeoutMs?: number
+  } = {},
+) {
+  const clock = new ManualClock()
+  const fetcher = new SafeFetcher({
+    allowPrivate: opts.allowPrivate ?? true,
+    trustedOrigins: opts.plcUrl ? [opts.plcUrl] : [],
+    timeoutMs: opts.timeoutMs ?? 2000,
+    maxBytes: 1024 * 1024,
+  })
+  const r = new DidResolver(fetcher, clock, {
+    plcUrl: opts.plcUrl ?? 'http://127.0.0.1:9',
+    cacheTtlMs: opts.ttlMs ?? 60_000,
+    cacheMaxEntries: opts.max ?? 100,
+  })
+  return { r, clock, fetcher }
+}
+
+t.test('did:plc: resolves through the PLC directory, legacy key form included', async (t) => {
+  const plc = await PlcDirectory.start(t)
+  const account = await plc.createAccount({ handle: 'alice.test', pds: 'https://pds.example.com' })
+  const { r, fetcher } = resolver({ plcUrl: plc.url })
+  t.teardown(() => fetcher.close())
+  const doc = await r.resolve(account.did)
+  t.equal(doc.id, account.did)
+  const key = await r.getKey(account.did, '#atproto')
+  t.equal(hex(key!.publicKey), hex(account.key.publicKey))
+  t.equal(await r.resolveServiceEndpoint(account.did), 'https://pds.example.com')
+  await t.rejects(r.resolve('did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'), DidResolutionError)
+})
+
+t.test('did:plc: a rotated key is seen on forced refresh, not before', async (t) => {
+  const plc = await PlcDirectory.start(t)
+  const account = await plc.createAccount()
+  const { r, fetcher } = resolver({ plcUrl: plc.url })
+  t.teardown(() => fetcher.close())
+  const before = await r.getKey(account.did, '#atproto')
+  const old = await account.rotateSigningKey()
+  t.equal(
+    hex((await r.getKey(account.did, '#atproto'))!.publicKey),
+    hex(before!.publicKey),
+    'cached',
+  )
+  t.equal(
+    hex((await r.getKey(account.did, '#atproto', true))!.publicKey),
+    hex(account.key.publicKey),
+    'refreshed',
+  )
+  t.not(hex(old.publicKey), hex(account.key.publicKey))
+})
+
+t.test('did:plc: the directory refuses an operation signed outside the rotation set', async (t) => {
+  const plc = await PlcDirectory.start(t)
+  const account = await plc.createAccount()
+  const { Keypair } = await import('../../src/crypto/keypair.js')
+  account.rotationKey = Keypair.generate('secp256k1')
+  await t.rejects(account.rotateSigningKey(), /400/)
+})
+
+t.test(
+  'through the server: a PLC user who rotated is accepted after exactly one refresh',
+  async (t) => {
+    const plc = await PlcDirectory.start(t)
+    const user = await plc.createAccount()
+    const web = await DidWebHost.start(t)
+    const authority = web.create('space-owner')
+    const exchange = defineProcedure({
+      nsid: 'dev.gatehouse.test.exchange',
+      input: undefined,
+      output: z.any(),
+    })
+    const a = await TestArbiter.create(t, {
+      env: { GATEHOUSE_PLC_URL: plc.url },
+      beforeListen(app, ctx) {
+        app.xrpc.add(exchange, {
+          auth: ctx.auth.delegationToken,
+          handler: async ({ auth }) => auth,
+        })
+      },
+    })
+    const space = `at://${authority.did}/space/com.example.forum/rotation`
+    const post = async () => {
+      const token = delegationToken({ user, space, nowSec: a.clock.nowSec() })
+      return a.fetch('/xrpc/dev.gatehouse.test.exchange', {
+        method: 'POST',
+        headers: exchangeHeaders(token, newHolderKey()),
+      })
+    }
+    t.equal((await post()).status, 200)
+    const old = await user.rotateSigningKey()
+    t.equal((await post()).status, 200, 'new key: one refresh, then accepted')
+    const stale = delegationToken({
+      user: { did: user.did, key: old },
+      space,
+      nowSec: a.clock.nowSec(),
+    })
+    const res = await a.fetch('/xrpc/dev.gatehouse.test.exchange', {
+      method: 'POST',
+      headers: exchangeHeaders(stale, newHolderKey()),
+    })
+    t.equal(res.status, 401)
+    t.match(await res.json(), { error: 'BadJwtSignature' }, 'the old key no longer verifies')
+  },
+)
+
+t.test('did:web: cache hit, TTL expiry, forced refresh, size bound', async (t) => {
+  const web = await DidWebHost.start(t)
+  const ids = [web.create('a'), web.create('b'), web.create('c')]
+  const { r, clock, fetcher } = resolver({ ttlMs: 10_000, max: 2 })
+  t.teardown(() => fetcher.close())
+  await r.resolve(ids[0]!.did)
+  await r.resolve(ids[0]!.did)
+  t.equal(web.hitsFor(ids[0]!), 1, 'second resolve served from cache')
+  clock.advance(10_001)
+  await r.resolve(ids[0]!.did)
+  t.equal(web.hitsFor(ids[0]!), 2, 'refetched after the TTL')
+  await r.resolve(ids[0]!.did, { forceRefresh: true })
+  t.equal(web.hitsFor(ids[0]!), 3, 'forced refresh bypasses the cache')
+  await Promise.all([
+    r.resolve(ids[1]!.did, { forceRefresh: true }),
+    r.resolve(ids[1]!.did, { forceRefresh: true }),
+  ])
+  t.equal(web.hitsFor(ids[1]!), 1, 'concurrent refreshes share one fetch')
+  await r.resolve(ids[2]!.did)
+  await r.resolve(ids[0]!.did)
+  t.equal(web.hitsFor(ids[0]!), 4, 'the least recently used entry was evicted (bound 2)')
+})
+
+t.test('did:web: document URLs follow the spec; only localhost may be http', async (t) => {
+  const { r, fetcher } = resolver()
+  t.teardown(() => fetcher.close())
+  t.equal(r.documentUrl('did:web:example.com'), 'https://example.com/.well-known/did.json')
+  t.equal(
+    r.documentUrl('did:web:example.com%3A8443:u:alice'),
+    'https://example.com:8443/u/alice/did.json',
+  )
+  t.equal(r.documentUrl('did:web:localhost%3A3000'), 'http://localhost:3000/.well-known/did.json')
+  t.throws(
+    () => r.documentUrl('did:key:zQ3shb6pfsEZdm211TCJAQUZx4GTcxsbuUGZ79dKK1unpq7om'),
+    DidResolutionError,
+  )
+  t.throws(() => r.documentUrl('did:plc:short'), DidResolutionError)
+  t.throws(() => r.documentUrl('did:web:evil.com%2Fpath'), DidResolutionError)
+})
+
+t.test(
+  'did:web: a hanging host times out, a huge document and redirects are refused',
+  async (t) => {
+    const web = await DidWebHost.start(t)
+    const id = web.create('slow')
+    const { r, fetcher } = resolver({ timeoutMs: 300 })
+    t.teardown(() => fetcher.close())
+    web.mode = 'hang'
+    const started = Date.now()
+    const err = (await r.resolve(id.did).catch((e: unknown) => e)) as DidResolutionError
+    t.equal(err.reason, 'unreachable')
+    t.ok(Date.now() - started < 2000, 'gave up within the timeout')
+    t.match((err.cause as FetchError).kind, 'timeout')
+    web.mode = 'huge'
+    t.match(((await r.resolve(id.did).catch((e: unknown) => e)) as DidResolutionError).cause, {
+      kind: 'too_large',
+    })
+    web.mode = 'redirect'
+    t.match(((await r.resolve(id.did).catch((e: unknown) => e)) as DidResolutionError).cause, {
+      kind: 'http',
+      status: 302,
+    })
+    web.mode = 'normal'
+    t.equal((await r.resolve(id.did)).id, id.did)
+  },
+)
+
+t.test(
+  'SSRF guard: private targets refused unless allowed; the PLC origin is trusted',
+  async (t) => {
+    const web = await DidWebHost.start(t)
+    const id = web.create('inside')
+    const plc = await PlcDirectory.start(t)
+    const account = await plc.createAccount()
+    const { r, fetcher } = resolver({ allowPrivate: false, plcUrl: plc.url })
+    t.teardown(() => fetcher.close())
+    const err = (await r.resolve(id.did).catch((e: unknown) => e)) as DidResolutionError
+    t.match(
+      err.cause,
+      { kind: 'blocked' },
+      'localhost resolves to loopback: refused at connect time',
+    )
+    t.equal(await kindOf(fetcher.request('http://127.0.0.1:1/x')), 'blocked')
+    t.equal(await kindOf(fetcher.request('http://[::1]:1/x')), 'blocked')
+    t.equal(await kindOf(fetcher.request('http://169.254.169.254/latest/meta-data')), 'blocked')
+    t.equal(await kindOf(fetcher.request('file:///etc/passwd')), 'bad_url')
+    t.equal(await kindOf(fetcher.request('http://user:pw@example.com/')), 'bad_url')
+    t.equal(
+      (await r.resolve(account.did)).id,
+      account.did,
+      'the configured PLC directory is reachable',
+    )
+  },
+)
+
+t.test('non-public address ranges', async (t) => {
+  for (const a of [
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '224.0.0.1',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '64:ff9b::10.0.0.1',
+    'not-an-ip',
+  ]) {
+    t.equal(isNonPublicAddress(a), true, a)
+  }
+  for (const a of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
+    t.equal(isNonPublicAddress(a), false, a)
+  }
+})
+
+t.test(
+  'service endpoints: fragments, the #atproto_space_host fallback, invalid entries',
+  async (t) => {
+    const web = await DidWebHost.start(t)
+    const { r, fetcher } = resolver()
+    t.teardown(() => fetcher.close())
+    const host = web.create('host', {
+      services: {
+        atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: 'https://pds.example.com/' },
+        atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: 'https://gatehouse.example.com' },
+        atproto_space_syncer: {
+          type: 'AtprotoSpaceSyncer',
+          endpoint: 'https://syncer.example.com',
+        },
+      },
+    })
+    const pdsOnly = web.create('pds-only')
+    const broken = web.create('broken', {
+      services: {
+        atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: 'https://pds.example.com' },
+        atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: 'ftp://nope' },
+      },
+    })
+    t.equal(
+      await r.resolveServiceEndpoint(`${host.did}#atproto_space_host`),
+      'https://gatehouse.example.com',
+    )
+    t.equal(
+      await r.resolveServiceEndpoint(`${host.did}#atproto_space_syncer`),
+      'https://syncer.example.com',
+    )
+    t.equal(
+      await r.resolveServiceEndpoint(host.did),
+      'https://pds.example.com',
+      'bare DID: #atproto_pds',
+    )
+    t.equal(
+      await r.resolveServiceEndpoint(`${pdsOnly.did}#atproto_space_host`),
+      'https://pds.example.com',
+      'absent space host falls back',
+    )
+    await t.rejects(
+      r.resolveServiceEndpoint(`${broken.did}#atproto_space_host`),
+      ServiceResolutionError,
+      'present but invalid: no fallback',
+    )
+    await t.rejects(
+      r.resolveServiceEndpoint(`${pdsOnly.did}#atproto_space_syncer`),
+      ServiceResolutionError,
+    )
+    await t.rejects(r.resolveServiceEndpoint('not a did#x'), ServiceResolutionError)
+    await t.rejects(
+      r.resolveServiceEndpoint(`did:web:localhost%3A${web.port}:u:ghost#atproto_pds`),
+      ServiceResolutionError,
+    )
+  },
+)
