@@ -50,12 +50,25 @@ export interface Config {
   auth: {
     /** Accept generation A DPoP-bound requests as well as generation C request signatures. */
     acceptDpop: boolean
+    /** Client attestations may not live longer than this (their jti is held until exp). */
+    attestationMaxLifetimeSec: number
+  }
+  policy: {
+    managingAppTimeoutMs: number
+    /** Reuse a managing app's definite answers this long; 0 (default) asks every time. */
+    managingAppCacheMs: number
+  }
+  revocation: {
+    retryBaseMs: number
+    retryAttempts: number
   }
 }
 
 export interface Secrets {
   /** The service's own did:web signing key (secp256k1, 32 bytes hex). Absent: kept under dataDir. */
   serviceKeyHex?: string
+  /** The key-encryption key for keys at rest (32 bytes hex). Absent: kept under dataDir. */
+  kekHex?: string
 }
 
 export class ConfigError extends Error {
@@ -141,6 +154,15 @@ export const envSchema = z.object({
   GATEHOUSE_ALLOW_PRIVATE_NETWORK: bool.default(false),
   GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),
   GATEHOUSE_ACCEPT_DPOP: bool.default(true),
+  GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC: int(10, 3600).default(300),
+  GATEHOUSE_MANAGING_APP_TIMEOUT_MS: int(100, 30_000).default(2000),
+  GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
+  GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
+  GATEHOUSE_REVOCATION_RETRY_ATTEMPTS: int(1, 30).default(8),
+  GATEHOUSE_KEK: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a 32-byte key)')
+    .optional(),
   GATEHOUSE_SERVICE_KEY: z
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a secp256k1 private key)')
@@ -176,7 +198,8 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
     const issue = parsed.error.issues[0]!
     const variable = String(issue.path[0] ?? 'environment')
     const got = raw[variable]
-    const shown = variable === 'GATEHOUSE_SERVICE_KEY' || got === undefined ? '' : ` (got "${got}")`
+    const secret = variable === 'GATEHOUSE_SERVICE_KEY' || variable === 'GATEHOUSE_KEK'
+    const shown = secret || got === undefined ? '' : ` (got "${got}")`
     throw new ConfigError(variable, `${issue.message}${shown}`)
   }
   const e = parsed.data
@@ -217,9 +240,21 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       allowPrivateNetwork: e.GATEHOUSE_ALLOW_PRIVATE_NETWORK,
       fetchTimeoutMs: e.GATEHOUSE_FETCH_TIMEOUT_MS,
     },
-    auth: { acceptDpop: e.GATEHOUSE_ACCEPT_DPOP },
+    auth: {
+      acceptDpop: e.GATEHOUSE_ACCEPT_DPOP,
+      attestationMaxLifetimeSec: e.GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC,
+    },
+    policy: {
+      managingAppTimeoutMs: e.GATEHOUSE_MANAGING_APP_TIMEOUT_MS,
+      managingAppCacheMs: e.GATEHOUSE_MANAGING_APP_CACHE_SEC * 1000,
+    },
+    revocation: {
+      retryBaseMs: e.GATEHOUSE_REVOCATION_RETRY_BASE_MS,
+      retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
+    },
   }
   const secrets: Secrets = {}
   if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY
+  if (e.GATEHOUSE_KEK) secrets.kekHex = e.GATEHOUSE_KEK
   return { config, secrets }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { AuthorityService } from './authorities/authority-service.js'
 import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
@@ -8,7 +9,16 @@ import type { Config, Secrets } from './config.js'
 import { Db } from './db/client.js'
 import { migrate } from './db/migrate.js'
 import { createLogger, subsystem, type Logger } from './logger.js'
+import { ClientAttestationVerifier } from './identity/attestation.js'
 import { DidResolver } from './identity/resolver.js'
+import { KeyVault, loadKek } from './keys/vault.js'
+import type { AuthorizeDeps } from './policy/authorize.js'
+import { ManagingAppClient } from './policy/managing-app.js'
+import { PolicyRegistry } from './policy/registry.js'
+import { CredentialService } from './spaces/credentials.js'
+import { SpaceManager } from './spaces/manager.js'
+import { SpaceService } from './spaces/space-service.js'
+import { WriterSet } from './spaces/writer-set.js'
 import { SafeFetcher } from './net/safe-fetch.js'
 import { loadServiceKey, ServiceIdentity } from './service-identity.js'
 
@@ -31,6 +41,17 @@ export interface AppContext {
   replay: ReplayStore
   revocations: RevocationStore
   auth: AuthVerifier
+  vault: KeyVault
+  authorities: AuthorityService
+  spaces: SpaceService
+  writers: WriterSet
+  credentials: CredentialService
+  manager: SpaceManager
+  attestations: ClientAttestationVerifier
+  managingApps: ManagingAppClient
+  /** What the policy layer may ask (membership, managing apps). */
+  policyDeps: AuthorizeDeps
+  presets: PolicyRegistry
   /** Drains background work, then closes the database. Idempotent. */
   destroy(): Promise<void>
 }
@@ -92,6 +113,52 @@ export async function createContext(
       publicUrl: cfg.service.publicUrl,
       acceptDpop: cfg.auth.acceptDpop,
     })
+  const presets = overrides.presets ?? PolicyRegistry.load()
+  const vault = overrides.vault ?? new KeyVault(loadKek(cfg.service.dataDir, secrets.kekHex))
+  const authorities = overrides.authorities ?? new AuthorityService(db, vault, clock)
+  const spaces = overrides.spaces ?? new SpaceService(db, clock)
+  const writers = overrides.writers ?? new WriterSet(db, clock)
+  const credentials =
+    overrides.credentials ??
+    new CredentialService({
+      db,
+      authorities,
+      revocations,
+      writers,
+      resolver: idResolver,
+      fetcher,
+      background,
+      clock,
+      logger: subsystem(logger, 'credentials'),
+      retryBaseMs: cfg.revocation.retryBaseMs,
+      retryAttempts: cfg.revocation.retryAttempts,
+    })
+  const manager = overrides.manager ?? new SpaceManager(spaces, credentials)
+  const attestations =
+    overrides.attestations ??
+    new ClientAttestationVerifier({
+      fetcher,
+      replay,
+      clock,
+      cacheTtlMs: 3_600_000,
+      cacheMaxEntries: 500,
+      maxLifetimeSec: cfg.auth.attestationMaxLifetimeSec,
+    })
+  const managingApps =
+    overrides.managingApps ??
+    new ManagingAppClient({
+      resolver: idResolver,
+      fetcher,
+      authorityKey: (did) => authorities.key(did, 'atproto'),
+      clock,
+      logger: subsystem(logger, 'policy'),
+      timeoutMs: cfg.policy.managingAppTimeoutMs,
+      cacheTtlMs: cfg.policy.managingAppCacheMs,
+    })
+  const policyDeps: AuthorizeDeps = overrides.policyDeps ?? {
+    isMember: (space, did, access) => spaces.isMember(space, did, access),
+    checkUserAccess: (req) => managingApps.checkUserAccess(req),
+  }
   // Expired single-use ids and revocations are pruned every few minutes.
   const janitor = setInterval(() => {
     background.add('prune', async () => {
@@ -115,6 +182,16 @@ export async function createContext(
     replay,
     revocations,
     auth,
+    vault,
+    authorities,
+    spaces,
+    writers,
+    credentials,
+    manager,
+    attestations,
+    managingApps,
+    policyDeps,
+    presets,
     ...overrides,
     destroy() {
       destroyed ??= (async () => {

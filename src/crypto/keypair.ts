@@ -125,7 +125,12 @@ export function verifySignature(
     if (sValue > HALF_ORDER[curve]) return false
   }
   try {
-    return nodeVerify('sha256', data, { key: keyObject(curve, publicKey), dsaEncoding: 'ieee-p1363' }, signature)
+    return nodeVerify(
+      'sha256',
+      data,
+      { key: keyObject(curve, publicKey), dsaEncoding: 'ieee-p1363' },
+      signature,
+    )
   } catch {
     return false
   }

@@ -132,6 +132,11 @@ export class XrpcRouter {
     private readonly ctx: AppContext,
   ) {}
 
+  /** The context handlers are registered with. */
+  get context(): AppContext {
+    return this.ctx
+  }
+
   get(nsid: string): MethodSpec | undefined {
     return this.methods.get(nsid)
   }

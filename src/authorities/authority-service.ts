@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto'
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+import type { Curve } from '../crypto/did-key.js'
+import { Keypair } from '../crypto/keypair.js'
+import type { KeyVault } from '../keys/vault.js'
+
+/**
+ * The space authorities Gatehouse answers for, and the keys it holds for them (sealed in the
+ * KeyVault). This is the part the credential path needs; creating DIDs through PLC, adoption,
+ * rotation and transfer build on it.
+ */
+
+export type AuthorityStatus = 'active' | 'deactivated' | 'transferred'
+export type KeyPurpose = 'atproto' | 'atproto_space' | 'rotation'
+
+export interface SigningKey {
+  key: Keypair
+  /** The verification method it is published as: `#atproto` or `#atproto_space`. */
+  kid: '#atproto' | '#atproto_space'
+}
+
+const aadFor = (id: string, authorityDid: string, purpose: string) =>
+  `gatehouse:key:${id}:${authorityDid}:${purpose}`
+
+export class AuthorityService {
+  /** Decrypted keys, by `did|purpose`; dropped whenever an authority's keys change. */
+  private readonly keyCache = new Map<string, Keypair | null>()
+
+  constructor(
+    private readonly db: Db,
+    private readonly vault: KeyVault,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Starts answering for `did` with the given keys (generated when absent). Idempotent for the
+   * authority row; each call adds the keys it is given as the active ones for their purposes.
+   */
+  async register(
+    did: string,
+    keys: Partial<Record<KeyPurpose, Keypair>> = {},
+  ): Promise<{ atproto: Keypair }> {
+    const atproto = keys.atproto ?? Keypair.generate('secp256k1')
+    const now = this.clock.now()
+    await this.db.transact(async (tx) => {
+      await tx.authority.upsert({
+        where: { did },
+        create: { did, status: 'active', createdAt: now, updatedAt: now },
+        update: { status: 'active', updatedAt: now },
+      })
+      for (const [purpose, key] of Object.entries({ ...keys, atproto }) as [
+        KeyPurpose,
+        Keypair,
+      ][]) {
+        await tx.authorityKey.updateMany({
+          where: { authorityDid: did, purpose, status: 'active' },
+          data: { status: 'retired', retiredAt: now },
+        })
+        const id = randomUUID()
+        await tx.authorityKey.create({
+          data: {
+            id,
+            authorityDid: did,
+            purpose,
+            curve: key.curve,
+            publicDidKey: key.did(),
+            secretEnc: Buffer.from(
+              this.vault.seal(key.exportSecretKey(), aadFor(id, did, purpose)),
+            ),
+            kekId: this.vault.kekId,
+            status: 'active',
+            createdAt: now,
+          },
+        })
+      }
+    })
+    this.forget(did)
+    return { atproto }
+  }
+
+  async status(did: string): Promise<AuthorityStatus | undefined> {
+    const row = await this.db.prisma.authority.findUnique({
+      where: { did },
+      select: { status: true },
+    })
+    return row?.status as AuthorityStatus | undefined
+  }
+
+  /** True when Gatehouse answers for `did` right now. */
+  async isActive(did: string): Promise<boolean> {
+    return (await this.status(did)) === 'active'
+  }
+
+  async setStatus(did: string, status: AuthorityStatus): Promise<void> {
+    await this.db.prisma.authority.update({
+      where: { did },
+      data: { status, updatedAt: this.clock.now() },
+    })
+    this.forget(did)
+  }
+
+  /** The active key for `purpose`, decrypted (cached), or undefined. */
+  async key(did: string, purpose: KeyPurpose): Promise<Keypair | undefined> {
+    const cacheKey = `${did}|${purpose}`
+    if (this.keyCache.has(cacheKey)) return this.keyCache.get(cacheKey) ?? undefined
+    const row = await this.db.prisma.authorityKey.findFirst({
+      where: { authorityDid: did, purpose, status: 'active' },
+      orderBy: { createdAt: 'desc' },
+    })
+    const key = row
+      ? Keypair.fromSecretKey(
+          row.curve as Curve,
+          this.vault.open(new Uint8Array(row.secretEnc), aadFor(row.id, did, purpose), row.kekId),
+        )
+      : undefined
+    this.keyCache.set(cacheKey, key ?? null)
+    return key
+  }
+
+  /** Credentials are signed with `#atproto_space` when we hold one, else with `#atproto`. */
+  async credentialKey(did: string): Promise<SigningKey | undefined> {
+    const space = await this.key(did, 'atproto_space')
+    if (space) return { key: space, kid: '#atproto_space' }
+    const atproto = await this.key(did, 'atproto')
+    return atproto ? { key: atproto, kid: '#atproto' } : undefined
+  }
+
+  forget(did: string): void {
+    for (const purpose of ['atproto', 'atproto_space', 'rotation'])
+      this.keyCache.delete(`${did}|${purpose}`)
+  }
+}

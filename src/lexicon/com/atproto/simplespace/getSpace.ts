@@ -1,0 +1,12 @@
+import { z } from 'zod'
+import { defineQuery } from '../../../../xrpc/method.js'
+import { param, spaceRef } from '../../../formats.js'
+import { appAccess, userPolicy } from './defs.js'
+
+/** com.atproto.simplespace.getSpace — lexicons/com/atproto/simplespace/getSpace.json */
+export const getSpace = defineQuery({
+  nsid: 'com.atproto.simplespace.getSpace',
+  params: z.object({ space: param.string(spaceRef) }),
+  output: z.object({ uri: z.string(), readPolicy: userPolicy, writePolicy: userPolicy, appAccess }),
+  errors: ['SpaceNotFound'],
+})

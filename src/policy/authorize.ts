@@ -1,0 +1,96 @@
+import type { Access, AppAccess, SpaceConfig, UserPolicy } from './types.js'
+
+/**
+ * The one question the protocol layer asks: may this user, through this app, have a credential
+ * (read) — or may this writer's notifications be accepted (write)? Handlers never look at policy
+ * kinds themselves. Pure apart from the two callbacks it is handed.
+ */
+
+export type Refusal = 'AppNotAuthorized' | 'UserNotAuthorized'
+
+export class AuthorizationError extends Error {
+  override name = 'AuthorizationError'
+  constructor(readonly refusal: Refusal) {
+    super(
+      refusal === 'AppNotAuthorized'
+        ? 'Application not authorized for this space'
+        : 'User not authorized for this space',
+    )
+  }
+}
+
+export interface AuthorizeDeps {
+  /** The member row's flag for `access`, or false when there is no row. */
+  isMember(space: string, did: string, access: Access): Promise<boolean>
+  /**
+   * Asks the managing app. Must resolve false on any failure (unreachable, slow, malformed): the
+   * decision fails closed.
+   */
+  checkUserAccess(req: {
+    config: SpaceConfig
+    managingApp: string
+    user: string
+    access: Access
+    clientId?: string
+  }): Promise<boolean>
+}
+
+/**
+ * The app perimeter, from the configuration alone. `clientId` is the *attested* client id, or
+ * undefined when the request carried no attestation.
+ *
+ * A deny list cannot be enforced against an app that does not say who it is — a denied app could
+ * simply leave its attestation out — so deny-list spaces require an attestation.
+ */
+export function isAppAllowed(appAccess: AppAccess, clientId: string | undefined): boolean {
+  switch (appAccess.kind) {
+    case 'open':
+      return true
+    case 'allowList':
+      return clientId !== undefined && appAccess.allowed.includes(clientId)
+    case 'denyList':
+      return clientId !== undefined && !appAccess.denied.includes(clientId)
+  }
+}
+
+/** The user perimeter for `access`. The authority itself is always authorized: it cannot lock itself out. */
+export async function authorizeUser(
+  config: SpaceConfig,
+  user: string,
+  access: Access,
+  deps: AuthorizeDeps,
+  clientId?: string,
+): Promise<boolean> {
+  if (user === config.authority) return true
+  const policy: UserPolicy = access === 'read' ? config.readPolicy : config.writePolicy
+  switch (policy.kind) {
+    case 'public':
+      return true
+    case 'member-list':
+      return deps.isMember(config.uri, user, access)
+    case 'managing-app':
+      return deps.checkUserAccess({
+        config,
+        managingApp: policy.managingApp,
+        user,
+        access,
+        clientId,
+      })
+  }
+}
+
+/**
+ * getSpaceCredential's decision. The app perimeter is checked first, from configuration alone, so
+ * a refused app is never disclosed to a managing app; then the user perimeter with access = read.
+ * Throws AuthorizationError.
+ */
+export async function authorizeCredential(
+  req: { config: SpaceConfig; user: string; clientId: string | undefined },
+  deps: AuthorizeDeps,
+): Promise<void> {
+  if (!isAppAllowed(req.config.appAccess, req.clientId))
+    throw new AuthorizationError('AppNotAuthorized')
+  if (!(await authorizeUser(req.config, req.user, 'read', deps, req.clientId))) {
+    throw new AuthorizationError('UserNotAuthorized')
+  }
+}

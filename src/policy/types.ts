@@ -1,0 +1,27 @@
+/** The decision layer's vocabulary. Pure data; storage and wire forms are converted in codec.ts. */
+
+export type UserPolicy =
+  | { kind: 'public' }
+  | { kind: 'member-list' }
+  /** Ask this service (a DID with optional #fragment) through checkUserAccess. */
+  | { kind: 'managing-app'; managingApp: string }
+
+export type AppAccess =
+  | { kind: 'open' }
+  | { kind: 'allowList'; allowed: string[] }
+  /** Gatehouse's extension: every app except these client ids (an attestation is required). */
+  | { kind: 'denyList'; denied: string[] }
+
+export type Access = 'read' | 'write'
+
+export interface SpacePolicy {
+  readPolicy: UserPolicy
+  writePolicy: UserPolicy
+  appAccess: AppAccess
+}
+
+export interface SpaceConfig extends SpacePolicy {
+  uri: string
+  authority: string
+  credentialTtlSec: number
+}

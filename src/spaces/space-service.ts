@@ -1,0 +1,215 @@
+import type { Clock } from '../clock.js'
+import type { Db, Tx } from '../db/client.js'
+import { UniqueViolationError } from '../db/errors.js'
+import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
+import { policyFromColumns, policyToColumns } from '../policy/codec.js'
+import type { Access, SpaceConfig, SpacePolicy } from '../policy/types.js'
+import { CREDENTIAL_MAX_TTL_SEC, CREDENTIAL_TTL_SEC } from '../crypto/space-token.js'
+
+/**
+ * Spaces and their member lists. Every read a handler needs is a named method
+ * (`getActiveConfig` throws the contract's errors), and every multi-row write is one transaction.
+ */
+
+export type SpaceErrorName = 'SpaceNotFound' | 'SpaceDeleted' | 'SpaceAlreadyExists'
+
+export class SpaceError extends Error {
+  override name = 'SpaceError'
+  constructor(
+    readonly error: SpaceErrorName,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export interface CreateSpaceInput extends SpacePolicy {
+  authority: string
+  spaceType: string
+  skey: string
+  credentialTtlSec?: number
+}
+
+type SpaceRow = Awaited<ReturnType<Db['prisma']['space']['findUnique']>> & object
+
+export class SpaceService {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  private async toConfig(
+    row: SpaceRow,
+    tx: Tx | Db['prisma'] = this.db.prisma,
+  ): Promise<SpaceConfig> {
+    const rules = await tx.spaceAppRule.findMany({
+      where: { space: row.uri },
+      select: { clientId: true },
+      orderBy: { clientId: 'asc' },
+    })
+    return {
+      uri: row.uri,
+      authority: row.authorityDid,
+      credentialTtlSec: row.credentialTtlSec,
+      ...policyFromColumns(
+        row,
+        rules.map((r) => r.clientId),
+      ),
+    }
+  }
+
+  /** Creates a space, or re-creates a deleted one (fresh config, tombstone cleared). */
+  async create(input: CreateSpaceInput): Promise<SpaceConfig> {
+    const uri = formatSpaceRef({
+      authority: input.authority,
+      spaceType: input.spaceType,
+      skey: input.skey,
+    })
+    const ttl = Math.min(input.credentialTtlSec ?? CREDENTIAL_TTL_SEC, CREDENTIAL_MAX_TTL_SEC)
+    const { columns, clientIds } = policyToColumns(input)
+    const now = this.clock.now()
+    try {
+      return await this.db.transact(async (tx) => {
+        const existing = await tx.space.findUnique({ where: { uri } })
+        if (existing && !existing.deletedAt)
+          throw new SpaceError('SpaceAlreadyExists', 'Space already exists')
+        const data = { ...columns, credentialTtlSec: ttl, updatedAt: now, deletedAt: null }
+        const row = existing
+          ? await tx.space.update({ where: { uri }, data: { ...data, createdAt: now } })
+          : await tx.space.create({
+              data: {
+                uri,
+                authorityDid: input.authority,
+                spaceType: input.spaceType,
+                skey: input.skey,
+                createdAt: now,
+                ...data,
+              },
+            })
+        await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+        if (clientIds.length)
+          await tx.spaceAppRule.createMany({
+            data: clientIds.map((clientId) => ({ space: uri, clientId })),
+          })
+        return this.toConfig(row, tx)
+      })
+    } catch (err) {
+      if (err instanceof UniqueViolationError)
+        throw new SpaceError('SpaceAlreadyExists', 'Space already exists')
+      throw err
+    }
+  }
+
+  /** The space's row state: undefined (never existed), deleted, or its active config. */
+  async lookup(
+    uri: string,
+  ): Promise<
+    { state: 'absent' } | { state: 'deleted' } | { state: 'active'; config: SpaceConfig }
+  > {
+    const row = await this.db.prisma.space.findUnique({ where: { uri } })
+    if (!row) return { state: 'absent' }
+    if (row.deletedAt) return { state: 'deleted' }
+    return { state: 'active', config: await this.toConfig(row) }
+  }
+
+  /** The active config, or SpaceNotFound (absent or deleted: every method but getSpaceCredential says so). */
+  async getActiveConfig(uri: string): Promise<SpaceConfig> {
+    const found = await this.lookup(uri)
+    if (found.state !== 'active') throw new SpaceError('SpaceNotFound', 'Space not found')
+    return found.config
+  }
+
+  /** Replaces the given parts of a space's policy. Returns the config before and after. */
+  async updatePolicy(
+    uri: string,
+    change: Partial<SpacePolicy>,
+  ): Promise<{ before: SpaceConfig; after: SpaceConfig }> {
+    return this.db.transact(async (tx) => {
+      const row = await tx.space.findUnique({ where: { uri } })
+      if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
+      const before = await this.toConfig(row, tx)
+      const next: SpacePolicy = {
+        readPolicy: change.readPolicy ?? before.readPolicy,
+        writePolicy: change.writePolicy ?? before.writePolicy,
+        appAccess: change.appAccess ?? before.appAccess,
+      }
+      const { columns, clientIds } = policyToColumns(next)
+      const updated = await tx.space.update({
+        where: { uri },
+        data: { ...columns, updatedAt: this.clock.now() },
+      })
+      if (change.appAccess) {
+        await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+        if (clientIds.length)
+          await tx.spaceAppRule.createMany({
+            data: clientIds.map((clientId) => ({ space: uri, clientId })),
+          })
+      }
+      return { before, after: await this.toConfig(updated, tx) }
+    })
+  }
+
+  /** Adds a member or changes its flags. Returns the flags it had before (undefined: not a member). */
+  async putMember(
+    uri: string,
+    did: string,
+    flags: { read: boolean; write: boolean },
+  ): Promise<{ read: boolean; write: boolean } | undefined> {
+    return this.db.transact(async (tx) => {
+      await this.assertActive(tx, uri)
+      const before = await tx.spaceMember.findUnique({ where: { space_did: { space: uri, did } } })
+      await tx.spaceMember.upsert({
+        where: { space_did: { space: uri, did } },
+        create: { space: uri, did, ...flags, updatedAt: this.clock.now() },
+        update: { ...flags, updatedAt: this.clock.now() },
+      })
+      return before ? { read: before.read, write: before.write } : undefined
+    })
+  }
+
+  /** Removes a member (no-op when absent). True when a row was removed. */
+  async removeMember(uri: string, did: string): Promise<boolean> {
+    return this.db.transact(async (tx) => {
+      await this.assertActive(tx, uri)
+      const { count } = await tx.spaceMember.deleteMany({ where: { space: uri, did } })
+      return count > 0
+    })
+  }
+
+  /**
+   * Deletes a space (contract §4.5): the row stays as a tombstone so getSpaceCredential can answer
+   * SpaceDeleted; members, app rules and the writer set go. Deleting a deleted space is a no-op.
+   * Returns false when it was already deleted.
+   */
+  async delete(uri: string): Promise<boolean> {
+    return this.db.transact(async (tx) => {
+      const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
+      if (!row) throw new SpaceError('SpaceNotFound', 'Space not found')
+      if (row.deletedAt) return false
+      const now = this.clock.now()
+      await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
+      await tx.spaceMember.deleteMany({ where: { space: uri } })
+      await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+      await tx.spaceWriter.deleteMany({ where: { space: uri } })
+      return true
+    })
+  }
+
+  /** One primary-key lookup: is `did` a member with the `access` flag set? */
+  async isMember(uri: string, did: string, access: Access): Promise<boolean> {
+    const row = await this.db.prisma.spaceMember.findUnique({
+      where: { space_did: { space: uri, did } },
+      select: { read: true, write: true },
+    })
+    return row ? row[access] : false
+  }
+
+  private async assertActive(tx: Tx, uri: string): Promise<void> {
+    const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
+    if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
+  }
+
+  static parse(uri: string) {
+    return parseSpaceRef(uri)
+  }
+}

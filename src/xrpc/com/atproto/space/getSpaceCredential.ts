@@ -1,0 +1,62 @@
+import { getSpaceCredential } from '../../../../lexicon/com/atproto/space/getSpaceCredential.js'
+import { AttestationError } from '../../../../identity/attestation.js'
+import { authorizeCredential, AuthorizationError } from '../../../../policy/authorize.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/**
+ * Trades a delegation token for a space credential, in the contract's order (§1.1): the token, its
+ * binding and its single use are settled by the auth step; then the space must match the token, the
+ * authority must be ours, an attestation (if any) must verify even for open spaces, a deleted space
+ * says so, and the decision runs app perimeter first.
+ */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(getSpaceCredential, {
+    auth: ctx.auth.delegationToken,
+    handler: async ({ input, auth, fail }) => {
+      if (auth.spaceUri !== input.space) {
+        throw fail(
+          'InvalidDelegationToken',
+          'Delegation token subject does not match requested space',
+        )
+      }
+      if (!(await ctx.authorities.isActive(auth.space.authority)))
+        throw fail('SpaceNotFound', 'Space not found')
+
+      let clientId: string | undefined
+      if (input.clientAttestation !== undefined) {
+        try {
+          clientId = (
+            await ctx.attestations.verify(
+              input.clientAttestation,
+              `${auth.space.authority}#atproto_space_host`,
+            )
+          ).clientId
+        } catch (err) {
+          if (err instanceof AttestationError) throw fail('InvalidClientAttestation', err.message)
+          throw err
+        }
+      }
+
+      const found = await ctx.spaces.lookup(input.space)
+      if (found.state === 'deleted') throw fail('SpaceDeleted', 'Space has been deleted')
+      if (found.state === 'absent') throw fail('SpaceNotFound', 'Space not found')
+
+      try {
+        await authorizeCredential(
+          { config: found.config, user: auth.iss, clientId },
+          ctx.policyDeps,
+        )
+      } catch (err) {
+        if (err instanceof AuthorizationError) throw fail(err.refusal, err.message)
+        throw err
+      }
+      const credential = await ctx.credentials.issue({
+        config: found.config,
+        user: auth.iss,
+        clientId,
+        binding: auth.binding,
+      })
+      return { credential }
+    },
+  })
+}

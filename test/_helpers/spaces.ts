@@ -1,0 +1,117 @@
+import type { Keypair } from '../../src/crypto/keypair.js'
+import { parseJws } from '../../src/crypto/jws.js'
+import type { SpacePolicy } from '../../src/policy/types.js'
+import { TestArbiter, type TestLike } from './arbiter.js'
+import { DidWebHost, type WebIdentity } from './identities.js'
+import { delegationToken, exchangeHeaders, newHolderKey, presentHeaders } from './tokens.js'
+
+/**
+ * A world for credential tests: a real Gatehouse, a did:web host for users and the authority, the
+ * authority registered with Gatehouse (which holds its #atproto key), and a space whose key is
+ * derived from the test's name.
+ */
+export interface SpaceWorld {
+  a: TestArbiter
+  web: DidWebHost
+  authority: WebIdentity
+  space: string
+  now(): number
+  user(name: string): WebIdentity
+  /** The full exchange as a client does it: delegation token + exchange signature (+ attestation). */
+  getCredential(
+    user: WebIdentity,
+    opts?: {
+      space?: string
+      bodySpace?: string
+      attestation?: string
+      holder?: Keypair
+      token?: string
+    },
+  ): Promise<{ status: number; body: Record<string, unknown>; holder: Keypair; token: string }>
+  /** getSpace with a credential, signed by its holder, audience = authority. */
+  getSpace(
+    credential: string,
+    holder: Keypair,
+    space?: string,
+  ): Promise<{ status: number; body: Record<string, unknown> }>
+}
+
+export const MEMBERS_ONLY: SpacePolicy = {
+  readPolicy: { kind: 'member-list' },
+  writePolicy: { kind: 'member-list' },
+  appAccess: { kind: 'open' },
+}
+
+export function slugOf(t: { name?: string }): string {
+  return (
+    (t.name ?? 'space')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 60) || 'space'
+  )
+}
+
+export async function spaceWorld(
+  t: TestLike & { name?: string },
+  opts: { policy?: SpacePolicy; env?: Record<string, string>; credentialTtlSec?: number } = {},
+): Promise<SpaceWorld> {
+  const web = await DidWebHost.start(t)
+  const a = await TestArbiter.create(t, { env: opts.env })
+  const authority = web.create('authority')
+  await a.ctx.authorities.register(authority.did, { atproto: authority.key })
+  const config = await a.ctx.spaces.create({
+    authority: authority.did,
+    spaceType: 'com.example.forum',
+    skey: slugOf(t),
+    ...(opts.policy ?? MEMBERS_ONLY),
+    credentialTtlSec: opts.credentialTtlSec,
+  })
+  const users = new Map<string, WebIdentity>()
+  const world: SpaceWorld = {
+    a,
+    web,
+    authority,
+    space: config.uri,
+    now: () => a.clock.nowSec(),
+    user(name) {
+      let u = users.get(name)
+      if (!u) users.set(name, (u = web.create(name)))
+      return u
+    },
+    async getCredential(user, o = {}) {
+      const holder = o.holder ?? newHolderKey()
+      const token =
+        o.token ?? delegationToken({ user, space: o.space ?? world.space, nowSec: world.now() })
+      const body: Record<string, unknown> = { space: o.bodySpace ?? o.space ?? world.space }
+      if (o.attestation) body.clientAttestation = o.attestation
+      const res = await a.fetch('/xrpc/com.atproto.space.getSpaceCredential', {
+        method: 'POST',
+        headers: { ...exchangeHeaders(token, holder), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return {
+        status: res.status,
+        body: (await res.json()) as Record<string, unknown>,
+        holder,
+        token,
+      }
+    },
+    async getSpace(credential, holder, space) {
+      const q = new URLSearchParams({ space: space ?? world.space })
+      const res = await a.fetch(`/xrpc/com.atproto.simplespace.getSpace?${q}`, {
+        headers: presentHeaders(credential, authority.did, holder),
+      })
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    },
+  }
+  return world
+}
+
+export function decodeToken(token: string): {
+  header: Record<string, unknown>
+  payload: Record<string, unknown>
+} {
+  const { header, payload } = parseJws(token)
+  return { header, payload }
+}
