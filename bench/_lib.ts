@@ -68,6 +68,8 @@ export interface LoadOptions {
   concurrency: number
   seconds: number
   maxRequests?: number
+  /** Open loop: start requests at this fixed rate (at most `concurrency` in flight) instead of back to back. */
+  ratePerSec?: number
 }
 
 /**

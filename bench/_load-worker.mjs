@@ -46,13 +46,32 @@ const one = (i) =>
   })
 
 const start = performance.now()
-await Promise.all(
-  Array.from({ length: opts.concurrency }, async () => {
-    while (performance.now() < deadline && sent < max) {
-      await one(sent++)
+if (opts.ratePerSec) {
+  // Open loop: a request every 1/rate seconds on a schedule that does not wait for answers.
+  const interval = 1000 / opts.ratePerSec
+  const inflight = new Set()
+  let next = performance.now()
+  while (performance.now() < deadline && sent < max) {
+    const wait = next - performance.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    next += interval
+    if (inflight.size >= opts.concurrency) {
+      errors++ // the server fell behind: count the dropped request
+      continue
     }
-  }),
-)
+    const p = one(sent++).finally(() => inflight.delete(p))
+    inflight.add(p)
+  }
+  await Promise.all(inflight)
+} else {
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (performance.now() < deadline && sent < max) {
+        await one(sent++)
+      }
+    }),
+  )
+}
 const elapsed = (performance.now() - start) / 1000
 agent.destroy()
 const result = {

@@ -54,6 +54,8 @@ export interface Config {
     attestationMaxLifetimeSec: number
   }
   policy: {
+    /** Space configs and authority statuses are reused this long (other processes' changes show within it). */
+    configCacheMs: number
     managingAppTimeoutMs: number
     /** Reuse a managing app's definite answers this long; 0 (default) asks every time. */
     managingAppCacheMs: number
@@ -155,6 +157,7 @@ export const envSchema = z.object({
   GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),
   GATEHOUSE_ACCEPT_DPOP: bool.default(true),
   GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC: int(10, 3600).default(300),
+  GATEHOUSE_CONFIG_CACHE_MS: int(0, 60_000).default(1000),
   GATEHOUSE_MANAGING_APP_TIMEOUT_MS: int(100, 30_000).default(2000),
   GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
   GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
@@ -245,6 +248,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       attestationMaxLifetimeSec: e.GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC,
     },
     policy: {
+      configCacheMs: e.GATEHOUSE_CONFIG_CACHE_MS,
       managingAppTimeoutMs: e.GATEHOUSE_MANAGING_APP_TIMEOUT_MS,
       managingAppCacheMs: e.GATEHOUSE_MANAGING_APP_CACHE_SEC * 1000,
     },

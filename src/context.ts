@@ -115,8 +115,9 @@ export async function createContext(
     })
   const presets = overrides.presets ?? PolicyRegistry.load()
   const vault = overrides.vault ?? new KeyVault(loadKek(cfg.service.dataDir, secrets.kekHex))
-  const authorities = overrides.authorities ?? new AuthorityService(db, vault, clock)
-  const spaces = overrides.spaces ?? new SpaceService(db, clock)
+  const authorities =
+    overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
+  const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
   const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =
     overrides.credentials ??

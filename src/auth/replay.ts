@@ -1,11 +1,11 @@
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
-import { mapDbError, UniqueViolationError } from '../db/errors.js'
 
 /**
  * Single-use token ids, kept in the database so that a token replayed after a restart, or against
  * another Gatehouse process on the same database, is still refused. Consuming is one INSERT: the
- * primary key `(namespace, nonce)` makes the first caller win, atomically, on SQLite and PostgreSQL.
+ * primary key `(namespace, nonce)` makes the first caller win, atomically, on SQLite and PostgreSQL
+ * (`ON CONFLICT DO NOTHING`: a replay inserts nothing).
  */
 export class ReplayStore {
   constructor(
@@ -18,13 +18,11 @@ export class ReplayStore {
    * recorded (a replay). Call only after the token's signature has been checked.
    */
   async consume(namespace: string, nonce: string, expiresAt: Date): Promise<boolean> {
-    try {
-      await this.db.prisma.replayNonce.create({ data: { namespace, nonce, expiresAt } })
-      return true
-    } catch (err) {
-      if (mapDbError(err) instanceof UniqueViolationError) return false
-      throw err
-    }
+    // One statement, on every authenticated exchange: raw SQL, and no exception for the replay case.
+    const inserted = await this.db.prisma.$executeRaw`
+      INSERT INTO replay_nonce (namespace, nonce, expires_at) VALUES (${namespace}, ${nonce}, ${expiresAt})
+      ON CONFLICT (namespace, nonce) DO NOTHING`
+    return inserted === 1
   }
 
   /** Deletes entries whose tokens have expired. Returns how many. */

@@ -27,10 +27,17 @@ export class AuthorityService {
   /** Decrypted keys, by `did|purpose`; dropped whenever an authority's keys change. */
   private readonly keyCache = new Map<string, Keypair | null>()
 
+  /** Statuses read in the last `statusCacheMs`; this process's own changes drop the entry at once. */
+  private readonly statuses = new Map<
+    string,
+    { value: AuthorityStatus | undefined; expiresAtMs: number }
+  >()
+
   constructor(
     private readonly db: Db,
     private readonly vault: KeyVault,
     private readonly clock: Clock,
+    private readonly statusCacheMs = 0,
   ) {}
 
   /**
@@ -80,11 +87,18 @@ export class AuthorityService {
   }
 
   async status(did: string): Promise<AuthorityStatus | undefined> {
+    const hit = this.statuses.get(did)
+    if (hit && hit.expiresAtMs > this.clock.nowMs()) return hit.value
     const row = await this.db.prisma.authority.findUnique({
       where: { did },
       select: { status: true },
     })
-    return row?.status as AuthorityStatus | undefined
+    const value = row?.status as AuthorityStatus | undefined
+    if (this.statusCacheMs > 0) {
+      this.statuses.set(did, { value, expiresAtMs: this.clock.nowMs() + this.statusCacheMs })
+      if (this.statuses.size > 10_000) this.statuses.delete(this.statuses.keys().next().value!)
+    }
+    return value
   }
 
   /** True when Gatehouse answers for `did` right now. */
@@ -127,6 +141,7 @@ export class AuthorityService {
   }
 
   forget(did: string): void {
+    this.statuses.delete(did)
     for (const purpose of ['atproto', 'atproto_space', 'rotation'])
       this.keyCache.delete(`${did}|${purpose}`)
   }

@@ -1,6 +1,7 @@
 import { base58 } from '@scure/base'
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { publicKeyObject } from './key-object.js'
 
 /**
  * did:key and Multikey encoding for the two atproto curves (https://atproto.com/specs/cryptography):
@@ -28,6 +29,12 @@ function curveImpl(curve: Curve) {
 /** A point on `curve` in compressed form (33 bytes); accepts compressed or uncompressed input. */
 export function compressPublicKey(curve: Curve, key: Uint8Array): Uint8Array {
   try {
+    // Compressed (the common case): OpenSSL validates it, in C. Uncompressed (legacy PLC documents):
+    // compress it, which validates it too.
+    if (key.length === 33) {
+      publicKeyObject(curve, key)
+      return Uint8Array.from(key)
+    }
     return curveImpl(curve).Point.fromBytes(key).toBytes(true)
   } catch {
     throw new KeyFormatError(`not a valid ${curve} public key`)

@@ -1,7 +1,8 @@
-import { createPublicKey, randomBytes, verify as nodeVerify, type KeyObject } from 'node:crypto'
+import { randomBytes, verify as nodeVerify } from 'node:crypto'
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { formatDidKey, formatMultikey, type Curve } from './did-key.js'
+import { publicKeyObject } from './key-object.js'
 
 /** JOSE `alg` for each curve's ECDSA-with-SHA-256 signatures. */
 export const JWT_ALG: Record<Curve, 'ES256K' | 'ES256'> = { secp256k1: 'ES256K', p256: 'ES256' }
@@ -80,31 +81,6 @@ const HALF_ORDER: Record<Curve, bigint> = {
   p256: p256.Point.CURVE().n >> 1n,
 }
 
-const JWK_CRV: Record<Curve, string> = { secp256k1: 'secp256k1', p256: 'P-256' }
-const KEY_CACHE_MAX = 10_000
-const keyCache = new Map<string, KeyObject>()
-
-/** An OpenSSL key object for a public key, cached (parsing one costs more than verifying). */
-function keyObject(curve: Curve, publicKey: Uint8Array): KeyObject {
-  const id = `${curve}:${Buffer.from(publicKey).toString('hex')}`
-  let key = keyCache.get(id)
-  if (!key) {
-    const point = impl(curve).Point.fromBytes(publicKey).toBytes(false)
-    key = createPublicKey({
-      key: {
-        kty: 'EC',
-        crv: JWK_CRV[curve],
-        x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-        y: Buffer.from(point.subarray(33)).toString('base64url'),
-      },
-      format: 'jwk',
-    })
-    if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!)
-    keyCache.set(id, key)
-  }
-  return key
-}
-
 /**
  * Verifies an ECDSA-SHA-256 compact (r‖s) signature. `allowHighS` is per token kind: atproto tokens
  * demand low-S; service auth and request signatures accept either (wire contract §3).
@@ -128,7 +104,7 @@ export function verifySignature(
     return nodeVerify(
       'sha256',
       data,
-      { key: keyObject(curve, publicKey), dsaEncoding: 'ieee-p1363' },
+      { key: publicKeyObject(curve, publicKey), dsaEncoding: 'ieee-p1363' },
       signature,
     )
   } catch {

@@ -103,10 +103,11 @@ async function migratePostgres(url: string, all: Migration[]): Promise<string[]>
   const client = new pg.Client({ connectionString })
   await client.connect()
   try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
-    await client.query(`SET search_path TO "${schema}"`)
+    // The lock comes first: CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.
     await client.query('SELECT pg_advisory_lock($1)', [PG_LOCK_ID])
     try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
+      await client.query(`SET search_path TO "${schema}"`)
       await client.query('BEGIN')
       try {
         await client.query(TRACKING_TABLE)

@@ -37,6 +37,18 @@ function idMatches(doc: DidDocument, id: string, fragment: string): boolean {
  * `EcdsaSecp256r1VerificationKey2019` forms that PLC directories still serve.
  */
 export function getVerificationKey(doc: DidDocument, fragment: string): ParsedKey | undefined {
+  // Cached documents are the same object until refetched, so their parsed keys can be kept with them.
+  let memo = parsedKeys.get(doc)
+  if (!memo) parsedKeys.set(doc, (memo = new Map()))
+  if (memo.has(fragment)) return memo.get(fragment)
+  const key = readVerificationKey(doc, fragment)
+  memo.set(fragment, key)
+  return key
+}
+
+const parsedKeys = new WeakMap<DidDocument, Map<string, ParsedKey | undefined>>()
+
+function readVerificationKey(doc: DidDocument, fragment: string): ParsedKey | undefined {
   for (const vm of doc.verificationMethod ?? []) {
     if (typeof vm === 'string' || !idMatches(doc, vm.id, fragment)) continue
     const multibase = (vm as { publicKeyMultibase?: unknown }).publicKeyMultibase
