@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { AuthorityService } from './authorities/authority-service.js'
+import { ManagerService } from './authorities/managers.js'
 import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
@@ -43,6 +44,7 @@ export interface AppContext {
   auth: AuthVerifier
   vault: KeyVault
   authorities: AuthorityService
+  managers: ManagerService
   spaces: SpaceService
   writers: WriterSet
   credentials: CredentialService
@@ -117,6 +119,7 @@ export async function createContext(
   const vault = overrides.vault ?? new KeyVault(loadKek(cfg.service.dataDir, secrets.kekHex))
   const authorities =
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
+  const managers = overrides.managers ?? new ManagerService(db, clock)
   const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
   const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =
@@ -185,6 +188,7 @@ export async function createContext(
     auth,
     vault,
     authorities,
+    managers,
     spaces,
     writers,
     credentials,

@@ -5,28 +5,25 @@ import type { SpaceRef } from '../lexicon/formats.js'
 /** How the requester proved possession of the key a credential is (or will be) bound to. */
 export type KeyBinding = { kind: 'signature'; keyDid: string } | { kind: 'dpop'; jkt: string }
 
-export interface DelegationAuth {
-  type: 'delegation_token'
-  /** The user the delegation token speaks for. */
+/** What a verified space token (delegation token or credential) says. */
+export interface SpaceTokenFacts {
+  /** Delegation: the user it speaks for. Credential: the authority that issued it. */
   iss: string
   /** The space in `sub`, as a URI and parsed. */
   spaceUri: string
   space: SpaceRef
   jti: string
   exp: number
-  /** The key the new credential must be bound to. */
+  /** Delegation: the key the new credential must be bound to. Credential: the key it is bound to. */
   binding: KeyBinding
 }
 
-export interface CredentialAuth {
+export interface DelegationAuth extends SpaceTokenFacts {
+  type: 'delegation_token'
+}
+
+export interface CredentialAuth extends SpaceTokenFacts {
   type: 'space_credential'
-  /** The space authority that issued the credential. */
-  iss: string
-  spaceUri: string
-  space: SpaceRef
-  jti: string
-  exp: number
-  binding: KeyBinding
   /** The signed `Atproto-Space-Audience` (generation C); undefined for DPoP-bound credentials. */
   audience: string | undefined
 }

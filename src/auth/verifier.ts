@@ -19,7 +19,13 @@ import { AuthRequiredError } from '../errors.js'
 import type { DidResolver } from '../identity/resolver.js'
 import { isDid } from '../lexicon/formats.js'
 import type { RequestView } from '../xrpc/method.js'
-import type { CredentialAuth, DelegationAuth, KeyBinding, ServiceAuth } from './output.js'
+import type {
+  CredentialAuth,
+  DelegationAuth,
+  KeyBinding,
+  ServiceAuth,
+  SpaceTokenFacts,
+} from './output.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationStore } from './revocations.js'
 
@@ -51,6 +57,11 @@ export function headerLookup(req: RequestView): HeaderLookup {
     }
     return out
   }
+}
+
+function facts(token: ParsedSpaceToken, binding: KeyBinding): SpaceTokenFacts {
+  const { iss, sub, jti, exp } = token.claims
+  return { iss, spaceUri: sub, space: token.space!, jti, exp, binding }
 }
 
 function translate(err: unknown): never {
@@ -156,15 +167,7 @@ export class AuthVerifier {
       )
       if (!fresh)
         throw new AuthRequiredError('delegation token has already been used', 'JwtReplayed')
-      return {
-        type: 'delegation_token',
-        iss: token.claims.iss,
-        spaceUri: token.claims.sub,
-        space,
-        jti: token.claims.jti,
-        exp: token.claims.exp,
-        binding,
-      }
+      return { type: 'delegation_token', ...facts(token, binding) }
     } catch (err) {
       return translate(err)
     }
@@ -225,16 +228,7 @@ export class AuthVerifier {
             'BadSpaceAudience',
           )
         }
-        return {
-          type: 'space_credential',
-          iss: token.claims.iss,
-          spaceUri: token.claims.sub,
-          space,
-          jti: token.claims.jti,
-          exp: token.claims.exp,
-          binding,
-          audience,
-        }
+        return { type: 'space_credential', ...facts(token, binding), audience }
       } catch (err) {
         return translate(err)
       }

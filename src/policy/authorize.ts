@@ -1,4 +1,4 @@
-import type { Access, AppAccess, SpaceConfig, UserPolicy } from './types.js'
+import type { Access, AccessQuestion, AppAccess, SpaceConfig, UserPolicy } from './types.js'
 
 /**
  * The one question the protocol layer asks: may this user, through this app, have a credential
@@ -26,13 +26,7 @@ export interface AuthorizeDeps {
    * Asks the managing app. Must resolve false on any failure (unreachable, slow, malformed): the
    * decision fails closed.
    */
-  checkUserAccess(req: {
-    config: SpaceConfig
-    managingApp: string
-    user: string
-    access: Access
-    clientId?: string
-  }): Promise<boolean>
+  checkUserAccess(req: AccessQuestion): Promise<boolean>
 }
 
 /**

@@ -4,7 +4,7 @@ import { createServiceJwt } from '../crypto/service-auth.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import type { SafeFetcher } from '../net/safe-fetch.js'
-import type { Access, SpaceConfig } from './types.js'
+import type { AccessQuestion } from './types.js'
 
 export const CHECK_USER_ACCESS = 'com.atproto.simplespace.checkUserAccess'
 
@@ -31,13 +31,7 @@ export class ManagingAppClient {
 
   constructor(private readonly deps: ManagingAppDeps) {}
 
-  async checkUserAccess(req: {
-    config: SpaceConfig
-    managingApp: string
-    user: string
-    access: Access
-    clientId?: string
-  }): Promise<boolean> {
+  async checkUserAccess(req: AccessQuestion): Promise<boolean> {
     const cacheKey = [
       req.config.uri,
       req.managingApp,
@@ -80,13 +74,7 @@ export class ManagingAppClient {
     }
   }
 
-  private async ask(req: {
-    config: SpaceConfig
-    managingApp: string
-    user: string
-    access: Access
-    clientId?: string
-  }): Promise<boolean> {
+  private async ask(req: AccessQuestion): Promise<boolean> {
     const endpoint = await this.deps.resolver.resolveServiceEndpoint(req.managingApp)
     const key = await this.deps.authorityKey(req.config.authority)
     if (!key) throw new Error(`no #atproto key held for ${req.config.authority}`)

@@ -25,3 +25,12 @@ export interface SpaceConfig extends SpacePolicy {
   authority: string
   credentialTtlSec: number
 }
+
+/** What a managing app is asked: may `user` have `access` to the space (through `clientId`)? */
+export interface AccessQuestion {
+  config: SpaceConfig
+  managingApp: string
+  user: string
+  access: Access
+  clientId?: string
+}

@@ -8,6 +8,7 @@ import t from 'tap'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import { ClientApp, MockService } from '../_helpers/services.js'
 import { decodeToken, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
+import { serviceJwt } from '../_helpers/tokens.js'
 
 async function repoHost(t: Parameters<typeof spaceWorld>[0], answers: number[] = []) {
   const host = await MockService.start(t)
@@ -168,3 +169,70 @@ t.test('expired credentials are not revoked (nothing to refuse)', async (t) => {
   const config = await w.a.ctx.spaces.getActiveConfig(w.space)
   t.equal(await w.a.ctx.credentials.revoke(config, { userDid: fay.did }), 0)
 })
+
+t.test(
+  'dev.gatehouse.space.revokeCredentials: a manager revokes over HTTP; others are refused',
+  async (t) => {
+    const w = await spaceWorld(t, { env })
+    const host = await repoHost(t)
+    await withWriters(w, [host])
+    const gina = w.user('gina')
+    await w.a.ctx.spaces.putMember(w.space, gina.did, { read: true, write: true })
+    const first = await w.getCredential(gina)
+    const second = await w.getCredential(gina)
+    const moderator = w.user('moderator')
+    await w.a.ctx.managers.set(w.authority.did, moderator.did, 'moderator')
+    const lxm = 'dev.gatehouse.space.revokeCredentials'
+    const call = async (caller: typeof moderator, body: unknown, aud = w.a.ctx.identity.did) => {
+      const jwt = serviceJwt({ iss: caller, aud, lxm, nowSec: w.now() })
+      const res = await w.a.fetch(`/xrpc/${lxm}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    }
+    const jti = decodeToken(first.body.credential as string).payload.jti as string
+    t.same(await call(moderator, { space: w.space, credentials: [jti] }), {
+      status: 200,
+      body: { revoked: 1 },
+    })
+    t.match(await w.getSpace(first.body.credential as string, first.holder), {
+      status: 401,
+      body: { error: 'CredentialRevoked' },
+    })
+    t.equal(
+      (await w.getSpace(second.body.credential as string, second.holder)).status,
+      200,
+      'only the listed one',
+    )
+    t.same(await call(moderator, { space: w.space, user: gina.did }), {
+      status: 200,
+      body: { revoked: 1 },
+    })
+    await w.a.ctx.background.processAll()
+    t.equal(host.calls.length, 2, 'repo host told each time')
+
+    t.match(await call(w.user('stranger'), { space: w.space, user: gina.did }), {
+      status: 400,
+      body: { error: 'NotSpaceOwner' },
+    })
+    t.match(
+      await call(moderator, { space: w.space, user: gina.did }, 'did:web:elsewhere.example'),
+      { status: 403, body: { error: 'Forbidden' } },
+    )
+    t.equal(
+      (await call(moderator, { space: w.space, user: gina.did }, w.authority.did)).status,
+      200,
+      'the authority DID is an accepted audience',
+    )
+    t.match(await call(moderator, { space: w.space, user: gina.did, credentials: ['x'] }), {
+      status: 400,
+      body: { error: 'InvalidRequest' },
+    })
+    t.match(await call(moderator, { space: w.space.replace(/[^/]+$/, 'nope'), user: gina.did }), {
+      status: 400,
+      body: { error: 'SpaceNotFound' },
+    })
+  },
+)

@@ -1,0 +1,39 @@
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+
+/** Roles, most powerful first. Owners can do everything; moderators manage members and credentials. */
+export const MANAGER_ROLES = ['owner', 'admin', 'moderator'] as const
+export type ManagerRole = (typeof MANAGER_ROLES)[number]
+
+/** The managers of each authority: DIDs whose service-auth calls may change its spaces. */
+export class ManagerService {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  async roleOf(authorityDid: string, did: string): Promise<ManagerRole | undefined> {
+    const row = await this.db.prisma.authorityManager.findUnique({
+      where: { authorityDid_did: { authorityDid, did } },
+      select: { role: true },
+    })
+    return row?.role as ManagerRole | undefined
+  }
+
+  async set(authorityDid: string, did: string, role: ManagerRole): Promise<void> {
+    await this.db.prisma.authorityManager.upsert({
+      where: { authorityDid_did: { authorityDid, did } },
+      create: { authorityDid, did, role, createdAt: this.clock.now() },
+      update: { role },
+    })
+  }
+
+  async remove(authorityDid: string, did: string): Promise<void> {
+    await this.db.prisma.authorityManager.deleteMany({ where: { authorityDid, did } })
+  }
+}
+
+/** True when `role` is at least `needed`. */
+export function hasRole(role: ManagerRole | undefined, needed: ManagerRole): boolean {
+  return role !== undefined && MANAGER_ROLES.indexOf(role) <= MANAGER_ROLES.indexOf(needed)
+}
