@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js'
+import { MemberList } from '../members/member-list.js'
 import type { Db, Tx } from '../db/client.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
@@ -42,11 +43,15 @@ export class SpaceService {
    */
   private readonly configs = new Map<string, { value: Lookup; expiresAtMs: number }>()
 
+  readonly members: MemberList
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly configCacheMs = 0,
-  ) {}
+  ) {
+    this.members = new MemberList(db, clock)
+  }
 
   private forget(uri: string): void {
     this.configs.delete(uri)
@@ -178,13 +183,7 @@ export class SpaceService {
   ): Promise<{ read: boolean; write: boolean } | undefined> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      const before = await tx.spaceMember.findUnique({ where: { space_did: { space: uri, did } } })
-      await tx.spaceMember.upsert({
-        where: { space_did: { space: uri, did } },
-        create: { space: uri, did, ...flags, updatedAt: this.clock.now() },
-        update: { ...flags, updatedAt: this.clock.now() },
-      })
-      return before ? { read: before.read, write: before.write } : undefined
+      return (await this.members.put(tx, uri, did, flags)).before
     })
   }
 
@@ -192,8 +191,7 @@ export class SpaceService {
   async removeMember(uri: string, did: string): Promise<boolean> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      const { count } = await tx.spaceMember.deleteMany({ where: { space: uri, did } })
-      return count > 0
+      return (await this.members.remove(tx, uri, did)).changed
     })
   }
 
@@ -210,7 +208,7 @@ export class SpaceService {
       if (row.deletedAt) return false
       const now = this.clock.now()
       await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
-      await tx.spaceMember.deleteMany({ where: { space: uri } })
+      await this.members.clear(tx, uri)
       await tx.spaceAppRule.deleteMany({ where: { space: uri } })
       await tx.spaceWriter.deleteMany({ where: { space: uri } })
       return true

@@ -1,0 +1,191 @@
+import { sha256 } from '@noble/hashes/sha2.js'
+import type { Clock } from '../clock.js'
+import type { Db, Tx } from '../db/client.js'
+import { LtHash } from '../crypto/lthash.js'
+import { nextTid } from '../spaces/tid.js'
+
+/**
+ * A space's member list with its append-only oplog. The oplog is the source of truth for sync; the
+ * member table is its materialised view, and both change in one transaction. Alongside runs a
+ * digest of the current set: an LtHash (the construction repo commits use) over one element
+ * `{did}/{read}/{write}` per member, kept incrementally, so a consumer that replays the oplog can
+ * check what it holds against `state()`.
+ */
+
+export interface Flags {
+  read: boolean
+  write: boolean
+}
+
+export interface MemberOpView {
+  rev: string
+  op: 'add' | 'update' | 'remove'
+  did: string
+  read: boolean
+  write: boolean
+}
+
+export interface MemberListState {
+  /** The latest op's rev; undefined before the first op. */
+  rev: string | undefined
+  /** SHA-256 of the LtHash state. */
+  digest: Uint8Array
+  count: number
+}
+
+export class OplogCompactedError extends Error {
+  override name = 'OplogCompactedError'
+}
+
+/** The set element for a member: changes whenever the member or its flags do. */
+export function memberElement(did: string, flags: Flags): string {
+  return `${did}/${flags.read ? 1 : 0}/${flags.write ? 1 : 0}`
+}
+
+const EMPTY_DIGEST = sha256(new LtHash().state())
+
+export class MemberList {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Serialises writers of one space's list. SQLite transactions already run one at a time; on
+   * PostgreSQL (read committed) two writers would otherwise both read the same LtHash state and one
+   * update would be lost, so the space row is locked for the rest of the transaction.
+   */
+  private async lock(tx: Tx, space: string): Promise<void> {
+    if (this.db.kind === 'postgres')
+      await tx.$queryRaw`SELECT uri FROM space WHERE uri = ${space} FOR UPDATE`
+  }
+
+  private async apply(
+    tx: Tx,
+    space: string,
+    did: string,
+    next: Flags | undefined,
+  ): Promise<{ before: Flags | undefined; changed: boolean }> {
+    await this.lock(tx, space)
+    const row = await tx.spaceMember.findUnique({ where: { space_did: { space, did } } })
+    const before = row ? { read: row.read, write: row.write } : undefined
+    if (
+      (!before && !next) ||
+      (before && next && before.read === next.read && before.write === next.write)
+    ) {
+      return { before, changed: false }
+    }
+    const state = await tx.memberState.findUnique({ where: { space } })
+    const hash = new LtHash(state ? new Uint8Array(state.lthash) : undefined)
+    if (before) hash.remove(memberElement(did, before))
+    if (next) hash.add(memberElement(did, next))
+    const now = this.clock.now()
+    const rev = nextTid(now.getTime(), state?.rev)
+    const count = (state?.count ?? 0) + (before ? 0 : 1) - (next ? 0 : 1)
+    if (next) {
+      await tx.spaceMember.upsert({
+        where: { space_did: { space, did } },
+        create: { space, did, ...next, updatedAt: now },
+        update: { ...next, updatedAt: now },
+      })
+    } else {
+      await tx.spaceMember.delete({ where: { space_did: { space, did } } })
+    }
+    const op = !before ? 'add' : !next ? 'remove' : 'update'
+    await tx.memberOp.create({
+      data: {
+        space,
+        rev,
+        op,
+        did,
+        read: next?.read ?? false,
+        write: next?.write ?? false,
+        createdAt: now,
+      },
+    })
+    const lthash = Buffer.from(hash.state())
+    await tx.memberState.upsert({
+      where: { space },
+      create: { space, rev, lthash, count, updatedAt: now },
+      update: { rev, lthash, count, updatedAt: now },
+    })
+    return { before, changed: true }
+  }
+
+  /** Adds a member or changes its flags (no op when nothing changes). Returns the flags before. */
+  put(tx: Tx, space: string, did: string, flags: Flags) {
+    return this.apply(tx, space, did, flags)
+  }
+
+  /** Removes a member (no op when absent). Returns the flags it had. */
+  remove(tx: Tx, space: string, did: string) {
+    return this.apply(tx, space, did, undefined)
+  }
+
+  /** Drops the whole list and its history (the space was deleted). */
+  async clear(tx: Tx, space: string): Promise<void> {
+    await tx.spaceMember.deleteMany({ where: { space } })
+    await tx.memberOp.deleteMany({ where: { space } })
+    await tx.memberState.deleteMany({ where: { space } })
+  }
+
+  async state(space: string): Promise<MemberListState> {
+    const s = await this.db.prisma.memberState.findUnique({ where: { space } })
+    if (!s) return { rev: undefined, digest: EMPTY_DIGEST, count: 0 }
+    return { rev: s.rev, digest: sha256(new Uint8Array(s.lthash)), count: s.count }
+  }
+
+  /**
+   * Ops after `since` (exclusive), oldest first, at most `limit`. A `since` older than the compacted
+   * part of the log throws OplogCompactedError: the consumer must resync from the member list.
+   */
+  async ops(
+    space: string,
+    since: string | undefined,
+    limit: number,
+  ): Promise<{ ops: MemberOpView[]; state: MemberListState }> {
+    const [rows, raw] = await Promise.all([
+      this.db.prisma.memberOp.findMany({
+        where: { space, ...(since ? { rev: { gt: since } } : {}) },
+        orderBy: { rev: 'asc' },
+        take: limit,
+      }),
+      this.db.prisma.memberState.findUnique({
+        where: { space },
+        select: { compactedThrough: true },
+      }),
+    ])
+    const compacted = raw?.compactedThrough
+    if (compacted && (since === undefined || since < compacted)) {
+      throw new OplogCompactedError(
+        `ops up to ${compacted} were compacted; resync from listMembers`,
+      )
+    }
+    return {
+      ops: rows.map((r) => ({
+        rev: r.rev,
+        op: r.op as MemberOpView['op'],
+        did: r.did,
+        read: r.read,
+        write: r.write,
+      })),
+      state: await this.state(space),
+    }
+  }
+
+  /** Deletes ops older than `before`, remembering the newest deleted rev. Returns how many. */
+  async compact(space: string, before: Date): Promise<number> {
+    return this.db.transact(async (tx) => {
+      await this.lock(tx, space)
+      const last = await tx.memberOp.findFirst({
+        where: { space, createdAt: { lt: before } },
+        orderBy: { rev: 'desc' },
+        select: { rev: true },
+      })
+      if (!last) return 0
+      const { count } = await tx.memberOp.deleteMany({ where: { space, rev: { lte: last.rev } } })
+      await tx.memberState.update({ where: { space }, data: { compactedThrough: last.rev } })
+      return count
+    })
+  }
+}
