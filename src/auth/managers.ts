@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.js'
 import { hasRole, type ManagerRole } from '../authorities/managers.js'
 import { ForbiddenError, InvalidRequestError } from '../errors.js'
+import type { SpaceConfig } from '../policy/types.js'
 import type { ServiceAuth } from './output.js'
 
 /**
@@ -32,4 +33,32 @@ export async function assertManager(
     )
   }
   return role!
+}
+
+/**
+ * Authorizes a management call on an existing space: a manager with at least `needed`, or — when
+ * `managingApp` is allowed — the service the space names as its managing app (read or write), for
+ * the member operations it is delegated. Returns the active config; SpaceNotFound when there is none.
+ */
+export async function authorizeSpaceManagement(
+  ctx: AppContext,
+  auth: ServiceAuth,
+  spaceUri: string,
+  needed: ManagerRole,
+  opts: { managingApp?: boolean } = {},
+): Promise<SpaceConfig> {
+  const authority = spaceUri.split('/')[2]!
+  const found = (await ctx.authorities.isActive(authority))
+    ? await ctx.spaces.lookup(spaceUri)
+    : undefined
+  if (opts.managingApp && found?.state === 'active') {
+    const caller = auth.iss.split('#')[0]
+    const apps = [found.config.readPolicy, found.config.writePolicy].flatMap((p) =>
+      p.kind === 'managing-app' ? [p.managingApp.split('#')[0]] : [],
+    )
+    if (apps.includes(caller)) return found.config
+  }
+  await assertManager(ctx, auth, authority, needed)
+  if (found?.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
+  return found.config
 }

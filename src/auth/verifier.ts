@@ -270,6 +270,19 @@ export class AuthVerifier {
   }
 
   /**
+   * Either a space credential (as `spaceCredential`) or, for `Authorization: Bearer`, service auth
+   * for `lxm` (a manager). For methods both readers and managers call, such as getSpace.
+   */
+  credentialOrService(opts: { audience: 'authority'; lxm: string }) {
+    const credential = this.spaceCredential({ audience: opts.audience })
+    const service = this.serviceAuth(opts.lxm)
+    return async (req: RequestView): Promise<CredentialAuth | ServiceAuth> => {
+      const scheme = headerLookup(req)('authorization')[0]?.split(' ', 1)[0]?.toLowerCase()
+      return scheme === 'bearer' ? service(req) : credential(req)
+    }
+  }
+
+  /**
    * Service auth for `lxm`: `Authorization: Bearer <service JWT>`. The audience is the handler's to
    * check (notifyWrite accepts two forms); there is no replay check on the wire for service auth.
    */

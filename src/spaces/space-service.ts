@@ -215,6 +215,20 @@ export class SpaceService {
     })
   }
 
+  /** Members in DID order after `cursor` (exclusive). */
+  async listMembers(
+    uri: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ did: string; read: boolean; write: boolean }[]> {
+    return this.db.prisma.spaceMember.findMany({
+      where: { space: uri, ...(cursor ? { did: { gt: cursor } } : {}) },
+      orderBy: { did: 'asc' },
+      take: limit,
+      select: { did: true, read: true, write: true },
+    })
+  }
+
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
     // On every credential request: raw SQL on the primary key costs half what the model query does.

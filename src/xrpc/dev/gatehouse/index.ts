@@ -1,9 +1,13 @@
 import type { XrpcRouter } from '../../method.js'
 import describeServer from './server/describeServer.js'
 import revokeCredentials from './space/revokeCredentials.js'
+import getMemberState from './simplespace/getMemberState.js'
+import listMemberOps from './simplespace/listMemberOps.js'
 
 /** Gatehouse's own extension methods (namespace dev.gatehouse.*). */
 export default function (router: XrpcRouter): void {
   describeServer(router)
   revokeCredentials(router)
+  listMemberOps(router)
+  getMemberState(router)
 }

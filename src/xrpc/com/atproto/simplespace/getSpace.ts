@@ -1,20 +1,25 @@
+import { assertManager } from '../../../../auth/managers.js'
 import { InvalidRequestError } from '../../../../errors.js'
 import { getSpace } from '../../../../lexicon/com/atproto/simplespace/getSpace.js'
 import { appAccessToLex, userPolicyToLex } from '../../../../policy/codec.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
- * A space's configuration, for any holder of a credential for that space (audience: the authority).
+ * A space's configuration, for any holder of a credential for that space (audience: the authority),
+ * and for the authority's managers (service auth).
  * Note (contract §4.7 item 6): this shows the whole policy, allow list included, to every reader.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpace, {
-    auth: ctx.auth.spaceCredential({ audience: 'authority' }),
+    auth: ctx.auth.credentialOrService({ audience: 'authority', lxm: getSpace.nsid }),
     handler: async ({ params, auth, fail }) => {
-      if (auth.spaceUri !== params.space) {
+      const authority = params.space.split('/')[2]!
+      if (auth.type === 'service_auth') {
+        await assertManager(ctx, auth, authority, 'moderator')
+      } else if (auth.spaceUri !== params.space) {
         throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
       }
-      if (!(await ctx.authorities.isActive(auth.space.authority)))
+      if (!(await ctx.authorities.isActive(authority)))
         throw fail('SpaceNotFound', 'Space not found')
       const found = await ctx.spaces.lookup(params.space)
       if (found.state !== 'active') throw fail('SpaceNotFound', 'Space not found')

@@ -1,0 +1,37 @@
+import { z } from 'zod'
+import { defineQuery } from '../../../../xrpc/method.js'
+import { bytes, did, param, spaceRef, tid } from '../../../formats.js'
+
+/** Gatehouse's member-list sync methods — lexicons/dev/gatehouse/simplespace/*.json */
+
+export const memberOp = z.object({
+  rev: tid,
+  op: z.enum(['add', 'update', 'remove']),
+  did,
+  read: z.boolean(),
+  write: z.boolean(),
+})
+
+export const listMemberOps = defineQuery({
+  nsid: 'dev.gatehouse.simplespace.listMemberOps',
+  params: z.object({
+    space: param.string(spaceRef),
+    since: param.string(tid).optional(),
+    limit: param.integer({ min: 1, max: 1000, default: 100 }),
+  }),
+  output: z.object({
+    ops: z.array(memberOp),
+    cursor: tid.optional(),
+    rev: tid.optional(),
+    digest: bytes,
+    count: z.number().int(),
+  }),
+  errors: ['SpaceNotFound', 'NotSpaceOwner', 'OplogCompacted'],
+})
+
+export const getMemberState = defineQuery({
+  nsid: 'dev.gatehouse.simplespace.getMemberState',
+  params: z.object({ space: param.string(spaceRef) }),
+  output: z.object({ rev: tid.optional(), digest: bytes, count: z.number().int() }),
+  errors: ['SpaceNotFound', 'NotSpaceOwner'],
+})

@@ -1,0 +1,22 @@
+import { assertManager } from '../../../../auth/managers.js'
+import { deleteSpace } from '../../../../lexicon/com/atproto/simplespace/manage.js'
+import { SpaceError } from '../../../../spaces/space-service.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/** Deletes a space (tombstone; idempotent). Afterwards getSpaceCredential answers SpaceDeleted. */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(deleteSpace, {
+    auth: ctx.auth.serviceAuth(deleteSpace.nsid),
+    handler: async ({ input, auth, fail }) => {
+      const authority = input.space.split('/')[2]!
+      await assertManager(ctx, auth, authority, 'admin')
+      try {
+        await ctx.spaces.delete(input.space)
+      } catch (err) {
+        if (err instanceof SpaceError) throw fail('SpaceNotFound', err.message)
+        throw err
+      }
+      return undefined
+    },
+  })
+}

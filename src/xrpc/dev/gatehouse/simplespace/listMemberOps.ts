@@ -1,0 +1,36 @@
+import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { listMemberOps } from '../../../../lexicon/dev/gatehouse/simplespace/oplog.js'
+import { OplogCompactedError } from '../../../../members/member-list.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/**
+ * The member oplog after `since`, oldest first, with the list's current rev, count and digest. A
+ * mirror applies the ops, follows `cursor` until it reaches `rev`, and can check its own LtHash of
+ * `{did}/{read}/{write}` elements against `digest`. `since` older than the kept window: OplogCompacted.
+ */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(listMemberOps, {
+    auth: ctx.auth.serviceAuth(listMemberOps.nsid),
+    handler: async ({ params, auth, fail }) => {
+      await authorizeSpaceManagement(ctx, auth, params.space, 'moderator', { managingApp: true })
+      try {
+        const { ops, state } = await ctx.spaces.members.ops(
+          params.space,
+          params.since,
+          params.limit,
+        )
+        const last = ops[ops.length - 1]
+        return {
+          ops,
+          ...(last ? { cursor: last.rev } : {}),
+          ...(state.rev ? { rev: state.rev } : {}),
+          digest: { $bytes: Buffer.from(state.digest).toString('base64').replace(/=+$/, '') },
+          count: state.count,
+        }
+      } catch (err) {
+        if (err instanceof OplogCompactedError) throw fail('OplogCompacted', err.message)
+        throw err
+      }
+    },
+  })
+}
