@@ -1,8 +1,8 @@
 import type { AppContext } from '../context.js'
 import { hasRole, type ManagerRole } from '../authorities/managers.js'
-import { ForbiddenError, InvalidRequestError } from '../errors.js'
+import { AuthRequiredError, ForbiddenError, InvalidRequestError } from '../errors.js'
 import type { SpaceConfig } from '../policy/types.js'
-import type { ServiceAuth } from './output.js'
+import type { AnonymousAuth, CredentialAuth, ServiceAuth } from './output.js'
 
 /**
  * Management calls (simplespace.*, dev.gatehouse.*) arrive with service auth from a manager's DID.
@@ -61,4 +61,55 @@ export async function authorizeSpaceManagement(
   await assertManager(ctx, auth, authority, needed)
   if (found?.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
   return found.config
+}
+
+/**
+ * Who may read a space's member list (listMembers, listMemberOps) or only its size
+ * (getMemberState with `what: 'count'`), by the space's roster visibility:
+ * - managers and the managing app: always, everything;
+ * - holders of a credential for the space: `members` and `public` (everything), `count` (the count);
+ * - anyone: `public` (everything), `count` (the count).
+ * Anonymous callers are refused before the space is looked up, so they cannot probe which
+ * non-public spaces exist. Returns the config and whether the caller sees more than the count.
+ */
+export async function authorizeRosterRead(
+  ctx: AppContext,
+  auth: ServiceAuth | CredentialAuth | AnonymousAuth,
+  spaceUri: string,
+  what: 'roster' | 'count',
+): Promise<{ config: SpaceConfig; full: boolean }> {
+  if (auth.type === 'service_auth') {
+    try {
+      return {
+        config: await authorizeSpaceManagement(ctx, auth, spaceUri, 'moderator', {
+          managingApp: true,
+        }),
+        full: true,
+      }
+    } catch (err) {
+      // Not a manager: such a caller sees what anyone sees.
+      if (!(err instanceof InvalidRequestError && err.error === 'NotSpaceOwner')) throw err
+    }
+  }
+  if (auth.type === 'space_credential' && auth.spaceUri !== spaceUri) {
+    throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
+  }
+  const authority = spaceUri.split('/')[2]!
+  const found = (await ctx.authorities.isActive(authority))
+    ? await ctx.spaces.lookup(spaceUri)
+    : undefined
+  const visibility = found?.state === 'active' ? found.config.rosterVisibility : 'owner'
+  const full =
+    visibility === 'public' || (visibility === 'members' && auth.type === 'space_credential')
+  const countOnly = !full && visibility === 'count' && what === 'count'
+  if (!full && !countOnly) {
+    if (auth.type === 'anonymous')
+      throw new AuthRequiredError('This member list is not public', 'AuthenticationRequired')
+    throw new InvalidRequestError(
+      'This member list is visible to its managers only',
+      'NotSpaceOwner',
+    )
+  }
+  if (found?.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
+  return { config: found.config, full }
 }

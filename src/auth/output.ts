@@ -37,4 +37,9 @@ export interface ServiceAuth {
   jti: string | undefined
 }
 
-export type AuthOutput = DelegationAuth | CredentialAuth | ServiceAuth
+/** No Authorization header at all (for methods some spaces open to everyone). */
+export interface AnonymousAuth {
+  type: 'anonymous'
+}
+
+export type AuthOutput = DelegationAuth | CredentialAuth | ServiceAuth | AnonymousAuth

@@ -20,6 +20,7 @@ import type { DidResolver } from '../identity/resolver.js'
 import { isDid } from '../lexicon/formats.js'
 import type { RequestView } from '../xrpc/method.js'
 import type {
+  AnonymousAuth,
   CredentialAuth,
   DelegationAuth,
   KeyBinding,
@@ -280,6 +281,16 @@ export class AuthVerifier {
       const scheme = headerLookup(req)('authorization')[0]?.split(' ', 1)[0]?.toLowerCase()
       return scheme === 'bearer' ? service(req) : credential(req)
     }
+  }
+
+  /**
+   * Reads whose audience depends on the space (member lists): no Authorization header is an
+   * anonymous caller; otherwise as `credentialOrService`. The handler decides what each may see.
+   */
+  rosterReader(lxm: string) {
+    const authenticated = this.credentialOrService({ audience: 'authority', lxm })
+    return async (req: RequestView): Promise<CredentialAuth | ServiceAuth | AnonymousAuth> =>
+      headerLookup(req)('authorization').length === 0 ? { type: 'anonymous' } : authenticated(req)
   }
 
   /**

@@ -20,10 +20,20 @@ export interface SpacePolicy {
   appAccess: AppAccess
 }
 
+/** Who may read a space's member list (managers and the managing app always may). */
+export type RosterVisibility = 'owner' | 'members' | 'count' | 'public'
+export const ROSTER_VISIBILITIES: readonly RosterVisibility[] = [
+  'owner',
+  'members',
+  'count',
+  'public',
+]
+
 export interface SpaceConfig extends SpacePolicy {
   uri: string
   authority: string
   credentialTtlSec: number
+  rosterVisibility: RosterVisibility
 }
 
 /** What a managing app is asked: may `user` have `access` to the space (through `clientId`)? */

@@ -4,7 +4,7 @@ import type { Db, Tx } from '../db/client.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
-import type { Access, SpaceConfig, SpacePolicy } from '../policy/types.js'
+import type { Access, RosterVisibility, SpaceConfig, SpacePolicy } from '../policy/types.js'
 import { CREDENTIAL_MAX_TTL_SEC, CREDENTIAL_TTL_SEC } from '../crypto/space-token.js'
 
 /**
@@ -70,6 +70,7 @@ export class SpaceService {
       uri: row.uri,
       authority: row.authorityDid,
       credentialTtlSec: row.credentialTtlSec,
+      rosterVisibility: row.rosterVisibility as RosterVisibility,
       ...policyFromColumns(
         row,
         rules.map((r) => r.clientId),
@@ -213,6 +214,15 @@ export class SpaceService {
       await tx.spaceWriter.deleteMany({ where: { space: uri } })
       return true
     })
+  }
+
+  async setRosterVisibility(uri: string, visibility: RosterVisibility): Promise<void> {
+    this.forget(uri)
+    const { count } = await this.db.prisma.space.updateMany({
+      where: { uri, deletedAt: null },
+      data: { rosterVisibility: visibility, updatedAt: this.clock.now() },
+    })
+    if (count === 0) throw new SpaceError('SpaceNotFound', 'Space not found')
   }
 
   /** Members in DID order after `cursor` (exclusive). */

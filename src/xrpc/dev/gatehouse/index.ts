@@ -3,6 +3,7 @@ import describeServer from './server/describeServer.js'
 import revokeCredentials from './space/revokeCredentials.js'
 import getMemberState from './simplespace/getMemberState.js'
 import listMemberOps from './simplespace/listMemberOps.js'
+import setRosterVisibility from './simplespace/setRosterVisibility.js'
 
 /** Gatehouse's own extension methods (namespace dev.gatehouse.*). */
 export default function (router: XrpcRouter): void {
@@ -10,4 +11,5 @@ export default function (router: XrpcRouter): void {
   revokeCredentials(router)
   listMemberOps(router)
   getMemberState(router)
+  setRosterVisibility(router)
 }

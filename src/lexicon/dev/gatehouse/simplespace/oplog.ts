@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
 import { bytes, did, param, spaceRef, tid } from '../../../formats.js'
 
 /** Gatehouse's member-list sync methods — lexicons/dev/gatehouse/simplespace/*.json */
@@ -32,6 +32,12 @@ export const listMemberOps = defineQuery({
 export const getMemberState = defineQuery({
   nsid: 'dev.gatehouse.simplespace.getMemberState',
   params: z.object({ space: param.string(spaceRef) }),
-  output: z.object({ rev: tid.optional(), digest: bytes, count: z.number().int() }),
+  output: z.object({ rev: tid.optional(), digest: bytes.optional(), count: z.number().int() }),
+  errors: ['SpaceNotFound', 'NotSpaceOwner'],
+})
+
+export const setRosterVisibility = defineProcedure({
+  nsid: 'dev.gatehouse.simplespace.setRosterVisibility',
+  input: z.object({ space: spaceRef, visibility: z.enum(['owner', 'members', 'count', 'public']) }),
   errors: ['SpaceNotFound', 'NotSpaceOwner'],
 })

@@ -1,14 +1,16 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeRosterRead } from '../../../../auth/managers.js'
 import { getMemberState } from '../../../../lexicon/dev/gatehouse/simplespace/oplog.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /** The member list's current rev, digest and count: what a mirror checks its replay against. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getMemberState, {
-    auth: ctx.auth.serviceAuth(getMemberState.nsid),
+    auth: ctx.auth.rosterReader(getMemberState.nsid),
     handler: async ({ params, auth }) => {
-      await authorizeSpaceManagement(ctx, auth, params.space, 'moderator', { managingApp: true })
+      const { full } = await authorizeRosterRead(ctx, auth, params.space, 'count')
       const state = await ctx.spaces.members.state(params.space)
+      // `count` visibility: the size only; rev and digest would let a caller test guesses of the roster.
+      if (!full) return { count: state.count }
       return {
         ...(state.rev ? { rev: state.rev } : {}),
         digest: { $bytes: Buffer.from(state.digest).toString('base64').replace(/=+$/, '') },

@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeRosterRead } from '../../../../auth/managers.js'
 import { listMemberOps } from '../../../../lexicon/dev/gatehouse/simplespace/oplog.js'
 import { OplogCompactedError } from '../../../../members/member-list.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -10,9 +10,9 @@ import type { XrpcRouter } from '../../../method.js'
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listMemberOps, {
-    auth: ctx.auth.serviceAuth(listMemberOps.nsid),
+    auth: ctx.auth.rosterReader(listMemberOps.nsid),
     handler: async ({ params, auth, fail }) => {
-      await authorizeSpaceManagement(ctx, auth, params.space, 'moderator', { managingApp: true })
+      await authorizeRosterRead(ctx, auth, params.space, 'roster')
       try {
         const { ops, state } = await ctx.spaces.members.ops(
           params.space,

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "space" ADD COLUMN     "roster_visibility" TEXT NOT NULL DEFAULT 'owner';
+
