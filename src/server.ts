@@ -47,6 +47,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   // XRPC procedures take application/json only; Fastify's text/plain parser would let other bodies
   // reach the input schema as strings.
   app.removeContentTypeParser('text/plain')
+  // Bulk methods stream JSON lines; their handlers read the body themselves (with their own limits).
+  app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload))
 
   app.decorate('xrpc', new XrpcRouter(app, ctx))
 

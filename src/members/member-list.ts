@@ -122,6 +122,121 @@ export class MemberList {
     return this.apply(tx, space, did, undefined)
   }
 
+  /**
+   * Applies many changes in one transaction with set-based queries (bulk import): each entry sets a
+   * member's flags, or removes it when `flags` is undefined. The last entry for a DID wins; entries
+   * that change nothing append nothing. Returns the DIDs whose membership changed, with their flags
+   * before and after.
+   */
+  async applyBatch(
+    tx: Tx,
+    space: string,
+    entries: { did: string; flags: Flags | undefined }[],
+  ): Promise<{ did: string; before: Flags | undefined; after: Flags | undefined }[]> {
+    await this.lock(tx, space)
+    const wanted = new Map(entries.map((e) => [e.did, e.flags]))
+    const dids = [...wanted.keys()]
+    const existing = new Map<string, Flags>()
+    for (let i = 0; i < dids.length; i += 500) {
+      const rows = await tx.spaceMember.findMany({
+        where: { space, did: { in: dids.slice(i, i + 500) } },
+        select: { did: true, read: true, write: true },
+      })
+      for (const r of rows) existing.set(r.did, { read: r.read, write: r.write })
+    }
+    const changes: { did: string; before: Flags | undefined; after: Flags | undefined }[] = []
+    for (const [did, after] of wanted) {
+      const before = existing.get(did)
+      if (
+        (!before && !after) ||
+        (before && after && before.read === after.read && before.write === after.write)
+      )
+        continue
+      changes.push({ did, before, after })
+    }
+    if (changes.length === 0) return changes
+    const state = await tx.memberState.findUnique({ where: { space } })
+    const hash = new LtHash(state ? new Uint8Array(state.lthash) : undefined)
+    const now = this.clock.now()
+    let rev = state?.rev
+    let count = state?.count ?? 0
+    const ops: {
+      space: string
+      rev: string
+      op: string
+      did: string
+      read: boolean
+      write: boolean
+      createdAt: Date
+    }[] = []
+    for (const c of changes) {
+      if (c.before) hash.remove(memberElement(c.did, c.before))
+      if (c.after) hash.add(memberElement(c.did, c.after))
+      count += (c.before ? 0 : 1) - (c.after ? 0 : 1)
+      rev = nextTid(now.getTime(), rev)
+      const op = !c.before ? 'add' : !c.after ? 'remove' : 'update'
+      ops.push({
+        space,
+        rev,
+        op,
+        did: c.did,
+        read: c.after?.read ?? false,
+        write: c.after?.write ?? false,
+        createdAt: now,
+      })
+    }
+    const added = changes.filter((c) => !c.before && c.after)
+    if (added.length) {
+      await tx.spaceMember.createMany({
+        data: added.map((c) => ({ space, did: c.did, ...c.after!, updatedAt: now })),
+      })
+    }
+    for (const read of [true, false]) {
+      for (const write of [true, false]) {
+        const group = changes
+          .filter((c) => c.before && c.after && c.after.read === read && c.after.write === write)
+          .map((c) => c.did)
+        for (let i = 0; i < group.length; i += 500) {
+          await tx.spaceMember.updateMany({
+            where: { space, did: { in: group.slice(i, i + 500) } },
+            data: { read, write, updatedAt: now },
+          })
+        }
+      }
+    }
+    const removed = changes.filter((c) => c.before && !c.after).map((c) => c.did)
+    for (let i = 0; i < removed.length; i += 500) {
+      await tx.spaceMember.deleteMany({ where: { space, did: { in: removed.slice(i, i + 500) } } })
+    }
+    await tx.memberOp.createMany({ data: ops })
+    const lthash = Buffer.from(hash.state())
+    await tx.memberState.upsert({
+      where: { space },
+      create: { space, rev: rev!, lthash, count, updatedAt: now },
+      update: { rev: rev!, lthash, count, updatedAt: now },
+    })
+    return changes
+  }
+
+  /** Every member in DID order, read in pages (bulk export). */
+  async *iterate(
+    space: string,
+    pageSize = 5000,
+  ): AsyncGenerator<{ did: string; read: boolean; write: boolean }> {
+    let cursor: string | undefined
+    for (;;) {
+      const page = await this.db.prisma.spaceMember.findMany({
+        where: { space, ...(cursor ? { did: { gt: cursor } } : {}) },
+        orderBy: { did: 'asc' },
+        take: pageSize,
+        select: { did: true, read: true, write: true },
+      })
+      yield* page
+      if (page.length < pageSize) return
+      cursor = page[page.length - 1]!.did
+    }
+  }
+
   /** Drops the whole list and its history (the space was deleted). */
   async clear(tx: Tx, space: string): Promise<void> {
     await tx.spaceMember.deleteMany({ where: { space } })

@@ -81,6 +81,7 @@ export class CredentialService {
     config: SpaceConfig,
     where: {
       userDid?: string
+      userDidIn?: string[]
       clientId?: string | null
       clientIdIn?: string[]
       clientIdNotIn?: string[]
@@ -93,6 +94,7 @@ export class CredentialService {
       revokedAt: null,
       expiresAt: { gt: now },
       ...(where.userDid !== undefined ? { userDid: where.userDid } : {}),
+      ...(where.userDidIn !== undefined ? { userDid: { in: where.userDidIn } } : {}),
       ...(where.clientId !== undefined ? { clientId: where.clientId } : {}),
       ...(where.clientIdIn !== undefined ? { clientId: { in: where.clientIdIn } } : {}),
       ...(where.clientIdNotIn !== undefined

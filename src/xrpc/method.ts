@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { AppContext } from '../context.js'
@@ -25,6 +26,10 @@ export interface MethodSpec<
   output: O
   /** Lexicon-declared error names: the only names a handler's `fail` accepts. */
   errors: readonly E[]
+  /** `application/x-ndjson`: the handler gets the request body as a stream, unparsed. */
+  inputEncoding?: 'application/json' | 'application/x-ndjson'
+  /** `application/x-ndjson`: the handler returns a stream of lines, sent as it is produced. */
+  outputEncoding?: 'application/json' | 'application/x-ndjson'
 }
 
 const noParams = z.object({})
@@ -38,8 +43,10 @@ export function defineQuery<
   params?: P
   output: O
   errors?: readonly E[]
+  outputEncoding?: MethodSpec['outputEncoding']
 }): MethodSpec<P, undefined, O, E> {
   return {
+    outputEncoding: spec.outputEncoding,
     nsid: spec.nsid,
     type: 'query',
     params: (spec.params ?? noParams) as P,
@@ -60,8 +67,10 @@ export function defineProcedure<
   input: I
   output?: O
   errors?: readonly E[]
+  inputEncoding?: MethodSpec['inputEncoding']
 }): MethodSpec<P, I, O, E> {
   return {
+    inputEncoding: spec.inputEncoding,
     nsid: spec.nsid,
     type: 'procedure',
     params: (spec.params ?? noParams) as P,
@@ -90,6 +99,8 @@ type Out<T> = T extends z.ZodType ? z.output<T> : undefined
 export interface HandlerArgs<M extends MethodSpec, A> {
   params: z.output<M['params']>
   input: Out<M['input']>
+  /** The unparsed request body, for `application/x-ndjson` methods. */
+  body: Readable | undefined
   auth: A
   ctx: AppContext
   req: RequestView
@@ -164,7 +175,13 @@ export class XrpcRouter {
         const params = method.params.safeParse(req.query ?? {})
         if (!params.success) throw new InvalidRequestError(describeZodError('params', params.error))
         let input: unknown = undefined
-        if (method.input) {
+        let body: Readable | undefined
+        if (method.inputEncoding === 'application/x-ndjson') {
+          if (!(req.body instanceof Readable)) {
+            throw new InvalidRequestError('This method takes an application/x-ndjson body')
+          }
+          body = req.body
+        } else if (method.input) {
           if (req.body === undefined || req.body === null) {
             throw new InvalidRequestError('A JSON request body (application/json) is required')
           }
@@ -176,6 +193,7 @@ export class XrpcRouter {
         const output = await reg.handler({
           params: params.data,
           input: input as Out<M['input']>,
+          body,
           auth: authResults.get(req) as A,
           ctx,
           req: toView(req),
@@ -183,6 +201,9 @@ export class XrpcRouter {
         } as HandlerArgs<M, A>)
         if (method.output === undefined) {
           return reply.code(200).send()
+        }
+        if (method.outputEncoding === 'application/x-ndjson') {
+          return reply.code(200).header('content-type', 'application/x-ndjson').send(output)
         }
         if (validateOutput) {
           const checked = method.output.safeParse(output)

@@ -4,6 +4,8 @@ import revokeCredentials from './space/revokeCredentials.js'
 import getMemberState from './simplespace/getMemberState.js'
 import listMemberOps from './simplespace/listMemberOps.js'
 import setRosterVisibility from './simplespace/setRosterVisibility.js'
+import importMembers from './simplespace/importMembers.js'
+import exportMembers from './simplespace/exportMembers.js'
 
 /** Gatehouse's own extension methods (namespace dev.gatehouse.*). */
 export default function (router: XrpcRouter): void {
@@ -12,4 +14,6 @@ export default function (router: XrpcRouter): void {
   listMemberOps(router)
   getMemberState(router)
   setRosterVisibility(router)
+  importMembers(router)
+  exportMembers(router)
 }
