@@ -1,0 +1,221 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../src/config.js'
+import { createContext } from '../src/context.js'
+import { createLogger } from '../src/logger.js'
+import { buildServer } from '../src/server.js'
+import { DidWebHost } from '../test/_helpers/identities.js'
+import {
+  delegationToken,
+  exchangeHeaders,
+  newHolderKey,
+  serviceJwt,
+} from '../test/_helpers/tokens.js'
+import { httpLoad, percentile, type Bench } from './_lib.js'
+
+/**
+ * A million-member space built through the bulk import endpoint, then: membership checks in process
+ * and through getSpaceCredential, listMembers pages of 1,000, oplog since-queries, and peak RSS.
+ * GATEHOUSE_BENCH_MEMBERS sets the size (default 1,000,000).
+ */
+const MEMBERS = Number(process.env.GATEHOUSE_BENCH_MEMBERS ?? 1_000_000)
+const USERS = 50
+const did = (i: number) => `did:plc:m${String(i).padStart(23, '0')}`
+
+async function timed<T>(n: number, fn: (i: number) => Promise<T>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await fn(i)
+    out.push(performance.now() - t0)
+  }
+  return out.sort((a, b) => a - b)
+}
+
+const bench: Bench = {
+  name: 'members',
+  async run({ seconds }) {
+    const teardowns: (() => unknown)[] = []
+    const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
+    const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
+    try {
+      const web = await DidWebHost.start(t)
+      const { config, secrets } = loadConfig({
+        GATEHOUSE_ENV: 'production',
+        GATEHOUSE_DATA_DIR: dataDir,
+        GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+        GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      })
+      const ctx = await createContext(config, secrets, {
+        overrides: { logger: createLogger({ level: 'warn' }) },
+      })
+      teardowns.push(() => ctx.destroy())
+      const app = await buildServer(ctx)
+      const url = await app.listen({ host: '127.0.0.1', port: 0 })
+      teardowns.push(() => app.close())
+      const authority = web.create('authority')
+      const admin = web.create('admin')
+      await ctx.authorities.register(authority.did, { atproto: authority.key })
+      await ctx.managers.set(authority.did, admin.did, 'admin')
+      const space = (
+        await ctx.spaces.create({
+          authority: authority.did,
+          spaceType: 'com.example.forum',
+          skey: 'million',
+          readPolicy: { kind: 'member-list' },
+          writePolicy: { kind: 'member-list' },
+          appAccess: { kind: 'open' },
+        })
+      ).uri
+      const users = Array.from({ length: USERS }, (_, i) => web.create(`user${i}`))
+      const auth = (lxm: string) =>
+        `Bearer ${serviceJwt({ iss: admin, aud: authority.did, lxm, nowSec: Math.floor(Date.now() / 1000) })}`
+
+      // 1. Bulk import through HTTP, streamed.
+      const enc = new TextEncoder()
+      let next = 0
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (next >= MEMBERS) return controller.close()
+          let chunk = ''
+          for (let k = 0; k < 2000 && next < MEMBERS; k++, next++) {
+            const d = next < USERS ? users[next]!.did : did(next)
+            chunk += `{"did":"${d}","read":true,"write":${next % 2 === 0}}\n`
+          }
+          controller.enqueue(enc.encode(chunk))
+        },
+      })
+      const importStart = performance.now()
+      const res = await fetch(
+        `${url}/xrpc/dev.gatehouse.simplespace.importMembers?${new URLSearchParams({ space })}`,
+        {
+          method: 'POST',
+          headers: {
+            authorization: auth('dev.gatehouse.simplespace.importMembers'),
+            'content-type': 'application/x-ndjson',
+          },
+          body,
+          duplex: 'half',
+        } as RequestInit,
+      )
+      const imported = (await res.json()) as { changed: number }
+      const importSec = (performance.now() - importStart) / 1000
+      if (res.status !== 200 || imported.changed !== MEMBERS)
+        throw new Error(`import failed: ${res.status} ${JSON.stringify(imported)}`)
+
+      // 2. Membership checks in process (random members and non-members).
+      const check = await timed(5000, (i) =>
+        ctx.spaces.isMember(
+          space,
+          did(Math.floor(Math.random() * MEMBERS * (i % 2 ? 1 : 2))),
+          'read',
+        ),
+      )
+
+      // 3. Through getSpaceCredential, sequentially.
+      const n = Math.max(100, Math.round(seconds * 100))
+      const nowSec = Math.floor(Date.now() / 1000)
+      const headers = Array.from({ length: n + USERS }, (_, i) => ({
+        ...exchangeHeaders(
+          delegationToken({ user: users[i % USERS]!, space, nowSec, exp: nowSec + 900 }),
+          newHolderKey(),
+        ),
+        'content-type': 'application/json',
+      }))
+      const target = `${url}/xrpc/com.atproto.space.getSpaceCredential`
+      await httpLoad({
+        url: target,
+        method: 'POST',
+        bodies: [JSON.stringify({ space })],
+        headers: headers.slice(0, USERS),
+        concurrency: 1,
+        seconds: 30,
+        maxRequests: USERS,
+      })
+      const exchange = await httpLoad({
+        url: target,
+        method: 'POST',
+        bodies: [JSON.stringify({ space })],
+        headers: headers.slice(USERS),
+        concurrency: 1,
+        seconds: seconds + 10,
+        maxRequests: n,
+      })
+
+      // 4. listMembers pages of 1,000 from random cursors.
+      const pages = await timed(100, async () => {
+        const cursor = did(Math.floor(Math.random() * MEMBERS))
+        const r = await fetch(
+          `${url}/xrpc/com.atproto.simplespace.listMembers?${new URLSearchParams({ space, limit: '1000', cursor })}`,
+          {
+            headers: { authorization: auth('com.atproto.simplespace.listMembers') },
+          },
+        )
+        if (r.status !== 200) throw new Error(`listMembers ${r.status}`)
+        await r.arrayBuffer()
+      })
+
+      // 5. Oplog since-queries from random points of the log.
+      const revs = (
+        await ctx.db.prisma.memberOp.findMany({
+          where: { space },
+          select: { rev: true },
+          orderBy: { rev: 'asc' },
+          skip: Math.floor(MEMBERS / 2),
+          take: 1000,
+        })
+      ).map((r) => r.rev)
+      const since = await timed(100, async (i) => {
+        const r = await fetch(
+          `${url}/xrpc/dev.gatehouse.simplespace.listMemberOps?${new URLSearchParams({ space, since: revs[(i * 7) % revs.length]!, limit: '100' })}`,
+          {
+            headers: { authorization: auth('dev.gatehouse.simplespace.listMemberOps') },
+          },
+        )
+        if (r.status !== 200) throw new Error(`listMemberOps ${r.status}`)
+        await r.arrayBuffer()
+      })
+
+      const rssMb = process.resourceUsage().maxRSS / 1024
+      const target60 = (MEMBERS / 1_000_000) * 60
+      return {
+        bench: 'members',
+        figures: [
+          { name: 'members', value: MEMBERS, unit: '' },
+          { name: 'bulk import (HTTP, JSON lines)', value: importSec, unit: 's' },
+          { name: 'import rate', value: MEMBERS / importSec, unit: 'members/s' },
+          { name: 'membership check in process p50', value: percentile(check, 50), unit: 'ms' },
+          { name: 'membership check in process p99', value: percentile(check, 99), unit: 'ms' },
+          {
+            name: 'getSpaceCredential p50',
+            value: percentile(exchange.latenciesMs, 50),
+            unit: 'ms',
+          },
+          {
+            name: 'getSpaceCredential p99',
+            value: percentile(exchange.latenciesMs, 99),
+            unit: 'ms',
+          },
+          { name: 'listMembers page of 1,000 p99', value: percentile(pages, 99), unit: 'ms' },
+          { name: 'oplog since-query (100 ops) p99', value: percentile(since, 99), unit: 'ms' },
+          { name: 'peak RSS (this process, incl. load worker)', value: rssMb, unit: 'MB' },
+        ],
+        ratios: { 'import time / 60 s target (scaled to size)': importSec / target60 },
+        targets: {
+          'import <= 60 s per million': {
+            target: `<= ${target60.toFixed(0)} s`,
+            met: importSec <= target60,
+          },
+          'in-process check p99 <= 1 ms': { target: '<= 1 ms', met: percentile(check, 99) <= 1 },
+          'page p99 <= 20 ms': { target: '<= 20 ms', met: percentile(pages, 99) <= 20 },
+          'RSS <= 300 MB': { target: '<= 300 MB', met: rssMb <= 300 },
+        },
+      }
+    } finally {
+      for (const fn of teardowns.reverse()) await fn()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  },
+}
+export default bench
