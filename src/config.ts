@@ -64,6 +64,10 @@ export interface Config {
     retryBaseMs: number
     retryAttempts: number
   }
+  members: {
+    /** Member-oplog entries older than this are compacted away (mirrors further behind resync). */
+    oplogRetentionMs: number
+  }
 }
 
 export interface Secrets {
@@ -162,6 +166,7 @@ export const envSchema = z.object({
   GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
   GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
   GATEHOUSE_REVOCATION_RETRY_ATTEMPTS: int(1, 30).default(8),
+  GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a 32-byte key)')
@@ -256,6 +261,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       retryBaseMs: e.GATEHOUSE_REVOCATION_RETRY_BASE_MS,
       retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
     },
+    members: { oplogRetentionMs: e.GATEHOUSE_OPLOG_RETENTION_DAYS * 86_400_000 },
   }
   const secrets: Secrets = {}
   if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY

@@ -167,7 +167,10 @@ export async function createContext(
   const janitor = setInterval(() => {
     background.add('prune', async () => {
       const [nonces, revoked] = await Promise.all([replay.prune(), revocations.prune()])
-      if (nonces || revoked) dbLog.debug({ nonces, revoked }, 'pruned expired rows')
+      const ops = await spaces.members.compactAll(
+        new Date(clock.nowMs() - cfg.members.oplogRetentionMs),
+      )
+      if (nonces || revoked || ops) dbLog.debug({ nonces, revoked, ops }, 'pruned expired rows')
     })
   }, PRUNE_INTERVAL_MS)
   janitor.unref()

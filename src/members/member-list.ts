@@ -295,6 +295,19 @@ export class MemberList {
     }
   }
 
+  /** Compacts every space with ops older than `before` (at most `spaces` of them per call). */
+  async compactAll(before: Date, spaces = 100): Promise<number> {
+    const stale = await this.db.prisma.memberOp.findMany({
+      where: { createdAt: { lt: before } },
+      distinct: ['space'],
+      select: { space: true },
+      take: spaces,
+    })
+    let removed = 0
+    for (const { space } of stale) removed += await this.compact(space, before)
+    return removed
+  }
+
   /** Deletes ops older than `before`, remembering the newest deleted rev. Returns how many. */
   async compact(space: string, before: Date): Promise<number> {
     return this.db.transact(async (tx) => {

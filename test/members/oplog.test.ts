@@ -179,6 +179,47 @@ t.test(
   },
 )
 
+t.test('compactAll finds every space with history older than the window', async (t) => {
+  const { a, space, members } = await world(t)
+  const other = (
+    await a.ctx.spaces.create({
+      authority: 'did:web:authority.example',
+      spaceType: 'com.example.forum',
+      skey: 'other',
+      ...MEMBERS_ONLY,
+    })
+  ).uri
+  await a.ctx.spaces.putMember(space, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', {
+    read: true,
+    write: true,
+  })
+  await a.ctx.spaces.putMember(other, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', {
+    read: true,
+    write: true,
+  })
+  a.clock.advance(31 * 86_400_000)
+  await a.ctx.spaces.putMember(space, 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb', {
+    read: true,
+    write: true,
+  })
+  t.equal(await members.compactAll(new Date(a.clock.nowMs() - 30 * 86_400_000)), 2)
+  t.equal(
+    (
+      await members.ops(
+        space,
+        (await a.ctx.db.prisma.memberState.findUnique({ where: { space } }))!.compactedThrough!,
+        10,
+      )
+    ).ops.length,
+    1,
+  )
+  t.equal(
+    await members.compactAll(new Date(a.clock.nowMs() - 30 * 86_400_000)),
+    0,
+    'nothing left to do',
+  )
+})
+
 t.test('deleting the space drops the list and its history; re-creating starts fresh', async (t) => {
   const { a, space, members } = await world(t)
   await a.ctx.spaces.putMember(space, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', {
