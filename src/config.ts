@@ -68,6 +68,10 @@ export interface Config {
     /** Member-oplog entries older than this are compacted away (mirrors further behind resync). */
     oplogRetentionMs: number
   }
+  notify: {
+    /** How long a registerNotify lasts unless renewed. */
+    registrationTtlMs: number
+  }
 }
 
 export interface Secrets {
@@ -166,6 +170,7 @@ export const envSchema = z.object({
   GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
   GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
   GATEHOUSE_REVOCATION_RETRY_ATTEMPTS: int(1, 30).default(8),
+  GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
   GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
     .string()
@@ -262,6 +267,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
     },
     members: { oplogRetentionMs: e.GATEHOUSE_OPLOG_RETENTION_DAYS * 86_400_000 },
+    notify: { registrationTtlMs: e.GATEHOUSE_REGISTRATION_TTL_SEC * 1000 },
   }
   const secrets: Secrets = {}
   if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY

@@ -16,6 +16,7 @@ import { KeyVault, loadKek } from './keys/vault.js'
 import type { AuthorizeDeps } from './policy/authorize.js'
 import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
+import { NotifyService } from './notify/notify-service.js'
 import { CredentialService } from './spaces/credentials.js'
 import { SpaceManager } from './spaces/manager.js'
 import { SpaceService } from './spaces/space-service.js'
@@ -47,6 +48,7 @@ export interface AppContext {
   managers: ManagerService
   spaces: SpaceService
   writers: WriterSet
+  notify: NotifyService
   credentials: CredentialService
   manager: SpaceManager
   attestations: ClientAttestationVerifier
@@ -121,6 +123,7 @@ export async function createContext(
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = overrides.managers ?? new ManagerService(db, clock)
   const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
+  const notify = overrides.notify ?? new NotifyService(db, clock)
   const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =
     overrides.credentials ??
@@ -194,6 +197,7 @@ export async function createContext(
     managers,
     spaces,
     writers,
+    notify,
     credentials,
     manager,
     attestations,

@@ -110,6 +110,11 @@ export interface HandlerArgs<M extends MethodSpec, A> {
 
 export interface Registration<M extends MethodSpec, A> {
   auth?: AuthFn<A>
+  /**
+   * Authenticate after params and input validate, not before the body is read. For methods whose
+   * contract refuses malformed input before any auth check (notifyWrite).
+   */
+  authAfterInput?: boolean
   handler: (args: HandlerArgs<M, A>) => Promise<Out<M['output']>>
 }
 
@@ -166,11 +171,12 @@ export class XrpcRouter {
     this.app.route({
       method: method.type === 'query' ? 'GET' : 'POST',
       url: `/xrpc/${method.nsid}`,
-      onRequest: reg.auth
-        ? async (req) => {
-            authResults.set(req, await reg.auth!(toView(req), ctx))
-          }
-        : undefined,
+      onRequest:
+        reg.auth && !reg.authAfterInput
+          ? async (req) => {
+              authResults.set(req, await reg.auth!(toView(req), ctx))
+            }
+          : undefined,
       handler: async (req, reply) => {
         const params = method.params.safeParse(req.query ?? {})
         if (!params.success) throw new InvalidRequestError(describeZodError('params', params.error))
@@ -190,6 +196,7 @@ export class XrpcRouter {
             throw new InvalidRequestError(describeZodError('input', parsed.error))
           input = parsed.data
         }
+        if (reg.auth && reg.authAfterInput) authResults.set(req, await reg.auth(toView(req), ctx))
         const output = await reg.handler({
           params: params.data,
           input: input as Out<M['input']>,

@@ -1,0 +1,137 @@
+import type { Clock } from '../clock.js'
+import type { Db, Tx } from '../db/client.js'
+import { nextTid } from '../spaces/tid.js'
+
+/**
+ * Write notifications at the space host: the writer set with its spaceRev sequencing, the event log
+ * the relay sends from, and registrations. Every accepted write is one transaction: stale or
+ * duplicate revs change nothing; a newer rev gets a spaceRev greater than the clock and than every
+ * spaceRev the space has seen, moves its writer row there, and appends one event.
+ */
+
+export type WriteOutcome =
+  { status: 'stale' } | { status: 'accepted'; spaceRev: string; prevSpaceRev: string | undefined }
+
+export interface WriterRow {
+  did: string
+  repoRev: string
+  hash: Uint8Array
+  spaceRev: string
+}
+
+export class NotifyService {
+  /** Called after an event is appended, so the relay can wake at once. */
+  onEvent: (space: string) => void = () => {}
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  private async lock(tx: Tx, space: string): Promise<void> {
+    // Two writes to one space must not both read the same max spaceRev (PostgreSQL, read committed).
+    if (this.db.kind === 'postgres')
+      await tx.$queryRaw`SELECT uri FROM space WHERE uri = ${space} FOR UPDATE`
+  }
+
+  private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
+    const [w, e] = await Promise.all([
+      tx.spaceWriter.findFirst({
+        where: { space },
+        orderBy: { spaceRev: 'desc' },
+        select: { spaceRev: true },
+      }),
+      tx.spaceEvent.findFirst({
+        where: { space },
+        orderBy: { spaceRev: 'desc' },
+        select: { spaceRev: true },
+      }),
+    ])
+    const revs = [w?.spaceRev, e?.spaceRev].filter((r): r is string => r !== undefined).sort()
+    return revs[revs.length - 1]
+  }
+
+  async acceptWrite(
+    space: string,
+    write: { repo: string; repoRev: string; hash: Uint8Array },
+  ): Promise<WriteOutcome> {
+    const outcome = await this.db.transact(async (tx): Promise<WriteOutcome> => {
+      await this.lock(tx, space)
+      const current = await tx.spaceWriter.findUnique({
+        where: { space_did: { space, did: write.repo } },
+        select: { repoRev: true },
+      })
+      // Duplicates and stale revs are ignored; racing notifications keep the newest.
+      if (current && current.repoRev >= write.repoRev) return { status: 'stale' }
+      const prevSpaceRev = await this.maxSpaceRev(tx, space)
+      const now = this.clock.now()
+      const spaceRev = nextTid(now.getTime(), prevSpaceRev)
+      const hash = Buffer.from(write.hash)
+      await tx.spaceWriter.upsert({
+        where: { space_did: { space, did: write.repo } },
+        create: { space, did: write.repo, repoRev: write.repoRev, hash, spaceRev, updatedAt: now },
+        update: { repoRev: write.repoRev, hash, spaceRev, updatedAt: now },
+      })
+      await tx.spaceEvent.create({
+        data: {
+          space,
+          spaceRev,
+          kind: 'write',
+          repo: write.repo,
+          repoRev: write.repoRev,
+          hash,
+          prevSpaceRev: prevSpaceRev ?? null,
+          createdAt: now,
+        },
+      })
+      return { status: 'accepted', spaceRev, prevSpaceRev }
+    })
+    if (outcome.status === 'accepted') this.onEvent(space)
+    return outcome
+  }
+
+  /** Writers with spaceRev after `cursor`, ascending: a repo that wrote again has moved later. */
+  async listWriters(space: string, limit: number, cursor?: string): Promise<WriterRow[]> {
+    const rows = await this.db.prisma.spaceWriter.findMany({
+      where: { space, ...(cursor ? { spaceRev: { gt: cursor } } : {}) },
+      orderBy: { spaceRev: 'asc' },
+      take: limit,
+    })
+    return rows.map((r) => ({
+      did: r.did,
+      repoRev: r.repoRev,
+      hash: new Uint8Array(r.hash),
+      spaceRev: r.spaceRev,
+    }))
+  }
+
+  /**
+   * Registers (or renews) `service` for `space` until `expiresAt`. A new registration starts at the
+   * space's current spaceRev: it receives what happens from now on; history is in listRepos.
+   */
+  async register(space: string, service: string, endpoint: string, expiresAt: Date): Promise<void> {
+    await this.db.transact(async (tx) => {
+      await this.lock(tx, space)
+      const now = this.clock.now()
+      const existing = await tx.notifyRegistration.findUnique({
+        where: { space_service: { space, service } },
+        select: { space: true },
+      })
+      if (existing) {
+        await tx.notifyRegistration.update({
+          where: { space_service: { space, service } },
+          data: { endpoint, expiresAt },
+        })
+      } else {
+        const cursor = (await this.maxSpaceRev(tx, space)) ?? null
+        await tx.notifyRegistration.create({
+          data: { space, service, endpoint, expiresAt, createdAt: now, cursor, nextAttemptAt: now },
+        })
+      }
+    })
+  }
+
+  async unregister(space: string, service: string): Promise<void> {
+    await this.db.prisma.notifyRegistration.deleteMany({ where: { space, service } })
+  }
+}

@@ -1,0 +1,31 @@
+import { InvalidRequestError } from '../../../../errors.js'
+import { listRepos } from '../../../../lexicon/com/atproto/space/sync.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/**
+ * The writer set in spaceRev order (contract §1.2): repos after `cursor` (an exclusive spaceRev
+ * checkpoint); a repo that writes again while a client pages moves later and shows up again. The
+ * response cursor is the last row's spaceRev; an empty page has none (the client keeps its own).
+ */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(listRepos, {
+    auth: ctx.auth.spaceCredential({ audience: 'authority' }),
+    handler: async ({ params, auth, fail }) => {
+      if (auth.spaceUri !== params.space)
+        throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
+      if (!(await ctx.authorities.isActive(auth.space.authority)))
+        throw fail('SpaceNotFound', 'Space not found')
+      if ((await ctx.spaces.lookup(params.space)).state !== 'active')
+        throw fail('SpaceNotFound', 'Space not found')
+      const rows = await ctx.notify.listWriters(params.space, params.limit, params.cursor)
+      const repos = rows.map((r) => ({
+        did: r.did,
+        repoRev: r.repoRev,
+        hash: { $bytes: Buffer.from(r.hash).toString('base64').replace(/=+$/, '') },
+        spaceRev: r.spaceRev,
+      }))
+      const last = repos[repos.length - 1]
+      return { repos, ...(last ? { cursor: last.spaceRev } : {}) }
+    },
+  })
+}

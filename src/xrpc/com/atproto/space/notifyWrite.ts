@@ -1,0 +1,51 @@
+import { decodeTid } from '../../../../spaces/tid.js'
+import { ForbiddenError } from '../../../../errors.js'
+import { notifyWrite } from '../../../../lexicon/com/atproto/space/sync.js'
+import { authorizeUser } from '../../../../policy/authorize.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/** A repo's rev may run at most this far ahead of our clock (contract §1.5: FutureRev). */
+export const FUTURE_REV_WINDOW_MS = 5 * 60_000
+
+/**
+ * A member's repo host says its repo advanced (contract §1.5), in the contract's order: the body
+ * first (a malformed repoRev is a 400 before any auth check), then service auth, `iss` = the writer,
+ * `aud` = the authority, the FutureRev window, an active space, the write perimeter, and the
+ * writer-set update. Permanent refusals are 4xx; only transient trouble is 5xx (repo hosts retry
+ * those for 24 h and drop everything else).
+ */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(notifyWrite, {
+    auth: ctx.auth.serviceAuth(notifyWrite.nsid),
+    authAfterInput: true,
+    handler: async ({ input, auth, fail }) => {
+      const authority = input.space.split('/')[2]!
+      if (auth.iss !== input.repo)
+        throw new ForbiddenError('notifyWrite iss does not match claimed writer')
+      // Generation A hosts address the bare authority DID, generation C its #atproto_space_host.
+      if (auth.aud !== authority && auth.aud !== `${authority}#atproto_space_host`) {
+        throw new ForbiddenError('notifyWrite aud does not match the space authority')
+      }
+      if (!(await ctx.authorities.isActive(authority)))
+        throw fail('SpaceNotFound', 'Space not found')
+      if (
+        Number(decodeTid(input.repoRev).micros / 1000n) >
+        ctx.clock.nowMs() + FUTURE_REV_WINDOW_MS
+      ) {
+        throw fail('FutureRev', 'repoRev is too far in the future')
+      }
+      const found = await ctx.spaces.lookup(input.space)
+      if (found.state !== 'active') throw fail('SpaceNotFound', 'Space not found')
+      // The write perimeter: no app check, since a PDS has no client attestation.
+      if (!(await authorizeUser(found.config, input.repo, 'write', ctx.policyDeps))) {
+        throw new ForbiddenError('notifyWrite writer is not authorized')
+      }
+      await ctx.notify.acceptWrite(input.space, {
+        repo: input.repo,
+        repoRev: input.repoRev,
+        hash: new Uint8Array(Buffer.from(input.hash.$bytes, 'base64')),
+      })
+      return undefined
+    },
+  })
+}

@@ -1,0 +1,37 @@
+import { InvalidRequestError } from '../../../../errors.js'
+import { ServiceResolutionError } from '../../../../identity/resolver.js'
+import { registerNotify } from '../../../../lexicon/com/atproto/space/sync.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/**
+ * Asks for a space's write notifications (contract §1.3): the service identifier must resolve now
+ * (ServiceNotResolvable otherwise); re-registering extends the expiry. As in the reference, nothing
+ * proves the caller controls the service: a registration only ever receives what a credential holder
+ * could read from listRepos anyway.
+ */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(registerNotify, {
+    auth: ctx.auth.spaceCredential({ audience: 'authority' }),
+    handler: async ({ input, auth, fail }) => {
+      if (auth.spaceUri !== input.space)
+        throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
+      if (!(await ctx.authorities.isActive(auth.space.authority)))
+        throw fail('SpaceNotFound', 'Space not found')
+      let endpoint: string
+      try {
+        endpoint = await ctx.idResolver.resolveServiceEndpoint(input.service)
+        ctx.fetcher.check(endpoint)
+      } catch (err) {
+        if (err instanceof ServiceResolutionError || (err as Error).name === 'FetchError') {
+          throw fail('ServiceNotResolvable', `Could not resolve ${input.service}`)
+        }
+        throw err
+      }
+      if ((await ctx.spaces.lookup(input.space)).state !== 'active')
+        throw fail('SpaceNotFound', 'Space not found')
+      const expiresAt = new Date(ctx.clock.nowMs() + ctx.cfg.notify.registrationTtlMs)
+      await ctx.notify.register(input.space, input.service, endpoint, expiresAt)
+      return { expiresAt: expiresAt.toISOString() }
+    },
+  })
+}
