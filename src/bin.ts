@@ -79,6 +79,7 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'))
 
   await app.listen({ host: config.service.host, port: config.service.port })
+  ctx.relay.start()
   ctx.logger.info(
     {
       url: config.service.publicUrl,

@@ -71,6 +71,12 @@ export interface Config {
   notify: {
     /** How long a registerNotify lasts unless renewed. */
     registrationTtlMs: number
+    relayConcurrency: number
+    relayTimeoutMs: number
+    relayRetryBaseMs: number
+    /** After this, an undeliverable notification is dead-lettered and its lane moves on. */
+    relayRetryWindowMs: number
+    relayBreakerCooldownMs: number
   }
 }
 
@@ -170,6 +176,11 @@ export const envSchema = z.object({
   GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
   GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
   GATEHOUSE_REVOCATION_RETRY_ATTEMPTS: int(1, 30).default(8),
+  GATEHOUSE_RELAY_CONCURRENCY: int(1, 1024).default(32),
+  GATEHOUSE_RELAY_TIMEOUT_MS: int(100, 60_000).default(5000),
+  GATEHOUSE_RELAY_RETRY_BASE_MS: int(1, 600_000).default(1000),
+  GATEHOUSE_RELAY_RETRY_WINDOW_SEC: int(1, 7 * 86_400).default(86_400),
+  GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
   GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
   GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
@@ -267,7 +278,14 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
     },
     members: { oplogRetentionMs: e.GATEHOUSE_OPLOG_RETENTION_DAYS * 86_400_000 },
-    notify: { registrationTtlMs: e.GATEHOUSE_REGISTRATION_TTL_SEC * 1000 },
+    notify: {
+      registrationTtlMs: e.GATEHOUSE_REGISTRATION_TTL_SEC * 1000,
+      relayConcurrency: e.GATEHOUSE_RELAY_CONCURRENCY,
+      relayTimeoutMs: e.GATEHOUSE_RELAY_TIMEOUT_MS,
+      relayRetryBaseMs: e.GATEHOUSE_RELAY_RETRY_BASE_MS,
+      relayRetryWindowMs: e.GATEHOUSE_RELAY_RETRY_WINDOW_SEC * 1000,
+      relayBreakerCooldownMs: e.GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS,
+    },
   }
   const secrets: Secrets = {}
   if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY

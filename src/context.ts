@@ -17,6 +17,7 @@ import type { AuthorizeDeps } from './policy/authorize.js'
 import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
 import { NotifyService } from './notify/notify-service.js'
+import { Relay } from './notify/relay.js'
 import { CredentialService } from './spaces/credentials.js'
 import { SpaceManager } from './spaces/manager.js'
 import { SpaceService } from './spaces/space-service.js'
@@ -49,6 +50,8 @@ export interface AppContext {
   spaces: SpaceService
   writers: WriterSet
   notify: NotifyService
+  /** Delivers write notifications to syncers; bin.ts starts it. */
+  relay: Relay
   credentials: CredentialService
   manager: SpaceManager
   attestations: ClientAttestationVerifier
@@ -140,6 +143,29 @@ export async function createContext(
       retryBaseMs: cfg.revocation.retryBaseMs,
       retryAttempts: cfg.revocation.retryAttempts,
     })
+  const relay =
+    overrides.relay ??
+    new Relay(
+      {
+        db,
+        resolver: idResolver,
+        fetcher,
+        authorities,
+        clock,
+        logger: subsystem(logger, 'notify'),
+      },
+      {
+        concurrency: cfg.notify.relayConcurrency,
+        timeoutMs: cfg.notify.relayTimeoutMs,
+        retryBaseMs: cfg.notify.relayRetryBaseMs,
+        retryMaxMs: 3_600_000,
+        retryWindowMs: cfg.notify.relayRetryWindowMs,
+        breakerThreshold: 5,
+        breakerCooldownMs: cfg.notify.relayBreakerCooldownMs,
+        batch: 100,
+      },
+    )
+  notify.onEvent = () => relay.wake()
   const manager = overrides.manager ?? new SpaceManager(spaces, credentials)
   const attestations =
     overrides.attestations ??
@@ -198,6 +224,7 @@ export async function createContext(
     spaces,
     writers,
     notify,
+    relay,
     credentials,
     manager,
     attestations,
@@ -208,6 +235,7 @@ export async function createContext(
     destroy() {
       destroyed ??= (async () => {
         clearInterval(janitor)
+        await relay.stop()
         await background.destroy()
         await fetcher.close()
         await db.close()

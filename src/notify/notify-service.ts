@@ -20,6 +20,9 @@ export interface WriterRow {
 }
 
 export class NotifyService {
+  /** Intake counters since start, for the metrics endpoint. */
+  readonly counters = { accepted: 0, ignoredStale: 0 }
+
   /** Called after an event is appended, so the relay can wake at once. */
   onEvent: (space: string) => void = () => {}
 
@@ -86,7 +89,12 @@ export class NotifyService {
       })
       return { status: 'accepted', spaceRev, prevSpaceRev }
     })
-    if (outcome.status === 'accepted') this.onEvent(space)
+    if (outcome.status === 'accepted') {
+      this.counters.accepted++
+      this.onEvent(space)
+    } else {
+      this.counters.ignoredStale++
+    }
     return outcome
   }
 
@@ -129,6 +137,17 @@ export class NotifyService {
         })
       }
     })
+  }
+
+  /** Appends the deletion event; registrations stay until it has been delivered to them. */
+  async spaceDeleted(space: string): Promise<void> {
+    await this.db.transact(async (tx) => {
+      await this.lock(tx, space)
+      const now = this.clock.now()
+      const spaceRev = nextTid(now.getTime(), await this.maxSpaceRev(tx, space))
+      await tx.spaceEvent.create({ data: { space, spaceRev, kind: 'deleted', createdAt: now } })
+    })
+    this.onEvent(space)
   }
 
   async unregister(space: string, service: string): Promise<void> {

@@ -5,39 +5,10 @@
  * spaceRev strictly increasing with a gap-free prevSpaceRev chain, and the cursor semantics.
  */
 import t from 'tap'
-import { encodeTid } from '../../src/spaces/tid.js'
 import { spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
-import { serviceJwt } from '../_helpers/tokens.js'
-import type { WebIdentity } from '../_helpers/identities.js'
+import { HASH, notifier, tidAt } from '../_helpers/sync.js'
 
 const LXM = 'com.atproto.space.notifyWrite'
-const tidAt = (ms: number, clock = 0) => encodeTid(BigInt(ms) * 1000n, clock)
-const HASH = { $bytes: Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '') }
-
-function notifier(w: SpaceWorld) {
-  return async (
-    writer: WebIdentity,
-    body: Record<string, unknown>,
-    jwt: { aud?: string; lxm?: string; iss?: WebIdentity } = {},
-  ) => {
-    const token = serviceJwt({
-      iss: jwt.iss ?? writer,
-      aud: jwt.aud ?? `${w.authority.did}#atproto_space_host`,
-      lxm: jwt.lxm ?? LXM,
-      nowSec: w.now(),
-    })
-    const res = await w.a.fetch(`/xrpc/${LXM}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ space: w.space, repo: writer.did, hash: HASH, ...body }),
-    })
-    const text = await res.text()
-    return {
-      status: res.status,
-      body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
-    }
-  }
-}
 
 async function setup(t: Parameters<typeof spaceWorld>[0]) {
   const w = await spaceWorld(t)

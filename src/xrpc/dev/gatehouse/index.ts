@@ -6,6 +6,7 @@ import listMemberOps from './simplespace/listMemberOps.js'
 import setRosterVisibility from './simplespace/setRosterVisibility.js'
 import importMembers from './simplespace/importMembers.js'
 import exportMembers from './simplespace/exportMembers.js'
+import listDeadLetters from './notify/listDeadLetters.js'
 
 /** Gatehouse's own extension methods (namespace dev.gatehouse.*). */
 export default function (router: XrpcRouter): void {
@@ -16,4 +17,5 @@ export default function (router: XrpcRouter): void {
   setRosterVisibility(router)
   importMembers(router)
   exportMembers(router)
+  listDeadLetters(router)
 }

@@ -11,7 +11,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const authority = input.space.split('/')[2]!
       await assertManager(ctx, auth, authority, 'admin')
       try {
-        await ctx.spaces.delete(input.space)
+        // Registered syncers are told (notifySpaceDeleted), durably, through the relay.
+        if (await ctx.spaces.delete(input.space)) await ctx.notify.spaceDeleted(input.space)
       } catch (err) {
         if (err instanceof SpaceError) throw fail('SpaceNotFound', err.message)
         throw err

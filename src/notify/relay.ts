@@ -1,0 +1,303 @@
+import { randomUUID } from 'node:crypto'
+import type { AuthorityService } from '../authorities/authority-service.js'
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+import { createServiceJwt } from '../crypto/service-auth.js'
+import type { DidResolver } from '../identity/resolver.js'
+import type { Logger } from '../logger.js'
+import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
+
+/**
+ * The durable relay to syncers. Each registration is a lane: it sends the space's events in
+ * spaceRev order from its cursor, one at a time, and moves the cursor only after a 2xx, so nothing
+ * is skipped and `prevSpaceRev` always links to the notification before (gap-free, in order; a
+ * syncer may still see a notification twice after a crash between sending and recording).
+ *
+ * Failures back off exponentially with jitter, per lane; after the retry window an event is
+ * dead-lettered and the lane moves on. A breaker per endpoint stops spending attempts on a dead or
+ * hanging syncer, so it never slows the others. Everything is in the database: a restart resumes
+ * from the cursors. Run the relay in one process per database (more would send duplicates).
+ */
+
+export const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
+export const NOTIFY_SPACE_DELETED = 'com.atproto.space.notifySpaceDeleted'
+const PERMANENT = (status: number) =>
+  status >= 400 && status < 500 && ![408, 425, 429].includes(status)
+
+export interface RelayOptions {
+  concurrency: number
+  timeoutMs: number
+  retryBaseMs: number
+  retryMaxMs: number
+  retryWindowMs: number
+  breakerThreshold: number
+  breakerCooldownMs: number
+  /** Events sent per lane per pass. */
+  batch: number
+}
+
+export interface RelayCounters {
+  forwarded: number
+  retried: number
+  deadLettered: number
+}
+
+interface Breaker {
+  failures: number
+  openUntilMs: number
+}
+
+type Lane = { space: string; service: string; cursor: string | null; attempts: number }
+
+export class Relay {
+  readonly counters: RelayCounters = { forwarded: 0, retried: 0, deadLettered: 0 }
+  private readonly breakers = new Map<string, Breaker>()
+  private readonly busy = new Set<string>()
+  private timer: NodeJS.Timeout | undefined
+  private running: Promise<void> | undefined
+  private stopped = true
+  private wakeRequested = false
+
+  constructor(
+    private readonly deps: {
+      db: Db
+      resolver: DidResolver
+      fetcher: SafeFetcher
+      authorities: AuthorityService
+      clock: Clock
+      logger: Logger
+    },
+    private readonly opts: RelayOptions,
+  ) {}
+
+  /** Starts the background loop (bin.ts does; tests drive `runOnce` themselves or start it). */
+  start(pollMs = 1000): void {
+    if (!this.stopped) return
+    this.stopped = false
+    const loop = async () => {
+      while (!this.stopped) {
+        this.wakeRequested = false
+        let sent = 0
+        try {
+          sent = await this.runOnce()
+        } catch (err) {
+          this.deps.logger.error({ err }, 'relay pass failed')
+        }
+        if (this.stopped) break
+        if (sent === 0 && !this.wakeRequested) {
+          await new Promise<void>((r) => {
+            this.timer = setTimeout(r, pollMs)
+            this.wakeUp = () => {
+              clearTimeout(this.timer)
+              r()
+            }
+          })
+          this.wakeUp = () => {}
+        }
+      }
+    }
+    this.running = loop()
+  }
+
+  private wakeUp: () => void = () => {}
+
+  /** New events: look again now rather than at the next poll. */
+  wake(): void {
+    this.wakeRequested = true
+    this.wakeUp()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.wakeUp()
+    await this.running
+  }
+
+  /** One pass over the lanes that are due. Returns how many notifications were delivered. */
+  async runOnce(): Promise<number> {
+    const now = this.deps.clock.now()
+    const lanes = await this.deps.db.prisma.notifyRegistration.findMany({
+      where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now } },
+      orderBy: { nextAttemptAt: 'asc' },
+      take: this.opts.concurrency * 4,
+      select: { space: true, service: true, cursor: true, attempts: true },
+    })
+    let delivered = 0
+    const queue = lanes.filter((l) => !this.busy.has(`${l.space}\n${l.service}`))
+    const workers = Array.from(
+      { length: Math.min(this.opts.concurrency, queue.length) },
+      async () => {
+        for (let lane = queue.shift(); lane; lane = queue.shift()) {
+          const key = `${lane.space}\n${lane.service}`
+          this.busy.add(key)
+          try {
+            delivered += await this.runLane(lane)
+          } finally {
+            this.busy.delete(key)
+          }
+        }
+      },
+    )
+    await Promise.all(workers)
+    return delivered
+  }
+
+  private async runLane(lane: Lane): Promise<number> {
+    const events = await this.deps.db.prisma.spaceEvent.findMany({
+      where: { space: lane.space, ...(lane.cursor ? { spaceRev: { gt: lane.cursor } } : {}) },
+      orderBy: { spaceRev: 'asc' },
+      take: this.opts.batch,
+    })
+    let sent = 0
+    let attempts = lane.attempts
+    for (const event of events) {
+      const result = await this.send(lane, event)
+      if (result === 'ok') {
+        sent++
+        attempts = 0
+        this.counters.forwarded++
+        await this.advance(lane, event.spaceRev, event.kind)
+        continue
+      }
+      attempts++
+      const expired = event.createdAt.getTime() + this.opts.retryWindowMs <= this.deps.clock.nowMs()
+      if (result.permanent || expired) {
+        this.counters.deadLettered++
+        await this.deps.db.prisma.deadLetter.create({
+          data: {
+            id: randomUUID(),
+            space: lane.space,
+            service: lane.service,
+            spaceRev: event.spaceRev,
+            kind: event.kind,
+            attempts,
+            lastError: result.error,
+            createdAt: this.deps.clock.now(),
+          },
+        })
+        attempts = 0
+        await this.advance(lane, event.spaceRev, event.kind)
+        continue
+      }
+      this.counters.retried++
+      const backoff = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** (attempts - 1))
+      const delay = backoff * (0.5 + Math.random() / 2)
+      await this.deps.db.prisma.notifyRegistration.updateMany({
+        where: { space: lane.space, service: lane.service },
+        data: {
+          attempts,
+          lastError: result.error,
+          nextAttemptAt: new Date(this.deps.clock.nowMs() + delay),
+        },
+      })
+      return sent
+    }
+    if (events.length === 0 && attempts !== lane.attempts) {
+      await this.deps.db.prisma.notifyRegistration.updateMany({
+        where: { space: lane.space, service: lane.service },
+        data: { attempts },
+      })
+    }
+    return sent
+  }
+
+  /** Moves the cursor; a delivered deletion ends the registration. */
+  private async advance(lane: Lane, spaceRev: string, kind: string): Promise<void> {
+    lane.cursor = spaceRev
+    if (kind === 'deleted') {
+      await this.deps.db.prisma.notifyRegistration.deleteMany({
+        where: { space: lane.space, service: lane.service },
+      })
+      return
+    }
+    await this.deps.db.prisma.notifyRegistration.updateMany({
+      where: { space: lane.space, service: lane.service },
+      data: { cursor: spaceRev, attempts: 0, lastError: null },
+    })
+  }
+
+  private async send(
+    lane: Lane,
+    event: {
+      kind: string
+      spaceRev: string
+      repo: string | null
+      repoRev: string | null
+      hash: Uint8Array | null
+      prevSpaceRev: string | null
+    },
+  ): Promise<'ok' | { permanent: boolean; error: string }> {
+    const authority = lane.space.split('/')[2]!
+    let endpoint: string
+    try {
+      endpoint = await this.deps.resolver.resolveServiceEndpoint(lane.service)
+    } catch (err) {
+      return {
+        permanent: false,
+        error: `cannot resolve ${lane.service}: ${(err as Error).message}`,
+      }
+    }
+    const origin = new URL(endpoint).origin
+    const breaker = this.breakers.get(origin)
+    if (breaker && breaker.openUntilMs > Date.now())
+      return { permanent: false, error: `circuit open for ${origin}` }
+    const key = await this.deps.authorities.key(authority, 'atproto')
+    if (!key) return { permanent: false, error: `no #atproto key held for ${authority}` }
+    const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
+    const body =
+      event.kind === 'deleted'
+        ? { space: lane.space }
+        : {
+            space: lane.space,
+            repo: event.repo,
+            repoRev: event.repoRev,
+            hash: { $bytes: Buffer.from(event.hash!).toString('base64').replace(/=+$/, '') },
+            spaceRev: event.spaceRev,
+            ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),
+          }
+    const jwt = createServiceJwt({
+      iss: authority,
+      aud: lane.service,
+      lxm,
+      key,
+      nowSec: this.deps.clock.nowSec(),
+    })
+    try {
+      const res = await this.deps.fetcher.request(`${endpoint}/xrpc/${lxm}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        timeoutMs: this.opts.timeoutMs,
+        maxBytes: 64 * 1024,
+      })
+      if (res.status >= 200 && res.status < 300) {
+        this.breakers.delete(origin)
+        return 'ok'
+      }
+      this.trip(origin)
+      return { permanent: PERMANENT(res.status), error: `status ${res.status}` }
+    } catch (err) {
+      this.trip(origin)
+      const permanent =
+        err instanceof FetchError && (err.kind === 'blocked' || err.kind === 'bad_url')
+      return { permanent, error: (err as Error).message }
+    }
+  }
+
+  private trip(origin: string): void {
+    const b = this.breakers.get(origin) ?? { failures: 0, openUntilMs: 0 }
+    b.failures++
+    if (b.failures >= this.opts.breakerThreshold)
+      b.openUntilMs = Date.now() + this.opts.breakerCooldownMs
+    this.breakers.set(origin, b)
+  }
+
+  /** Dead letters of a space, newest first. */
+  async deadLetters(space: string, limit = 100) {
+    return this.deps.db.prisma.deadLetter.findMany({
+      where: { space },
+      orderBy: { createdAt: 'desc' },
+      take: limit,
+    })
+  }
+}

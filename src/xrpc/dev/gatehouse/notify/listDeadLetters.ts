@@ -1,0 +1,24 @@
+import { assertManager } from '../../../../auth/managers.js'
+import { listDeadLetters } from '../../../../lexicon/dev/gatehouse/notify/listDeadLetters.js'
+import type { XrpcRouter } from '../../../method.js'
+
+/** What the relay gave up on, for a space's managers. */
+export default function (router: XrpcRouter, ctx = router.context): void {
+  router.add(listDeadLetters, {
+    auth: ctx.auth.serviceAuth(listDeadLetters.nsid),
+    handler: async ({ params, auth }) => {
+      await assertManager(ctx, auth, params.space.split('/')[2]!, 'moderator')
+      const rows = await ctx.relay.deadLetters(params.space, params.limit)
+      return {
+        deadLetters: rows.map((d) => ({
+          service: d.service,
+          spaceRev: d.spaceRev,
+          kind: d.kind,
+          attempts: d.attempts,
+          ...(d.lastError ? { lastError: d.lastError } : {}),
+          createdAt: d.createdAt.toISOString(),
+        })),
+      }
+    },
+  })
+}

@@ -1,0 +1,35 @@
+import { encodeTid } from '../../src/spaces/tid.js'
+import type { WebIdentity } from './identities.js'
+import type { SpaceWorld } from './spaces.js'
+import { serviceJwt } from './tokens.js'
+
+/** What a member's repo host does: notifyWrite to the authority, with service auth from the writer. */
+
+const LXM = 'com.atproto.space.notifyWrite'
+export const tidAt = (ms: number, clock = 0) => encodeTid(BigInt(ms) * 1000n, clock)
+export const HASH = { $bytes: Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '') }
+
+export function notifier(w: SpaceWorld) {
+  return async (
+    writer: WebIdentity,
+    body: Record<string, unknown>,
+    jwt: { aud?: string; lxm?: string; iss?: WebIdentity } = {},
+  ) => {
+    const token = serviceJwt({
+      iss: jwt.iss ?? writer,
+      aud: jwt.aud ?? `${w.authority.did}#atproto_space_host`,
+      lxm: jwt.lxm ?? LXM,
+      nowSec: w.now(),
+    })
+    const res = await w.a.fetch(`/xrpc/${LXM}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ space: w.space, repo: writer.did, hash: HASH, ...body }),
+    })
+    const text = await res.text()
+    return {
+      status: res.status,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+    }
+  }
+}
