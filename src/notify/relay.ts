@@ -49,6 +49,28 @@ interface Breaker {
 
 type Lane = { space: string; service: string; cursor: string | null; attempts: number }
 
+type RelayEvent = {
+  kind: string
+  spaceRev: string
+  repo: string | null
+  repoRev: string | null
+  hash: Uint8Array | null
+  prevSpaceRev: string | null
+  createdAt: Date
+}
+
+interface LaneResult {
+  lane: Lane
+  sent: number
+  /** Where the lane's cursor should be now. */
+  cursor: string | null
+  attempts: number
+  /** Set when the lane stopped on a retryable failure. */
+  failure?: string
+  /** The lane delivered (or gave up on) its space's deletion. */
+  deleted: boolean
+}
+
 export class Relay {
   readonly counters: RelayCounters = { forwarded: 0, retried: 0, deadLettered: 0 }
   private readonly breakers = new Map<string, Breaker>()
@@ -113,17 +135,42 @@ export class Relay {
     await this.running
   }
 
-  /** One pass over the lanes that are due. Returns how many notifications were delivered. */
+  /**
+   * One pass over the lanes that are due. Lanes of one space share one read of its pending events,
+   * and their cursors are written back in a few grouped updates: a fan-out to many syncers costs a
+   * handful of queries, not two per syncer. Returns how many notifications were delivered.
+   */
   async runOnce(): Promise<number> {
     const now = this.deps.clock.now()
-    const lanes = await this.deps.db.prisma.notifyRegistration.findMany({
+    const due = await this.deps.db.prisma.notifyRegistration.findMany({
       where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now } },
       orderBy: { nextAttemptAt: 'asc' },
-      take: this.opts.concurrency * 4,
+      take: this.opts.concurrency * 32,
       select: { space: true, service: true, cursor: true, attempts: true },
     })
+    const bySpace = new Map<string, Lane[]>()
+    for (const lane of due) {
+      if (this.busy.has(`${lane.space}\n${lane.service}`)) continue
+      const list = bySpace.get(lane.space) ?? []
+      list.push(lane)
+      bySpace.set(lane.space, list)
+    }
     let delivered = 0
-    const queue = lanes.filter((l) => !this.busy.has(`${l.space}\n${l.service}`))
+    for (const [space, lanes] of bySpace) delivered += await this.runSpace(space, lanes)
+    return delivered
+  }
+
+  private async runSpace(space: string, lanes: Lane[]): Promise<number> {
+    const cursors = lanes.map((l) => l.cursor ?? '')
+    const from = cursors.reduce((a, b) => (a < b ? a : b))
+    const events = await this.deps.db.prisma.spaceEvent.findMany({
+      where: { space, ...(from ? { spaceRev: { gt: from } } : {}) },
+      orderBy: { spaceRev: 'asc' },
+      take: this.opts.batch,
+    })
+    if (events.length === 0) return 0
+    const results: LaneResult[] = []
+    const queue = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
     const workers = Array.from(
       { length: Math.min(this.opts.concurrency, queue.length) },
       async () => {
@@ -131,7 +178,12 @@ export class Relay {
           const key = `${lane.space}\n${lane.service}`
           this.busy.add(key)
           try {
-            delivered += await this.runLane(lane)
+            results.push(
+              await this.runLane(
+                lane,
+                events.filter((e) => e.spaceRev > (lane.cursor ?? '')),
+              ),
+            )
           } finally {
             this.busy.delete(key)
           }
@@ -139,29 +191,35 @@ export class Relay {
       },
     )
     await Promise.all(workers)
-    return delivered
+    await this.record(space, results)
+    return results.reduce((n, r) => n + r.sent, 0)
   }
 
-  private async runLane(lane: Lane): Promise<number> {
-    const events = await this.deps.db.prisma.spaceEvent.findMany({
-      where: { space: lane.space, ...(lane.cursor ? { spaceRev: { gt: lane.cursor } } : {}) },
-      orderBy: { spaceRev: 'asc' },
-      take: this.opts.batch,
-    })
-    let sent = 0
-    let attempts = lane.attempts
+  /** Sends a lane's pending events in order until one fails. Writes nothing but dead letters. */
+  private async runLane(lane: Lane, events: RelayEvent[]): Promise<LaneResult> {
+    const result: LaneResult = {
+      lane,
+      sent: 0,
+      cursor: lane.cursor,
+      attempts: lane.attempts,
+      deleted: false,
+    }
     for (const event of events) {
-      const result = await this.send(lane, event)
-      if (result === 'ok') {
-        sent++
-        attempts = 0
+      const outcome = await this.send(lane, event)
+      if (outcome === 'ok') {
+        result.sent++
+        result.attempts = 0
+        result.cursor = event.spaceRev
         this.counters.forwarded++
-        await this.advance(lane, event.spaceRev, event.kind)
-        continue
-      }
-      attempts++
-      const expired = event.createdAt.getTime() + this.opts.retryWindowMs <= this.deps.clock.nowMs()
-      if (result.permanent || expired) {
+      } else {
+        result.attempts++
+        const expired =
+          event.createdAt.getTime() + this.opts.retryWindowMs <= this.deps.clock.nowMs()
+        if (!outcome.permanent && !expired) {
+          this.counters.retried++
+          result.failure = outcome.error
+          return result
+        }
         this.counters.deadLettered++
         await this.deps.db.prisma.deadLetter.create({
           data: {
@@ -170,62 +228,61 @@ export class Relay {
             service: lane.service,
             spaceRev: event.spaceRev,
             kind: event.kind,
-            attempts,
-            lastError: result.error,
+            attempts: result.attempts,
+            lastError: outcome.error,
             createdAt: this.deps.clock.now(),
           },
         })
-        attempts = 0
-        await this.advance(lane, event.spaceRev, event.kind)
-        continue
+        result.attempts = 0
+        result.cursor = event.spaceRev
       }
-      this.counters.retried++
-      const backoff = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** (attempts - 1))
+      // A delivered (or given-up) deletion ends the registration.
+      if (event.kind === 'deleted') {
+        result.deleted = true
+        return result
+      }
+    }
+    return result
+  }
+
+  /** Writes the lanes' new cursors: one update per distinct cursor, one per failing lane. */
+  private async record(space: string, results: LaneResult[]): Promise<void> {
+    const db = this.deps.db.prisma
+    const ended = results.filter((r) => r.deleted).map((r) => r.lane.service)
+    if (ended.length)
+      await db.notifyRegistration.deleteMany({ where: { space, service: { in: ended } } })
+    const advanced = new Map<string, string[]>()
+    for (const r of results) {
+      if (r.deleted || r.failure !== undefined || r.cursor === r.lane.cursor || r.cursor === null)
+        continue
+      advanced.set(r.cursor, [...(advanced.get(r.cursor) ?? []), r.lane.service])
+    }
+    for (const [cursor, services] of advanced) {
+      for (let i = 0; i < services.length; i += 500) {
+        await db.notifyRegistration.updateMany({
+          where: { space, service: { in: services.slice(i, i + 500) } },
+          data: { cursor, attempts: 0, lastError: null },
+        })
+      }
+    }
+    for (const r of results.filter((x) => x.failure !== undefined && !x.deleted)) {
+      const backoff = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** (r.attempts - 1))
       const delay = backoff * (0.5 + Math.random() / 2)
-      await this.deps.db.prisma.notifyRegistration.updateMany({
-        where: { space: lane.space, service: lane.service },
+      await db.notifyRegistration.updateMany({
+        where: { space, service: r.lane.service },
         data: {
-          attempts,
-          lastError: result.error,
+          cursor: r.cursor,
+          attempts: r.attempts,
+          lastError: r.failure,
           nextAttemptAt: new Date(this.deps.clock.nowMs() + delay),
         },
       })
-      return sent
     }
-    if (events.length === 0 && attempts !== lane.attempts) {
-      await this.deps.db.prisma.notifyRegistration.updateMany({
-        where: { space: lane.space, service: lane.service },
-        data: { attempts },
-      })
-    }
-    return sent
-  }
-
-  /** Moves the cursor; a delivered deletion ends the registration. */
-  private async advance(lane: Lane, spaceRev: string, kind: string): Promise<void> {
-    lane.cursor = spaceRev
-    if (kind === 'deleted') {
-      await this.deps.db.prisma.notifyRegistration.deleteMany({
-        where: { space: lane.space, service: lane.service },
-      })
-      return
-    }
-    await this.deps.db.prisma.notifyRegistration.updateMany({
-      where: { space: lane.space, service: lane.service },
-      data: { cursor: spaceRev, attempts: 0, lastError: null },
-    })
   }
 
   private async send(
     lane: Lane,
-    event: {
-      kind: string
-      spaceRev: string
-      repo: string | null
-      repoRev: string | null
-      hash: Uint8Array | null
-      prevSpaceRev: string | null
-    },
+    event: RelayEvent,
   ): Promise<'ok' | { permanent: boolean; error: string }> {
     const authority = lane.space.split('/')[2]!
     let endpoint: string

@@ -1,0 +1,204 @@
+import { createServer, type Server } from 'node:http'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../src/config.js'
+import { createContext } from '../src/context.js'
+import { createLogger } from '../src/logger.js'
+import { buildServer } from '../src/server.js'
+import { encodeTid } from '../src/spaces/tid.js'
+import { DidWebHost } from '../test/_helpers/identities.js'
+import { serviceJwt } from '../test/_helpers/tokens.js'
+import { httpLoad, percentile, type Bench } from './_lib.js'
+
+/**
+ * Write notifications at scale: 1,000 registered syncers (real HTTP endpoints, multiplexed as paths
+ * on a few loopback servers), measured against raw loopback POST throughput to the same servers in
+ * the same run. Prints intake latency at a paced 500 notifies/s, the time until all 1,000 syncers
+ * hold one notification, and sustained deliveries/s over a backlog.
+ */
+const SYNCERS = Number(process.env.GATEHOUSE_BENCH_SYNCERS ?? 1000)
+const SERVERS = 4
+const WRITERS = 50
+
+const bench: Bench = {
+  name: 'notify',
+  async run({ seconds }) {
+    const teardowns: (() => unknown)[] = []
+    const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
+    const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
+    try {
+      // Syncer endpoints: each counts the notifications it received, by syncer index.
+      const received = new Uint32Array(SYNCERS)
+      let total = 0
+      const servers: Server[] = []
+      const origins: string[] = []
+      for (let s = 0; s < SERVERS; s++) {
+        const server = createServer((req, res) => {
+          const m = /^\/s\/(\d+)\//.exec(req.url ?? '')
+          req.resume()
+          req.on('end', () => {
+            if (m) {
+              received[Number(m[1])]!++
+              total++
+            }
+            res.writeHead(200).end()
+          })
+        })
+        server.keepAliveTimeout = 30_000
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+        servers.push(server)
+        origins.push(`http://127.0.0.1:${(server.address() as { port: number }).port}`)
+      }
+      teardowns.push(() =>
+        Promise.all(servers.map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r))))),
+      )
+
+      const web = await DidWebHost.start(t)
+      const { config, secrets } = loadConfig({
+        GATEHOUSE_ENV: 'production',
+        GATEHOUSE_DATA_DIR: dataDir,
+        GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+        GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+        GATEHOUSE_RELAY_CONCURRENCY: '64',
+      })
+      const ctx = await createContext(config, secrets, {
+        overrides: { logger: createLogger({ level: 'warn' }) },
+      })
+      teardowns.push(() => ctx.destroy())
+      const app = await buildServer(ctx)
+      const url = await app.listen({ host: '127.0.0.1', port: 0 })
+      teardowns.push(() => app.close())
+      const authority = web.create('authority')
+      await ctx.authorities.register(authority.did, { atproto: authority.key })
+      const space = (
+        await ctx.spaces.create({
+          authority: authority.did,
+          spaceType: 'com.example.forum',
+          skey: 'bench',
+          readPolicy: { kind: 'public' },
+          writePolicy: { kind: 'public' },
+          appAccess: { kind: 'open' },
+        })
+      ).uri
+      const expires = new Date(Date.now() + 86_400_000)
+      for (let i = 0; i < SYNCERS; i++) {
+        const endpoint = `${origins[i % SERVERS]}/s/${i}`
+        const id = web.create(`syncer${i}`, {
+          services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint } },
+        })
+        await ctx.notify.register(space, `${id.did}#atproto_space_syncer`, endpoint, expires)
+        await ctx.idResolver.resolve(id.did) // warm the DID cache, as a running host would have it
+      }
+      const writers = Array.from({ length: WRITERS }, (_, i) => web.create(`writer${i}`))
+      for (const w of writers) await ctx.idResolver.resolve(w.did)
+
+      // 1. Baseline: raw loopback POSTs to the same syncer servers.
+      const raw = await httpLoad({
+        url: `${origins[0]}/s/0/xrpc/com.atproto.space.notifyWrite`,
+        method: 'POST',
+        bodies: ['{}'],
+        concurrency: 64,
+        seconds,
+      })
+      total = 0
+      received.fill(0)
+
+      // 2. Fan-out: one notification until all syncers hold it.
+      let rev = Date.now() * 1000
+      const notifyOnce = async (writer: (typeof writers)[number]) => {
+        const body = JSON.stringify({
+          space,
+          repo: writer.did,
+          repoRev: encodeTid(BigInt(++rev), 1),
+          hash: { $bytes: 'AAAA' },
+        })
+        const jwt = serviceJwt({
+          iss: writer,
+          aud: `${authority.did}#atproto_space_host`,
+          lxm: 'com.atproto.space.notifyWrite',
+          nowSec: Math.floor(Date.now() / 1000),
+        })
+        const r = await fetch(`${url}/xrpc/com.atproto.space.notifyWrite`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+          body,
+        })
+        if (r.status !== 200) throw new Error(`notifyWrite ${r.status}: ${await r.text()}`)
+      }
+      ctx.relay.start(50)
+      const fanStart = performance.now()
+      await notifyOnce(writers[0]!)
+      while (received.some((n) => n === 0) && performance.now() - fanStart < 120_000)
+        await new Promise((r) => setTimeout(r, 5))
+      const fanoutMs = performance.now() - fanStart
+
+      // 3. Sustained: a backlog of notifications to every syncer.
+      const backlog = 10
+      const before = total
+      const susStart = performance.now()
+      for (let i = 0; i < backlog; i++) await notifyOnce(writers[i % WRITERS]!)
+      while (total - before < backlog * SYNCERS && performance.now() - susStart < 300_000)
+        await new Promise((r) => setTimeout(r, 20))
+      const deliveriesPerSec = (total - before) / ((performance.now() - susStart) / 1000)
+      await ctx.relay.stop()
+
+      // 4. Intake at a paced 500/s (relay stopped, so this measures the intake path itself).
+      const n = Math.round(500 * seconds)
+      const nowSec = Math.floor(Date.now() / 1000)
+      const headers: Record<string, string>[] = []
+      const bodies: string[] = []
+      for (let i = 0; i < n; i++) {
+        const writer = writers[i % WRITERS]!
+        headers.push({
+          authorization: `Bearer ${serviceJwt({ iss: writer, aud: `${authority.did}#atproto_space_host`, lxm: 'com.atproto.space.notifyWrite', nowSec, ttlSec: 600 })}`,
+        })
+        bodies.push(
+          JSON.stringify({
+            space,
+            repo: writer.did,
+            repoRev: encodeTid(BigInt(++rev), 2),
+            hash: { $bytes: 'AAAA' },
+          }),
+        )
+      }
+      const intake = await httpLoad({
+        url: `${url}/xrpc/com.atproto.space.notifyWrite`,
+        method: 'POST',
+        bodies,
+        headers,
+        concurrency: 64,
+        seconds: seconds + 5,
+        maxRequests: n,
+        ratePerSec: 500,
+      })
+
+      const p99 = percentile(intake.latenciesMs, 99)
+      return {
+        bench: 'notify',
+        figures: [
+          { name: 'registered syncers', value: SYNCERS, unit: '' },
+          { name: 'raw loopback POST (baseline)', value: raw.perSecond, unit: 'req/s' },
+          { name: 'fan-out: all syncers hold a notification', value: fanoutMs, unit: 'ms' },
+          { name: 'sustained deliveries', value: deliveriesPerSec, unit: '/s' },
+          { name: 'intake at 500/s: p50', value: percentile(intake.latenciesMs, 50), unit: 'ms' },
+          { name: 'intake at 500/s: p99', value: p99, unit: 'ms' },
+          { name: 'intake errors or drops', value: intake.errors, unit: '' },
+        ],
+        ratios: { 'deliveries/s / raw POST/s': deliveriesPerSec / raw.perSecond },
+        targets: {
+          'intake p99 <= 5 ms at 500/s': { target: '<= 5 ms', met: p99 <= 5 },
+          'fan-out to 1,000 <= 1 s': { target: '<= 1000 ms', met: fanoutMs <= 1000 },
+          'deliveries/s >= 0.5 x raw POST': {
+            target: '>= 0.5',
+            met: deliveriesPerSec / raw.perSecond >= 0.5,
+          },
+        },
+      }
+    } finally {
+      for (const fn of teardowns.reverse()) await fn()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  },
+}
+export default bench
