@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { PACKAGE_ROOT } from '../src/db/locate.js'
+import { PACKAGE_ROOT } from '../src/paths.js'
 
 /**
  * The shared bench toolkit. A benchmark measures its subject and a baseline in the same run, on the

@@ -1,13 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { loadConfig } from '../src/config.js'
-import { createContext } from '../src/context.js'
-import { createLogger } from '../src/logger.js'
-import { buildServer } from '../src/server.js'
-import { DidWebHost } from '../test/_helpers/identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
 import { measureExchangeBound } from './crypto.js'
+import { benchWorld } from './_world.js'
 import { httpLoad, percentile, type Bench } from './_lib.js'
 
 /**
@@ -22,38 +15,15 @@ const USERS = 50
 const bench: Bench = {
   name: 'credential',
   async run({ seconds }) {
-    const teardowns: (() => unknown)[] = []
-    const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
-    const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
+    const { ctx, url, web, authority, space, close } = await benchWorld({
+      skey: 'bench',
+      policy: {
+        readPolicy: { kind: 'member-list' },
+        writePolicy: { kind: 'member-list' },
+        appAccess: { kind: 'open' },
+      },
+    })
     try {
-      const web = await DidWebHost.start(t)
-      const { config, secrets } = loadConfig({
-        GATEHOUSE_ENV: 'production',
-        GATEHOUSE_DATA_DIR: dataDir,
-        GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
-        GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-        GATEHOUSE_LOG_LEVEL: 'warn',
-      })
-      const ctx = await createContext(config, secrets, {
-        overrides: { logger: createLogger({ level: 'warn' }) },
-      })
-      teardowns.push(() => ctx.destroy())
-      const app = await buildServer(ctx)
-      const url = await app.listen({ host: '127.0.0.1', port: 0 })
-      teardowns.push(() => app.close())
-
-      const authority = web.create('authority')
-      await ctx.authorities.register(authority.did, { atproto: authority.key })
-      const space = (
-        await ctx.spaces.create({
-          authority: authority.did,
-          spaceType: 'com.example.forum',
-          skey: 'bench',
-          readPolicy: { kind: 'member-list' },
-          writePolicy: { kind: 'member-list' },
-          appAccess: { kind: 'open' },
-        })
-      ).uri
       const users = Array.from({ length: USERS }, (_, i) => web.create(`user${i}`))
       const now = new Date()
       const importStart = performance.now()
@@ -149,8 +119,7 @@ const bench: Bench = {
         },
       }
     } finally {
-      for (const fn of teardowns.reverse()) await fn()
-      rmSync(dataDir, { recursive: true, force: true })
+      await close()
     }
   },
 }

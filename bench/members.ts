@@ -1,17 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { loadConfig } from '../src/config.js'
-import { createContext } from '../src/context.js'
-import { createLogger } from '../src/logger.js'
-import { buildServer } from '../src/server.js'
-import { DidWebHost } from '../test/_helpers/identities.js'
 import {
   delegationToken,
   exchangeHeaders,
   newHolderKey,
   serviceJwt,
 } from '../test/_helpers/tokens.js'
+import { benchWorld } from './_world.js'
 import { httpLoad, percentile, type Bench } from './_lib.js'
 
 /**
@@ -36,38 +29,17 @@ async function timed<T>(n: number, fn: (i: number) => Promise<T>): Promise<numbe
 const bench: Bench = {
   name: 'members',
   async run({ seconds }) {
-    const teardowns: (() => unknown)[] = []
-    const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
-    const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
+    const { ctx, url, web, authority, space, close } = await benchWorld({
+      skey: 'million',
+      policy: {
+        readPolicy: { kind: 'member-list' },
+        writePolicy: { kind: 'member-list' },
+        appAccess: { kind: 'open' },
+      },
+    })
     try {
-      const web = await DidWebHost.start(t)
-      const { config, secrets } = loadConfig({
-        GATEHOUSE_ENV: 'production',
-        GATEHOUSE_DATA_DIR: dataDir,
-        GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
-        GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-      })
-      const ctx = await createContext(config, secrets, {
-        overrides: { logger: createLogger({ level: 'warn' }) },
-      })
-      teardowns.push(() => ctx.destroy())
-      const app = await buildServer(ctx)
-      const url = await app.listen({ host: '127.0.0.1', port: 0 })
-      teardowns.push(() => app.close())
-      const authority = web.create('authority')
       const admin = web.create('admin')
-      await ctx.authorities.register(authority.did, { atproto: authority.key })
       await ctx.managers.set(authority.did, admin.did, 'admin')
-      const space = (
-        await ctx.spaces.create({
-          authority: authority.did,
-          spaceType: 'com.example.forum',
-          skey: 'million',
-          readPolicy: { kind: 'member-list' },
-          writePolicy: { kind: 'member-list' },
-          appAccess: { kind: 'open' },
-        })
-      ).uri
       const users = Array.from({ length: USERS }, (_, i) => web.create(`user${i}`))
       const auth = (lxm: string) =>
         `Bearer ${serviceJwt({ iss: admin, aud: authority.did, lxm, nowSec: Math.floor(Date.now() / 1000) })}`
@@ -213,8 +185,7 @@ const bench: Bench = {
         },
       }
     } finally {
-      for (const fn of teardowns.reverse()) await fn()
-      rmSync(dataDir, { recursive: true, force: true })
+      await close()
     }
   },
 }

@@ -1,14 +1,7 @@
 import { createServer, type Server } from 'node:http'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { loadConfig } from '../src/config.js'
-import { createContext } from '../src/context.js'
-import { createLogger } from '../src/logger.js'
-import { buildServer } from '../src/server.js'
 import { encodeTid } from '../src/spaces/tid.js'
-import { DidWebHost } from '../test/_helpers/identities.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
+import { benchWorld } from './_world.js'
 import { httpLoad, percentile, type Bench } from './_lib.js'
 
 /**
@@ -25,8 +18,6 @@ const bench: Bench = {
   name: 'notify',
   async run({ seconds }) {
     const teardowns: (() => unknown)[] = []
-    const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
-    const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
     try {
       // Syncer endpoints: each counts the notifications it received, by syncer index.
       const received = new Uint32Array(SYNCERS)
@@ -54,33 +45,17 @@ const bench: Bench = {
         Promise.all(servers.map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r))))),
       )
 
-      const web = await DidWebHost.start(t)
-      const { config, secrets } = loadConfig({
-        GATEHOUSE_ENV: 'production',
-        GATEHOUSE_DATA_DIR: dataDir,
-        GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
-        GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-        GATEHOUSE_RELAY_CONCURRENCY: '64',
-      })
-      const ctx = await createContext(config, secrets, {
-        overrides: { logger: createLogger({ level: 'warn' }) },
-      })
-      teardowns.push(() => ctx.destroy())
-      const app = await buildServer(ctx)
-      const url = await app.listen({ host: '127.0.0.1', port: 0 })
-      teardowns.push(() => app.close())
-      const authority = web.create('authority')
-      await ctx.authorities.register(authority.did, { atproto: authority.key })
-      const space = (
-        await ctx.spaces.create({
-          authority: authority.did,
-          spaceType: 'com.example.forum',
-          skey: 'bench',
+      const world = await benchWorld({
+        skey: 'bench',
+        policy: {
           readPolicy: { kind: 'public' },
           writePolicy: { kind: 'public' },
           appAccess: { kind: 'open' },
-        })
-      ).uri
+        },
+        env: { GATEHOUSE_RELAY_CONCURRENCY: '64' },
+      })
+      teardowns.push(() => world.close())
+      const { ctx, url, web, authority, space } = world
       const expires = new Date(Date.now() + 86_400_000)
       for (let i = 0; i < SYNCERS; i++) {
         const endpoint = `${origins[i % SERVERS]}/s/${i}`
@@ -197,7 +172,6 @@ const bench: Bench = {
       }
     } finally {
       for (const fn of teardowns.reverse()) await fn()
-      rmSync(dataDir, { recursive: true, force: true })
     }
   },
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { PACKAGE_ROOT } from './db/locate.js'
+import { PACKAGE_ROOT } from './paths.js'
 import { join } from 'node:path'
 
 /** The version in package.json, read once. */

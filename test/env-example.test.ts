@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { envSchema } from '../src/config.js'
-import { PACKAGE_ROOT } from '../src/db/locate.js'
+import { PACKAGE_ROOT } from '../src/paths.js'
 
 const known = Object.keys(envSchema.shape).sort()
 const mentioned = (text: string) =>

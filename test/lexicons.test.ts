@@ -8,7 +8,7 @@ import { join, relative } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import type { z } from 'zod'
-import { PACKAGE_ROOT } from '../src/db/locate.js'
+import { PACKAGE_ROOT } from '../src/paths.js'
 import type { MethodSpec } from '../src/xrpc/method.js'
 import { TestArbiter } from './_helpers/arbiter.js'
 

@@ -1,9 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 
-/** The package root (holds prisma/ and generated/), found from this file in src/ or dist/. */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export { PACKAGE_ROOT } from '../paths.js'
 
 /** A `file:` URL's path, made absolute and with its folder created. */
 export function sqlitePath(url: string): string {

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { CREDENTIAL_MAX_TTL_SEC } from '../crypto/space-token.js'
-import { PACKAGE_ROOT } from '../db/locate.js'
+import { PACKAGE_ROOT } from '../paths.js'
 import { appAccessFromLex, userPolicyFromLex } from './codec.js'
 import type { SpacePolicy } from './types.js'
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { PACKAGE_ROOT } from '../../src/db/locate.js'
+import { PACKAGE_ROOT } from '../../src/paths.js'
 
 /** A free TCP port on loopback (for processes that take a fixed port from their environment). */
 export async function freePort(): Promise<number> {

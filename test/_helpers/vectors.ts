@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PACKAGE_ROOT } from '../../src/db/locate.js'
+import { PACKAGE_ROOT } from '../../src/paths.js'
 
 /** The reference implementation's conformance data, from ../shared/vectors beside the checkout. */
 export const VECTORS_DIR =

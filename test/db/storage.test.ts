@@ -9,7 +9,7 @@ import t from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { Db } from '../../src/db/client.js'
 import { UniqueViolationError } from '../../src/db/errors.js'
-import { PACKAGE_ROOT } from '../../src/db/locate.js'
+import { PACKAGE_ROOT } from '../../src/paths.js'
 import { migrate, MigrationError, pendingMigrations, readMigrations } from '../../src/db/migrate.js'
 import { createTestDatabase } from '../_helpers/db.js'
 
