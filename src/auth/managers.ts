@@ -1,3 +1,4 @@
+import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
 import { hasRole, type ManagerRole } from '../authorities/managers.js'
 import { AuthRequiredError, ForbiddenError, InvalidRequestError } from '../errors.js'
@@ -91,9 +92,7 @@ export async function authorizeRosterRead(
       if (!(err instanceof InvalidRequestError && err.error === 'NotSpaceOwner')) throw err
     }
   }
-  if (auth.type === 'space_credential' && auth.spaceUri !== spaceUri) {
-    throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
-  }
+  if (auth.type === 'space_credential') assertCredentialFor(auth, spaceUri)
   const authority = spaceUri.split('/')[2]!
   const found = (await ctx.authorities.isActive(authority))
     ? await ctx.spaces.lookup(spaceUri)

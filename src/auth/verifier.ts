@@ -189,8 +189,9 @@ export class AuthVerifier {
   /**
    * Any method authenticated by a space credential: `Authorization: Atproto-Space <credential>` with
    * a presentation signature over it and `Atproto-Space-Audience` (generation C), or
-   * `Authorization: DPoP <credential>` with a proof (generation A). `audience: 'authority'` is for the
-   * host's own methods, which expect the bare authority DID as the signed audience.
+   * `Authorization: DPoP <credential>` with a proof (generation A). Checks the token, its issuer,
+   * the binding and revocation. The handler then calls `assertCredentialFor` (auth/credential-scope.ts):
+   * the space first, then the signed audience, which for host methods is the bare authority DID.
    */
   spaceCredential(opts: { audience: 'authority' }) {
     return async (req: RequestView): Promise<CredentialAuth> => {
@@ -222,12 +223,6 @@ export class AuthVerifier {
         )
         if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
           throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
-        }
-        if (gen === 'C' && opts.audience === 'authority' && audience !== space.authority) {
-          throw new AuthRequiredError(
-            'Atproto-Space-Audience must be the space authority DID',
-            'BadSpaceAudience',
-          )
         }
         return { type: 'space_credential', ...facts(token, binding), audience }
       } catch (err) {

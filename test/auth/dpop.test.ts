@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 import { randomUUID } from 'node:crypto'
 import { accessTokenHash } from '../../src/crypto/dpop.js'
+import { assertCredentialFor } from '../../src/auth/credential-scope.js'
 import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 import { DidWebHost } from '../_helpers/identities.js'
@@ -50,7 +51,10 @@ async function world(t: TestLike & { name: string }, env?: Record<string, string
       app.xrpc.add(exchange, { auth: ctx.auth.delegationToken, handler: async ({ auth }) => auth })
       app.xrpc.add(present, {
         auth: ctx.auth.spaceCredential({ audience: 'authority' }),
-        handler: async ({ auth }) => auth,
+        handler: async ({ auth }) => {
+          assertCredentialFor(auth, auth.spaceUri)
+          return auth
+        },
       })
     },
   })

@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import { z } from 'zod'
+import { assertCredentialFor } from '../../src/auth/credential-scope.js'
 import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
 import { createSpaceToken } from '../../src/crypto/space-token.js'
 import { signJws } from '../../src/crypto/jws.js'
@@ -61,7 +62,10 @@ async function world(
       app.xrpc.add(exchange, { auth: ctx.auth.delegationToken, handler: async ({ auth }) => auth })
       app.xrpc.add(present, {
         auth: ctx.auth.spaceCredential({ audience: 'authority' }),
-        handler: async ({ auth }) => auth,
+        handler: async ({ auth }) => {
+          assertCredentialFor(auth, auth.spaceUri)
+          return auth
+        },
       })
       app.xrpc.add(service, {
         auth: ctx.auth.serviceAuth('com.atproto.space.notifyWrite'),

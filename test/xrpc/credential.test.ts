@@ -12,7 +12,7 @@ import { getVerificationKey, parseDidDocument } from '../../src/identity/did-doc
 import type { SpacePolicy } from '../../src/policy/types.js'
 import { ClientApp, MockService, unpublishedKey } from '../_helpers/services.js'
 import { decodeToken, MEMBERS_ONLY, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
-import { delegationToken } from '../_helpers/tokens.js'
+import { delegationToken, presentHeaders } from '../_helpers/tokens.js'
 
 const refusal = (error: string) => ({ status: 400, body: { error } })
 
@@ -361,6 +361,21 @@ t.test('getSpace: the credential must be for that space', async (t) => {
     status: 400,
     body: { error: 'InvalidCredential' },
   })
+  // Contract §3.3 order: the space is checked before the signed audience.
+  const q = (space: string) =>
+    `/xrpc/com.atproto.simplespace.getSpace?${new URLSearchParams({ space })}`
+  const wrongAudience = presentHeaders(res.body.credential as string, alice.did, res.holder)
+  const both = await w.a.fetch(q(other.uri), { headers: wrongAudience })
+  t.match(
+    { status: both.status, body: await both.json() },
+    { status: 400, body: { error: 'InvalidCredential' } },
+    'wrong space and wrong audience: the space speaks first',
+  )
+  const audienceOnly = await w.a.fetch(q(w.space), { headers: wrongAudience })
+  t.match(
+    { status: audienceOnly.status, body: await audienceOnly.json() },
+    { status: 401, body: { error: 'BadSpaceAudience' } },
+  )
   await w.a.ctx.spaces.delete(w.space)
   t.match(await w.getSpace(res.body.credential as string, res.holder), refusal('SpaceNotFound'))
 })

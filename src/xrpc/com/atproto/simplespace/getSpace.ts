@@ -1,3 +1,4 @@
+import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { assertManager } from '../../../../auth/managers.js'
 import { InvalidRequestError } from '../../../../errors.js'
 import { getSpace } from '../../../../lexicon/com/atproto/simplespace/getSpace.js'
@@ -16,8 +17,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const authority = params.space.split('/')[2]!
       if (auth.type === 'service_auth') {
         await assertManager(ctx, auth, authority, 'moderator')
-      } else if (auth.spaceUri !== params.space) {
-        throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
+      } else {
+        assertCredentialFor(auth, params.space)
       }
       if (!(await ctx.authorities.isActive(authority)))
         throw fail('SpaceNotFound', 'Space not found')

@@ -1,4 +1,4 @@
-import { InvalidRequestError } from '../../../../errors.js'
+import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { listRepos } from '../../../../lexicon/com/atproto/space/sync.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -11,8 +11,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listRepos, {
     auth: ctx.auth.spaceCredential({ audience: 'authority' }),
     handler: async ({ params, auth, fail }) => {
-      if (auth.spaceUri !== params.space)
-        throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
+      assertCredentialFor(auth, params.space)
       if (!(await ctx.authorities.isActive(auth.space.authority)))
         throw fail('SpaceNotFound', 'Space not found')
       if ((await ctx.spaces.lookup(params.space)).state !== 'active')

@@ -1,4 +1,4 @@
-import { InvalidRequestError } from '../../../../errors.js'
+import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { unregisterNotify } from '../../../../lexicon/com/atproto/space/sync.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -7,8 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(unregisterNotify, {
     auth: ctx.auth.spaceCredential({ audience: 'authority' }),
     handler: async ({ input, auth, fail }) => {
-      if (auth.spaceUri !== input.space)
-        throw new InvalidRequestError('Credential is not scoped to this space', 'InvalidCredential')
+      assertCredentialFor(auth, input.space)
       if (!(await ctx.authorities.isActive(auth.space.authority)))
         throw fail('SpaceNotFound', 'Space not found')
       if ((await ctx.spaces.lookup(input.space)).state !== 'active')
