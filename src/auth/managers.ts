@@ -1,3 +1,4 @@
+import { lookupHostedSpace } from '../spaces/hosted.js'
 import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
 import { hasRole, type ManagerRole } from '../authorities/managers.js'
@@ -49,10 +50,8 @@ export async function authorizeSpaceManagement(
   opts: { managingApp?: boolean } = {},
 ): Promise<SpaceConfig> {
   const authority = spaceUri.split('/')[2]!
-  const found = (await ctx.authorities.isActive(authority))
-    ? await ctx.spaces.lookup(spaceUri)
-    : undefined
-  if (opts.managingApp && found?.state === 'active') {
+  const found = await lookupHostedSpace(ctx, spaceUri)
+  if (opts.managingApp && found.state === 'active') {
     const caller = auth.iss.split('#')[0]
     const apps = [found.config.readPolicy, found.config.writePolicy].flatMap((p) =>
       p.kind === 'managing-app' ? [p.managingApp.split('#')[0]] : [],
@@ -60,7 +59,7 @@ export async function authorizeSpaceManagement(
     if (apps.includes(caller)) return found.config
   }
   await assertManager(ctx, auth, authority, needed)
-  if (found?.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
+  if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
   return found.config
 }
 
@@ -93,11 +92,8 @@ export async function authorizeRosterRead(
     }
   }
   if (auth.type === 'space_credential') assertCredentialFor(auth, spaceUri)
-  const authority = spaceUri.split('/')[2]!
-  const found = (await ctx.authorities.isActive(authority))
-    ? await ctx.spaces.lookup(spaceUri)
-    : undefined
-  const visibility = found?.state === 'active' ? found.config.rosterVisibility : 'owner'
+  const found = await lookupHostedSpace(ctx, spaceUri)
+  const visibility = found.state === 'active' ? found.config.rosterVisibility : 'owner'
   const full =
     visibility === 'public' || (visibility === 'members' && auth.type === 'space_credential')
   const countOnly = !full && visibility === 'count' && what === 'count'
@@ -109,6 +105,6 @@ export async function authorizeRosterRead(
       'NotSpaceOwner',
     )
   }
-  if (found?.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
+  if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
   return { config: found.config, full }
 }

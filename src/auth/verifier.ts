@@ -193,7 +193,7 @@ export class AuthVerifier {
    * the binding and revocation. The handler then calls `assertCredentialFor` (auth/credential-scope.ts):
    * the space first, then the signed audience, which for host methods is the bare authority DID.
    */
-  spaceCredential(opts: { audience: 'authority' }) {
+  spaceCredential() {
     return async (req: RequestView): Promise<CredentialAuth> => {
       try {
         const headers = headerLookup(req)
@@ -269,9 +269,9 @@ export class AuthVerifier {
    * Either a space credential (as `spaceCredential`) or, for `Authorization: Bearer`, service auth
    * for `lxm` (a manager). For methods both readers and managers call, such as getSpace.
    */
-  credentialOrService(opts: { audience: 'authority'; lxm: string }) {
-    const credential = this.spaceCredential({ audience: opts.audience })
-    const service = this.serviceAuth(opts.lxm)
+  credentialOrService(lxm: string) {
+    const credential = this.spaceCredential()
+    const service = this.serviceAuth(lxm)
     return async (req: RequestView): Promise<CredentialAuth | ServiceAuth> => {
       const scheme = headerLookup(req)('authorization')[0]?.split(' ', 1)[0]?.toLowerCase()
       return scheme === 'bearer' ? service(req) : credential(req)
@@ -283,7 +283,7 @@ export class AuthVerifier {
    * anonymous caller; otherwise as `credentialOrService`. The handler decides what each may see.
    */
   rosterReader(lxm: string) {
-    const authenticated = this.credentialOrService({ audience: 'authority', lxm })
+    const authenticated = this.credentialOrService(lxm)
     return async (req: RequestView): Promise<CredentialAuth | ServiceAuth | AnonymousAuth> =>
       headerLookup(req)('authorization').length === 0 ? { type: 'anonymous' } : authenticated(req)
   }

@@ -62,6 +62,11 @@ export const bytes = z
   .object({ $bytes: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64') })
   .strict()
 
+/** Bytes as lexicon JSON: `{ "$bytes": base64 without padding }`. */
+export function toBytesJson(bytes: Uint8Array): { $bytes: string } {
+  return { $bytes: Buffer.from(bytes).toString('base64').replace(/=+$/, '') }
+}
+
 /** A query parameter given at most once. */
 function single<T extends z.ZodType>(schema: T) {
   return z.preprocess((v, ctx) => {

@@ -1,3 +1,4 @@
+import { toBytesJson } from '../lexicon/formats.js'
 import { randomUUID } from 'node:crypto'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { Clock } from '../clock.js'
@@ -308,7 +309,7 @@ export class Relay {
             space: lane.space,
             repo: event.repo,
             repoRev: event.repoRev,
-            hash: { $bytes: Buffer.from(event.hash!).toString('base64').replace(/=+$/, '') },
+            hash: toBytesJson(event.hash!),
             spaceRev: event.spaceRev,
             ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),
           }

@@ -50,7 +50,7 @@ async function world(t: TestLike & { name: string }, env?: Record<string, string
     beforeListen(app, ctx) {
       app.xrpc.add(exchange, { auth: ctx.auth.delegationToken, handler: async ({ auth }) => auth })
       app.xrpc.add(present, {
-        auth: ctx.auth.spaceCredential({ audience: 'authority' }),
+        auth: ctx.auth.spaceCredential(),
         handler: async ({ auth }) => {
           assertCredentialFor(auth, auth.spaceUri)
           return auth

@@ -61,7 +61,7 @@ async function world(
     beforeListen(app, ctx) {
       app.xrpc.add(exchange, { auth: ctx.auth.delegationToken, handler: async ({ auth }) => auth })
       app.xrpc.add(present, {
-        auth: ctx.auth.spaceCredential({ audience: 'authority' }),
+        auth: ctx.auth.spaceCredential(),
         handler: async ({ auth }) => {
           assertCredentialFor(auth, auth.spaceUri)
           return auth

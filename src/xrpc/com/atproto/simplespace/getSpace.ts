@@ -1,3 +1,4 @@
+import { getHostedSpace } from '../../../../spaces/hosted.js'
 import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { assertManager } from '../../../../auth/managers.js'
 import { InvalidRequestError } from '../../../../errors.js'
@@ -12,19 +13,15 @@ import type { XrpcRouter } from '../../../method.js'
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpace, {
-    auth: ctx.auth.credentialOrService({ audience: 'authority', lxm: getSpace.nsid }),
-    handler: async ({ params, auth, fail }) => {
+    auth: ctx.auth.credentialOrService(getSpace.nsid),
+    handler: async ({ params, auth }) => {
       const authority = params.space.split('/')[2]!
       if (auth.type === 'service_auth') {
         await assertManager(ctx, auth, authority, 'moderator')
       } else {
         assertCredentialFor(auth, params.space)
       }
-      if (!(await ctx.authorities.isActive(authority)))
-        throw fail('SpaceNotFound', 'Space not found')
-      const found = await ctx.spaces.lookup(params.space)
-      if (found.state !== 'active') throw fail('SpaceNotFound', 'Space not found')
-      const c = found.config
+      const c = await getHostedSpace(ctx, params.space)
       return {
         uri: c.uri,
         readPolicy: userPolicyToLex(c.readPolicy),

@@ -1,3 +1,5 @@
+import { getHostedSpace } from '../../../../spaces/hosted.js'
+import { toBytesJson } from '../../../../lexicon/formats.js'
 import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { listRepos } from '../../../../lexicon/com/atproto/space/sync.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -9,18 +11,15 @@ import type { XrpcRouter } from '../../../method.js'
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listRepos, {
-    auth: ctx.auth.spaceCredential({ audience: 'authority' }),
-    handler: async ({ params, auth, fail }) => {
+    auth: ctx.auth.spaceCredential(),
+    handler: async ({ params, auth }) => {
       assertCredentialFor(auth, params.space)
-      if (!(await ctx.authorities.isActive(auth.space.authority)))
-        throw fail('SpaceNotFound', 'Space not found')
-      if ((await ctx.spaces.lookup(params.space)).state !== 'active')
-        throw fail('SpaceNotFound', 'Space not found')
+      await getHostedSpace(ctx, params.space)
       const rows = await ctx.notify.listWriters(params.space, params.limit, params.cursor)
       const repos = rows.map((r) => ({
         did: r.did,
         repoRev: r.repoRev,
-        hash: { $bytes: Buffer.from(r.hash).toString('base64').replace(/=+$/, '') },
+        hash: toBytesJson(r.hash),
         spaceRev: r.spaceRev,
       }))
       const last = repos[repos.length - 1]

@@ -11,7 +11,7 @@ import type { XrpcRouter } from '../../../method.js'
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(registerNotify, {
-    auth: ctx.auth.spaceCredential({ audience: 'authority' }),
+    auth: ctx.auth.spaceCredential(),
     handler: async ({ input, auth, fail }) => {
       assertCredentialFor(auth, input.space)
       if (!(await ctx.authorities.isActive(auth.space.authority)))

@@ -1,3 +1,4 @@
+import { toBytesJson } from '../../../../lexicon/formats.js'
 import { authorizeRosterRead } from '../../../../auth/managers.js'
 import { getMemberState } from '../../../../lexicon/dev/gatehouse/simplespace/oplog.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -13,7 +14,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       if (!full) return { count: state.count }
       return {
         ...(state.rev ? { rev: state.rev } : {}),
-        digest: { $bytes: Buffer.from(state.digest).toString('base64').replace(/=+$/, '') },
+        digest: toBytesJson(state.digest),
         count: state.count,
       }
     },

@@ -1,3 +1,4 @@
+import { toBytesJson } from '../../../../lexicon/formats.js'
 import { authorizeRosterRead } from '../../../../auth/managers.js'
 import { listMemberOps } from '../../../../lexicon/dev/gatehouse/simplespace/oplog.js'
 import { OplogCompactedError } from '../../../../members/member-list.js'
@@ -24,7 +25,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           ops,
           ...(last ? { cursor: last.rev } : {}),
           ...(state.rev ? { rev: state.rev } : {}),
-          digest: { $bytes: Buffer.from(state.digest).toString('base64').replace(/=+$/, '') },
+          digest: toBytesJson(state.digest),
           count: state.count,
         }
       } catch (err) {
