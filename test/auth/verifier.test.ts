@@ -102,6 +102,18 @@ async function world(
 
 const refused = (name: string) => ({ status: 401, body: { error: name } })
 
+/** Another Gatehouse on the same database (a second process, or this one restarted), clock in step. */
+async function exchangeProbe(t: TestLike, w: World): Promise<TestArbiter> {
+  const other = await TestArbiter.create(t, {
+    database: w.a.database,
+    beforeListen(app, ctx) {
+      app.xrpc.add(exchange, { auth: ctx.auth.delegationToken, handler: async ({ auth }) => auth })
+    },
+  })
+  other.clock.set(w.a.clock.nowMs())
+  return other
+}
+
 t.test(
   'delegation: a valid token with an exchange signature is accepted, bound to the signing key',
   async (t) => {
@@ -132,16 +144,7 @@ t.test(
     })
 
     // A second Gatehouse on the same database (another process, or this one after a restart).
-    const second = await TestArbiter.create(t, {
-      database: w.a.database,
-      beforeListen(app, ctx) {
-        app.xrpc.add(exchange, {
-          auth: ctx.auth.delegationToken,
-          handler: async ({ auth }) => auth,
-        })
-      },
-    })
-    second.clock.set(w.a.clock.nowMs())
+    const second = await exchangeProbe(t, w)
     const res = await second.fetch('/xrpc/dev.gatehouse.test.exchange', {
       method: 'POST',
       headers: exchangeHeaders(token, newHolderKey()),
@@ -150,16 +153,7 @@ t.test(
     t.match(await res.json(), { error: 'JwtReplayed' })
 
     await w.a.stop()
-    const restarted = await TestArbiter.create(t, {
-      database: w.a.database,
-      beforeListen(app, ctx) {
-        app.xrpc.add(exchange, {
-          auth: ctx.auth.delegationToken,
-          handler: async ({ auth }) => auth,
-        })
-      },
-    })
-    restarted.clock.set(w.a.clock.nowMs())
+    const restarted = await exchangeProbe(t, w)
     const again = await restarted.fetch('/xrpc/dev.gatehouse.test.exchange', {
       method: 'POST',
       headers: exchangeHeaders(token, newHolderKey()),
