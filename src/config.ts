@@ -33,6 +33,11 @@ export interface Config {
     poolSize: number
     /** SQLite only: how long a writer waits on a lock held by another process. */
     busyTimeoutMs: number
+    /**
+     * SQLite only: `normal` (WAL commits survive a crash of the process; a power cut may lose the
+     * last ones) or `full` (an fsync on every commit).
+     */
+    sqliteSynchronous: 'normal' | 'full'
   }
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -156,6 +161,7 @@ export const envSchema = z.object({
     .optional(),
   GATEHOUSE_DATABASE_POOL_SIZE: int(1, 500).default(10),
   GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS: int(0, 600_000).default(5000),
+  GATEHOUSE_SQLITE_SYNCHRONOUS: z.enum(['normal', 'full']).default('normal'),
   GATEHOUSE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -253,6 +259,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       url: dbUrl,
       poolSize: e.GATEHOUSE_DATABASE_POOL_SIZE,
       busyTimeoutMs: e.GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS,
+      sqliteSynchronous: e.GATEHOUSE_SQLITE_SYNCHRONOUS,
     },
     log: { level: e.GATEHOUSE_LOG_LEVEL },
     identity: {

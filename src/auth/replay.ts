@@ -19,9 +19,10 @@ export class ReplayStore {
    */
   async consume(namespace: string, nonce: string, expiresAt: Date): Promise<boolean> {
     // One statement, on every authenticated exchange: raw SQL, and no exception for the replay case.
-    const inserted = await this.db.prisma.$executeRaw`
-      INSERT INTO replay_nonce (namespace, nonce, expires_at) VALUES (${namespace}, ${nonce}, ${expiresAt})
-      ON CONFLICT (namespace, nonce) DO NOTHING`
+    const inserted = await this.db.hot.execute(
+      'INSERT INTO replay_nonce (namespace, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (namespace, nonce) DO NOTHING',
+      [namespace, nonce, expiresAt],
+    )
     return inserted === 1
   }
 

@@ -3,12 +3,17 @@ import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
-import { serialiseSqlite } from './sqlite-serial.js'
+import { Checkpointer } from './checkpointer.js'
+import { PrismaHotSql, SqliteHotSql, type HotSql } from './hot-sql.js'
+import { serialiseSqlite, type SerialConnection } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 
 export type { PrismaClient, Prisma }
 /** What services receive inside `transact`: the client's query surface, without transaction control. */
 export type Tx = Prisma.TransactionClient
+
+/** How often the SQLite WAL is copied back into the database file. */
+const CHECKPOINT_INTERVAL_MS = 500
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
@@ -25,6 +30,9 @@ export class Db {
     readonly kind: Config['db']['kind'],
     readonly prisma: PrismaClient,
     private readonly txTimeoutMs: number,
+    /** Prepared single statements for the hottest paths (see hot-sql.ts). */
+    readonly hot: HotSql,
+    private readonly checkpointer?: Checkpointer,
   ) {}
 
   static async open(cfg: Config['db']): Promise<Db> {
@@ -32,13 +40,21 @@ export class Db {
       const { PrismaClient } = require('../../generated/prisma-sqlite/index.js') as {
         PrismaClient: new (opts: object) => PrismaClient
       }
+      let connection: SerialConnection | undefined
       const adapter = serialiseSqlite(
         new PrismaBetterSQLite3({ url: sqlitePath(cfg.url), timeout: cfg.busyTimeoutMs }),
+        (c) => (connection = c),
       )
       const prisma = new PrismaClient({ adapter })
-      // Per connection: enforce foreign keys; WAL itself is persistent and set by the migrator.
+      // Per connection: enforce foreign keys, and how hard a commit syncs; WAL itself is persistent
+      // and set by the migrator. The first query also opens the connection.
       await prisma.$executeRawUnsafe('PRAGMA foreign_keys = ON')
-      return new Db('sqlite', prisma, 30_000)
+      await prisma.$executeRawUnsafe(`PRAGMA synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`)
+      // Checkpoints happen on a thread of their own (checkpointer.ts), not inside a request's commit.
+      await prisma.$executeRawUnsafe('PRAGMA wal_autocheckpoint = 0')
+      if (!connection) throw new Error('the SQLite connection did not open')
+      const checkpointer = Checkpointer.start(sqlitePath(cfg.url), CHECKPOINT_INTERVAL_MS)
+      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(connection), checkpointer)
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
     const { PrismaClient } = require('../../generated/prisma-pg/index.js') as {
@@ -49,7 +65,8 @@ export class Db {
       { connectionString, max: cfg.poolSize, options: `-c search_path="${schema}"` },
       { schema },
     )
-    return new Db('postgres', new PrismaClient({ adapter }), 15_000)
+    const prisma = new PrismaClient({ adapter })
+    return new Db('postgres', prisma, 15_000, new PrismaHotSql(prisma))
   }
 
   /**
@@ -96,6 +113,7 @@ export class Db {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop()
     await this.prisma.$disconnect()
   }
 }

@@ -4,6 +4,7 @@ import type {
   SqlQuery,
   Transaction,
 } from '@prisma/driver-adapter-utils'
+import type BetterSqlite3 from 'better-sqlite3'
 
 /**
  * Serialises access to the one better-sqlite3 connection Prisma's SQLite adapter uses.
@@ -14,14 +15,33 @@ import type {
  * This wrapper makes top-level queries wait until no transaction is open, and transactions wait for
  * each other, which is what SQLite's single-writer model means anyway.
  */
-export function serialiseSqlite(inner: SqlDriverAdapterFactory): SqlDriverAdapterFactory {
+export function serialiseSqlite(
+  inner: SqlDriverAdapterFactory,
+  onConnect?: (connection: SerialConnection) => void,
+): SqlDriverAdapterFactory {
   return {
     provider: inner.provider,
     adapterName: inner.adapterName,
     async connect() {
-      return serialisedAdapter(await inner.connect())
+      const adapter = await inner.connect()
+      const gate = new Gate()
+      const client = (adapter as unknown as { client?: BetterSqlite3.Database }).client
+      if (onConnect) {
+        if (!client) throw new Error('the SQLite adapter no longer exposes its connection')
+        onConnect({ client, exclusive: (fn) => gate.run(async () => fn()) })
+      }
+      return serialisedAdapter(adapter, gate)
     },
   }
+}
+
+/**
+ * The adapter's connection, for the few statements too hot for Prisma's query compiler: `exclusive`
+ * runs synchronous work on it under the same gate as Prisma's own queries and transactions.
+ */
+export interface SerialConnection {
+  client: BetterSqlite3.Database
+  exclusive<T>(fn: () => T): Promise<T>
 }
 
 class Gate {
@@ -46,8 +66,7 @@ class Gate {
   }
 }
 
-function serialisedAdapter(adapter: SqlDriverAdapter): SqlDriverAdapter {
-  const gate = new Gate()
+function serialisedAdapter(adapter: SqlDriverAdapter, gate: Gate): SqlDriverAdapter {
   const wrapped: SqlDriverAdapter = {
     provider: adapter.provider,
     adapterName: adapter.adapterName,

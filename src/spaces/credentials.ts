@@ -65,10 +65,17 @@ export class CredentialService {
       signing.key,
       signing.kid,
     )
-    // Hot path: one raw INSERT (the model API costs twice as much here).
-    await this.deps.db.prisma.$executeRaw`
-      INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at)
-      VALUES (${req.config.uri}, ${jti}, ${req.user}, ${req.clientId ?? null}, ${new Date(iat * 1000)}, ${new Date(exp * 1000)})`
+    await this.deps.db.hot.execute(
+      'INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+      [
+        req.config.uri,
+        jti,
+        req.user,
+        req.clientId ?? null,
+        new Date(iat * 1000),
+        new Date(exp * 1000),
+      ],
+    )
     return credential
   }
 

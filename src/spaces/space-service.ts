@@ -241,11 +241,13 @@ export class SpaceService {
 
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
-    // On every credential request: raw SQL on the primary key costs half what the model query does.
-    const rows = await this.db.prisma.$queryRaw<{ read: unknown; write: unknown }[]>`
-      SELECT "read", "write" FROM space_member WHERE space = ${uri} AND did = ${did}`
+    // On every credential request: one primary-key lookup, outside the query compiler.
+    const rows = await this.db.hot.query<{ read: unknown; write: unknown }>(
+      'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
+      [uri, did],
+    )
     const row = rows[0]
-    return row ? row[access] === true || row[access] === 1 || row[access] === 1n : false
+    return row ? row[access] === true || row[access] === 1 : false
   }
 
   private async assertActive(tx: Tx, uri: string): Promise<void> {

@@ -155,3 +155,73 @@ t.test('SQLite runs in WAL mode with foreign keys on', async (t) => {
     await db.prisma.$queryRawUnsafe<{ foreign_keys: bigint | number }[]>('PRAGMA foreign_keys')
   t.equal(Number(fk[0]?.foreign_keys), 1)
 })
+
+t.test('SQLite commits sync as configured: NORMAL by default, FULL on request', async (t) => {
+  const { db, database } = await openDb(t)
+  if (db.kind !== 'sqlite') return t.pass('PostgreSQL: not applicable')
+  const level = async (d: Db) =>
+    Number(
+      (await d.prisma.$queryRawUnsafe<{ synchronous: bigint }[]>('PRAGMA synchronous'))[0]
+        ?.synchronous,
+    )
+  t.equal(await level(db), 1, 'NORMAL')
+  const { config } = loadConfig({
+    GATEHOUSE_DATABASE_URL: database.url,
+    GATEHOUSE_SQLITE_SYNCHRONOUS: 'full',
+  })
+  const full = await Db.open(config.db)
+  t.teardown(() => full.close())
+  t.equal(await level(full), 2, 'FULL')
+})
+
+t.test('hot statements write and read rows exactly as the model API does', async (t) => {
+  const { db } = await openDb(t)
+  const expires = new Date('2030-01-02T03:04:05.678Z')
+  const sql =
+    'INSERT INTO replay_nonce (namespace, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (namespace, nonce) DO NOTHING'
+  t.equal(await db.hot.execute(sql, ['ns', 'n1', expires]), 1, 'first insert changes a row')
+  t.equal(await db.hot.execute(sql, ['ns', 'n1', expires]), 0, 'the conflict changes none')
+  const row = await db.prisma.replayNonce.findUnique({
+    where: { namespace_nonce: { namespace: 'ns', nonce: 'n1' } },
+  })
+  t.same(row?.expiresAt, expires, 'the date reads back through Prisma unchanged')
+  t.equal(
+    await db.prisma.replayNonce.count({ where: { expiresAt: { lt: new Date('2030-01-03') } } }),
+    1,
+    'and compares as a date in model queries',
+  )
+
+  await db.prisma.instanceMeta.create({ data: { key: 'k', value: 'v', updatedAt: expires } })
+  const rows = await db.hot.query<{ value: string; n: number }>(
+    'SELECT value, 7 AS n FROM instance_meta WHERE key = ?',
+    ['k'],
+  )
+  t.same(rows, [{ value: 'v', n: 7 }], 'integers come back as numbers')
+  t.same(await db.hot.query('SELECT value FROM instance_meta WHERE key = ?', ['nope']), [])
+})
+
+t.test('SQLite checkpoints happen off the serving connection, on a timer', async (t) => {
+  const { db, database } = await openDb(t)
+  if (db.kind !== 'sqlite') return t.pass('PostgreSQL: not applicable')
+  const file = database.url.slice('file:'.length)
+  const { statSync } = await import('node:fs')
+  const before = statSync(file).size
+  // ~8 MB through the WAL: far past SQLite's default auto-checkpoint threshold of 1000 pages.
+  const big = 'x'.repeat(4000)
+  for (let i = 0; i < 20; i++) {
+    await db.transact(async (tx) => {
+      for (let j = 0; j < 100; j++) {
+        await tx.instanceMeta.create({ data: { key: `b${i}-${j}`, value: big, updatedAt: now() } })
+      }
+    })
+  }
+  const auto = await db.prisma.$queryRawUnsafe<{ wal_autocheckpoint: bigint }[]>(
+    'PRAGMA wal_autocheckpoint',
+  )
+  t.equal(Number(auto[0]?.wal_autocheckpoint), 0, 'no commit copies the WAL back itself')
+  const deadline = Date.now() + 10_000
+  while (statSync(file).size < before + 5_000_000 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  t.ok(statSync(file).size >= before + 5_000_000, 'the checkpointer copied it in the background')
+})

@@ -1,0 +1,76 @@
+import type BetterSqlite3 from 'better-sqlite3'
+import type { PrismaClient } from '../../generated/prisma-sqlite/index.js'
+import type { SerialConnection } from './sqlite-serial.js'
+
+export type SqlValue = string | number | boolean | Date | null
+
+/**
+ * Single statements for the paths every credential exchange takes (consume a nonce, check a
+ * membership, record an issued credential), outside Prisma's query compiler, which costs more than
+ * the statement itself. SQL is written with `?` placeholders; it must come from our own code. Values
+ * go in the way Prisma stores them, so rows written here read back through the model API unchanged.
+ * Not for use inside a transaction: these run on their own.
+ */
+export interface HotSql {
+  /** Runs a write; resolves with the number of rows it changed. */
+  execute(sql: string, args: SqlValue[]): Promise<number>
+  /** Runs a read; integers come back as numbers and booleans as the database stores them. */
+  query<T>(sql: string, args: SqlValue[]): Promise<T[]>
+}
+
+/** SQLite: prepared once, run on the adapter's own connection under its gate. */
+export class SqliteHotSql implements HotSql {
+  private readonly statements = new Map<string, BetterSqlite3.Statement>()
+
+  constructor(private readonly connection: SerialConnection) {}
+
+  execute(sql: string, args: SqlValue[]): Promise<number> {
+    return this.connection.exclusive(() => this.prepared(sql).run(...args.map(sqliteValue)).changes)
+  }
+
+  query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
+    return this.connection.exclusive(() => this.prepared(sql).all(...args.map(sqliteValue)) as T[])
+  }
+
+  private prepared(sql: string): BetterSqlite3.Statement {
+    let stmt = this.statements.get(sql)
+    if (!stmt) {
+      stmt = this.connection.client.prepare(sql)
+      if (stmt.reader) stmt.safeIntegers(false)
+      this.statements.set(sql, stmt)
+    }
+    return stmt
+  }
+}
+
+/** Prisma's SQLite adapter writes DateTime as ISO 8601 with an explicit offset, booleans as 0/1. */
+function sqliteValue(v: SqlValue): string | number | null {
+  if (v instanceof Date) return v.toISOString().replace('Z', '+00:00')
+  if (typeof v === 'boolean') return v ? 1 : 0
+  return v
+}
+
+/** PostgreSQL: Prisma's raw API, with `?` turned into `$n` once per statement. */
+export class PrismaHotSql implements HotSql {
+  private readonly numbered = new Map<string, string>()
+
+  constructor(private readonly prisma: PrismaClient) {}
+
+  execute(sql: string, args: SqlValue[]): Promise<number> {
+    return this.prisma.$executeRawUnsafe(this.placeholders(sql), ...args)
+  }
+
+  query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
+    return this.prisma.$queryRawUnsafe<T[]>(this.placeholders(sql), ...args)
+  }
+
+  private placeholders(sql: string): string {
+    let out = this.numbered.get(sql)
+    if (out === undefined) {
+      let n = 0
+      out = sql.replace(/\?/g, () => `$${++n}`)
+      this.numbered.set(sql, out)
+    }
+    return out
+  }
+}
