@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config.js'
+import { CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
 import { buildServer } from './server.js'
@@ -11,7 +12,7 @@ import { VERSION } from './version.js'
  *   gatehouse migrate   apply migrations and exit
  */
 
-const USAGE = 'usage: gatehouse [serve|migrate|version]'
+const USAGE = `usage: gatehouse [serve|migrate|version]\n${CLI_USAGE}`
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`gatehouse: ${message}\n`)
@@ -28,7 +29,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`)
     return
   }
-  if (command !== 'serve' && command !== 'migrate') fail(USAGE, 2)
+  const operator = command === 'authority' || command === 'kek'
+  if (command !== 'serve' && command !== 'migrate' && !operator) fail(USAGE, 2)
 
   let loaded
   try {
@@ -38,6 +40,16 @@ async function main(argv: string[]): Promise<void> {
     throw err
   }
   const { config, secrets } = loaded
+
+  if (operator) {
+    try {
+      await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`))
+    } catch (err) {
+      if (err instanceof CliUsageError) fail(err.message, 2)
+      throw err
+    }
+    return
+  }
 
   if (command === 'migrate') {
     const applied = await migrate(config.db.kind, config.db.url)

@@ -73,6 +73,12 @@ export interface Config {
     /** Member-oplog entries older than this are compacted away (mirrors further behind resync). */
     oplogRetentionMs: number
   }
+  authorities: {
+    /** did:web hosts Gatehouse answers DID documents for (`example.com`, `localhost%3A8080`). */
+    didWebHosts: string[]
+    /** Who may create or adopt authorities over XRPC: everyone (`*`) or these DIDs. The CLI always may. */
+    creators: '*' | string[]
+  }
   notify: {
     /** How long a registerNotify lasts unless renewed. */
     registrationTtlMs: number
@@ -90,6 +96,8 @@ export interface Secrets {
   serviceKeyHex?: string
   /** The key-encryption key for keys at rest (32 bytes hex). Absent: kept under dataDir. */
   kekHex?: string
+  /** Earlier KEKs still needed to open keys during a KEK rotation (GATEHOUSE_KEK_RETIRED). */
+  retiredKekHex?: string[]
 }
 
 export class ConfigError extends Error {
@@ -193,6 +201,27 @@ export const envSchema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a 32-byte key)')
     .optional(),
+  GATEHOUSE_KEK_RETIRED: z
+    .string()
+    .regex(
+      /^[0-9a-f]{64}(,[0-9a-f]{64})*$/,
+      'must be a comma-separated list of 64-hex-character keys',
+    )
+    .optional(),
+  GATEHOUSE_DID_WEB_HOSTS: z
+    .string()
+    .regex(
+      /^[a-z0-9.-]+(%3A\d+)?(,[a-z0-9.-]+(%3A\d+)?)*$/,
+      'must be a comma-separated list of host names (a port as %3A<port>)',
+    )
+    .optional(),
+  GATEHOUSE_AUTHORITY_CREATORS: z
+    .string()
+    .regex(
+      /^(\*|(did:[a-z]+:[a-zA-Z0-9._:%-]+(,did:[a-z]+:[a-zA-Z0-9._:%-]+)*))?$/,
+      'must be * or a comma-separated list of DIDs',
+    )
+    .default(''),
   GATEHOUSE_SERVICE_KEY: z
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a secp256k1 private key)')
@@ -228,7 +257,10 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
     const issue = parsed.error.issues[0]!
     const variable = String(issue.path[0] ?? 'environment')
     const got = raw[variable]
-    const secret = variable === 'GATEHOUSE_SERVICE_KEY' || variable === 'GATEHOUSE_KEK'
+    const secret =
+      variable === 'GATEHOUSE_SERVICE_KEY' ||
+      variable === 'GATEHOUSE_KEK' ||
+      variable === 'GATEHOUSE_KEK_RETIRED'
     const shown = secret || got === undefined ? '' : ` (got "${got}")`
     throw new ConfigError(variable, `${issue.message}${shown}`)
   }
@@ -285,6 +317,13 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
     },
     members: { oplogRetentionMs: e.GATEHOUSE_OPLOG_RETENTION_DAYS * 86_400_000 },
+    authorities: {
+      didWebHosts: e.GATEHOUSE_DID_WEB_HOSTS ? e.GATEHOUSE_DID_WEB_HOSTS.split(',') : [],
+      creators:
+        e.GATEHOUSE_AUTHORITY_CREATORS === '*'
+          ? '*'
+          : e.GATEHOUSE_AUTHORITY_CREATORS.split(',').filter(Boolean),
+    },
     notify: {
       registrationTtlMs: e.GATEHOUSE_REGISTRATION_TTL_SEC * 1000,
       relayConcurrency: e.GATEHOUSE_RELAY_CONCURRENCY,
@@ -297,5 +336,6 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
   const secrets: Secrets = {}
   if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY
   if (e.GATEHOUSE_KEK) secrets.kekHex = e.GATEHOUSE_KEK
+  if (e.GATEHOUSE_KEK_RETIRED) secrets.retiredKekHex = e.GATEHOUSE_KEK_RETIRED.split(',')
   return { config, secrets }
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { AuthorityService } from './authorities/authority-service.js'
+import { AuthorityLifecycle } from './authorities/lifecycle.js'
 import { ManagerService } from './authorities/managers.js'
+import { PlcClient } from './authorities/plc.js'
 import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
@@ -12,7 +14,7 @@ import { migrate } from './db/migrate.js'
 import { createLogger, subsystem, type Logger } from './logger.js'
 import { ClientAttestationVerifier } from './identity/attestation.js'
 import { DidResolver } from './identity/resolver.js'
-import { KeyVault, loadKek } from './keys/vault.js'
+import { KeyVault, loadKeyring } from './keys/vault.js'
 import type { AuthorizeDeps } from './policy/authorize.js'
 import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
@@ -46,6 +48,8 @@ export interface AppContext {
   auth: AuthVerifier
   vault: KeyVault
   authorities: AuthorityService
+  /** Creating, adopting, rotating and handing over authority DIDs. */
+  lifecycle: AuthorityLifecycle
   managers: ManagerService
   spaces: SpaceService
   writers: WriterSet
@@ -121,10 +125,26 @@ export async function createContext(
       acceptDpop: cfg.auth.acceptDpop,
     })
   const presets = overrides.presets ?? PolicyRegistry.load()
-  const vault = overrides.vault ?? new KeyVault(loadKek(cfg.service.dataDir, secrets.kekHex))
+  const vault =
+    overrides.vault ??
+    KeyVault.fromKeyring(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
   const authorities =
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = overrides.managers ?? new ManagerService(db, clock)
+  const lifecycle =
+    overrides.lifecycle ??
+    new AuthorityLifecycle({
+      db,
+      authorities,
+      managers,
+      plc: new PlcClient(fetcher, cfg.identity.plcUrl),
+      resolver: idResolver,
+      clock,
+      logger: logger.child({ component: 'authorities' }),
+      publicUrl: cfg.service.publicUrl,
+      didWebHosts: cfg.authorities.didWebHosts,
+      serviceDid: cfg.service.did,
+    })
   const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
   const notify = overrides.notify ?? new NotifyService(db, clock)
   const writers = overrides.writers ?? new WriterSet(db, clock)
@@ -220,6 +240,7 @@ export async function createContext(
     auth,
     vault,
     authorities,
+    lifecycle,
     managers,
     spaces,
     writers,

@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { didWebForRequest, didWebLocation } from './authorities/did-web.js'
 import type { AppContext } from './context.js'
 import { ServiceUnavailableError } from './errors.js'
 
@@ -7,7 +8,7 @@ import { ServiceUnavailableError } from './errors.js'
  * outside the router and outside rate limiting.
  */
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
-  const noLimit = { rateLimit: false }
+  const noLimit = { rateLimit: false as const }
 
   /** Liveness: the process answers. Never touches the database. */
   app.get('/xrpc/_health', { config: noLimit }, async () => ({ version: ctx.cfg.service.version }))
@@ -22,10 +23,26 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
     return { ready: true, version: ctx.cfg.service.version, db: ctx.db.kind }
   })
 
-  app.get('/.well-known/did.json', { config: noLimit }, async (_req, reply) => {
-    const doc = ctx.identity.didDocument()
+  /**
+   * did:web documents: a did:web authority Gatehouse holds on a host it is configured to serve
+   * (GATEHOUSE_DID_WEB_HOSTS), by the Host header and path; otherwise, at the root, Gatehouse's own.
+   */
+  const didDocument = async (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?', 1)[0]!
+    const did = didWebForRequest(req.headers.host ?? '', path)
+    const loc = did ? didWebLocation(did) : undefined
+    let doc: object | undefined
+    if (did && loc && ctx.cfg.authorities.didWebHosts.includes(loc.host))
+      doc = await ctx.lifecycle.webDocument(did)
+    if (!doc && path === '/.well-known/did.json') doc = ctx.identity.didDocument()
     if (!doc)
       return reply.code(404).send({ error: 'NotFound', message: 'No did:web document here' })
     return reply.header('content-type', 'application/did+json').send(JSON.stringify(doc))
-  })
+  }
+  app.get('/.well-known/did.json', { config: noLimit }, didDocument)
+  app.get('/*', { config: noLimit }, async (req, reply) =>
+    req.url.split('?', 1)[0]!.endsWith('/did.json')
+      ? didDocument(req, reply)
+      : reply.callNotFound(),
+  )
 }

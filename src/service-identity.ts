@@ -1,3 +1,4 @@
+import { webDidDocument } from './authorities/did-web.js'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Config, Secrets } from './config.js'
@@ -21,25 +22,11 @@ export class ServiceIdentity {
   didDocument(): object | undefined {
     const host = new URL(this.publicUrl).host.replace(':', '%3A')
     if (this.did !== `did:web:${host}`) return undefined
-    return {
-      '@context': ['https://www.w3.org/ns/did/v1', 'https://w3id.org/security/multikey/v1'],
-      id: this.did,
-      verificationMethod: [
-        {
-          id: `${this.did}#atproto`,
-          type: 'Multikey',
-          controller: this.did,
-          publicKeyMultibase: this.signingKey.multikey(),
-        },
-      ],
-      service: [
-        {
-          id: '#atproto_space_host',
-          type: 'AtprotoSpaceHost',
-          serviceEndpoint: this.publicUrl,
-        },
-      ],
-    }
+    return webDidDocument({
+      did: this.did,
+      keys: { atproto: this.signingKey.did() },
+      serviceEndpoint: this.publicUrl,
+    })
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.js'
-import type { Db } from '../db/client.js'
+import type { Db, Tx } from '../db/client.js'
 import type { Curve } from '../crypto/did-key.js'
 import { Keypair } from '../crypto/keypair.js'
 import type { KeyVault } from '../keys/vault.js'
@@ -11,8 +11,31 @@ import type { KeyVault } from '../keys/vault.js'
  * rotation and transfer build on it.
  */
 
-export type AuthorityStatus = 'active' | 'deactivated' | 'transferred'
+export type AuthorityStatus = 'pending' | 'active' | 'deactivated' | 'transferred'
+export type AuthorityOrigin = 'created' | 'adopted' | 'registered'
 export type KeyPurpose = 'atproto' | 'atproto_space' | 'rotation'
+export type KeyStatus = 'active' | 'pending' | 'retired'
+
+export interface AuthorityRecord {
+  did: string
+  status: AuthorityStatus
+  origin: AuthorityOrigin
+  handle: string | null
+  ownerRotationKey: string | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+/** What may be said about a held key: never its secret. */
+export interface KeyInfo {
+  id: string
+  purpose: KeyPurpose
+  status: KeyStatus
+  /** The public key as a did:key. */
+  publicKey: string
+  createdAt: Date
+  retiredAt: Date | null
+}
 
 export interface SigningKey {
   key: Keypair
@@ -64,22 +87,7 @@ export class AuthorityService {
           where: { authorityDid: did, purpose, status: 'active' },
           data: { status: 'retired', retiredAt: now },
         })
-        const id = randomUUID()
-        await tx.authorityKey.create({
-          data: {
-            id,
-            authorityDid: did,
-            purpose,
-            curve: key.curve,
-            publicDidKey: key.did(),
-            secretEnc: Buffer.from(
-              this.vault.seal(key.exportSecretKey(), aadFor(id, did, purpose)),
-            ),
-            kekId: this.vault.kekId,
-            status: 'active',
-            createdAt: now,
-          },
-        })
+        await this.addKey(did, purpose, key, 'active', tx)
       }
     })
     this.forget(did)
@@ -122,14 +130,141 @@ export class AuthorityService {
       where: { authorityDid: did, purpose, status: 'active' },
       orderBy: { createdAt: 'desc' },
     })
-    const key = row
-      ? Keypair.fromSecretKey(
-          row.curve as Curve,
-          this.vault.open(new Uint8Array(row.secretEnc), aadFor(row.id, did, purpose), row.kekId),
-        )
-      : undefined
+    const key = row ? this.openRow(row) : undefined
     this.keyCache.set(cacheKey, key ?? null)
     return key
+  }
+
+  /**
+   * Stores `key` for `purpose` with `status`, sealed under the current KEK. Inside the caller's
+   * transaction when one is given.
+   */
+  async addKey(
+    did: string,
+    purpose: KeyPurpose,
+    key: Keypair,
+    status: KeyStatus,
+    tx: Tx | undefined = undefined,
+  ): Promise<string> {
+    const id = randomUUID()
+    await (tx ?? this.db.prisma).authorityKey.create({
+      data: {
+        id,
+        authorityDid: did,
+        purpose,
+        curve: key.curve,
+        publicDidKey: key.did(),
+        secretEnc: Buffer.from(this.vault.seal(key.exportSecretKey(), aadFor(id, did, purpose))),
+        kekId: this.vault.kekId,
+        status,
+        createdAt: this.clock.now(),
+      },
+    })
+    this.forget(did)
+    return id
+  }
+
+  /** Pending keys of `did` become the active ones for their purposes; the ones they replace retire. */
+  async promotePending(did: string, tx?: Tx): Promise<void> {
+    const run = async (tx: Tx) => {
+      const pending = await tx.authorityKey.findMany({
+        where: { authorityDid: did, status: 'pending' },
+        select: { id: true, purpose: true },
+      })
+      const now = this.clock.now()
+      for (const p of pending) {
+        await tx.authorityKey.updateMany({
+          where: { authorityDid: did, purpose: p.purpose, status: 'active' },
+          data: { status: 'retired', retiredAt: now },
+        })
+        await tx.authorityKey.update({ where: { id: p.id }, data: { status: 'active' } })
+      }
+    }
+    await (tx ? run(tx) : this.db.transact(run))
+    this.forget(did)
+  }
+
+  /** Forgets keys that were generated but never published (a failed PLC submission). */
+  async dropPending(did: string): Promise<void> {
+    await this.db.prisma.authorityKey.deleteMany({
+      where: { authorityDid: did, status: 'pending' },
+    })
+    this.forget(did)
+  }
+
+  /** The pending key for `purpose`, decrypted, if any. */
+  async pendingKey(did: string, purpose: KeyPurpose): Promise<Keypair | undefined> {
+    const row = await this.db.prisma.authorityKey.findFirst({
+      where: { authorityDid: did, purpose, status: 'pending' },
+      orderBy: { createdAt: 'desc' },
+    })
+    return row ? this.openRow(row) : undefined
+  }
+
+  async record(did: string): Promise<AuthorityRecord | undefined> {
+    const row = await this.db.prisma.authority.findUnique({ where: { did } })
+    return (row as AuthorityRecord | null) ?? undefined
+  }
+
+  async list(): Promise<AuthorityRecord[]> {
+    return (await this.db.prisma.authority.findMany({
+      orderBy: { createdAt: 'asc' },
+    })) as AuthorityRecord[]
+  }
+
+  async keys(did: string): Promise<KeyInfo[]> {
+    const rows = await this.db.prisma.authorityKey.findMany({
+      where: { authorityDid: did },
+      orderBy: { createdAt: 'asc' },
+    })
+    return rows.map((r) => ({
+      id: r.id,
+      purpose: r.purpose as KeyPurpose,
+      status: r.status as KeyStatus,
+      publicKey: r.publicDidKey,
+      createdAt: r.createdAt,
+      retiredAt: r.retiredAt,
+    }))
+  }
+
+  /**
+   * Re-seals every key not yet under the current KEK (a KEK rotation), in one transaction: a
+   * failure leaves every key as it was. Returns how many were re-sealed.
+   */
+  async rewrapAll(): Promise<number> {
+    const count = await this.db.transact(async (tx) => {
+      const rows = await tx.authorityKey.findMany({ where: { kekId: { not: this.vault.kekId } } })
+      for (const row of rows) {
+        const aad = aadFor(row.id, row.authorityDid, row.purpose)
+        const secret = this.vault.open(new Uint8Array(row.secretEnc), aad, row.kekId)
+        await tx.authorityKey.update({
+          where: { id: row.id },
+          data: { secretEnc: Buffer.from(this.vault.seal(secret, aad)), kekId: this.vault.kekId },
+        })
+        secret.fill(0)
+      }
+      return rows.length
+    })
+    this.keyCache.clear()
+    return count
+  }
+
+  private openRow(row: {
+    id: string
+    authorityDid: string
+    purpose: string
+    curve: string
+    secretEnc: Uint8Array
+    kekId: string
+  }): Keypair {
+    return Keypair.fromSecretKey(
+      row.curve as Curve,
+      this.vault.open(
+        new Uint8Array(row.secretEnc),
+        aadFor(row.id, row.authorityDid, row.purpose),
+        row.kekId,
+      ),
+    )
   }
 
   /** Credentials are signed with `#atproto_space` when we hold one, else with `#atproto`. */

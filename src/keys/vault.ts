@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 /**
@@ -31,44 +31,99 @@ export function kekFromBytes(key: Uint8Array): Kek {
   }
 }
 
-/** The KEK from its hex value, or from the data dir's key file (created on first use, mode 0600). */
-export function loadKek(dataDir: string, kekHex?: string): Kek {
-  if (kekHex) return kekFromBytes(Buffer.from(kekHex, 'hex'))
+const HEX_KEK = /^[0-9a-f]{64}$/
+
+function kekFromHex(hex: string, source: string): Kek {
+  if (!HEX_KEK.test(hex)) throw new VaultError(`${source} is not a 64-digit hex KEK`)
+  return kekFromBytes(Buffer.from(hex, 'hex'))
+}
+
+/** The KEKs a vault can open with: `current` seals, `retired` ones only open (during a rotation). */
+export interface Keyring {
+  current: Kek
+  retired: Kek[]
+  /** Where the ring was read from: the key file, or the environment. */
+  source: { kind: 'file'; path: string } | { kind: 'env' }
+}
+
+/**
+ * The keyring from GATEHOUSE_KEK (and GATEHOUSE_KEK_RETIRED), or from the data dir's key file,
+ * created on first use with mode 0600. The file holds one hex KEK per line: the first is current,
+ * any others are retired ones a rotation still needs.
+ */
+export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string[] = []): Keyring {
+  if (kekHex) {
+    return {
+      current: kekFromHex(kekHex, 'GATEHOUSE_KEK'),
+      retired: retiredHex.map((h) => kekFromHex(h, 'GATEHOUSE_KEK_RETIRED')),
+      source: { kind: 'env' },
+    }
+  }
   const path = join(dataDir, KEK_FILE)
   if (existsSync(path)) {
-    const hex = readFileSync(path, 'utf8').trim()
-    if (!/^[0-9a-f]{64}$/.test(hex)) throw new VaultError(`${path} is not a Gatehouse KEK file`)
-    return kekFromBytes(Buffer.from(hex, 'hex'))
+    const lines = readFileSync(path, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+    if (lines.length === 0) throw new VaultError(`${path} is not a Gatehouse KEK file`)
+    const [current, ...retired] = lines.map((l) => kekFromHex(l, path))
+    return { current: current!, retired, source: { kind: 'file', path } }
   }
   mkdirSync(dataDir, { recursive: true })
   const key = randomBytes(32)
   writeFileSync(path, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)
-  return kekFromBytes(key)
+  return { current: kekFromBytes(key), retired: [], source: { kind: 'file', path } }
+}
+
+/** Replaces the key file (mode 0600) atomically: written beside it, then renamed over it. */
+export function writeKeyFile(path: string, keks: Kek[]): void {
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, keks.map((k) => `${Buffer.from(k.key).toString('hex')}\n`).join(''), {
+    mode: 0o600,
+  })
+  chmodSync(tmp, 0o600)
+  renameSync(tmp, path)
+}
+
+export function generateKek(): Kek {
+  return kekFromBytes(randomBytes(32))
 }
 
 export class KeyVault {
-  constructor(private readonly kek: Kek) {}
+  private readonly byId = new Map<string, Kek>()
 
+  constructor(
+    private readonly current: Kek,
+    retired: Kek[] = [],
+  ) {
+    for (const k of [current, ...retired]) this.byId.set(k.id, k)
+  }
+
+  static fromKeyring(ring: Keyring): KeyVault {
+    return new KeyVault(ring.current, ring.retired)
+  }
+
+  /** The id of the KEK new secrets are sealed under. */
   get kekId(): string {
-    return this.kek.id
+    return this.current.id
   }
 
   seal(secret: Uint8Array, aad: string): Uint8Array {
     const nonce = randomBytes(NONCE_BYTES)
-    const cipher = createCipheriv('aes-256-gcm', this.kek.key, nonce)
+    const cipher = createCipheriv('aes-256-gcm', this.current.key, nonce)
     cipher.setAAD(Buffer.from(aad, 'utf8'))
     const body = Buffer.concat([cipher.update(secret), cipher.final()])
     return new Uint8Array(Buffer.concat([nonce, body, cipher.getAuthTag()]))
   }
 
   open(sealed: Uint8Array, aad: string, kekId: string): Uint8Array {
-    if (kekId !== this.kek.id)
-      throw new VaultError(`sealed under KEK ${kekId}, which is not loaded`)
+    const kek = this.byId.get(kekId)
+    if (!kek) throw new VaultError(`sealed under KEK ${kekId}, which is not loaded`)
     if (sealed.length < NONCE_BYTES + TAG_BYTES + 1)
       throw new VaultError('sealed secret is truncated')
     const buf = Buffer.from(sealed)
-    const decipher = createDecipheriv('aes-256-gcm', this.kek.key, buf.subarray(0, NONCE_BYTES))
+    const decipher = createDecipheriv('aes-256-gcm', kek.key, buf.subarray(0, NONCE_BYTES))
     decipher.setAAD(Buffer.from(aad, 'utf8'))
     decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES))
     try {

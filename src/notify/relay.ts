@@ -286,6 +286,14 @@ export class Relay {
     event: RelayEvent,
   ): Promise<'ok' | { permanent: boolean; error: string }> {
     const authority = lane.space.split('/')[2]!
+    // Only for authorities Gatehouse still answers for: a transferred one is someone else's now.
+    const status = await this.deps.authorities.status(authority)
+    if (status !== 'active') {
+      return {
+        permanent: status === 'transferred' || status === undefined,
+        error: `${authority} is ${status ?? 'not held here'}: not relaying for it`,
+      }
+    }
     let endpoint: string
     try {
       endpoint = await this.deps.resolver.resolveServiceEndpoint(lane.service)

@@ -29,6 +29,8 @@ export interface TestArbiterOptions {
   database?: TestDatabase
   /** Reuse a data dir (to test restarts). */
   dataDir?: string
+  /** Listen on this port (when the configuration must name it, as a did:web host does). */
+  port?: number
 }
 
 /**
@@ -76,7 +78,7 @@ export class TestArbiter {
     })
     const app = await buildServer(ctx)
     await opts.beforeListen?.(app, ctx)
-    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 })
     const arbiter = new TestArbiter(app, ctx, address, clock, logs, database, dataDir, config)
     t.teardown(async () => {
       await arbiter.stop()

@@ -7,6 +7,14 @@ import setRosterVisibility from './simplespace/setRosterVisibility.js'
 import importMembers from './simplespace/importMembers.js'
 import exportMembers from './simplespace/exportMembers.js'
 import listDeadLetters from './notify/listDeadLetters.js'
+import createAuthority from './authority/createAuthority.js'
+import adoptAuthority from './authority/adoptAuthority.js'
+import activateAuthority from './authority/activateAuthority.js'
+import deactivateAuthority from './authority/deactivateAuthority.js'
+import rotateSigningKey from './authority/rotateSigningKey.js'
+import rotateRotationKeys from './authority/rotateRotationKeys.js'
+import transferAuthority from './authority/transferAuthority.js'
+import getAuthority from './authority/getAuthority.js'
 
 /** Gatehouse's own extension methods (namespace dev.gatehouse.*). */
 export default function (router: XrpcRouter): void {
@@ -18,4 +26,12 @@ export default function (router: XrpcRouter): void {
   importMembers(router)
   exportMembers(router)
   listDeadLetters(router)
+  createAuthority(router)
+  adoptAuthority(router)
+  activateAuthority(router)
+  deactivateAuthority(router)
+  rotateSigningKey(router)
+  rotateRotationKeys(router)
+  transferAuthority(router)
+  getAuthority(router)
 }

@@ -1,0 +1,528 @@
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+import { UniqueViolationError } from '../db/errors.js'
+import { Keypair } from '../crypto/keypair.js'
+import { getServiceEndpoint, getVerificationKey } from '../identity/did-doc.js'
+import { formatDidKey } from '../crypto/did-key.js'
+import type { DidResolver } from '../identity/resolver.js'
+import type { Logger } from '../logger.js'
+import type { AuthorityRecord, AuthorityService, KeyInfo, KeyPurpose } from './authority-service.js'
+import { didWebLocation, webDidDocument } from './did-web.js'
+import type { ManagerService } from './managers.js'
+import {
+  genesisOperation,
+  PlcError,
+  unsignedUpdateOperation,
+  updateOperation,
+  type PlcClient,
+  type PlcState,
+  type UnsignedPlcOperation,
+} from './plc.js'
+
+/**
+ * The life of a space authority DID that Gatehouse controls: creating it (did:plc through the
+ * directory, or did:web served by Gatehouse), adopting an existing one, rotating its keys, handing it
+ * to someone else, and deactivating it.
+ *
+ * Every change to a did:plc follows the same order, so that no crash can leave the directory naming
+ * a key Gatehouse does not hold: new keys are stored first as `pending`, the signed operation is sent,
+ * and only when the directory has taken it do the pending keys become the active ones. A refused
+ * operation drops the pending keys; an unanswered one leaves them for `activate` to reconcile.
+ */
+
+export class AuthorityLifecycleError extends Error {
+  override name = 'AuthorityLifecycleError'
+  constructor(
+    /** The XRPC error name it maps to. */
+    readonly code:
+      | 'AuthorityNotFound'
+      | 'AuthorityExists'
+      | 'InvalidAuthorityState'
+      | 'DidNotServed'
+      | 'DocumentNotPublished'
+      | 'PlcRefused'
+      | 'PlcUnavailable',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+}
+
+export interface AuthorityView extends AuthorityRecord {
+  keys: KeyInfo[]
+}
+
+export interface LifecycleDeps {
+  db: Db
+  authorities: AuthorityService
+  managers: ManagerService
+  plc: PlcClient
+  resolver: DidResolver
+  clock: Clock
+  logger: Logger
+  publicUrl: string
+  /** did:web hosts Gatehouse serves documents for. */
+  didWebHosts: string[]
+  /** Gatehouse's own DID: a root did:web on its own host is taken by it. */
+  serviceDid: string
+}
+
+const SPACE_HOST = { type: 'AtprotoSpaceHost' }
+
+export class AuthorityLifecycle {
+  constructor(private readonly deps: LifecycleDeps) {}
+
+  /**
+   * A new did:plc: Gatehouse's rotation key signs the genesis operation (the owner's own rotation
+   * key, when given, is ranked above it), `#atproto` (and `#atproto_space` when asked) are keys
+   * Gatehouse holds, and `#atproto_space_host` points here.
+   */
+  async createPlc(opts: {
+    handle?: string
+    ownerRotationKey?: string
+    separateSpaceKey?: boolean
+    owner?: string
+  }): Promise<AuthorityView> {
+    const rotation = Keypair.generate('secp256k1')
+    const atproto = Keypair.generate('secp256k1')
+    const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
+    const state: PlcState = {
+      rotationKeys: [...(opts.ownerRotationKey ? [opts.ownerRotationKey] : []), rotation.did()],
+      verificationMethods: {
+        atproto: atproto.did(),
+        ...(space ? { atproto_space: space.did() } : {}),
+      },
+      alsoKnownAs: opts.handle ? [`at://${opts.handle}`] : [],
+      services: { atproto_space_host: { ...SPACE_HOST, endpoint: this.deps.publicUrl } },
+    }
+    const { did, op } = await genesisOperation(state, rotation)
+    await this.insert(did, 'created', opts, { rotation, atproto, atproto_space: space })
+    try {
+      await this.deps.plc.submit(did, op)
+    } catch (err) {
+      await this.discard(did)
+      throw plcFailure(err)
+    }
+    await this.finish(did, 'active')
+    return this.describe(did)
+  }
+
+  /** A did:web on a host Gatehouse is configured to answer for; Gatehouse serves its document. */
+  async createWeb(opts: {
+    did: string
+    handle?: string
+    separateSpaceKey?: boolean
+    owner?: string
+  }): Promise<AuthorityView> {
+    this.assertServable(opts.did)
+    const atproto = Keypair.generate('secp256k1')
+    const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
+    await this.insert(opts.did, 'created', opts, { atproto, atproto_space: space })
+    await this.finish(opts.did, 'active')
+    return this.describe(opts.did)
+  }
+
+  /**
+   * Prepares adoption of a DID someone else controls: Gatehouse generates the keys it will sign with
+   * and returns what the owner must publish — a PLC operation for them to sign with their rotation
+   * key (it adds Gatehouse's rotation key below theirs), or the did.json entries. Gatehouse answers for
+   * the authority only after `activate` has seen them published.
+   *
+   * `signing: 'atproto_space'` leaves `#atproto` with the owner: credentials still work (signed with
+   * `#atproto_space`), but Gatehouse then cannot sign service auth as the authority, which the
+   * contract requires for notifyWrite relaying, notifySpaceDeleted, notifyCredentialRevoked and
+   * managing-app checks (§4.7 item 5).
+   */
+  async adopt(opts: {
+    did: string
+    signing?: 'atproto' | 'atproto_space'
+    owner?: string
+  }): Promise<{
+    authority: AuthorityView
+    plcOperation?: UnsignedPlcOperation
+    didDocument?: object
+  }> {
+    const signing = opts.signing ?? 'atproto'
+    const key = Keypair.generate('secp256k1')
+    if (opts.did.startsWith('did:plc:')) {
+      const last = await this.lastOperation(opts.did)
+      const rotation = Keypair.generate('secp256k1')
+      const plcOperation = await unsignedUpdateOperation(last, (cur) => ({
+        ...cur,
+        rotationKeys: [...cur.rotationKeys.filter((k) => k !== rotation.did()), rotation.did()],
+        verificationMethods: { ...cur.verificationMethods, [signing]: key.did() },
+        services: {
+          ...cur.services,
+          atproto_space_host: { ...SPACE_HOST, endpoint: this.deps.publicUrl },
+        },
+      }))
+      await this.insert(opts.did, 'adopted', opts, { rotation, [signing]: key }, 'pending')
+      return { authority: await this.describe(opts.did), plcOperation }
+    }
+    if (!didWebLocation(opts.did))
+      throw new AuthorityLifecycleError('InvalidAuthorityState', `cannot adopt ${opts.did}`)
+    await this.insert(opts.did, 'adopted', opts, { [signing]: key }, 'pending')
+    return {
+      authority: await this.describe(opts.did),
+      didDocument: webDidDocument({
+        did: opts.did,
+        keys: { [signing]: key.did() },
+        serviceEndpoint: this.deps.publicUrl,
+      }),
+    }
+  }
+
+  /**
+   * Starts (or resumes) answering for an authority. A pending one must first show, in its freshly
+   * resolved document, the keys Gatehouse generated and `#atproto_space_host` pointing here; a
+   * deactivated one is simply switched back on.
+   */
+  async activate(did: string): Promise<AuthorityView> {
+    const record = await this.require(did)
+    if (record.status === 'transferred')
+      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was transferred away`)
+    if (record.status === 'pending' || (await this.hasPending(did))) {
+      await this.assertPublished(did)
+      await this.finish(did, 'active')
+    } else {
+      await this.deps.authorities.setStatus(did, 'active')
+    }
+    return this.describe(did)
+  }
+
+  /**
+   * A new signing key for `purpose` (`atproto`, or `atproto_space` when the authority has one).
+   * Credentials minted from now on carry it; verifiers that cached the old document pick the new
+   * key up on their first failure (one forced refresh).
+   */
+  async rotateSigningKey(
+    did: string,
+    purpose: 'atproto' | 'atproto_space',
+  ): Promise<AuthorityView> {
+    const record = await this.requireActive(did)
+    const current = await this.deps.authorities.key(did, purpose)
+    if (!current)
+      throw new AuthorityLifecycleError(
+        'InvalidAuthorityState',
+        `${did} has no ${purpose} key here`,
+      )
+    const next = Keypair.generate('secp256k1')
+    await this.changeDocument(record, { [purpose]: next }, (cur) => ({
+      ...cur,
+      verificationMethods: { ...cur.verificationMethods, [purpose]: next.did() },
+    }))
+    return this.describe(did)
+  }
+
+  /**
+   * did:plc: a new Gatehouse rotation key replaces the old one (signed by the old one), and the
+   * owner's rotation key is replaced or removed when `ownerRotationKey` is given (null removes it).
+   */
+  async rotateRotationKeys(
+    did: string,
+    opts: { ownerRotationKey?: string | null } = {},
+  ): Promise<AuthorityView> {
+    const record = await this.requireActive(did)
+    if (!did.startsWith('did:plc:'))
+      throw new AuthorityLifecycleError('InvalidAuthorityState', 'only a did:plc has rotation keys')
+    const old = await this.deps.authorities.key(did, 'rotation')
+    if (!old)
+      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did}: no rotation key held`)
+    const next = Keypair.generate('secp256k1')
+    const owner =
+      opts.ownerRotationKey === undefined ? record.ownerRotationKey : opts.ownerRotationKey
+    await this.changeDocument(record, { rotation: next }, (cur) => ({
+      ...cur,
+      rotationKeys: [
+        ...cur.rotationKeys.filter(
+          (k) => k !== old.did() && k !== record.ownerRotationKey && k !== owner,
+        ),
+        ...(owner ? [owner] : []),
+        next.did(),
+      ],
+    }))
+    if (owner !== record.ownerRotationKey) {
+      await this.deps.db.prisma.authority.update({
+        where: { did },
+        data: { ownerRotationKey: owner, updatedAt: this.deps.clock.now() },
+      })
+    }
+    return this.describe(did)
+  }
+
+  /**
+   * Hands the authority over: for a did:plc, Gatehouse signs an operation giving the directory
+   * entry to `rotationKeys` (with the `verificationMethods` and `services` the new controller asks
+   * for; by default Gatehouse's keys and service are removed). Without `rotationKeys` (the owner moved
+   * it with their own rotation key, or a did:web whose document now lives elsewhere), Gatehouse just
+   * lets go. Either way Gatehouse stops minting credentials and relaying writes for it.
+   */
+  async transfer(
+    did: string,
+    to: {
+      rotationKeys?: string[]
+      verificationMethods?: Record<string, string>
+      services?: Record<string, { type: string; endpoint: string }>
+    } = {},
+  ): Promise<AuthorityView> {
+    const record = await this.require(did)
+    if (record.status === 'transferred')
+      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was already transferred`)
+    if (to.rotationKeys) {
+      if (!did.startsWith('did:plc:'))
+        throw new AuthorityLifecycleError(
+          'InvalidAuthorityState',
+          'only a did:plc has rotation keys',
+        )
+      const rotation = await this.deps.authorities.key(did, 'rotation')
+      if (!rotation)
+        throw new AuthorityLifecycleError('InvalidAuthorityState', `${did}: no rotation key held`)
+      const last = await this.lastOperation(did)
+      const ours = new Set((await this.deps.authorities.keys(did)).map((k) => k.publicKey))
+      const op = await updateOperation(
+        last,
+        (cur) => ({
+          ...cur,
+          rotationKeys: to.rotationKeys!,
+          verificationMethods:
+            to.verificationMethods ??
+            Object.fromEntries(
+              Object.entries(cur.verificationMethods).filter(([, k]) => !ours.has(k)),
+            ),
+          services:
+            to.services ??
+            Object.fromEntries(
+              Object.entries(cur.services).filter(([id]) => id !== 'atproto_space_host'),
+            ),
+        }),
+        rotation,
+      )
+      try {
+        await this.deps.plc.submit(did, op)
+      } catch (err) {
+        throw plcFailure(err)
+      }
+      this.deps.resolver.invalidate(did)
+    }
+    await this.deps.authorities.setStatus(did, 'transferred')
+    this.deps.logger.info({ did }, 'authority transferred: no longer minting or relaying for it')
+    return this.describe(did)
+  }
+
+  /** Stops minting credentials and relaying writes for the authority, until `activate`. */
+  async deactivate(did: string): Promise<AuthorityView> {
+    const record = await this.require(did)
+    if (record.status !== 'active')
+      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} is ${record.status}`)
+    await this.deps.authorities.setStatus(did, 'deactivated')
+    return this.describe(did)
+  }
+
+  async describe(did: string): Promise<AuthorityView> {
+    const record = await this.require(did)
+    return { ...record, keys: await this.deps.authorities.keys(did) }
+  }
+
+  /** The document Gatehouse serves for a did:web authority it created or adopted, if any. */
+  async webDocument(did: string): Promise<object | undefined> {
+    const record = await this.deps.authorities.record(did)
+    if (!record || record.status === 'transferred' || !did.startsWith('did:web:')) return undefined
+    const keys: Record<string, string> = {}
+    for (const k of await this.deps.authorities.keys(did)) {
+      if (k.status === 'active' && k.purpose !== 'rotation') keys[k.purpose] = k.publicKey
+    }
+    if (Object.keys(keys).length === 0) return undefined
+    return webDidDocument({
+      did,
+      keys,
+      serviceEndpoint: this.deps.publicUrl,
+      alsoKnownAs: record.handle ? [`at://${record.handle}`] : undefined,
+    })
+  }
+
+  // --- internals ---
+
+  private async insert(
+    did: string,
+    origin: 'created' | 'adopted',
+    opts: { handle?: string; ownerRotationKey?: string; owner?: string },
+    keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
+    status: 'pending' = 'pending',
+  ): Promise<void> {
+    const now = this.deps.clock.now()
+    try {
+      await this.deps.db.transact(async (tx) => {
+        await tx.authority.create({
+          data: {
+            did,
+            status,
+            origin,
+            handle: opts.handle ?? null,
+            ownerRotationKey: opts.ownerRotationKey ?? null,
+            createdAt: now,
+            updatedAt: now,
+          },
+        })
+        for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][]) {
+          if (key) await this.deps.authorities.addKey(did, purpose, key, 'pending', tx)
+        }
+        if (opts.owner) {
+          await tx.authorityManager.create({
+            data: { authorityDid: did, did: opts.owner, role: 'owner', createdAt: now },
+          })
+        }
+      })
+    } catch (err) {
+      if (err instanceof UniqueViolationError)
+        throw new AuthorityLifecycleError('AuthorityExists', `${did} is already held here`)
+      throw err
+    }
+  }
+
+  /** Removes an authority whose genesis never reached the directory. */
+  private async discard(did: string): Promise<void> {
+    await this.deps.db.transact(async (tx) => {
+      await tx.authorityManager.deleteMany({ where: { authorityDid: did } })
+      await tx.authorityKey.deleteMany({ where: { authorityDid: did } })
+      await tx.authority.delete({ where: { did } })
+    })
+    this.deps.authorities.forget(did)
+  }
+
+  private async finish(did: string, status: 'active'): Promise<void> {
+    await this.deps.db.transact(async (tx) => {
+      await this.deps.authorities.promotePending(did, tx)
+      await tx.authority.update({
+        where: { did },
+        data: { status, updatedAt: this.deps.clock.now() },
+      })
+    })
+    this.deps.authorities.forget(did)
+    this.deps.resolver.invalidate(did)
+  }
+
+  /**
+   * Publishes new keys: stored as pending, then (did:plc) the operation signed by Gatehouse's
+   * rotation key goes to the directory, then they become active. did:web documents are ours to
+   * serve, so there the swap is all.
+   */
+  private async changeDocument(
+    record: AuthorityRecord,
+    keys: Partial<Record<KeyPurpose, Keypair>>,
+    state: (cur: PlcState) => PlcState,
+  ): Promise<void> {
+    const did = record.did
+    if (did.startsWith('did:plc:')) {
+      const rotation = await this.deps.authorities.key(did, 'rotation')
+      if (!rotation)
+        throw new AuthorityLifecycleError(
+          'InvalidAuthorityState',
+          `${did}: Gatehouse holds no rotation key, so only its owner can change the document`,
+        )
+      const last = await this.lastOperation(did)
+      const op = await updateOperation(last, state, rotation)
+      await this.deps.db.transact(async (tx) => {
+        for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair][]) {
+          await this.deps.authorities.addKey(did, purpose, key, 'pending', tx)
+        }
+      })
+      try {
+        await this.deps.plc.submit(did, op)
+      } catch (err) {
+        if (err instanceof PlcError && err.refused) await this.deps.authorities.dropPending(did)
+        throw plcFailure(err)
+      }
+    } else {
+      await this.deps.db.transact(async (tx) => {
+        for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair][]) {
+          await this.deps.authorities.addKey(did, purpose, key, 'pending', tx)
+        }
+      })
+    }
+    await this.deps.authorities.promotePending(did)
+    this.deps.resolver.invalidate(did)
+    this.deps.logger.info({ did, purposes: Object.keys(keys) }, 'authority keys rotated')
+  }
+
+  /** The published document must carry every pending key and point `#atproto_space_host` here. */
+  private async assertPublished(did: string): Promise<void> {
+    let doc
+    try {
+      doc = await this.deps.resolver.resolve(did, { forceRefresh: true })
+    } catch (err) {
+      throw new AuthorityLifecycleError(
+        'DocumentNotPublished',
+        `${did} does not resolve: ${(err as Error).message}`,
+        { cause: err },
+      )
+    }
+    const endpoint = getServiceEndpoint(doc, '#atproto_space_host')
+    if (endpoint.status !== 'found' || endpoint.endpoint !== this.deps.publicUrl) {
+      throw new AuthorityLifecycleError(
+        'DocumentNotPublished',
+        `${did}: #atproto_space_host does not point at ${this.deps.publicUrl} yet`,
+      )
+    }
+    for (const k of await this.deps.authorities.keys(did)) {
+      if (k.status !== 'pending' || k.purpose === 'rotation') continue
+      const published = getVerificationKey(doc, `#${k.purpose}`)
+      if (!published || formatDidKey(published.curve, published.publicKey) !== k.publicKey) {
+        throw new AuthorityLifecycleError(
+          'DocumentNotPublished',
+          `${did}: #${k.purpose} is not the key Gatehouse generated yet`,
+        )
+      }
+    }
+  }
+
+  private async hasPending(did: string): Promise<boolean> {
+    return (await this.deps.authorities.keys(did)).some((k) => k.status === 'pending')
+  }
+
+  private assertServable(did: string): void {
+    const loc = didWebLocation(did)
+    if (!loc || !this.deps.didWebHosts.includes(loc.host)) {
+      throw new AuthorityLifecycleError(
+        'DidNotServed',
+        `Gatehouse does not serve did:web documents for ${did} (GATEHOUSE_DID_WEB_HOSTS)`,
+      )
+    }
+    if (did === this.deps.serviceDid)
+      throw new AuthorityLifecycleError('DidNotServed', `${did} is Gatehouse's own DID`)
+  }
+
+  private async lastOperation(did: string): Promise<unknown> {
+    try {
+      return await this.deps.plc.lastOperation(did)
+    } catch (err) {
+      throw plcFailure(err)
+    }
+  }
+
+  private async require(did: string): Promise<AuthorityRecord> {
+    const record = await this.deps.authorities.record(did)
+    if (!record) throw new AuthorityLifecycleError('AuthorityNotFound', `${did} is not held here`)
+    return record
+  }
+
+  private async requireActive(did: string): Promise<AuthorityRecord> {
+    const record = await this.require(did)
+    if (record.status !== 'active')
+      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} is ${record.status}`)
+    return record
+  }
+}
+
+function plcFailure(err: unknown): AuthorityLifecycleError {
+  if (err instanceof PlcError) {
+    return new AuthorityLifecycleError(err.refused ? 'PlcRefused' : 'PlcUnavailable', err.message, {
+      cause: err,
+    })
+  }
+  return err instanceof AuthorityLifecycleError
+    ? err
+    : new AuthorityLifecycleError('PlcUnavailable', String((err as Error)?.message ?? err), {
+        cause: err,
+      })
+}

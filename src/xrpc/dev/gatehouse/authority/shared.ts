@@ -1,0 +1,68 @@
+import { assertManager } from '../../../../auth/managers.js'
+import type { ServiceAuth } from '../../../../auth/output.js'
+import type { ManagerRole } from '../../../../authorities/managers.js'
+import { AuthorityLifecycleError, type AuthorityView } from '../../../../authorities/lifecycle.js'
+import type { AppContext } from '../../../../context.js'
+import { ForbiddenError, InvalidRequestError, XrpcError } from '../../../../errors.js'
+
+/** The wire form of an authority: dates as ISO strings, absent values left out, never a secret. */
+export function authorityOut(view: AuthorityView) {
+  return {
+    did: view.did,
+    status: view.status,
+    origin: view.origin,
+    ...(view.handle ? { handle: view.handle } : {}),
+    ...(view.ownerRotationKey ? { ownerRotationKey: view.ownerRotationKey } : {}),
+    createdAt: view.createdAt.toISOString(),
+    updatedAt: view.updatedAt.toISOString(),
+    keys: view.keys.map((k) => ({
+      id: k.id,
+      purpose: k.purpose,
+      status: k.status,
+      publicKey: k.publicKey,
+      createdAt: k.createdAt.toISOString(),
+      ...(k.retiredAt ? { retiredAt: k.retiredAt.toISOString() } : {}),
+    })),
+  }
+}
+
+/**
+ * Runs a lifecycle step, turning its refusals into the lexicon's errors: the directory being
+ * unreachable is transient (503), everything else is the caller's to fix (400).
+ */
+export async function lifecycleStep<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (!(err instanceof AuthorityLifecycleError)) throw err
+    if (err.code === 'PlcUnavailable')
+      throw new XrpcError(503, 'PlcUnavailable', err.message, { cause: err })
+    throw new InvalidRequestError(err.message, err.code, { cause: err })
+  }
+}
+
+/** Changing an existing authority: service auth from one of its managers with at least `needed`. */
+export async function authorizeAuthority(
+  ctx: AppContext,
+  auth: ServiceAuth,
+  did: string,
+  needed: ManagerRole = 'owner',
+): Promise<void> {
+  if (!(await ctx.authorities.record(did)))
+    throw new InvalidRequestError(`${did} is not held here`, 'AuthorityNotFound')
+  await assertManager(ctx, auth, did, needed)
+}
+
+/**
+ * Creating or adopting: addressed to Gatehouse itself, from a DID the operator lets create
+ * authorities (GATEHOUSE_AUTHORITY_CREATORS). The caller becomes the authority's owner.
+ */
+export function authorizeCreator(ctx: AppContext, auth: ServiceAuth): string {
+  const service = ctx.cfg.service.did
+  if (auth.aud !== service && auth.aud !== `${service}#atproto_space_host`)
+    throw new ForbiddenError('service auth is not addressed to this host')
+  const creators = ctx.cfg.authorities.creators
+  if (creators !== '*' && !creators.includes(auth.iss))
+    throw new ForbiddenError(`${auth.iss} may not create authorities on this host`)
+  return auth.iss
+}
