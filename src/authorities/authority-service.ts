@@ -43,7 +43,8 @@ export interface SigningKey {
   kid: '#atproto' | '#atproto_space'
 }
 
-const aadFor = (id: string, authorityDid: string, purpose: string) =>
+/** What a sealed key is bound to: its row id, authority and purpose (AES-GCM additional data). */
+export const aadFor = (id: string, authorityDid: string, purpose: string) =>
   `gatehouse:key:${id}:${authorityDid}:${purpose}`
 
 export class AuthorityService {
@@ -192,13 +193,12 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  /** The pending key for `purpose`, decrypted, if any. */
-  async pendingKey(did: string, purpose: KeyPurpose): Promise<Keypair | undefined> {
-    const row = await this.db.prisma.authorityKey.findFirst({
-      where: { authorityDid: did, purpose, status: 'pending' },
-      orderBy: { createdAt: 'desc' },
+  /** Forgets one key that was never published. */
+  async dropKey(did: string, id: string): Promise<void> {
+    await this.db.prisma.authorityKey.deleteMany({
+      where: { id, authorityDid: did, status: 'pending' },
     })
-    return row ? this.openRow(row) : undefined
+    this.forget(did)
   }
 
   async record(did: string): Promise<AuthorityRecord | undefined> {

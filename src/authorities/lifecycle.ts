@@ -184,6 +184,7 @@ export class AuthorityLifecycle {
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was transferred away`)
     if (record.status === 'pending' || (await this.hasPending(did))) {
       await this.assertPublished(did)
+      await this.keepRotationKeyIfGranted(did)
       await this.finish(did, 'active')
     } else {
       await this.deps.authorities.setStatus(did, 'active')
@@ -473,6 +474,28 @@ export class AuthorityLifecycle {
           `${did}: #${k.purpose} is not the key Gatehouse generated yet`,
         )
       }
+    }
+  }
+
+  /**
+   * An owner may publish the adoption operation without Gatehouse's rotation key (their call): then
+   * Gatehouse holds no rotation key for the DID, and only the owner can change its document.
+   */
+  private async keepRotationKeyIfGranted(did: string): Promise<void> {
+    if (!did.startsWith('did:plc:')) return
+    const pending = (await this.deps.authorities.keys(did)).find(
+      (k) => k.purpose === 'rotation' && k.status === 'pending',
+    )
+    if (!pending) return
+    let state: PlcState
+    try {
+      state = await this.deps.plc.data(did)
+    } catch (err) {
+      throw plcFailure(err)
+    }
+    if (!state.rotationKeys?.includes(pending.publicKey)) {
+      await this.deps.authorities.dropKey(did, pending.id)
+      this.deps.logger.warn({ did }, 'adopted without our rotation key: only its owner can rotate')
     }
   }
 

@@ -123,6 +123,21 @@ export class PlcClient {
     }
   }
 
+  /** The directory's current state of `did` (rotation keys included, which documents omit). */
+  async data(did: string): Promise<PlcState> {
+    try {
+      return (await this.fetcher.getJson(`${this.url}/${did}/data`)) as PlcState
+    } catch (err) {
+      throw new PlcError(
+        `could not read the PLC state of ${did}: ${(err as Error).message}`,
+        false,
+        {
+          cause: err,
+        },
+      )
+    }
+  }
+
   /** Sends a signed operation; PlcError (`refused` on a 4xx) when the directory does not take it. */
   async submit(did: string, op: SignedPlcOperation): Promise<void> {
     let status: number

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -7,6 +8,9 @@ import { loadConfig, type Config, type Secrets } from '../../src/config.js'
 import { createContext, type AppContext } from '../../src/context.js'
 import { createLogger } from '../../src/logger.js'
 import { buildServer } from '../../src/server.js'
+import { aadFor } from '../../src/authorities/authority-service.js'
+import { KEK_FILE } from '../../src/keys/vault.js'
+import { PACKAGE_ROOT } from '../../src/paths.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
 import { LogCapture } from './logs.js'
 
@@ -93,8 +97,10 @@ export class TestArbiter {
   /** Stops serving and closes the database (idempotent); the test's teardown also calls it. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
+      const secrets = await heldSecrets(this).catch(() => [] as Uint8Array[])
       await this.app.close()
       await this.ctx.destroy()
+      recordForKeyScan(this.logs.lines, secrets)
     })()
     return this.stopped
   }
@@ -103,4 +109,44 @@ export class TestArbiter {
   async fetch(path: string, init?: RequestInit): Promise<Response> {
     return fetch(new URL(path, this.url), init)
   }
+}
+
+/** Every secret a Gatehouse holds: each sealed authority key (opened), its service key, its KEK. */
+async function heldSecrets(a: TestArbiter): Promise<Uint8Array[]> {
+  const rows = await a.ctx.db.prisma.authorityKey.findMany()
+  const keys = rows.map((r) =>
+    a.ctx.vault.open(new Uint8Array(r.secretEnc), aadFor(r.id, r.authorityDid, r.purpose), r.kekId),
+  )
+  const kekFile = join(a.dataDir, KEK_FILE)
+  const keks = existsSync(kekFile)
+    ? readFileSync(kekFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((h) => Buffer.from(h.trim(), 'hex'))
+    : []
+  return [...keys, a.ctx.identity.signingKey.exportSecretKey(), ...keks]
+}
+
+let recorded = 0
+
+/**
+ * Leaves this server's log and the hashes of its secrets where scripts/scan-test-logs.mjs looks at
+ * the end of `npm test` (the run-wide check that no key material was ever logged). Only hashes and a
+ * 4-byte prefix are written, never a secret.
+ */
+function recordForKeyScan(lines: string[], secrets: Uint8Array[]): void {
+  const dir = join(PACKAGE_ROOT, '.tap', 'gatehouse-run')
+  mkdirSync(dir, { recursive: true })
+  const base = join(dir, `${process.pid}-${++recorded}`)
+  writeFileSync(`${base}.log`, `${lines.join('\n')}\n`)
+  writeFileSync(
+    `${base}.keys`,
+    secrets
+      .filter((s) => s.length === 32)
+      .map(
+        (s) =>
+          `${Buffer.from(s.subarray(0, 4)).toString('hex')} ${createHash('sha256').update(s).digest('hex')}\n`,
+      )
+      .join(''),
+  )
 }

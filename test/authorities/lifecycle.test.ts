@@ -297,6 +297,34 @@ t.test('adopt an existing did:plc: pending until its owner publishes our keys', 
   t.equal(rotated.status, 200, JSON.stringify(rotated.body))
 })
 
+t.test(
+  'adopted without our rotation key: active, but only its owner can change the document',
+  async (t) => {
+    const w = await world(t)
+    const account = await w.plc.createAccount()
+    const adopted = await w.call(`${NS}.adoptAuthority`, { did: account.did })
+    const op = adopted.body.plcOperation as Record<string, any>
+    // The owner keeps rotation to themselves.
+    const mine = { ...op, rotationKeys: [account.rotationKey.did()] }
+    const signed = await lib.signOperation(mine, plcSigner(account.rotationKey))
+    const submitted = await fetch(`${w.plc.url}/${account.did}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(signed),
+    })
+    t.equal(submitted.status, 200)
+    const activated = await w.call(`${NS}.activateAuthority`, { did: account.did })
+    t.equal(activated.body.status, 'active')
+    t.notOk(
+      (activated.body.keys as { purpose: string }[]).some((k) => k.purpose === 'rotation'),
+      'no rotation key kept',
+    )
+    const rotate = await w.call(`${NS}.rotateSigningKey`, { did: account.did })
+    t.equal(rotate.body.error, 'InvalidAuthorityState')
+    t.match(rotate.body.message, /only its owner/)
+  },
+)
+
 t.test('transfer: the directory entry moves, and Gatehouse stops answering', async (t) => {
   const w = await world(t)
   const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
