@@ -55,6 +55,8 @@ export interface Config {
   auth: {
     /** Accept generation A DPoP-bound requests as well as generation C request signatures. */
     acceptDpop: boolean
+    /** Seconds an outbound service-auth token is reused for the same callee and method (0: never). */
+    outboundTokenReuseSec: number
     /** Client attestations may not live longer than this (their jti is held until exp). */
     attestationMaxLifetimeSec: number
   }
@@ -184,6 +186,7 @@ export const envSchema = z.object({
   GATEHOUSE_ALLOW_PRIVATE_NETWORK: bool.default(false),
   GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),
   GATEHOUSE_ACCEPT_DPOP: bool.default(true),
+  GATEHOUSE_SERVICE_AUTH_REUSE_SEC: int(0, 45).default(30),
   GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC: int(10, 3600).default(300),
   GATEHOUSE_CONFIG_CACHE_MS: int(0, 60_000).default(1000),
   GATEHOUSE_MANAGING_APP_TIMEOUT_MS: int(100, 30_000).default(2000),
@@ -305,6 +308,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
     },
     auth: {
       acceptDpop: e.GATEHOUSE_ACCEPT_DPOP,
+      outboundTokenReuseSec: e.GATEHOUSE_SERVICE_AUTH_REUSE_SEC,
       attestationMaxLifetimeSec: e.GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC,
     },
     policy: {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { AuthorityService } from './authorities/authority-service.js'
+import { OutboundAuth } from './auth/outbound.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
 import { ManagerService } from './authorities/managers.js'
 import { PlcClient } from './authorities/plc.js'
@@ -131,6 +132,7 @@ export async function createContext(
   const authorities =
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = overrides.managers ?? new ManagerService(db, clock)
+  const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle =
     overrides.lifecycle ??
     new AuthorityLifecycle({
@@ -162,6 +164,7 @@ export async function createContext(
       logger: subsystem(logger, 'credentials'),
       retryBaseMs: cfg.revocation.retryBaseMs,
       retryAttempts: cfg.revocation.retryAttempts,
+      outbound,
     })
   const relay =
     overrides.relay ??
@@ -173,6 +176,7 @@ export async function createContext(
         authorities,
         clock,
         logger: subsystem(logger, 'notify'),
+        outbound,
       },
       {
         concurrency: cfg.notify.relayConcurrency,
@@ -204,6 +208,7 @@ export async function createContext(
       fetcher,
       authorityKey: (did) => authorities.key(did, 'atproto'),
       clock,
+      outbound,
       logger: subsystem(logger, 'policy'),
       timeoutMs: cfg.policy.managingAppTimeoutMs,
       cacheTtlMs: cfg.policy.managingAppCacheMs,

@@ -2,7 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import type { PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { SerialConnection } from './sqlite-serial.js'
 
-export type SqlValue = string | number | boolean | Date | null
+export type SqlValue = string | number | boolean | Date | Uint8Array | null
 
 /**
  * Single statements for the paths every credential exchange takes (consume a nonce, check a
@@ -11,11 +11,20 @@ export type SqlValue = string | number | boolean | Date | null
  * go in the way Prisma stores them, so rows written here read back through the model API unchanged.
  * Not for use inside a transaction: these run on their own.
  */
-export interface HotSql {
+export interface HotQueries {
   /** Runs a write; resolves with the number of rows it changed. */
   execute(sql: string, args: SqlValue[]): Promise<number>
   /** Runs a read; integers come back as numbers and booleans as the database stores them. */
   query<T>(sql: string, args: SqlValue[]): Promise<T[]>
+}
+
+export interface HotSql extends HotQueries {
+  /**
+   * Runs `fn`'s statements as one transaction (SQLite: BEGIN IMMEDIATE, so a read-then-write cannot
+   * race another process). `fn` must only await its own statements: on SQLite the connection is held
+   * for the whole of it.
+   */
+  transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T>
 }
 
 /** SQLite: prepared once, run on the adapter's own connection under its gate. */
@@ -24,12 +33,32 @@ export class SqliteHotSql implements HotSql {
 
   constructor(private readonly connection: SerialConnection) {}
 
+  private readonly direct: HotQueries = {
+    execute: async (sql, args) => this.prepared(sql).run(...args.map(sqliteValue)).changes,
+    query: async <T>(sql: string, args: SqlValue[]) =>
+      this.prepared(sql).all(...args.map(sqliteValue)) as T[],
+  }
+
   execute(sql: string, args: SqlValue[]): Promise<number> {
-    return this.connection.exclusive(() => this.prepared(sql).run(...args.map(sqliteValue)).changes)
+    return this.connection.exclusive(() => this.direct.execute(sql, args))
   }
 
   query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
-    return this.connection.exclusive(() => this.prepared(sql).all(...args.map(sqliteValue)) as T[])
+    return this.connection.exclusive(() => this.direct.query<T>(sql, args))
+  }
+
+  transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T> {
+    return this.connection.exclusive(async () => {
+      this.prepared('BEGIN IMMEDIATE').run()
+      try {
+        const result = await fn(this.direct)
+        this.prepared('COMMIT').run()
+        return result
+      } catch (err) {
+        if (this.connection.client.inTransaction) this.prepared('ROLLBACK').run()
+        throw err
+      }
+    })
   }
 
   private prepared(sql: string): BetterSqlite3.Statement {
@@ -44,9 +73,10 @@ export class SqliteHotSql implements HotSql {
 }
 
 /** Prisma's SQLite adapter writes DateTime as ISO 8601 with an explicit offset, booleans as 0/1. */
-function sqliteValue(v: SqlValue): string | number | null {
+function sqliteValue(v: SqlValue): string | number | Buffer | null {
   if (v instanceof Date) return v.toISOString().replace('Z', '+00:00')
   if (typeof v === 'boolean') return v ? 1 : 0
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   return v
 }
 
@@ -62,6 +92,16 @@ export class PrismaHotSql implements HotSql {
 
   query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
     return this.prisma.$queryRawUnsafe<T[]>(this.placeholders(sql), ...args)
+  }
+
+  transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T> {
+    return this.prisma.$transaction((tx) =>
+      fn({
+        execute: (sql, args) => tx.$executeRawUnsafe(this.placeholders(sql), ...args),
+        query: <R>(sql: string, args: SqlValue[]) =>
+          tx.$queryRawUnsafe<R[]>(this.placeholders(sql), ...args),
+      }),
+    )
   }
 
   private placeholders(sql: string): string {

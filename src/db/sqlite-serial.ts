@@ -41,7 +41,7 @@ export function serialiseSqlite(
  */
 export interface SerialConnection {
   client: BetterSqlite3.Database
-  exclusive<T>(fn: () => T): Promise<T>
+  exclusive<T>(fn: () => T | Promise<T>): Promise<T>
 }
 
 class Gate {

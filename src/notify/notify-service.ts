@@ -58,35 +58,39 @@ export class NotifyService {
     space: string,
     write: { repo: string; repoRev: string; hash: Uint8Array },
   ): Promise<WriteOutcome> {
-    const outcome = await this.db.transact(async (tx): Promise<WriteOutcome> => {
-      await this.lock(tx, space)
-      const current = await tx.spaceWriter.findUnique({
-        where: { space_did: { space, did: write.repo } },
-        select: { repoRev: true },
-      })
+    // Every notifyWrite: one transaction of single statements, outside Prisma's query compiler.
+    const outcome = await this.db.hot.transaction(async (q): Promise<WriteOutcome> => {
+      // Two writes to one space must not both read the same max spaceRev (PostgreSQL, read
+      // committed); SQLite's BEGIN IMMEDIATE already serialises writers.
+      if (this.db.kind === 'postgres')
+        await q.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
+      const [current] = await q.query<{ repo_rev: string }>(
+        'SELECT repo_rev FROM space_writer WHERE space = ? AND did = ?',
+        [space, write.repo],
+      )
       // Duplicates and stale revs are ignored; racing notifications keep the newest.
-      if (current && current.repoRev >= write.repoRev) return { status: 'stale' }
-      const prevSpaceRev = await this.maxSpaceRev(tx, space)
+      if (current && current.repo_rev >= write.repoRev) return { status: 'stale' }
+      const [max] = await q.query<{ rev: string | null }>(
+        `SELECT MAX(r) AS rev FROM (
+           SELECT MAX(space_rev) AS r FROM space_writer WHERE space = ?
+           UNION ALL SELECT MAX(space_rev) AS r FROM space_event WHERE space = ?) AS revs`,
+        [space, space],
+      )
+      const prevSpaceRev = max?.rev ?? undefined
       const now = this.clock.now()
       const spaceRev = nextTid(now.getTime(), prevSpaceRev)
-      const hash = Buffer.from(write.hash)
-      await tx.spaceWriter.upsert({
-        where: { space_did: { space, did: write.repo } },
-        create: { space, did: write.repo, repoRev: write.repoRev, hash, spaceRev, updatedAt: now },
-        update: { repoRev: write.repoRev, hash, spaceRev, updatedAt: now },
-      })
-      await tx.spaceEvent.create({
-        data: {
-          space,
-          spaceRev,
-          kind: 'write',
-          repo: write.repo,
-          repoRev: write.repoRev,
-          hash,
-          prevSpaceRev: prevSpaceRev ?? null,
-          createdAt: now,
-        },
-      })
+      await q.execute(
+        `INSERT INTO space_writer (space, did, repo_rev, hash, space_rev, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (space, did) DO UPDATE SET repo_rev = excluded.repo_rev, hash = excluded.hash,
+           space_rev = excluded.space_rev, updated_at = excluded.updated_at`,
+        [space, write.repo, write.repoRev, write.hash, spaceRev, now],
+      )
+      await q.execute(
+        `INSERT INTO space_event (space, space_rev, kind, repo, repo_rev, hash, prev_space_rev, created_at)
+         VALUES (?, ?, 'write', ?, ?, ?, ?, ?)`,
+        [space, spaceRev, write.repo, write.repoRev, write.hash, prevSpaceRev ?? null, now],
+      )
       return { status: 'accepted', spaceRev, prevSpaceRev }
     })
     if (outcome.status === 'accepted') {

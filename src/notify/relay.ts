@@ -1,9 +1,9 @@
 import { toBytesJson } from '../lexicon/formats.js'
 import { randomUUID } from 'node:crypto'
 import type { AuthorityService } from '../authorities/authority-service.js'
+import type { OutboundAuth } from '../auth/outbound.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
-import { createServiceJwt } from '../crypto/service-auth.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
@@ -87,6 +87,7 @@ export class Relay {
       resolver: DidResolver
       fetcher: SafeFetcher
       authorities: AuthorityService
+      outbound: OutboundAuth
       clock: Clock
       logger: Logger
     },
@@ -321,13 +322,7 @@ export class Relay {
             spaceRev: event.spaceRev,
             ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),
           }
-    const jwt = createServiceJwt({
-      iss: authority,
-      aud: lane.service,
-      lxm,
-      key,
-      nowSec: this.deps.clock.nowSec(),
-    })
+    const jwt = this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
     try {
       const res = await this.deps.fetcher.request(`${endpoint}/xrpc/${lxm}`, {
         method: 'POST',

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js'
 import type { Keypair } from '../crypto/keypair.js'
-import { createServiceJwt } from '../crypto/service-auth.js'
+import type { OutboundAuth } from '../auth/outbound.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import type { SafeFetcher } from '../net/safe-fetch.js'
@@ -14,6 +14,8 @@ export interface ManagingAppDeps {
   /** The authority's `#atproto` key: service auth is signed as the bare authority DID. */
   authorityKey(did: string): Promise<Keypair | undefined>
   clock: Clock
+  /** Signs (and reuses) service auth as the authority. */
+  outbound: OutboundAuth
   logger: Logger
   /** The whole decision (resolution and request) must finish within this, or it is a denial. */
   timeoutMs: number
@@ -78,12 +80,11 @@ export class ManagingAppClient {
     const endpoint = await this.deps.resolver.resolveServiceEndpoint(req.managingApp)
     const key = await this.deps.authorityKey(req.config.authority)
     if (!key) throw new Error(`no #atproto key held for ${req.config.authority}`)
-    const jwt = createServiceJwt({
+    const jwt = this.deps.outbound.token({
       iss: req.config.authority,
       aud: req.managingApp,
       lxm: CHECK_USER_ACCESS,
       key,
-      nowSec: this.deps.clock.nowSec(),
     })
     const params = new URLSearchParams({
       space: req.config.uri,

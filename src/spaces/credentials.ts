@@ -4,7 +4,7 @@ import type { KeyBinding } from '../auth/output.js'
 import type { RevocationStore } from '../auth/revocations.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
-import { createServiceJwt } from '../crypto/service-auth.js'
+import type { OutboundAuth } from '../auth/outbound.js'
 import { createSpaceToken, randomJti } from '../crypto/space-token.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
@@ -27,6 +27,8 @@ export interface CredentialDeps {
   fetcher: SafeFetcher
   background: BackgroundQueue
   clock: Clock
+  /** Signs (and reuses) service auth as the authority. */
+  outbound: OutboundAuth
   logger: Logger
   /** First retry delay for revocation notices; doubles each attempt. */
   retryBaseMs: number
@@ -177,12 +179,11 @@ export class CredentialService {
       let retryable: boolean
       let detail: string
       try {
-        const jwt = createServiceJwt({
+        const jwt = this.deps.outbound.token({
           iss: config.authority,
           aud,
           lxm: NOTIFY_CREDENTIAL_REVOKED,
           key,
-          nowSec: this.deps.clock.nowSec(),
         })
         const res = await this.deps.fetcher.request(
           `${endpoint}/xrpc/${NOTIFY_CREDENTIAL_REVOKED}`,

@@ -225,3 +225,25 @@ t.test('SQLite checkpoints happen off the serving connection, on a timer', async
   }
   t.ok(statSync(file).size >= before + 5_000_000, 'the checkpointer copied it in the background')
 })
+
+t.test('a hot transaction commits together, or not at all', async (t) => {
+  const { db } = await openDb(t)
+  const put = 'INSERT INTO instance_meta (key, value, updated_at) VALUES (?, ?, ?)'
+  await db.hot.transaction(async (q) => {
+    await q.execute(put, ['h1', 'a', now()])
+    await q.execute(put, ['h2', 'b', now()])
+  })
+  t.equal(await db.prisma.instanceMeta.count({ where: { key: { startsWith: 'h' } } }), 2)
+  await t.rejects(
+    db.hot.transaction(async (q) => {
+      await q.execute(put, ['h3', 'c', now()])
+      await q.execute(put, ['h1', 'duplicate', now()])
+    }),
+  )
+  t.equal(await db.prisma.instanceMeta.count({ where: { key: 'h3' } }), 0, 'rolled back')
+  // The connection is usable afterwards, inside and outside transactions.
+  await db.transact((tx) =>
+    tx.instanceMeta.create({ data: { key: 'h4', value: 'd', updatedAt: now() } }),
+  )
+  t.equal(await db.prisma.instanceMeta.count({ where: { key: { startsWith: 'h' } } }), 3)
+})

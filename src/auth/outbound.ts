@@ -1,0 +1,38 @@
+import type { Clock } from '../clock.js'
+import type { Keypair } from '../crypto/keypair.js'
+import { createServiceJwt, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js'
+
+/**
+ * Service auth for Gatehouse's outbound calls (relayed notifications, revocation notices,
+ * managing-app checks), signed as the authority. Signing costs about a millisecond, and a relay
+ * fanning one write out to a thousand syncers would otherwise sign a thousand tokens per write: a
+ * token for the same issuer, audience, method and key is reused for `reuseSec` of its lifetime.
+ * Service auth carries no single-use requirement on the wire (contract §3.5: receivers check `iss`,
+ * `aud`, `lxm`, `exp` and the signature; no `jti` replay check), so a reused token is as good as a fresh one. `reuseSec = 0`
+ * signs every call afresh.
+ */
+export class OutboundAuth {
+  private readonly cache = new Map<string, { jwt: string; until: number }>()
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly reuseSec: number,
+    private readonly maxEntries = 10_000,
+  ) {
+    if (reuseSec >= SERVICE_JWT_TTL_SEC)
+      throw new Error('a reused service token must still have life left when it is sent')
+  }
+
+  token(opts: { iss: string; aud: string; lxm: string; key: Keypair }): string {
+    const nowSec = this.clock.nowSec()
+    if (this.reuseSec === 0) return createServiceJwt({ ...opts, nowSec })
+    const id = `${opts.iss} ${opts.aud} ${opts.lxm} ${opts.key.did()}`
+    const hit = this.cache.get(id)
+    if (hit && hit.until > nowSec) return hit.jwt
+    const jwt = createServiceJwt({ ...opts, nowSec })
+    this.cache.delete(id)
+    this.cache.set(id, { jwt, until: nowSec + this.reuseSec })
+    if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!)
+    return jwt
+  }
+}
