@@ -1,6 +1,6 @@
 import { TokenError } from './errors.js'
 import { fromBase64Url, toBase64Url, utf8 } from './encoding.js'
-import { JWT_ALG, verifySignature, type Keypair } from './keypair.js'
+import { JWT_ALG, verifySignatureAsync, type Keypair } from './keypair.js'
 import type { Curve } from './did-key.js'
 
 /**
@@ -74,13 +74,13 @@ export function parseJws(token: string): ParsedJws {
  * True when the signature verifies under `publicKey`, whose curve must be the one `alg` names (a
  * P-256 key never verifies an ES256K token, and the reverse). Signatures must be compact r‖s.
  */
-export function verifyJws(
+export async function verifyJws(
   jws: ParsedJws,
   key: { curve: Curve; publicKey: Uint8Array },
   opts: { allowHighS: boolean },
-): boolean {
+): Promise<boolean> {
   if (ALG_CURVE[jws.header.alg] !== key.curve) return false
-  return verifySignature(key.curve, key.publicKey, jws.signingInput, jws.signature, opts)
+  return verifySignatureAsync(key.curve, key.publicKey, jws.signingInput, jws.signature, opts)
 }
 
 /** Signs a compact JWS; `alg` comes from the key. Signatures are always low-S. */

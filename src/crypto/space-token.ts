@@ -223,9 +223,9 @@ export async function verifyWithRefresh<K extends string>(
 ): Promise<void> {
   const key = await getKey(iss, kid, false)
   if (!key) throw new TokenError('BadJwtIss', `could not resolve the ${kid} key of ${iss}`)
-  if (verifyJws(jws, key, opts)) return
+  if (await verifyJws(jws, key, opts)) return
   const fresh = await getKey(iss, kid, true)
-  if (fresh && verifyJws(jws, fresh, opts)) return
+  if (fresh && (await verifyJws(jws, fresh, opts))) return
   throw new TokenError('BadJwtSignature', badSignatureMessage)
 }
 

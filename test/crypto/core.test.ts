@@ -3,6 +3,8 @@
  * the HTTP suites do not reach (structured-field edge cases, `expires`, labeler keys, ES256 tokens).
  */
 import t from 'tap'
+import { p256 } from '@noble/curves/nist.js'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
 import {
   formatDidKey,
   parseDidKey,
@@ -11,7 +13,7 @@ import {
 } from '../../src/crypto/did-key.js'
 import { TokenError, SignatureError } from '../../src/crypto/errors.js'
 import { parseJws, signJws, verifyJws, MAX_TOKEN_LENGTH } from '../../src/crypto/jws.js'
-import { Keypair, verifySignature } from '../../src/crypto/keypair.js'
+import { Keypair, verifySignature, verifySignatureAsync } from '../../src/crypto/keypair.js'
 import {
   signRequest,
   verifyRequestSignature,
@@ -80,17 +82,23 @@ t.test('signatures are always low-S; high-S verifies only when allowed', async (
       t.ok(s <= n / 2n, `${curve} signature ${i} is low-S`)
     }
     const high = parseJws(highS(token, curve))
-    t.notOk(verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: false }))
-    t.ok(verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: true }))
+    t.notOk(await verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: false }))
+    t.ok(await verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: true }))
   }
 })
 
 t.test('JWS parsing is strict', async (t) => {
   const k = Keypair.generate('p256')
   const good = signJws({ typ: 'JWT' }, { a: 1 }, k)
-  t.ok(verifyJws(parseJws(good), { curve: 'p256', publicKey: k.publicKey }, { allowHighS: false }))
+  t.ok(
+    await verifyJws(
+      parseJws(good),
+      { curve: 'p256', publicKey: k.publicKey },
+      { allowHighS: false },
+    ),
+  )
   t.notOk(
-    verifyJws(
+    await verifyJws(
       parseJws(good),
       { curve: 'secp256k1', publicKey: Keypair.generate('secp256k1').publicKey },
       { allowHighS: true },
@@ -343,4 +351,36 @@ t.test('service JWTs: round-trip, labeler key, iss forms', async (t) => {
       allowHighS: false,
     }),
   )
+})
+
+t.test('signature checks on the thread pool agree with the synchronous ones', async (t) => {
+  for (const curve of ['secp256k1', 'p256'] as const) {
+    const k = Keypair.generate(curve)
+    const msg = new Uint8Array([1, 2, 3])
+    const sig = k.sign(msg)
+    const s = BigInt(`0x${Buffer.from(sig.subarray(32)).toString('hex')}`)
+    const n = curve === 'secp256k1' ? secp256k1.Point.CURVE().n : p256.Point.CURVE().n
+    const high = new Uint8Array(sig)
+    high.set(Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'), 32)
+    const tampered = new Uint8Array(sig)
+    tampered[5]! ^= 1
+    const cases: [string, Uint8Array, Uint8Array, boolean][] = [
+      ['valid', msg, sig, true],
+      ['other message', new Uint8Array([9]), sig, false],
+      ['tampered', msg, tampered, false],
+      ['high-S refused', msg, high, false],
+      ['truncated', msg, sig.subarray(0, 63), false],
+    ]
+    for (const [name, m, sg, want] of cases) {
+      const opts = { allowHighS: false }
+      t.equal(verifySignature(curve, k.publicKey, m, sg, opts), want, `${curve} ${name} (sync)`)
+      t.equal(await verifySignatureAsync(curve, k.publicKey, m, sg, opts), want, `${curve} ${name}`)
+    }
+    t.equal(await verifySignatureAsync(curve, k.publicKey, msg, high, { allowHighS: true }), true)
+    t.equal(
+      await verifySignatureAsync(curve, new Uint8Array(33), msg, sig, { allowHighS: true }),
+      false,
+      'not a point',
+    )
+  }
 })

@@ -129,7 +129,9 @@ t.test('generation A credentials verify in full once the lifetime cap is set asi
   t.match(err.message, /lifetime exceeds 3600/)
   const { parseJws, verifyJws } = await import('../../src/crypto/jws.js')
   const jws = parseJws(v.credential)
-  t.ok(verifyJws(jws, (await keys(v.authority.did, '#atproto', false))!, { allowHighS: false }))
+  t.ok(
+    await verifyJws(jws, (await keys(v.authority.did, '#atproto', false))!, { allowHighS: false }),
+  )
 })
 
 t.test('service auth: the reference library outcomes', async (t) => {
