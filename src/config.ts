@@ -23,6 +23,8 @@ export interface Config {
     rateLimitPerMinute: number
     trustProxy: boolean
     shutdownTimeoutMs: number
+    /** Worker threads that make signatures (0: sign on the event loop). */
+    signingThreads: number
     /** Validate every XRPC output against its schema (catches our own bugs; costs CPU). */
     validateOutput: boolean
   }
@@ -179,6 +181,7 @@ export const envSchema = z.object({
   GATEHOUSE_RATE_LIMIT_PER_MINUTE: int(0, 10_000_000).default(6000),
   GATEHOUSE_TRUST_PROXY: bool.default(false),
   GATEHOUSE_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  GATEHOUSE_SIGNING_THREADS: int(0, 64).default(1),
   GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
   GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
   GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
@@ -287,6 +290,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       rateLimitPerMinute: e.GATEHOUSE_RATE_LIMIT_PER_MINUTE,
       trustProxy: e.GATEHOUSE_TRUST_PROXY,
       shutdownTimeoutMs: e.GATEHOUSE_SHUTDOWN_TIMEOUT_MS,
+      signingThreads: e.GATEHOUSE_SIGNING_THREADS,
       validateOutput: e.GATEHOUSE_VALIDATE_OUTPUT ?? e.GATEHOUSE_ENV !== 'production',
     },
     db: {

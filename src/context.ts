@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { AuthorityService } from './authorities/authority-service.js'
 import { OutboundAuth } from './auth/outbound.js'
+import { inlineSigner, type Signer } from './crypto/jws.js'
+import { SigningPool } from './keys/sign-pool.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
 import { ManagerService } from './authorities/managers.js'
 import { PlcClient } from './authorities/plc.js'
@@ -132,7 +134,11 @@ export async function createContext(
   const authorities =
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = overrides.managers ?? new ManagerService(db, clock)
-  const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
+  const signer: Signer & { close?(): Promise<void> } =
+    cfg.service.signingThreads > 0
+      ? SigningPool.start(cfg.service.signingThreads, subsystem(logger, 'keys'))
+      : inlineSigner
+  const outbound = new OutboundAuth(signer, clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle =
     overrides.lifecycle ??
     new AuthorityLifecycle({
@@ -165,6 +171,7 @@ export async function createContext(
       retryBaseMs: cfg.revocation.retryBaseMs,
       retryAttempts: cfg.revocation.retryAttempts,
       outbound,
+      signer,
     })
   const relay =
     overrides.relay ??
@@ -264,6 +271,7 @@ export async function createContext(
         await relay.stop()
         await background.destroy()
         await fetcher.close()
+        await signer.close?.()
         await db.close()
       })()
       return destroyed

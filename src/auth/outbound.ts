@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js'
 import type { Keypair } from '../crypto/keypair.js'
-import { createServiceJwt, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js'
+import type { Signer } from '../crypto/jws.js'
+import { createServiceJwtWith, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js'
 
 /**
  * Service auth for Gatehouse's outbound calls (relayed notifications, revocation notices,
@@ -12,9 +13,10 @@ import { createServiceJwt, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js
  * signs every call afresh.
  */
 export class OutboundAuth {
-  private readonly cache = new Map<string, { jwt: string; until: number }>()
+  private readonly cache = new Map<string, { jwt: Promise<string>; until: number }>()
 
   constructor(
+    private readonly signer: Signer,
     private readonly clock: Clock,
     private readonly reuseSec: number,
     private readonly maxEntries = 10_000,
@@ -23,13 +25,15 @@ export class OutboundAuth {
       throw new Error('a reused service token must still have life left when it is sent')
   }
 
-  token(opts: { iss: string; aud: string; lxm: string; key: Keypair }): string {
+  token(opts: { iss: string; aud: string; lxm: string; key: Keypair }): Promise<string> {
     const nowSec = this.clock.nowSec()
-    if (this.reuseSec === 0) return createServiceJwt({ ...opts, nowSec })
+    if (this.reuseSec === 0) return createServiceJwtWith(this.signer, { ...opts, nowSec })
     const id = `${opts.iss} ${opts.aud} ${opts.lxm} ${opts.key.did()}`
     const hit = this.cache.get(id)
     if (hit && hit.until > nowSec) return hit.jwt
-    const jwt = createServiceJwt({ ...opts, nowSec })
+    // The promise is cached, so concurrent calls share one signature.
+    const jwt = createServiceJwtWith(this.signer, { ...opts, nowSec })
+    jwt.catch(() => this.cache.delete(id))
     this.cache.delete(id)
     this.cache.set(id, { jwt, until: nowSec + this.reuseSec })
     if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!)

@@ -89,9 +89,38 @@ export function signJws(
   payload: Record<string, unknown>,
   key: Keypair,
 ): string {
+  const input = signingInput(header, payload, key)
+  return `${input}.${toBase64Url(key.sign(utf8.encode(input)))}`
+}
+
+/**
+ * Something that makes `key.sign(data)` signatures elsewhere (keys/sign-pool.ts: on worker threads,
+ * off the event loop). The result must be exactly what `key.sign` returns.
+ */
+export interface Signer {
+  sign(key: Keypair, data: Uint8Array): Promise<Uint8Array>
+}
+
+/** Signs in the calling thread. */
+export const inlineSigner: Signer = { sign: async (key, data) => key.sign(data) }
+
+/** signJws, with the signature made by `signer`. */
+export async function signJwsWith(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+  key: Keypair,
+  signer: Signer,
+): Promise<string> {
+  const input = signingInput(header, payload, key)
+  return `${input}.${toBase64Url(await signer.sign(key, utf8.encode(input)))}`
+}
+
+function signingInput(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+  key: Keypair,
+): string {
   const { alg: _ignored, ...rest } = header
   const h = toBase64Url(utf8.encode(JSON.stringify({ alg: JWT_ALG[key.curve], ...rest })))
-  const p = toBase64Url(utf8.encode(JSON.stringify(payload)))
-  const sig = key.sign(utf8.encode(`${h}.${p}`))
-  return `${h}.${p}.${toBase64Url(sig)}`
+  return `${h}.${toBase64Url(utf8.encode(JSON.stringify(payload)))}`
 }

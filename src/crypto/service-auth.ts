@@ -1,6 +1,6 @@
 import { isDid } from '../lexicon/formats.js'
 import { TokenError } from './errors.js'
-import { parseJws, signJws } from './jws.js'
+import { parseJws, signJws, signJwsWith, type Signer } from './jws.js'
 import type { Keypair } from './keypair.js'
 import { randomJti, verifyWithRefresh, type PublicKey } from './space-token.js'
 
@@ -23,7 +23,7 @@ export interface ServiceJwtClaims {
   jti: string | undefined
 }
 
-export function createServiceJwt(opts: {
+export interface ServiceJwtOptions {
   iss: string
   aud: string
   lxm: string
@@ -31,19 +31,26 @@ export function createServiceJwt(opts: {
   nowSec: number
   ttlSec?: number
   jti?: string
-}): string {
-  return signJws(
-    { typ: 'JWT' },
-    {
-      iat: opts.nowSec,
-      iss: opts.iss,
-      aud: opts.aud,
-      exp: opts.nowSec + (opts.ttlSec ?? SERVICE_JWT_TTL_SEC),
-      lxm: opts.lxm,
-      jti: opts.jti ?? randomJti(),
-    },
-    opts.key,
-  )
+}
+
+export function createServiceJwt(opts: ServiceJwtOptions): string {
+  return signJws({ typ: 'JWT' }, serviceJwtPayload(opts), opts.key)
+}
+
+/** createServiceJwt, with the signature made by `signer` (off the event loop). */
+export function createServiceJwtWith(signer: Signer, opts: ServiceJwtOptions): Promise<string> {
+  return signJwsWith({ typ: 'JWT' }, serviceJwtPayload(opts), opts.key, signer)
+}
+
+function serviceJwtPayload(opts: ServiceJwtOptions): Record<string, unknown> {
+  return {
+    iat: opts.nowSec,
+    iss: opts.iss,
+    aud: opts.aud,
+    exp: opts.nowSec + (opts.ttlSec ?? SERVICE_JWT_TTL_SEC),
+    lxm: opts.lxm,
+    jti: opts.jti ?? randomJti(),
+  }
 }
 
 /** `#atproto`, except for labelers addressed as `did#atproto_labeler`, whose key is `#atproto_label`. */

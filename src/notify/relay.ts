@@ -322,7 +322,7 @@ export class Relay {
             spaceRev: event.spaceRev,
             ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),
           }
-    const jwt = this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
+    const jwt = await this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
     try {
       const res = await this.deps.fetcher.request(`${endpoint}/xrpc/${lxm}`, {
         method: 'POST',

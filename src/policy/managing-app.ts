@@ -80,7 +80,7 @@ export class ManagingAppClient {
     const endpoint = await this.deps.resolver.resolveServiceEndpoint(req.managingApp)
     const key = await this.deps.authorityKey(req.config.authority)
     if (!key) throw new Error(`no #atproto key held for ${req.config.authority}`)
-    const jwt = this.deps.outbound.token({
+    const jwt = await this.deps.outbound.token({
       iss: req.config.authority,
       aud: req.managingApp,
       lxm: CHECK_USER_ACCESS,

@@ -5,7 +5,8 @@ import type { RevocationStore } from '../auth/revocations.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
 import type { OutboundAuth } from '../auth/outbound.js'
-import { createSpaceToken, randomJti } from '../crypto/space-token.js'
+import type { Signer } from '../crypto/jws.js'
+import { createSpaceTokenWith, randomJti } from '../crypto/space-token.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
@@ -29,6 +30,8 @@ export interface CredentialDeps {
   clock: Clock
   /** Signs (and reuses) service auth as the authority. */
   outbound: OutboundAuth
+  /** Makes the credentials' signatures (off the event loop). */
+  signer: Signer
   logger: Logger
   /** First retry delay for revocation notices; doubles each attempt. */
   retryBaseMs: number
@@ -61,7 +64,8 @@ export class CredentialService {
     const jti = randomJti()
     const cnf =
       req.binding.kind === 'signature' ? { kid: req.binding.keyDid } : { jkt: req.binding.jkt }
-    const credential = createSpaceToken(
+    const credential = await createSpaceTokenWith(
+      this.deps.signer,
       'credential',
       { iss: req.config.authority, sub: req.config.uri, cnf, iat, exp, jti },
       signing.key,
@@ -179,7 +183,7 @@ export class CredentialService {
       let retryable: boolean
       let detail: string
       try {
-        const jwt = this.deps.outbound.token({
+        const jwt = await this.deps.outbound.token({
           iss: config.authority,
           aud,
           lxm: NOTIFY_CREDENTIAL_REVOKED,

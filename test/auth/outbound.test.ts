@@ -4,22 +4,28 @@
  */
 import t from 'tap'
 import { OutboundAuth } from '../../src/auth/outbound.js'
+import { inlineSigner } from '../../src/crypto/jws.js'
 import { ManualClock } from '../../src/clock.js'
 import { Keypair } from '../../src/crypto/keypair.js'
 import { decodeToken } from '../_helpers/spaces.js'
 
 const key = Keypair.generate('secp256k1')
-const base = { iss: 'did:web:a.test', aud: 'did:web:s.test#atproto_space_syncer', lxm: 'x.y.z', key }
+const base = {
+  iss: 'did:web:a.test',
+  aud: 'did:web:s.test#atproto_space_syncer',
+  lxm: 'x.y.z',
+  key,
+}
 
 t.test('reused within the window, fresh after it', async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 10, 23))
-  const out = new OutboundAuth(clock, 30)
-  const first = out.token(base)
-  t.equal(out.token(base), first, 'same call, same token')
+  const out = new OutboundAuth(inlineSigner, clock, 30)
+  const first = await out.token(base)
+  t.equal(await out.token(base), first, 'same call, same token')
   clock.advance(29_000)
-  t.equal(out.token(base), first, 'still within the window')
+  t.equal(await out.token(base), first, 'still within the window')
   clock.advance(1_000)
-  const second = out.token(base)
+  const second = await out.token(base)
   t.not(second, first, 'a new token once the window has passed')
   const claims = decodeToken(second).payload as { exp: number; iat: number }
   t.equal(claims.exp - claims.iat, 60)
@@ -27,15 +33,29 @@ t.test('reused within the window, fresh after it', async (t) => {
 })
 
 t.test('audience, method and key each get their own token', async (t) => {
-  const out = new OutboundAuth(new ManualClock(0), 30)
-  const first = out.token(base)
-  t.not(out.token({ ...base, aud: 'did:web:other.test' }), first)
-  t.not(out.token({ ...base, lxm: 'x.y.other' }), first)
-  t.not(out.token({ ...base, key: Keypair.generate('secp256k1') }), first)
+  const out = new OutboundAuth(inlineSigner, new ManualClock(0), 30)
+  const first = await out.token(base)
+  t.not(await out.token({ ...base, aud: 'did:web:other.test' }), first)
+  t.not(await out.token({ ...base, lxm: 'x.y.other' }), first)
+  t.not(await out.token({ ...base, key: Keypair.generate('secp256k1') }), first)
 })
 
 t.test('0 signs every call; a window as long as the token life is refused', async (t) => {
-  const out = new OutboundAuth(new ManualClock(0), 0)
-  t.not(out.token(base), out.token(base))
-  t.throws(() => new OutboundAuth(new ManualClock(0), 60))
+  const out = new OutboundAuth(inlineSigner, new ManualClock(0), 0)
+  t.not(await out.token(base), await out.token(base))
+  t.throws(() => new OutboundAuth(inlineSigner, new ManualClock(0), 60))
+})
+
+t.test('concurrent calls share one signature', async (t) => {
+  let signed = 0
+  const counting = {
+    sign: async (key: Keypair, data: Uint8Array) => {
+      signed++
+      return key.sign(data)
+    },
+  }
+  const out = new OutboundAuth(counting, new ManualClock(0), 30)
+  const tokens = await Promise.all(Array.from({ length: 20 }, () => out.token(base)))
+  t.equal(new Set(tokens).size, 1)
+  t.equal(signed, 1)
 })
