@@ -145,13 +145,13 @@ export class AuthVerifier {
         throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
       // A host answering for many authorities derives the audience from the token itself.
       const expectedAud = `${space.authority}#atproto_space_host`
-      try {
-        await verifySpaceToken(token, {
-          nowSec: now,
-          expectedAud,
-          getSigningKey: this.getSigningKey,
-        })
-      } catch (err) {
+      // The token's signature is checked on the thread pool while the exchange signature (a pure
+      // check) is checked here; their verdicts are then taken in the contract's order, token first.
+      const tokenChecked = verifySpaceToken(token, {
+        nowSec: now,
+        expectedAud,
+        getSigningKey: this.getSigningKey,
+      }).catch((err: unknown) => {
         if (err instanceof TokenError && err.code === 'BadJwtAudience') {
           throw new TokenError(
             'BadJwtAudience',
@@ -159,8 +159,23 @@ export class AuthVerifier {
           )
         }
         throw err
+      })
+      let binding: KeyBinding
+      if (this.isDpopExchange(headers)) {
+        await tokenChecked
+        // Consumes the proof's jti: only once the token is known to be good.
+        binding = await this.dpopBinding(req, headers)
+      } else {
+        let signature: { keyDid: string } | { error: unknown }
+        try {
+          signature = verifyRequestSignature(headers, 'exchange', { nowSec: now })
+        } catch (error) {
+          signature = { error }
+        }
+        await tokenChecked
+        if ('error' in signature) throw signature.error
+        binding = { kind: 'signature', keyDid: signature.keyDid }
       }
-      const binding = await this.exchangeBinding(req, headers, now)
       const fresh = await this.deps.replay.consume(
         `delegation@${token.claims.iss}`,
         token.claims.jti,
@@ -174,16 +189,10 @@ export class AuthVerifier {
     }
   }
 
-  private async exchangeBinding(
-    req: RequestView,
-    headers: HeaderLookup,
-    nowSec: number,
-  ): Promise<KeyBinding> {
+  /** A generation A exchange: a DPoP proof and no request signature. */
+  private isDpopExchange(headers: HeaderLookup): boolean {
     const signed = headers('signature-input').length > 0 || headers('signature').length > 0
-    if (!signed && this.deps.acceptDpop && headers('dpop').length > 0)
-      return this.dpopBinding(req, headers)
-    const { keyDid } = verifyRequestSignature(headers, 'exchange', { nowSec })
-    return { kind: 'signature', keyDid }
+    return !signed && this.deps.acceptDpop && headers('dpop').length > 0
   }
 
   /**

@@ -64,25 +64,32 @@ export class CredentialService {
     const jti = randomJti()
     const cnf =
       req.binding.kind === 'signature' ? { kid: req.binding.keyDid } : { jkt: req.binding.jkt }
-    const credential = await createSpaceTokenWith(
+    // The signature is made on a signing thread while the issuance is recorded here; a credential is
+    // only handed out once both are done.
+    const signed = createSpaceTokenWith(
       this.deps.signer,
       'credential',
       { iss: req.config.authority, sub: req.config.uri, cnf, iat, exp, jti },
       signing.key,
       signing.kid,
     )
-    await this.deps.db.hot.execute(
-      'INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
-      [
-        req.config.uri,
-        jti,
-        req.user,
-        req.clientId ?? null,
-        new Date(iat * 1000),
-        new Date(exp * 1000),
-      ],
-    )
-    return credential
+    await this.deps.db.hot
+      .execute(
+        'INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+        [
+          req.config.uri,
+          jti,
+          req.user,
+          req.clientId ?? null,
+          new Date(iat * 1000),
+          new Date(exp * 1000),
+        ],
+      )
+      .catch(async (err: unknown) => {
+        await signed.catch(() => undefined)
+        throw err
+      })
+    return signed
   }
 
   /**

@@ -314,6 +314,16 @@ t.test('delegation: tampered, high-S and wrong-key signatures are refused', asyn
     nowSec: w.now,
   })
   t.match(await w.post(exchangeHeaders(forged, newHolderKey())), refused('BadJwtSignature'))
+  // Both checks run at once; the token's verdict still comes first, as the contract orders them.
+  const badBoth = exchangeHeaders(forged, newHolderKey())
+  badBoth['signature'] = badBoth['signature']!.replace(
+    /:(.)/,
+    (_, c: string) => `:${c === 'A' ? 'B' : 'A'}`,
+  )
+  t.match(await w.post(badBoth), refused('BadJwtSignature'), 'bad token and bad exchange signature')
+  const goodTokenBadSig = exchangeHeaders(good(), newHolderKey())
+  goodTokenBadSig['signature'] = badBoth['signature']!
+  t.match(await w.post(goodTokenBadSig), refused('BadSpaceSignature'), 'good token, bad signature')
 })
 
 t.test('delegation: oversized, garbage and missing tokens', async (t) => {
