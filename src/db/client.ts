@@ -85,28 +85,6 @@ export class Db {
     }
   }
 
-  /**
-   * One multi-row INSERT per 500 rows, with this database's placeholders (`?` or `$n`). For bulk
-   * paths where the model API's createMany costs several times as much per row. `table` and
-   * `columns` must be identifiers from our own code, never input.
-   */
-  async insertRows(tx: Tx, table: string, columns: string[], rows: unknown[][]): Promise<void> {
-    const cols = columns.map((c) => `"${c}"`).join(', ')
-    for (let i = 0; i < rows.length; i += 500) {
-      const chunk = rows.slice(i, i + 500)
-      let n = 0
-      const values = chunk
-        .map(
-          () => `(${columns.map(() => (this.kind === 'postgres' ? `$${++n}` : '?')).join(', ')})`,
-        )
-        .join(', ')
-      await tx.$executeRawUnsafe(
-        `INSERT INTO "${table}" (${cols}) VALUES ${values}`,
-        ...chunk.flat(),
-      )
-    }
-  }
-
   /** Readiness: a round trip to the database. Throws when it is unreachable. */
   async ping(): Promise<void> {
     await this.prisma.$queryRawUnsafe('SELECT 1')

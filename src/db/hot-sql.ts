@@ -114,3 +114,53 @@ export class PrismaHotSql implements HotSql {
     return out
   }
 }
+
+/** Rows per multi-row statement: well under every driver's parameter limit. */
+const CHUNK = 500
+
+/**
+ * Multi-row INSERTs, CHUNK rows each (bulk paths, where one statement per row would dominate).
+ * `table` and `columns` must be identifiers from our own code, never input.
+ */
+export async function insertRows(
+  q: HotQueries,
+  table: string,
+  columns: string[],
+  rows: SqlValue[][],
+): Promise<void> {
+  const cols = columns.map((c) => `"${c}"`).join(', ')
+  const tuple = `(${columns.map(() => '?').join(', ')})`
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const chunk = rows.slice(i, i + CHUNK)
+    await q.execute(
+      `INSERT INTO "${table}" (${cols}) VALUES ${chunk.map(() => tuple).join(', ')}`,
+      chunk.flat(),
+    )
+  }
+}
+
+/**
+ * Runs `sql` once per CHUNK of `values`, with `(?, ?, …)` for that chunk substituted for `IN (*)`,
+ * `before` bound ahead of the chunk. Returns every row read (writes return none).
+ */
+export async function forEachChunk<T>(
+  q: HotQueries,
+  sql: string,
+  before: SqlValue[],
+  values: SqlValue[],
+  mode: 'query' | 'execute',
+): Promise<T[]> {
+  const out: T[] = []
+  for (let i = 0; i < values.length; i += CHUNK) {
+    const chunk = values.slice(i, i + CHUNK)
+    const text = sql.replace('IN (*)', `IN (${chunk.map(() => '?').join(', ')})`)
+    if (mode === 'query') out.push(...(await q.query<T>(text, [...before, ...chunk])))
+    else await q.execute(text, [...before, ...chunk])
+  }
+  return out
+}
+
+/** A boolean column as either database returns it (SQLite: 0/1; PostgreSQL: boolean). */
+export function sqlBool(v: unknown): boolean {
+  return v === true || v === 1 || v === 1n
+}

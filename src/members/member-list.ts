@@ -2,6 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import type { Clock } from '../clock.js'
 import type { Db, Tx } from '../db/client.js'
 import { LtHash } from '../crypto/lthash.js'
+import { forEachChunk, insertRows, sqlBool, type HotQueries, type SqlValue } from '../db/hot-sql.js'
 import { nextTid } from '../spaces/tid.js'
 
 /**
@@ -129,21 +130,24 @@ export class MemberList {
    * before and after.
    */
   async applyBatch(
-    tx: Tx,
+    q: HotQueries,
     space: string,
     entries: { did: string; flags: Flags | undefined }[],
   ): Promise<{ did: string; before: Flags | undefined; after: Flags | undefined }[]> {
-    await this.lock(tx, space)
+    // Set-based single statements on the hot path (db/hot-sql.ts): the query compiler would cost
+    // more than the statements. Same effect as apply() for each entry.
+    if (this.db.kind === 'postgres')
+      await q.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
     const wanted = new Map(entries.map((e) => [e.did, e.flags]))
-    const dids = [...wanted.keys()]
     const existing = new Map<string, Flags>()
-    for (let i = 0; i < dids.length; i += 500) {
-      const rows = await tx.spaceMember.findMany({
-        where: { space, did: { in: dids.slice(i, i + 500) } },
-        select: { did: true, read: true, write: true },
-      })
-      for (const r of rows) existing.set(r.did, { read: r.read, write: r.write })
-    }
+    const rows = await forEachChunk<{ did: string; read: unknown; write: unknown }>(
+      q,
+      'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did IN (*)',
+      [space],
+      [...wanted.keys()],
+      'query',
+    )
+    for (const r of rows) existing.set(r.did, { read: sqlBool(r.read), write: sqlBool(r.write) })
     const changes: { did: string; before: Flags | undefined; after: Flags | undefined }[] = []
     for (const [did, after] of wanted) {
       const before = existing.get(did)
@@ -155,73 +159,63 @@ export class MemberList {
       changes.push({ did, before, after })
     }
     if (changes.length === 0) return changes
-    const state = await tx.memberState.findUnique({ where: { space } })
+    const [state] = await q.query<{ rev: string; lthash: Uint8Array; count: number | bigint }>(
+      'SELECT rev, lthash, count FROM member_state WHERE space = ?',
+      [space],
+    )
     const hash = new LtHash(state ? new Uint8Array(state.lthash) : undefined)
     const now = this.clock.now()
     let rev = state?.rev
-    let count = state?.count ?? 0
-    const ops: {
-      space: string
-      rev: string
-      op: string
-      did: string
-      read: boolean
-      write: boolean
-      createdAt: Date
-    }[] = []
+    let count = Number(state?.count ?? 0)
+    const ops: SqlValue[][] = []
     for (const c of changes) {
       if (c.before) hash.remove(memberElement(c.did, c.before))
       if (c.after) hash.add(memberElement(c.did, c.after))
       count += (c.before ? 0 : 1) - (c.after ? 0 : 1)
       rev = nextTid(now.getTime(), rev)
       const op = !c.before ? 'add' : !c.after ? 'remove' : 'update'
-      ops.push({
-        space,
-        rev,
-        op,
-        did: c.did,
-        read: c.after?.read ?? false,
-        write: c.after?.write ?? false,
-        createdAt: now,
-      })
+      ops.push([space, rev, op, c.did, c.after?.read ?? false, c.after?.write ?? false, now])
     }
-    const added = changes.filter((c) => !c.before && c.after)
-    // Multi-row INSERTs: the model API's createMany costs several times as much per row.
-    await this.db.insertRows(
-      tx,
+    await insertRows(
+      q,
       'space_member',
       ['space', 'did', 'read', 'write', 'updated_at'],
-      added.map((c) => [space, c.did, c.after!.read, c.after!.write, now]),
+      changes
+        .filter((c) => !c.before && c.after)
+        .map((c) => [space, c.did, c.after!.read, c.after!.write, now]),
     )
     for (const read of [true, false]) {
       for (const write of [true, false]) {
-        const group = changes
-          .filter((c) => c.before && c.after && c.after.read === read && c.after.write === write)
-          .map((c) => c.did)
-        for (let i = 0; i < group.length; i += 500) {
-          await tx.spaceMember.updateMany({
-            where: { space, did: { in: group.slice(i, i + 500) } },
-            data: { read, write, updatedAt: now },
-          })
-        }
+        await forEachChunk(
+          q,
+          'UPDATE space_member SET "read" = ?, "write" = ?, updated_at = ? WHERE space = ? AND did IN (*)',
+          [read, write, now, space],
+          changes
+            .filter((c) => c.before && c.after && c.after.read === read && c.after.write === write)
+            .map((c) => c.did),
+          'execute',
+        )
       }
     }
-    const removed = changes.filter((c) => c.before && !c.after).map((c) => c.did)
-    for (let i = 0; i < removed.length; i += 500) {
-      await tx.spaceMember.deleteMany({ where: { space, did: { in: removed.slice(i, i + 500) } } })
-    }
-    await this.db.insertRows(
-      tx,
+    await forEachChunk(
+      q,
+      'DELETE FROM space_member WHERE space = ? AND did IN (*)',
+      [space],
+      changes.filter((c) => c.before && !c.after).map((c) => c.did),
+      'execute',
+    )
+    await insertRows(
+      q,
       'member_op',
       ['space', 'rev', 'op', 'did', 'read', 'write', 'created_at'],
-      ops.map((o) => [o.space, o.rev, o.op, o.did, o.read, o.write, o.createdAt]),
+      ops,
     )
-    const lthash = Buffer.from(hash.state())
-    await tx.memberState.upsert({
-      where: { space },
-      create: { space, rev: rev!, lthash, count, updatedAt: now },
-      update: { rev: rev!, lthash, count, updatedAt: now },
-    })
+    await q.execute(
+      `INSERT INTO member_state (space, rev, lthash, count, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (space) DO UPDATE SET rev = excluded.rev, lthash = excluded.lthash,
+         count = excluded.count, updated_at = excluded.updated_at`,
+      [space, rev!, hash.state(), count, now],
+    )
     return changes
   }
 

@@ -27,8 +27,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         if (batch.length === 0) return
         const entries = batch
         batch = []
-        const done = await ctx.db.transact((tx) =>
-          ctx.spaces.members.applyBatch(tx, params.space, entries),
+        const done = await ctx.db.hot.transaction((q) =>
+          ctx.spaces.members.applyBatch(q, params.space, entries),
         )
         changed += done.length
         batches++
