@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../src/config.js'
@@ -6,15 +7,20 @@ import { createContext, type AppContext } from '../src/context.js'
 import { createLogger } from '../src/logger.js'
 import type { SpacePolicy } from '../src/policy/types.js'
 import { buildServer } from '../src/server.js'
+import { PACKAGE_ROOT } from '../src/paths.js'
 import { DidWebHost, type WebIdentity } from '../test/_helpers/identities.js'
+import { freePort } from '../test/_helpers/process.js'
 
 /**
  * What every benchmark starts from: a real Gatehouse in production mode on loopback (its own data dir
  * and SQLite database), a did:web host, an authority Gatehouse holds the key of, and one space.
  */
 export interface BenchWorld {
+  /** In this process: for setup and in-process measurements (with `serverProcess`, on the same database). */
   ctx: AppContext
   url: string
+  /** With `serverProcess`: the server's peak resident memory so far, in MB (VmHWM). */
+  serverPeakRssMb?: () => number
   web: DidWebHost
   authority: WebIdentity
   space: string
@@ -25,6 +31,11 @@ export async function benchWorld(opts: {
   env?: Record<string, string>
   policy: SpacePolicy
   skey: string
+  /**
+   * Serve from a `gatehouse serve` child process on the same database (so its memory can be
+   * measured on its own); this process keeps a context for setup and in-process checks.
+   */
+  serverProcess?: boolean
 }): Promise<BenchWorld> {
   const teardowns: (() => unknown)[] = []
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
@@ -45,9 +56,6 @@ export async function benchWorld(opts: {
       overrides: { logger: createLogger({ level: 'warn' }) },
     })
     teardowns.push(() => ctx.destroy())
-    const app = await buildServer(ctx)
-    const url = await app.listen({ host: '127.0.0.1', port: 0 })
-    teardowns.push(() => app.close())
     const authority = web.create('authority')
     await ctx.authorities.register(authority.did, { atproto: authority.key })
     const space = (
@@ -58,9 +66,65 @@ export async function benchWorld(opts: {
         ...opts.policy,
       })
     ).uri
+    if (opts.serverProcess) {
+      const child = await serve(dataDir, opts.env ?? {})
+      teardowns.push(() => child.stop())
+      return { ctx, url: child.url, web, authority, space, close, serverPeakRssMb: child.peakRssMb }
+    }
+    const app = await buildServer(ctx)
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    teardowns.push(() => app.close())
     return { ctx, url, web, authority, space, close }
   } catch (err) {
     await close()
     throw err
+  }
+}
+
+/**
+ * `gatehouse serve` in a child process on the bench's data dir (and so its database), run from the
+ * build (`npm run bench` builds first), as it is deployed: no TypeScript loader in its memory.
+ */
+async function serve(
+  dataDir: string,
+  env: Record<string, string>,
+): Promise<{ url: string; peakRssMb(): number; stop(): Promise<void> }> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist/bin.js'), 'serve'], {
+    cwd: PACKAGE_ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      GATEHOUSE_ENV: 'production',
+      GATEHOUSE_DATA_DIR: dataDir,
+      GATEHOUSE_PORT: String(port),
+      GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+      GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      GATEHOUSE_LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = new Promise<void>((r) => child.once('exit', () => r()))
+  await new Promise<void>((resolve, reject) => {
+    let seen = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('utf8')
+      if (seen.includes('gatehouse is serving')) resolve()
+      if (seen.length > 100_000) seen = seen.slice(-1000)
+    })
+    void exited.then(() => reject(new Error('gatehouse serve exited before serving')))
+  })
+  child.stdout!.resume()
+  return {
+    url: `http://127.0.0.1:${port}`,
+    peakRssMb() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+      const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN)
+      return kb / 1024
+    },
+    async stop() {
+      child.kill('SIGTERM')
+      await exited
+    },
   }
 }

@@ -52,7 +52,10 @@ const bench: Bench = {
           writePolicy: { kind: 'public' },
           appAccess: { kind: 'open' },
         },
-        env: { GATEHOUSE_RELAY_CONCURRENCY: '64', GATEHOUSE_SIGNING_THREADS: process.env.GATEHOUSE_BENCH_SIGNING_THREADS ?? '1' },
+        env: {
+          GATEHOUSE_RELAY_CONCURRENCY: '64',
+          GATEHOUSE_SIGNING_THREADS: process.env.GATEHOUSE_BENCH_SIGNING_THREADS ?? '1',
+        },
       })
       teardowns.push(() => world.close())
       const { ctx, url, web, authority, space } = world

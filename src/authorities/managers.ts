@@ -13,10 +13,11 @@ export class ManagerService {
   ) {}
 
   async roleOf(authorityDid: string, did: string): Promise<ManagerRole | undefined> {
-    const row = await this.db.prisma.authorityManager.findUnique({
-      where: { authorityDid_did: { authorityDid, did } },
-      select: { role: true },
-    })
+    // Every management call asks: one primary-key lookup, outside the query compiler.
+    const [row] = await this.db.hot.query<{ role: string }>(
+      'SELECT role FROM authority_manager WHERE authority_did = ? AND did = ?',
+      [authorityDid, did],
+    )
     return row?.role as ManagerRole | undefined
   }
 

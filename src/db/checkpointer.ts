@@ -21,7 +21,12 @@ export class Checkpointer {
   static start(path: string, intervalMs: number): Checkpointer {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { path, intervalMs, driver: require.resolve('better-sqlite3') },
+      workerData: {
+        path,
+        intervalMs,
+        resetFrames: 4096,
+        driver: require.resolve('better-sqlite3'),
+      },
       stdout: false,
       stderr: false,
     })
@@ -47,12 +52,19 @@ const Database = require(workerData.driver)
 const db = new Database(workerData.path, { timeout: 1000 })
 const checkpoint = (mode) => {
   try {
-    db.pragma('wal_checkpoint(' + mode + ')')
+    return db.pragma('wal_checkpoint(' + mode + ')')[0]
   } catch {
     // Busy or locked: the next tick tries again.
+    return undefined
   }
 }
-const timer = setInterval(() => checkpoint('PASSIVE'), workerData.intervalMs)
+const tick = () => {
+  const r = checkpoint('PASSIVE')
+  // Everything is copied back but the log is long (a bulk write): start it over from the top, so
+  // readers stop searching a large WAL index. Only the reset waits for the writer, briefly.
+  if (r && r.log > workerData.resetFrames && r.checkpointed === r.log) checkpoint('TRUNCATE')
+}
+const timer = setInterval(tick, workerData.intervalMs)
 parentPort.on('message', (m) => {
   if (m !== 'stop') return
   clearInterval(timer)
