@@ -40,7 +40,8 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
     return reply.header('content-type', 'application/did+json').send(JSON.stringify(doc))
   }
   app.get('/.well-known/did.json', { config: noLimit }, didDocument)
-  app.get('/*', { config: noLimit }, async (req, reply) =>
+  // Rate limited like everything else: any path ending in did.json may cost a database read.
+  app.get('/*', async (req, reply) =>
     req.url.split('?', 1)[0]!.endsWith('/did.json')
       ? didDocument(req, reply)
       : reply.callNotFound(),
