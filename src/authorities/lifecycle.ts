@@ -182,10 +182,21 @@ export class AuthorityLifecycle {
     const record = await this.require(did)
     if (record.status === 'transferred')
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was transferred away`)
-    if (record.status === 'pending' || (await this.hasPending(did))) {
+    if (record.status === 'pending') {
       await this.assertPublished(did)
       await this.keepRotationKeyIfGranted(did)
       await this.finish(did, 'active')
+    } else if (await this.hasPending(did)) {
+      // A change whose operation went unanswered: the document says whether it landed.
+      try {
+        await this.assertPublished(did)
+        await this.finish(did, 'active')
+      } catch (err) {
+        if (!(err instanceof AuthorityLifecycleError) || err.code !== 'DocumentNotPublished')
+          throw err
+        await this.deps.authorities.dropPending(did)
+        await this.deps.authorities.setStatus(did, 'active')
+      }
     } else {
       await this.deps.authorities.setStatus(did, 'active')
     }
@@ -414,6 +425,12 @@ export class AuthorityLifecycle {
     state: (cur: PlcState) => PlcState,
   ): Promise<void> {
     const did = record.did
+    if (await this.hasPending(did)) {
+      throw new AuthorityLifecycleError(
+        'InvalidAuthorityState',
+        `${did}: an earlier change was never confirmed by the directory; activateAuthority settles it`,
+      )
+    }
     if (did.startsWith('did:plc:')) {
       const rotation = await this.deps.authorities.key(did, 'rotation')
       if (!rotation)

@@ -325,6 +325,30 @@ t.test(
   },
 )
 
+t.test('an unconfirmed change blocks the next one until activate settles it', async (t) => {
+  const w = await world(t)
+  const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
+  const did = created.body.did as string
+  // What an operation the directory never answered leaves behind: a pending key.
+  await w.a.ctx.authorities.addKey(did, 'atproto', Keypair.generate('secp256k1'), 'pending')
+  const blocked = await w.call(`${NS}.rotateSigningKey`, { did })
+  t.equal(blocked.body.error, 'InvalidAuthorityState')
+  t.match(blocked.body.message, /never confirmed/)
+  const settled = await w.call(`${NS}.activateAuthority`, { did })
+  t.equal(settled.status, 200, JSON.stringify(settled.body))
+  t.notOk(
+    (settled.body.keys as { status: string }[]).some((k) => k.status === 'pending'),
+    'the key the directory never took is dropped',
+  )
+  t.equal(
+    activeKey(settled.body, 'atproto'),
+    activeKey(created.body, 'atproto'),
+    'the old key stays',
+  )
+  const rotated = await w.call(`${NS}.rotateSigningKey`, { did })
+  t.equal(rotated.status, 200)
+})
+
 t.test('transfer: the directory entry moves, and Gatehouse stops answering', async (t) => {
   const w = await world(t)
   const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
