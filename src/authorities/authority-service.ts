@@ -80,16 +80,8 @@ export class AuthorityService {
         create: { did, status: 'active', createdAt: now, updatedAt: now },
         update: { status: 'active', updatedAt: now },
       })
-      for (const [purpose, key] of Object.entries({ ...keys, atproto }) as [
-        KeyPurpose,
-        Keypair,
-      ][]) {
-        await tx.authorityKey.updateMany({
-          where: { authorityDid: did, purpose, status: 'active' },
-          data: { status: 'retired', retiredAt: now },
-        })
-        await this.addKey(did, purpose, key, 'active', tx)
-      }
+      await this.addKeys(did, { ...keys, atproto }, 'pending', tx)
+      await this.promotePending(did, tx)
     })
     this.forget(did)
     return { atproto }
@@ -163,6 +155,18 @@ export class AuthorityService {
     })
     this.forget(did)
     return id
+  }
+
+  /** addKey for each key given (absent purposes are skipped). */
+  async addKeys(
+    did: string,
+    keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
+    status: KeyStatus,
+    tx?: Tx,
+  ): Promise<void> {
+    for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][]) {
+      if (key) await this.addKey(did, purpose, key, status, tx)
+    }
   }
 
   /** Pending keys of `did` become the active ones for their purposes; the ones they replace retire. */

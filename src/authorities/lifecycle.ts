@@ -97,14 +97,14 @@ export class AuthorityLifecycle {
       services: { atproto_space_host: { ...SPACE_HOST, endpoint: this.deps.publicUrl } },
     }
     const { did, op } = await genesisOperation(state, rotation)
-    await this.insert(did, 'created', opts, { rotation, atproto, atproto_space: space })
+    await this.insert(did, 'created', opts, { rotation, atproto, atproto_space: space }, false)
     try {
       await this.deps.plc.submit(did, op)
     } catch (err) {
       await this.discard(did)
       throw plcFailure(err)
     }
-    await this.finish(did, 'active')
+    await this.finish(did)
     return this.describe(did)
   }
 
@@ -118,8 +118,8 @@ export class AuthorityLifecycle {
     this.assertServable(opts.did)
     const atproto = Keypair.generate('secp256k1')
     const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
-    await this.insert(opts.did, 'created', opts, { atproto, atproto_space: space })
-    await this.finish(opts.did, 'active')
+    // Gatehouse serves the document itself: the keys are published as soon as they are stored.
+    await this.insert(opts.did, 'created', opts, { atproto, atproto_space: space }, true)
     return this.describe(opts.did)
   }
 
@@ -157,12 +157,12 @@ export class AuthorityLifecycle {
           atproto_space_host: { ...SPACE_HOST, endpoint: this.deps.publicUrl },
         },
       }))
-      await this.insert(opts.did, 'adopted', opts, { rotation, [signing]: key }, 'pending')
+      await this.insert(opts.did, 'adopted', opts, { rotation, [signing]: key }, false)
       return { authority: await this.describe(opts.did), plcOperation }
     }
     if (!didWebLocation(opts.did))
       throw new AuthorityLifecycleError('InvalidAuthorityState', `cannot adopt ${opts.did}`)
-    await this.insert(opts.did, 'adopted', opts, { [signing]: key }, 'pending')
+    await this.insert(opts.did, 'adopted', opts, { [signing]: key }, false)
     return {
       authority: await this.describe(opts.did),
       didDocument: webDidDocument({
@@ -185,12 +185,12 @@ export class AuthorityLifecycle {
     if (record.status === 'pending') {
       await this.assertPublished(did)
       await this.keepRotationKeyIfGranted(did)
-      await this.finish(did, 'active')
+      await this.finish(did)
     } else if (await this.hasPending(did)) {
       // A change whose operation went unanswered: the document says whether it landed.
       try {
         await this.assertPublished(did)
-        await this.finish(did, 'active')
+        await this.finish(did)
       } catch (err) {
         if (!(err instanceof AuthorityLifecycleError) || err.code !== 'DocumentNotPublished')
           throw err
@@ -360,7 +360,8 @@ export class AuthorityLifecycle {
     origin: 'created' | 'adopted',
     opts: { handle?: string; ownerRotationKey?: string; owner?: string },
     keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
-    status: 'pending' = 'pending',
+    /** Active at once (a did:web we serve), or pending until published. */
+    active: boolean,
   ): Promise<void> {
     const now = this.deps.clock.now()
     try {
@@ -368,7 +369,7 @@ export class AuthorityLifecycle {
         await tx.authority.create({
           data: {
             did,
-            status,
+            status: active ? 'active' : 'pending',
             origin,
             handle: opts.handle ?? null,
             ownerRotationKey: opts.ownerRotationKey ?? null,
@@ -376,9 +377,7 @@ export class AuthorityLifecycle {
             updatedAt: now,
           },
         })
-        for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][]) {
-          if (key) await this.deps.authorities.addKey(did, purpose, key, 'pending', tx)
-        }
+        await this.deps.authorities.addKeys(did, keys, active ? 'active' : 'pending', tx)
         if (opts.owner) {
           await tx.authorityManager.create({
             data: { authorityDid: did, did: opts.owner, role: 'owner', createdAt: now },
@@ -390,6 +389,7 @@ export class AuthorityLifecycle {
         throw new AuthorityLifecycleError('AuthorityExists', `${did} is already held here`)
       throw err
     }
+    this.deps.authorities.forget(did)
   }
 
   /** Removes an authority whose genesis never reached the directory. */
@@ -402,12 +402,13 @@ export class AuthorityLifecycle {
     this.deps.authorities.forget(did)
   }
 
-  private async finish(did: string, status: 'active'): Promise<void> {
+  /** The pending keys become the active ones and Gatehouse answers for the authority. */
+  private async finish(did: string): Promise<void> {
     await this.deps.db.transact(async (tx) => {
       await this.deps.authorities.promotePending(did, tx)
       await tx.authority.update({
         where: { did },
-        data: { status, updatedAt: this.deps.clock.now() },
+        data: { status: 'active', updatedAt: this.deps.clock.now() },
       })
     })
     this.deps.authorities.forget(did)
@@ -440,25 +441,22 @@ export class AuthorityLifecycle {
         )
       const last = await this.lastOperation(did)
       const op = await updateOperation(last, state, rotation)
-      await this.deps.db.transact(async (tx) => {
-        for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair][]) {
-          await this.deps.authorities.addKey(did, purpose, key, 'pending', tx)
-        }
-      })
+      await this.deps.db.transact((tx) => this.deps.authorities.addKeys(did, keys, 'pending', tx))
       try {
         await this.deps.plc.submit(did, op)
       } catch (err) {
         if (err instanceof PlcError && err.refused) await this.deps.authorities.dropPending(did)
         throw plcFailure(err)
       }
+      await this.deps.authorities.promotePending(did)
     } else {
+      // A did:web document is ours to serve: storing and switching is one step.
       await this.deps.db.transact(async (tx) => {
-        for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair][]) {
-          await this.deps.authorities.addKey(did, purpose, key, 'pending', tx)
-        }
+        await this.deps.authorities.addKeys(did, keys, 'pending', tx)
+        await this.deps.authorities.promotePending(did, tx)
       })
+      this.deps.authorities.forget(did)
     }
-    await this.deps.authorities.promotePending(did)
     this.deps.resolver.invalidate(did)
     this.deps.logger.info({ did, purposes: Object.keys(keys) }, 'authority keys rotated')
   }

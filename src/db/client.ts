@@ -4,7 +4,7 @@ import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.j
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
 import { Checkpointer } from './checkpointer.js'
-import { PrismaHotSql, SqliteHotSql, type HotSql } from './hot-sql.js'
+import { PrismaHotSql, SqliteHotSql, type HotQueries, type HotSql } from './hot-sql.js'
 import { serialiseSqlite, type SerialConnection } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 
@@ -83,6 +83,17 @@ export class Db {
     } catch (err) {
       throw mapDbError(err)
     }
+  }
+
+  /**
+   * Serialises the writers of one space inside a transaction (a Prisma one or a hot one): two of them
+   * must not both read the same LtHash state or max spaceRev. SQLite transactions already run one
+   * at a time; on PostgreSQL (read committed) the space row is locked until the transaction ends.
+   */
+  async lockSpace(on: Tx | HotQueries, space: string): Promise<void> {
+    if (this.kind !== 'postgres') return
+    if ('query' in on) await on.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
+    else await on.$queryRaw`SELECT uri FROM space WHERE uri = ${space} FOR UPDATE`
   }
 
   /** Readiness: a round trip to the database. Throws when it is unreachable. */

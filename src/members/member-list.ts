@@ -51,23 +51,13 @@ export class MemberList {
     private readonly clock: Clock,
   ) {}
 
-  /**
-   * Serialises writers of one space's list. SQLite transactions already run one at a time; on
-   * PostgreSQL (read committed) two writers would otherwise both read the same LtHash state and one
-   * update would be lost, so the space row is locked for the rest of the transaction.
-   */
-  private async lock(tx: Tx, space: string): Promise<void> {
-    if (this.db.kind === 'postgres')
-      await tx.$queryRaw`SELECT uri FROM space WHERE uri = ${space} FOR UPDATE`
-  }
-
   private async apply(
     tx: Tx,
     space: string,
     did: string,
     next: Flags | undefined,
   ): Promise<{ before: Flags | undefined; changed: boolean }> {
-    await this.lock(tx, space)
+    await this.db.lockSpace(tx, space)
     const row = await tx.spaceMember.findUnique({ where: { space_did: { space, did } } })
     const before = row ? { read: row.read, write: row.write } : undefined
     if (
@@ -136,8 +126,7 @@ export class MemberList {
   ): Promise<{ did: string; before: Flags | undefined; after: Flags | undefined }[]> {
     // Set-based single statements on the hot path (db/hot-sql.ts): the query compiler would cost
     // more than the statements. Same effect as apply() for each entry.
-    if (this.db.kind === 'postgres')
-      await q.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
+    await this.db.lockSpace(q, space)
     const wanted = new Map(entries.map((e) => [e.did, e.flags]))
     const existing = new Map<string, Flags>()
     const rows = await forEachChunk<{ did: string; read: unknown; write: unknown }>(
@@ -305,7 +294,7 @@ export class MemberList {
   /** Deletes ops older than `before`, remembering the newest deleted rev. Returns how many. */
   async compact(space: string, before: Date): Promise<number> {
     return this.db.transact(async (tx) => {
-      await this.lock(tx, space)
+      await this.db.lockSpace(tx, space)
       const last = await tx.memberOp.findFirst({
         where: { space, createdAt: { lt: before } },
         orderBy: { rev: 'desc' },

@@ -31,12 +31,6 @@ export class NotifyService {
     private readonly clock: Clock,
   ) {}
 
-  private async lock(tx: Tx, space: string): Promise<void> {
-    // Two writes to one space must not both read the same max spaceRev (PostgreSQL, read committed).
-    if (this.db.kind === 'postgres')
-      await tx.$queryRaw`SELECT uri FROM space WHERE uri = ${space} FOR UPDATE`
-  }
-
   private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
     const [w, e] = await Promise.all([
       tx.spaceWriter.findFirst({
@@ -60,10 +54,7 @@ export class NotifyService {
   ): Promise<WriteOutcome> {
     // Every notifyWrite: one transaction of single statements, outside Prisma's query compiler.
     const outcome = await this.db.hot.transaction(async (q): Promise<WriteOutcome> => {
-      // Two writes to one space must not both read the same max spaceRev (PostgreSQL, read
-      // committed); SQLite's BEGIN IMMEDIATE already serialises writers.
-      if (this.db.kind === 'postgres')
-        await q.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
+      await this.db.lockSpace(q, space)
       const [current] = await q.query<{ repo_rev: string }>(
         'SELECT repo_rev FROM space_writer WHERE space = ? AND did = ?',
         [space, write.repo],
@@ -123,7 +114,7 @@ export class NotifyService {
    */
   async register(space: string, service: string, endpoint: string, expiresAt: Date): Promise<void> {
     await this.db.transact(async (tx) => {
-      await this.lock(tx, space)
+      await this.db.lockSpace(tx, space)
       const now = this.clock.now()
       const existing = await tx.notifyRegistration.findUnique({
         where: { space_service: { space, service } },
@@ -146,7 +137,7 @@ export class NotifyService {
   /** Appends the deletion event; registrations stay until it has been delivered to them. */
   async spaceDeleted(space: string): Promise<void> {
     await this.db.transact(async (tx) => {
-      await this.lock(tx, space)
+      await this.db.lockSpace(tx, space)
       const now = this.clock.now()
       const spaceRev = nextTid(now.getTime(), await this.maxSpaceRev(tx, space))
       await tx.spaceEvent.create({ data: { space, spaceRev, kind: 'deleted', createdAt: now } })
