@@ -115,14 +115,16 @@ t.test(
 t.test(
   'a hanging syncer does not slow the others; the breaker stops spending time on it',
   async (t) => {
-    const { w, write } = await setup(t)
+    // Outbound requests in general may wait 20 s here: only the relay's own 300 ms timeout can end
+    // the pass within the bound below, however busy the machine is.
+    const { w, write } = await setup(t, { GATEHOUSE_FETCH_TIMEOUT_MS: '20000' })
     const slow = await syncer(t, w, 'hangs', () => 'hang')
     const fast = await syncer(t, w, 'fine')
     await write()
     const started = Date.now()
     await w.a.ctx.relay.runOnce()
     t.equal(fast.received().length, 1, 'the healthy syncer got its notification in the same pass')
-    t.ok(Date.now() - started < 2000, 'the pass was bounded by the timeout')
+    t.ok(Date.now() - started < 5000, 'the pass was bounded by the relay timeout')
     for (let i = 0; i < 6; i++) {
       w.a.clock.advance(3_600_000)
       await w.a.ctx.relay.runOnce()
