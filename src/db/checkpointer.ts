@@ -7,7 +7,11 @@ import { Worker } from 'node:worker_threads'
  * does that copy inside whichever commit crosses the size threshold, which on a slow disk stalls
  * every request behind it for tens of milliseconds. Instead the serving connection turns automatic
  * checkpoints off and this worker thread, with a connection of its own, checkpoints on a timer
- * (PASSIVE: it never waits for, nor blocks, the writer).
+ * (PASSIVE: it never waits for, nor blocks, the writer). Once everything is copied back, the next
+ * commit starts the log over from the top, and the serving connection's `journal_size_limit` then
+ * cuts a log a bulk write left long. A TRUNCATE checkpoint would do the same sooner, but it takes
+ * the writer lock and a commit racing it can be refused as busy without waiting out busy_timeout
+ * (seen under load), so only the last checkpoint at shutdown truncates.
  */
 export class Checkpointer {
   private readonly ended: Promise<void>
@@ -24,7 +28,6 @@ export class Checkpointer {
       workerData: {
         path,
         intervalMs,
-        resetFrames: 4096,
         driver: require.resolve('better-sqlite3'),
       },
       stdout: false,
@@ -58,13 +61,7 @@ const checkpoint = (mode) => {
     return undefined
   }
 }
-const tick = () => {
-  const r = checkpoint('PASSIVE')
-  // Everything is copied back but the log is long (a bulk write): start it over from the top, so
-  // readers stop searching a large WAL index. Only the reset waits for the writer, briefly.
-  if (r && r.log > workerData.resetFrames && r.checkpointed === r.log) checkpoint('TRUNCATE')
-}
-const timer = setInterval(tick, workerData.intervalMs)
+const timer = setInterval(() => checkpoint('PASSIVE'), workerData.intervalMs)
 parentPort.on('message', (m) => {
   if (m !== 'stop') return
   clearInterval(timer)

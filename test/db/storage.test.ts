@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { Db } from '../../src/db/client.js'
+import { Db, WAL_SIZE_LIMIT_BYTES } from '../../src/db/client.js'
 import { UniqueViolationError } from '../../src/db/errors.js'
 import { PACKAGE_ROOT } from '../../src/paths.js'
 import { migrate, MigrationError, pendingMigrations, readMigrations } from '../../src/db/migrate.js'
@@ -206,9 +206,10 @@ t.test('SQLite checkpoints happen off the serving connection, on a timer', async
   const file = database.url.slice('file:'.length)
   const { statSync } = await import('node:fs')
   const before = statSync(file).size
-  // ~8 MB through the WAL: far past SQLite's default auto-checkpoint threshold of 1000 pages.
+  // ~24 MB through the WAL: far past SQLite's default auto-checkpoint threshold of 1000 pages, and
+  // past the size the log is cut back to.
   const big = 'x'.repeat(4000)
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 60; i++) {
     await db.transact(async (tx) => {
       for (let j = 0; j < 100; j++) {
         await tx.instanceMeta.create({ data: { key: `b${i}-${j}`, value: big, updatedAt: now() } })
@@ -224,6 +225,15 @@ t.test('SQLite checkpoints happen off the serving connection, on a timer', async
     await new Promise((r) => setTimeout(r, 100))
   }
   t.ok(statSync(file).size >= before + 5_000_000, 'the checkpointer copied it in the background')
+  t.ok(statSync(`${file}-wal`).size > WAL_SIZE_LIMIT_BYTES, 'the bulk write left a long log')
+  // Everything is copied back: the next commit starts the log over and cuts the file.
+  await new Promise((r) => setTimeout(r, 1500))
+  await db.hot.execute('INSERT INTO instance_meta (key, value, updated_at) VALUES (?, ?, ?)', [
+    'after',
+    'v',
+    now(),
+  ])
+  t.ok(statSync(`${file}-wal`).size <= WAL_SIZE_LIMIT_BYTES, 'the log was cut back')
 })
 
 t.test('a hot transaction commits together, or not at all', async (t) => {
