@@ -17,7 +17,7 @@ import {
 } from '../crypto/space-token.js'
 import { AuthRequiredError } from '../errors.js'
 import type { DidResolver } from '../identity/resolver.js'
-import { isDid } from '../lexicon/formats.js'
+import { isDid, type SpaceRef } from '../lexicon/formats.js'
 import type { RequestView } from '../xrpc/method.js'
 import type {
   AnonymousAuth,
@@ -89,6 +89,13 @@ function authorization(
   return m ? { scheme: m[1]!.toLowerCase(), token: m[2]! } : undefined
 }
 
+/** What an exchange has established once its request signature checks out (the token not yet). */
+export interface ExchangeBound {
+  spaceUri: string
+  space: SpaceRef
+  binding: KeyBinding
+}
+
 export class AuthVerifier {
   constructor(private readonly deps: AuthVerifierDeps) {}
 
@@ -132,7 +139,21 @@ export class AuthVerifier {
    * signature (or, for generation A clients, a DPoP proof). The token's `jti` is consumed here, before
    * the handler runs, so a later refusal still spends it (contract §1.1 step 3).
    */
-  delegationToken = async (req: RequestView): Promise<DelegationAuth> => {
+  delegationToken = (req: RequestView): Promise<DelegationAuth> => this.exchange(req, undefined)
+
+  /**
+   * As `delegationToken`, and once the exchange signature has checked out — while the token's own
+   * signature is still being verified — starts `ahead` with what is bound so far. Its result (or
+   * undefined: not started, or failed) comes with the auth; a refused request simply drops it.
+   */
+  delegationTokenAhead<T>(ahead: (bound: ExchangeBound) => Promise<T | undefined>) {
+    return (req: RequestView) => this.exchange(req, ahead)
+  }
+
+  private async exchange<T>(
+    req: RequestView,
+    ahead: ((bound: ExchangeBound) => Promise<T | undefined>) | undefined,
+  ): Promise<DelegationAuth & { ahead: Promise<T | undefined> | undefined }> {
     try {
       const headers = headerLookup(req)
       const auth = authorization(headers, 'BadSpaceSignature')
@@ -161,6 +182,7 @@ export class AuthVerifier {
         throw err
       })
       let binding: KeyBinding
+      let started: Promise<T | undefined> | undefined
       if (this.isDpopExchange(headers)) {
         await tokenChecked
         // Consumes the proof's jti: only once the token is known to be good.
@@ -171,6 +193,14 @@ export class AuthVerifier {
           signature = verifyRequestSignature(headers, 'exchange', { nowSec: now })
         } catch (error) {
           signature = { error }
+        }
+        if (ahead && !('error' in signature)) {
+          const bound: ExchangeBound = {
+            spaceUri: token.claims.sub,
+            space,
+            binding: { kind: 'signature', keyDid: signature.keyDid },
+          }
+          started = ahead(bound).catch(() => undefined)
         }
         await tokenChecked
         if ('error' in signature) throw signature.error
@@ -183,7 +213,7 @@ export class AuthVerifier {
       )
       if (!fresh)
         throw new AuthRequiredError('delegation token has already been used', 'JwtReplayed')
-      return { type: 'delegation_token', ...facts(token, binding) }
+      return { type: 'delegation_token', ...facts(token, binding), ahead: started }
     } catch (err) {
       return translate(err)
     }

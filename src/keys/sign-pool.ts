@@ -62,6 +62,10 @@ export class SigningPool implements Signer {
     })
   }
 
+  hasIdleThread(): boolean {
+    return !this.broken && this.pending.size < this.workers.length
+  }
+
   async close(): Promise<void> {
     this.broken = true
     this.drainInline()

@@ -35,3 +35,21 @@ t.test('a dead worker: pending and later jobs are signed inline, and it is logge
   t.match(logs.text(), /signing worker failed/)
   t.notOk(logs.text().includes(Buffer.from(key.exportSecretKey()).toString('hex')))
 })
+
+t.test(
+  'hasIdleThread: true while a thread is free, false while all are busy or once closed',
+  async (t) => {
+    const pool = SigningPool.start(2, createLogger({ level: 'warn' }))
+    const key = Keypair.generate('secp256k1')
+    const m = new Uint8Array([1])
+    t.equal(pool.hasIdleThread(), true, 'idle')
+    const one = pool.sign(key, m)
+    t.equal(pool.hasIdleThread(), true, 'one of two busy')
+    const two = pool.sign(key, m)
+    t.equal(pool.hasIdleThread(), false, 'both busy')
+    await Promise.all([one, two])
+    t.equal(pool.hasIdleThread(), true, 'idle again')
+    await pool.close()
+    t.equal(pool.hasIdleThread(), false, 'closed: signing is inline')
+  },
+)

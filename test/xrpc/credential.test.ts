@@ -418,3 +418,51 @@ t.test('every policy × app-access combination', async (t) => {
     }
   }
 })
+
+t.test('credentials signed ahead: handed out only to the request they were made for', async (t) => {
+  const w = await spaceWorld(t)
+  const alice = await member(w, 'alice')
+  const found = await w.a.ctx.spaces.lookup(w.space)
+  if (found.state !== 'active') throw new Error('space not active')
+  const holder = Keypair.generate('p256')
+  const binding = { kind: 'signature' as const, keyDid: holder.did() }
+  const issue = (
+    prepared: Awaited<ReturnType<typeof w.a.ctx.credentials.prepare>>,
+    keyDid = holder.did(),
+  ) =>
+    w.a.ctx.credentials.issue({
+      config: found.config,
+      user: alice.did,
+      clientId: undefined,
+      binding: { kind: 'signature', keyDid },
+      prepared,
+    })
+
+  const prepared = await w.a.ctx.credentials.prepare(found.config, binding)
+  if (!prepared) throw new Error('the signing thread is idle: a credential is signed ahead')
+  const ahead = await prepared.signed
+  t.equal(await issue(prepared), ahead, 'the same request takes the credential signed ahead')
+  t.match(
+    await w.a.ctx.db.prisma.issuedCredential.findMany({ where: { space: w.space } }),
+    [{ jti: prepared.jti, userDid: alice.did }],
+    'and it is recorded under its jti',
+  )
+
+  const other = Keypair.generate('p256').did()
+  const again = await w.a.ctx.credentials.prepare(found.config, binding)
+  const mismatched = await issue(again, other)
+  t.not(mismatched, await again!.signed, 'another binding gets a credential of its own')
+  t.match(decodeToken(mismatched).payload, { cnf: { kid: other } })
+
+  // Over HTTP every exchange signs ahead while the pool is idle; a refused one hands out nothing.
+  const before = await w.a.ctx.db.prisma.issuedCredential.count({ where: { space: w.space } })
+  t.match(await w.getCredential(w.user('nobody')), refusal('UserNotAuthorized'))
+  t.equal(
+    await w.a.ctx.db.prisma.issuedCredential.count({ where: { space: w.space } }),
+    before,
+    'nothing issued to a refused request',
+  )
+  const res = await w.getCredential(alice)
+  t.equal(res.status, 200)
+  t.match(decodeToken(res.body.credential as string).payload, { cnf: { kid: res.holder.did() } })
+})

@@ -1,6 +1,7 @@
 import { getSpaceCredential } from '../../../../lexicon/com/atproto/space/getSpaceCredential.js'
 import { AttestationError } from '../../../../identity/attestation.js'
 import { authorizeCredential, AuthorizationError } from '../../../../policy/authorize.js'
+import type { ExchangeBound } from '../../../../auth/verifier.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
@@ -10,8 +11,16 @@ import type { XrpcRouter } from '../../../method.js'
  * says so, and the decision runs app perimeter first.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
+  // The credential is signed ahead, on an idle signing thread, while the token is verified and the
+  // policy decides (CredentialService.prepare); it is only handed out if every check below passes.
+  const signAhead = async ({ spaceUri, space, binding }: ExchangeBound) => {
+    if (!(await ctx.authorities.isActive(space.authority))) return undefined
+    const found = await ctx.spaces.lookup(spaceUri)
+    return found.state === 'active' ? ctx.credentials.prepare(found.config, binding) : undefined
+  }
+  const exchange = ctx.auth.delegationTokenAhead(signAhead)
   router.add(getSpaceCredential, {
-    auth: ctx.auth.delegationToken,
+    auth: exchange,
     handler: async ({ input, auth, fail }) => {
       if (auth.spaceUri !== input.space) {
         throw fail(
@@ -55,6 +64,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         user: auth.iss,
         clientId,
         binding: auth.binding,
+        prepared: await auth.ahead,
       })
       return { credential }
     },
