@@ -94,6 +94,21 @@ export async function httpLoad(opts: LoadOptions): Promise<LoadResult> {
   return result
 }
 
+/**
+ * The latency floor of this harness and machine: p99 of a no-op request (`/xrpc/_health` of the
+ * server at `origin`) at the same paced rate. A latency target is read against it.
+ */
+export async function pacedFloorP99(origin: string, ratePerSec: number, seconds: number) {
+  const floor = await httpLoad({
+    url: `${origin}/xrpc/_health`,
+    concurrency: 64,
+    seconds: seconds + 5,
+    maxRequests: Math.ceil(ratePerSec * seconds),
+    ratePerSec,
+  })
+  return percentile(floor.latenciesMs, 99)
+}
+
 export function writeResult(result: BenchResult): string {
   const dir = join(PACKAGE_ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })

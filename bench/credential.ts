@@ -1,7 +1,7 @@
 import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
 import { measureExchangeBound } from './crypto.js'
 import { benchWorld } from './_world.js'
-import { httpLoad, percentile, type Bench } from './_lib.js'
+import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
 
 /**
  * getSpaceCredential through the real server over loopback HTTP, on a member-list space with
@@ -97,6 +97,7 @@ const bench: Bench = {
       // machine a single reading can come out low, which would flatter the ratios.
       const bound = Math.max(boundBefore, await measureExchangeBound(seconds))
       const p99Half = percentile(paced.latenciesMs, 99)
+      const floorP99 = await pacedFloorP99(url, halfRate, seconds)
       return {
         bench: 'credential',
         figures: [
@@ -110,6 +111,7 @@ const bench: Bench = {
           { name: '16 concurrent p50', value: percentile(par.latenciesMs, 50), unit: 'ms' },
           { name: '16 concurrent p99', value: percentile(par.latenciesMs, 99), unit: 'ms' },
           { name: `paced at half peak (${halfRate}/s) p99`, value: p99Half, unit: 'ms' },
+          { name: `floor: no-op request at ${halfRate}/s, p99`, value: floorP99, unit: 'ms' },
           { name: 'errors (all phases)', value: seq.errors + par.errors + paced.errors, unit: '' },
         ],
         ratios: {
