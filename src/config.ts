@@ -92,6 +92,8 @@ export interface Config {
     /** After this, an undeliverable notification is dead-lettered and its lane moves on. */
     relayRetryWindowMs: number
     relayBreakerCooldownMs: number
+    relayWarmLanes: number
+    relayWarmWindowMs: number
   }
 }
 
@@ -201,6 +203,8 @@ export const envSchema = z.object({
   GATEHOUSE_RELAY_RETRY_BASE_MS: int(1, 600_000).default(1000),
   GATEHOUSE_RELAY_RETRY_WINDOW_SEC: int(1, 7 * 86_400).default(86_400),
   GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
+  GATEHOUSE_RELAY_WARM_LANES: int(0, 1_000_000).default(2000),
+  GATEHOUSE_RELAY_WARM_WINDOW_SEC: int(1, 86_400).default(600),
   GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
   GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
@@ -339,6 +343,8 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       relayRetryBaseMs: e.GATEHOUSE_RELAY_RETRY_BASE_MS,
       relayRetryWindowMs: e.GATEHOUSE_RELAY_RETRY_WINDOW_SEC * 1000,
       relayBreakerCooldownMs: e.GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS,
+      relayWarmLanes: e.GATEHOUSE_RELAY_WARM_LANES,
+      relayWarmWindowMs: e.GATEHOUSE_RELAY_WARM_WINDOW_SEC * 1000,
     },
   }
   const secrets: Secrets = {}

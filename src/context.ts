@@ -59,6 +59,8 @@ export interface AppContext {
   notify: NotifyService
   /** Delivers write notifications to syncers; bin.ts starts it. */
   relay: Relay
+  /** Service auth for outbound calls, signed as an authority and reused (auth/outbound.ts). */
+  outbound: OutboundAuth
   credentials: CredentialService
   manager: SpaceManager
   attestations: ClientAttestationVerifier
@@ -194,6 +196,8 @@ export async function createContext(
         breakerThreshold: 5,
         breakerCooldownMs: cfg.notify.relayBreakerCooldownMs,
         batch: 100,
+        warmLanes: cfg.notify.relayWarmLanes,
+        warmWindowMs: cfg.notify.relayWarmWindowMs,
       },
     )
   notify.onEvent = () => relay.wake()
@@ -258,6 +262,7 @@ export async function createContext(
     writers,
     notify,
     relay,
+    outbound,
     credentials,
     manager,
     attestations,

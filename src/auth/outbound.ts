@@ -25,10 +25,10 @@ export class OutboundAuth {
       throw new Error('a reused service token must still have life left when it is sent')
   }
 
-  token(opts: { iss: string; aud: string; lxm: string; key: Keypair }): Promise<string> {
+  token(opts: TokenFor): Promise<string> {
     const nowSec = this.clock.nowSec()
     if (this.reuseSec === 0) return createServiceJwtWith(this.signer, { ...opts, nowSec })
-    const id = `${opts.iss} ${opts.aud} ${opts.lxm} ${opts.key.did()}`
+    const id = cacheId(opts)
     const hit = this.cache.get(id)
     if (hit && hit.until > nowSec) return hit.jwt
     // The promise is cached, so concurrent calls share one signature.
@@ -36,7 +36,54 @@ export class OutboundAuth {
     jwt.catch(() => this.cache.delete(id))
     this.cache.delete(id)
     this.cache.set(id, { jwt, until: nowSec + this.reuseSec })
-    if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!)
+    this.trim()
     return jwt
   }
+
+  /**
+   * Makes sure the token `token(opts)` would return stays reusable for at least `forSec` more
+   * seconds, signing a new one when it would not — but only on an idle signing thread, so it never
+   * delays a request. Callers keep the current token until the new one is ready. Resolves true when
+   * it signed.
+   */
+  async prewarm(opts: TokenFor, forSec: number): Promise<boolean> {
+    if (this.reuseSec === 0 || !this.signer.hasIdleThread?.()) return false
+    const id = cacheId(opts)
+    const nowSec = this.clock.nowSec()
+    const hit = this.cache.get(id)
+    if (hit && hit.until >= nowSec + forSec) return false
+    let jwt: string
+    try {
+      jwt = await createServiceJwtWith(this.signer, { ...opts, nowSec })
+    } catch {
+      return false
+    }
+    const until = nowSec + this.reuseSec
+    const current = this.cache.get(id)
+    if (!current || current.until < until) {
+      this.cache.delete(id)
+      this.cache.set(id, { jwt: Promise.resolve(jwt), until })
+      this.trim()
+    }
+    return true
+  }
+
+  /** The reusable token for `opts` if one is held now (never signs). */
+  peek(opts: TokenFor): Promise<string> | undefined {
+    const hit = this.cache.get(cacheId(opts))
+    return hit && hit.until > this.clock.nowSec() ? hit.jwt : undefined
+  }
+
+  private trim(): void {
+    if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!)
+  }
 }
+
+export interface TokenFor {
+  iss: string
+  aud: string
+  lxm: string
+  key: Keypair
+}
+
+const cacheId = (opts: TokenFor) => `${opts.iss} ${opts.aud} ${opts.lxm} ${opts.key.did()}`

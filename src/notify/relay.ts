@@ -35,13 +35,23 @@ export interface RelayOptions {
   breakerCooldownMs: number
   /** Events sent per lane per pass. */
   batch: number
+  /** Most lanes kept with a service-auth token ready to send (0: none). */
+  warmLanes: number
+  /** Lanes of spaces with a write, or registered, within this long are kept warm. */
+  warmWindowMs: number
 }
 
 export interface RelayCounters {
   forwarded: number
   retried: number
   deadLettered: number
+  /** Service-auth tokens signed ahead for warm lanes. */
+  warmed: number
 }
+
+/** How often an idle relay looks for lanes to warm, and how long a warm token must still last. */
+const WARM_EVERY_MS = 5000
+const WARM_FOR_SEC = 10
 
 interface Breaker {
   failures: number
@@ -73,7 +83,10 @@ interface LaneResult {
 }
 
 export class Relay {
-  readonly counters: RelayCounters = { forwarded: 0, retried: 0, deadLettered: 0 }
+  readonly counters: RelayCounters = { forwarded: 0, retried: 0, deadLettered: 0, warmed: 0 }
+  /** Spaces by when they last had a notification to relay (ms), for warming. */
+  private readonly activeSpaces = new Map<string, number>()
+  private lastWarmMs = -Infinity
   private readonly breakers = new Map<string, Breaker>()
   private readonly busy = new Set<string>()
   private timer: NodeJS.Timeout | undefined
@@ -108,6 +121,13 @@ export class Relay {
           this.deps.logger.error({ err }, 'relay pass failed')
         }
         if (this.stopped) break
+        if (sent === 0 && !this.wakeRequested) {
+          try {
+            await this.warm()
+          } catch (err) {
+            this.deps.logger.warn({ err }, 'relay token warming failed')
+          }
+        }
         if (sent === 0 && !this.wakeRequested) {
           await new Promise<void>((r) => {
             this.timer = setTimeout(r, pollMs)
@@ -171,6 +191,8 @@ export class Relay {
       take: this.opts.batch,
     })
     if (events.length === 0) return 0
+    this.activeSpaces.delete(space)
+    this.activeSpaces.set(space, this.deps.clock.nowMs())
     const results: LaneResult[] = []
     const queue = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
     const workers = Array.from(
@@ -245,6 +267,48 @@ export class Relay {
       }
     }
     return result
+  }
+
+  /**
+   * Keeps a notifyWrite token ready for the lanes of recently active or recently registered spaces,
+   * so the first write after a pause fans out without a signature per syncer. Tokens are signed one
+   * at a time, only on an idle signing thread, and the pass yields as soon as there is work to send.
+   * Returns how many it signed.
+   */
+  async warm(): Promise<number> {
+    const nowMs = this.deps.clock.nowMs()
+    if (this.opts.warmLanes === 0 || nowMs - this.lastWarmMs < WARM_EVERY_MS) return 0
+    this.lastWarmMs = nowMs
+    const since = nowMs - this.opts.warmWindowMs
+    for (const [space, at] of this.activeSpaces) {
+      if (at > since) break // oldest first: the rest are newer
+      this.activeSpaces.delete(space)
+    }
+    const lanes = await this.deps.db.prisma.notifyRegistration.findMany({
+      where: {
+        expiresAt: { gt: new Date(nowMs) },
+        OR: [
+          { createdAt: { gt: new Date(since) } },
+          { space: { in: [...this.activeSpaces.keys()] } },
+        ],
+      },
+      orderBy: { createdAt: 'desc' },
+      take: this.opts.warmLanes,
+      select: { space: true, service: true },
+    })
+    let signed = 0
+    for (const lane of lanes) {
+      // In the running loop, new work or a stop ends the pass.
+      if (this.running && (this.wakeRequested || this.stopped)) break
+      const authority = lane.space.split('/')[2]!
+      if ((await this.deps.authorities.status(authority)) !== 'active') continue
+      const key = await this.deps.authorities.key(authority, 'atproto')
+      if (!key) continue
+      const opts = { iss: authority, aud: lane.service, lxm: NOTIFY_WRITE, key }
+      if (await this.deps.outbound.prewarm(opts, WARM_FOR_SEC)) signed++
+    }
+    this.counters.warmed += signed
+    return signed
   }
 
   /** Writes the lanes' new cursors: one update per distinct cursor, one per failing lane. */

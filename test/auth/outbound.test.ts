@@ -7,6 +7,8 @@ import { OutboundAuth } from '../../src/auth/outbound.js'
 import { inlineSigner } from '../../src/crypto/jws.js'
 import { ManualClock } from '../../src/clock.js'
 import { Keypair } from '../../src/crypto/keypair.js'
+import { SigningPool } from '../../src/keys/sign-pool.js'
+import { createLogger } from '../../src/logger.js'
 import { decodeToken } from '../_helpers/spaces.js'
 
 const key = Keypair.generate('secp256k1')
@@ -59,3 +61,27 @@ t.test('concurrent calls share one signature', async (t) => {
   t.equal(new Set(tokens).size, 1)
   t.equal(signed, 1)
 })
+
+t.test(
+  'prewarm: signs ahead on an idle signing thread, renews before the reuse ends',
+  async (t) => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23))
+    const pool = SigningPool.start(1, createLogger({ level: 'warn' }))
+    t.teardown(() => pool.close())
+    const out = new OutboundAuth(pool, clock, 30)
+    t.equal(out.peek(base), undefined, 'nothing held')
+    t.equal(await out.prewarm(base, 10), true, 'signed ahead')
+    const ahead = await out.peek(base)
+    t.equal(await out.token(base), ahead, 'token() returns the one signed ahead')
+    t.equal(await out.prewarm(base, 10), false, 'fresh enough: nothing signed')
+    clock.advance(21_000)
+    t.equal(await out.prewarm(base, 10), true, 'under 10 s of reuse left: renewed')
+    t.not(await out.token(base), ahead, 'and the renewed token is used')
+
+    const inline = new OutboundAuth(inlineSigner, clock, 30)
+    t.equal(await inline.prewarm(base, 10), false, 'no signing thread: nothing signed ahead')
+    t.equal(inline.peek(base), undefined)
+    const off = new OutboundAuth(pool, clock, 0)
+    t.equal(await off.prewarm(base, 10), false, 'reuse off: nothing to warm')
+  },
+)
