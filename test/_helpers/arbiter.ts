@@ -69,6 +69,9 @@ export class TestArbiter {
       GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
       GATEHOUSE_PLC_URL: 'http://127.0.0.1:9',
       GATEHOUSE_FETCH_TIMEOUT_MS: '2000',
+      // A loaded CI machine can take seconds for a managing app's round trip (DID resolution, a
+      // signature, HTTP); tests of the timeout itself set their own.
+      GATEHOUSE_MANAGING_APP_TIMEOUT_MS: '10000',
       ...opts.env,
     })
     const logs = new LogCapture()
