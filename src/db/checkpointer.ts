@@ -7,11 +7,15 @@ import { Worker } from 'node:worker_threads'
  * does that copy inside whichever commit crosses the size threshold, which on a slow disk stalls
  * every request behind it for tens of milliseconds. Instead the serving connection turns automatic
  * checkpoints off and this worker thread, with a connection of its own, checkpoints on a timer
- * (PASSIVE: it never waits for, nor blocks, the writer). Once everything is copied back, the next
- * commit starts the log over from the top, and the serving connection's `journal_size_limit` then
- * cuts a log a bulk write left long. A TRUNCATE checkpoint would do the same sooner, but it takes
- * the writer lock and a commit racing it can be refused as busy without waiting out busy_timeout
- * (seen under load), so only the last checkpoint at shutdown truncates.
+ * (PASSIVE: it never waits for, nor blocks, the writer).
+ *
+ * The WAL file keeps the size of its longest log. Cutting it back must not happen in a request:
+ * with `journal_size_limit` the commit that restarts the log truncates the file, which stalled the
+ * event loop for 20–60 ms after a busy spell. So this thread cuts it (a TRUNCATE checkpoint) once
+ * the file has grown past `truncateAboveBytes` and the database has been quiet — no new frame, all
+ * copied back — for `quietTicks` ticks. TRUNCATE takes the writer lock; a commit arriving in those
+ * few milliseconds waits for it, and if SQLite refuses it as busy instead, the hot statements retry
+ * (hot-sql.ts).
  */
 export class Checkpointer {
   private readonly ended: Promise<void>
@@ -22,12 +26,15 @@ export class Checkpointer {
     worker.on('error', () => {})
   }
 
-  static start(path: string, intervalMs: number): Checkpointer {
+  static start(
+    path: string,
+    opts: { intervalMs: number; truncateAboveBytes: number; quietTicks: number },
+  ): Checkpointer {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
         path,
-        intervalMs,
+        ...opts,
         driver: require.resolve('better-sqlite3'),
       },
       stdout: false,
@@ -61,7 +68,31 @@ const checkpoint = (mode) => {
     return undefined
   }
 }
-const timer = setInterval(() => checkpoint('PASSIVE'), workerData.intervalMs)
+const { statSync } = require('node:fs')
+const walFile = workerData.path + '-wal'
+const walState = () => {
+  try {
+    const s = statSync(walFile)
+    return { size: s.size, mtimeMs: s.mtimeMs }
+  } catch {
+    return { size: 0, mtimeMs: 0 }
+  }
+}
+let last = ''
+let quiet = 0
+const tick = () => {
+  const r = checkpoint('PASSIVE')
+  const wal = walState()
+  // Quiet: everything copied back, and neither the log nor its file changed since the last tick.
+  const now = r ? r.log + ' ' + wal.size + ' ' + wal.mtimeMs : ''
+  quiet = r && r.checkpointed === r.log && now === last ? quiet + 1 : 0
+  last = now
+  if (quiet >= workerData.quietTicks && wal.size > workerData.truncateAboveBytes) {
+    checkpoint('TRUNCATE')
+    quiet = 0
+  }
+}
+const timer = setInterval(tick, workerData.intervalMs)
 parentPort.on('message', (m) => {
   if (m !== 'stop') return
   clearInterval(timer)

@@ -14,8 +14,10 @@ export type Tx = Prisma.TransactionClient
 
 /** How often the SQLite WAL is copied back into the database file. */
 const CHECKPOINT_INTERVAL_MS = 500
-/** What a WAL file is cut back to when SQLite starts the log over. */
-export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+/** A WAL file longer than this is cut back by the checkpointer once the database is quiet. */
+export const WAL_TRUNCATE_ABOVE_BYTES = 16 * 1024 * 1024
+/** How many checkpoint ticks without a write make the database quiet. */
+const QUIET_TICKS = 4
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
@@ -54,10 +56,12 @@ export class Db {
       await prisma.$executeRawUnsafe(`PRAGMA synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`)
       // Checkpoints happen on a thread of their own (checkpointer.ts), not inside a request's commit.
       await prisma.$executeRawUnsafe('PRAGMA wal_autocheckpoint = 0')
-      // When a commit starts the log over, a longer one (left by a bulk write) is cut to this.
-      await prisma.$executeRawUnsafe(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
       if (!connection) throw new Error('the SQLite connection did not open')
-      const checkpointer = Checkpointer.start(sqlitePath(cfg.url), CHECKPOINT_INTERVAL_MS)
+      const checkpointer = Checkpointer.start(sqlitePath(cfg.url), {
+        intervalMs: CHECKPOINT_INTERVAL_MS,
+        truncateAboveBytes: WAL_TRUNCATE_ABOVE_BYTES,
+        quietTicks: QUIET_TICKS,
+      })
       return new Db('sqlite', prisma, 30_000, new SqliteHotSql(connection), checkpointer)
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
