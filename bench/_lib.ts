@@ -70,6 +70,9 @@ export interface LoadOptions {
   maxRequests?: number
   /** Open loop: start requests at this fixed rate (at most `concurrency` in flight) instead of back to back. */
   ratePerSec?: number
+  /** Before measuring, unrecorded GETs to this URL (a no-op of the same server) for `warmupMs`. */
+  warmupUrl?: string
+  warmupMs?: number
 }
 
 /**
@@ -105,6 +108,7 @@ export async function pacedFloorP99(origin: string, ratePerSec: number, seconds:
     seconds: seconds + 5,
     maxRequests: Math.ceil(ratePerSec * seconds),
     ratePerSec,
+    warmupUrl: `${origin}/xrpc/_health`,
   })
   return percentile(floor.latenciesMs, 99)
 }
