@@ -89,6 +89,8 @@ export class Relay {
   private lastWarmMs = -Infinity
   private readonly breakers = new Map<string, Breaker>()
   private readonly busy = new Set<string>()
+  /** Serialised bodies of the events of the current passes (dropped with the event objects). */
+  private readonly bodies = new WeakMap<RelayEvent, string>()
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private stopped = true
@@ -375,23 +377,13 @@ export class Relay {
     const key = await this.deps.authorities.key(authority, 'atproto')
     if (!key) return { permanent: false, error: `no #atproto key held for ${authority}` }
     const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
-    const body =
-      event.kind === 'deleted'
-        ? { space: lane.space }
-        : {
-            space: lane.space,
-            repo: event.repo,
-            repoRev: event.repoRev,
-            hash: toBytesJson(event.hash!),
-            spaceRev: event.spaceRev,
-            ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),
-          }
+    const body = this.body(lane.space, event)
     const jwt = await this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
     try {
       const res = await this.deps.fetcher.request(`${endpoint}/xrpc/${lxm}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
+        body,
         timeoutMs: this.opts.timeoutMs,
         maxBytes: 64 * 1024,
       })
@@ -407,6 +399,27 @@ export class Relay {
         err instanceof FetchError && (err.kind === 'blocked' || err.kind === 'bad_url')
       return { permanent, error: (err as Error).message }
     }
+  }
+
+  /** An event's request body: the same for every lane of its space, so serialised once. */
+  private body(space: string, event: RelayEvent): string {
+    let body = this.bodies.get(event)
+    if (body === undefined) {
+      body = JSON.stringify(
+        event.kind === 'deleted'
+          ? { space }
+          : {
+              space,
+              repo: event.repo,
+              repoRev: event.repoRev,
+              hash: toBytesJson(event.hash!),
+              spaceRev: event.spaceRev,
+              ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),
+            },
+      )
+      this.bodies.set(event, body)
+    }
+    return body
   }
 
   private trip(origin: string): void {
