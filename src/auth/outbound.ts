@@ -9,8 +9,8 @@ import { createServiceJwtWith, SERVICE_JWT_TTL_SEC } from '../crypto/service-aut
  * fanning one write out to a thousand syncers would otherwise sign a thousand tokens per write: a
  * token for the same issuer, audience, method and key is reused for `reuseSec` of its lifetime.
  * Service auth carries no single-use requirement on the wire (contract §3.5: receivers check `iss`,
- * `aud`, `lxm`, `exp` and the signature; no `jti` replay check), so a reused token is as good as a fresh one. `reuseSec = 0`
- * signs every call afresh.
+ * `aud`, `lxm`, `exp` and the signature; no `jti` replay check), so a reused token is as good as a
+ * fresh one. `reuseSec = 0` signs every call afresh.
  */
 export class OutboundAuth {
   private readonly cache = new Map<string, { jwt: Promise<string>; until: number }>()
@@ -47,7 +47,7 @@ export class OutboundAuth {
    * it signed.
    */
   async prewarm(opts: TokenFor, forSec: number): Promise<boolean> {
-    if (this.reuseSec === 0 || !this.signer.hasIdleThread?.()) return false
+    if (!this.canSignAhead()) return false
     const id = cacheId(opts)
     const nowSec = this.clock.nowSec()
     const hit = this.cache.get(id)
@@ -66,6 +66,11 @@ export class OutboundAuth {
       this.trim()
     }
     return true
+  }
+
+  /** Whether `prewarm` could sign now: tokens are reused, and a signing thread is idle. */
+  canSignAhead(): boolean {
+    return this.reuseSec > 0 && this.signer.hasIdleThread?.() === true
   }
 
   /** The reusable token for `opts` if one is held now (never signs). */

@@ -280,6 +280,8 @@ export class Relay {
   async warm(): Promise<number> {
     const nowMs = this.deps.clock.nowMs()
     if (this.opts.warmLanes === 0 || nowMs - this.lastWarmMs < WARM_EVERY_MS) return 0
+    // Nothing can be signed ahead (no signing thread, or reuse off): no query, no loop.
+    if (!this.deps.outbound.canSignAhead()) return 0
     this.lastWarmMs = nowMs
     const since = nowMs - this.opts.warmWindowMs
     for (const [space, at] of this.activeSpaces) {
@@ -300,8 +302,9 @@ export class Relay {
     })
     let signed = 0
     for (const lane of lanes) {
-      // In the running loop, new work or a stop ends the pass.
+      // In the running loop, new work or a stop ends the pass; so does a busy signing thread.
       if (this.running && (this.wakeRequested || this.stopped)) break
+      if (!this.deps.outbound.canSignAhead()) break
       const authority = lane.space.split('/')[2]!
       if ((await this.deps.authorities.status(authority)) !== 'active') continue
       const key = await this.deps.authorities.key(authority, 'atproto')

@@ -78,10 +78,13 @@ t.test(
     t.equal(await out.prewarm(base, 10), true, 'under 10 s of reuse left: renewed')
     t.not(await out.token(base), ahead, 'and the renewed token is used')
 
+    t.equal(out.canSignAhead(), true, 'an idle signing thread')
     const inline = new OutboundAuth(inlineSigner, clock, 30)
+    t.equal(inline.canSignAhead(), false)
     t.equal(await inline.prewarm(base, 10), false, 'no signing thread: nothing signed ahead')
     t.equal(inline.peek(base), undefined)
     const off = new OutboundAuth(pool, clock, 0)
+    t.equal(off.canSignAhead(), false)
     t.equal(await off.prewarm(base, 10), false, 'reuse off: nothing to warm')
   },
 )
