@@ -1,6 +1,6 @@
 import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
 import { measureExchangeBound } from './crypto.js'
-import { benchWorld } from './_world.js'
+import { benchWorld, importMembers } from './_world.js'
 import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
 
 /**
@@ -15,7 +15,7 @@ const USERS = 50
 const bench: Bench = {
   name: 'credential',
   async run({ seconds }) {
-    const { ctx, url, web, authority, space, close } = await benchWorld({
+    const world = await benchWorld({
       skey: 'bench',
       policy: {
         readPolicy: { kind: 'member-list' },
@@ -23,22 +23,13 @@ const bench: Bench = {
         appAccess: { kind: 'open' },
       },
     })
+    const { url, web, space, close } = world
     try {
       const boundBefore = await measureExchangeBound(seconds)
       const users = Array.from({ length: USERS }, (_, i) => web.create(`user${i}`))
-      const now = new Date()
-      const importStart = performance.now()
-      for (let i = 0; i < MEMBERS; i += 5000) {
-        const data = Array.from({ length: Math.min(5000, MEMBERS - i) }, (_, j) => ({
-          space,
-          did: j + i < USERS ? users[j + i]!.did : `did:plc:${String(i + j).padStart(24, 'a')}`,
-          read: true,
-          write: true,
-          updatedAt: now,
-        }))
-        await ctx.db.prisma.spaceMember.createMany({ data })
-      }
-      const importSec = (performance.now() - importStart) / 1000
+      const importSec = await importMembers(world, MEMBERS, (i) =>
+        i < USERS ? users[i]!.did : `did:plc:${String(i).padStart(24, 'a')}`,
+      )
 
       const requests = (n: number) => {
         const nowSec = Math.floor(Date.now() / 1000)

@@ -5,7 +5,7 @@ import {
   serviceJwt,
 } from '../test/_helpers/tokens.js'
 import { Pool } from 'undici'
-import { benchWorld } from './_world.js'
+import { benchWorld, importMembers } from './_world.js'
 import { httpLoad, percentile, type Bench } from './_lib.js'
 
 /**
@@ -32,7 +32,7 @@ async function timed<T>(n: number, fn: (i: number) => Promise<T>): Promise<numbe
 const bench: Bench = {
   name: 'members',
   async run({ seconds }) {
-    const { ctx, url, web, authority, space, close, serverPeakRssMb } = await benchWorld({
+    const world = await benchWorld({
       serverProcess: true,
       skey: 'million',
       policy: {
@@ -41,6 +41,7 @@ const bench: Bench = {
         appAccess: { kind: 'open' },
       },
     })
+    const { ctx, url, web, authority, space, close, serverPeakRssMb } = world
     try {
       const admin = web.create('admin')
       await ctx.managers.set(authority.did, admin.did, 'admin')
@@ -49,36 +50,9 @@ const bench: Bench = {
         `Bearer ${serviceJwt({ iss: admin, aud: authority.did, lxm, nowSec: Math.floor(Date.now() / 1000) })}`
 
       // 1. Bulk import through HTTP, streamed.
-      const enc = new TextEncoder()
-      let next = 0
-      const body = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (next >= MEMBERS) return controller.close()
-          let chunk = ''
-          for (let k = 0; k < 2000 && next < MEMBERS; k++, next++) {
-            const d = next < USERS ? users[next]!.did : did(next)
-            chunk += `{"did":"${d}","read":true,"write":${next % 2 === 0}}\n`
-          }
-          controller.enqueue(enc.encode(chunk))
-        },
-      })
-      const importStart = performance.now()
-      const res = await fetch(
-        `${url}/xrpc/dev.gatehouse.simplespace.importMembers?${new URLSearchParams({ space })}`,
-        {
-          method: 'POST',
-          headers: {
-            authorization: auth('dev.gatehouse.simplespace.importMembers'),
-            'content-type': 'application/x-ndjson',
-          },
-          body,
-          duplex: 'half',
-        } as RequestInit,
+      const importSec = await importMembers(world, MEMBERS, (i) =>
+        i < USERS ? users[i]!.did : did(i),
       )
-      const imported = (await res.json()) as { changed: number }
-      const importSec = (performance.now() - importStart) / 1000
-      if (res.status !== 200 || imported.changed !== MEMBERS)
-        throw new Error(`import failed: ${res.status} ${JSON.stringify(imported)}`)
 
       // 2. Membership checks in process (random members and non-members).
       const check = await timed(5000, (i) =>
