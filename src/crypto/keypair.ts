@@ -1,4 +1,5 @@
-import { randomBytes, verify as nodeVerify, type KeyObject } from 'node:crypto'
+import { createHash, randomBytes, verify as nodeVerify, type KeyObject } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { formatDidKey, formatMultikey, type Curve } from './did-key.js'
@@ -81,14 +82,78 @@ const HALF_ORDER: Record<Curve, bigint> = {
   p256: p256.Point.CURVE().n >> 1n,
 }
 
+/** The two verbs Gatehouse uses of libsecp256k1 (the `secp256k1` package's native binding). */
+interface Libsecp256k1 {
+  ecdsaVerify(sig: Uint8Array, msg32: Uint8Array, publicKey: Uint8Array): boolean
+  signatureNormalize(sig: Uint8Array): Uint8Array
+}
+
+/**
+ * libsecp256k1, Bitcoin Core's secp256k1 library, through the `secp256k1` package's native binding
+ * (prebuilt for linux-x64): it verifies an ES256K signature about five times faster than OpenSSL,
+ * whose secp256k1 code is generic. Only the native binding is loaded, never the package's pure-JS
+ * fallback; where it does not load, node:crypto verifies. Signing stays with @noble/curves.
+ */
+export const libsecp256k1: Libsecp256k1 | undefined = (() => {
+  try {
+    return createRequire(import.meta.url)('secp256k1/bindings.js') as Libsecp256k1
+  } catch {
+    return undefined
+  }
+})()
+
 /**
  * Verifies an ECDSA-SHA-256 compact (r‖s) signature. `allowHighS` is per token kind: atproto tokens
  * demand low-S; service auth and request signatures accept either (wire contract §3).
  *
- * Verification runs in node:crypto (OpenSSL), several times faster than pure JS and on every
- * request's path. OpenSSL accepts high-S signatures, so the low-S rule is checked here first.
+ * ES256K goes to libsecp256k1 when it is loaded (about 0.09 ms here, so it runs inline); otherwise,
+ * and for P-256, node:crypto (OpenSSL) verifies. OpenSSL accepts high-S signatures, so the low-S
+ * rule is checked here first, for both.
  */
 export function verifySignature(
+  curve: Curve,
+  publicKey: Uint8Array,
+  data: Uint8Array,
+  signature: Uint8Array,
+  opts: { allowHighS: boolean },
+): boolean {
+  if (curve === 'secp256k1' && libsecp256k1) {
+    return verifyWithLibsecp256k1(libsecp256k1, publicKey, data, signature, opts)
+  }
+  return verifyWithOpenSsl(curve, publicKey, data, signature, opts)
+}
+
+/**
+ * The same check without holding the event loop for long: OpenSSL's verification (about 0.6 ms for
+ * ES256K without libsecp256k1) runs on libuv's thread pool, on another core. libsecp256k1's is
+ * quicker than a trip to the pool and back, so it runs inline. For token verification, which every
+ * credential exchange and every notifyWrite does.
+ */
+export function verifySignatureAsync(
+  curve: Curve,
+  publicKey: Uint8Array,
+  data: Uint8Array,
+  signature: Uint8Array,
+  opts: { allowHighS: boolean },
+): Promise<boolean> {
+  if (curve === 'secp256k1' && libsecp256k1) {
+    return Promise.resolve(verifyWithLibsecp256k1(libsecp256k1, publicKey, data, signature, opts))
+  }
+  const key = verificationKey(curve, publicKey, signature, opts)
+  if (!key) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    try {
+      nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) =>
+        resolve(!err && ok),
+      )
+    } catch {
+      resolve(false)
+    }
+  })
+}
+
+/** verifySignature through OpenSSL, whatever the curve (exported for the tests of both paths). */
+export function verifyWithOpenSsl(
   curve: Curve,
   publicKey: Uint8Array,
   data: Uint8Array,
@@ -105,28 +170,34 @@ export function verifySignature(
 }
 
 /**
- * The same check on libuv's thread pool: the event loop stays free for other requests while the
- * curve arithmetic (about 0.6 ms for ES256K) runs on another core. For token verification, which
- * every credential exchange and every notifyWrite does.
+ * verifySignature for ES256K through libsecp256k1, with the same rules as the OpenSSL path: a
+ * 64-byte signature, a 33-byte compressed point on the curve, low S unless allowed. libsecp256k1
+ * only accepts low S, so an allowed high-S signature is verified in its normalised form.
  */
-export function verifySignatureAsync(
-  curve: Curve,
+export function verifyWithLibsecp256k1(
+  lib: Libsecp256k1,
   publicKey: Uint8Array,
   data: Uint8Array,
   signature: Uint8Array,
   opts: { allowHighS: boolean },
-): Promise<boolean> {
-  const key = verificationKey(curve, publicKey, signature, opts)
-  if (!key) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    try {
-      nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) =>
-        resolve(!err && ok),
-      )
-    } catch {
-      resolve(false)
-    }
-  })
+): boolean {
+  if (signature.length !== 64 || !isCompressedPoint(publicKey)) return false
+  if (!opts.allowHighS && isHighS('secp256k1', signature)) return false
+  try {
+    const sig = opts.allowHighS ? lib.signatureNormalize(Uint8Array.from(signature)) : signature
+    return lib.ecdsaVerify(sig, createHash('sha256').update(data).digest(), publicKey)
+  } catch {
+    // A point not on the curve, or r or s not below the group order.
+    return false
+  }
+}
+
+function isCompressedPoint(key: Uint8Array): boolean {
+  return key.length === 33 && (key[0] === 2 || key[0] === 3)
+}
+
+function isHighS(curve: Curve, signature: Uint8Array): boolean {
+  return BigInt(`0x${Buffer.from(signature.subarray(32)).toString('hex')}`) > HALF_ORDER[curve]
 }
 
 /** The key to verify with, or undefined when the signature cannot be valid (size, high S, bad point). */
@@ -137,10 +208,7 @@ function verificationKey(
   opts: { allowHighS: boolean },
 ): KeyObject | undefined {
   if (signature.length !== 64) return undefined
-  if (!opts.allowHighS) {
-    const sValue = BigInt(`0x${Buffer.from(signature.subarray(32)).toString('hex')}`)
-    if (sValue > HALF_ORDER[curve]) return undefined
-  }
+  if (!opts.allowHighS && isHighS(curve, signature)) return undefined
   try {
     return publicKeyObject(curve, publicKey)
   } catch {

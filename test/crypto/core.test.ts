@@ -13,7 +13,14 @@ import {
 } from '../../src/crypto/did-key.js'
 import { TokenError, SignatureError } from '../../src/crypto/errors.js'
 import { parseJws, signJws, verifyJws, MAX_TOKEN_LENGTH } from '../../src/crypto/jws.js'
-import { Keypair, verifySignature, verifySignatureAsync } from '../../src/crypto/keypair.js'
+import {
+  Keypair,
+  libsecp256k1,
+  verifySignature,
+  verifySignatureAsync,
+  verifyWithLibsecp256k1,
+  verifyWithOpenSsl,
+} from '../../src/crypto/keypair.js'
 import {
   signRequest,
   verifyRequestSignature,
@@ -351,6 +358,61 @@ t.test('service JWTs: round-trip, labeler key, iss forms', async (t) => {
       allowHighS: false,
     }),
   )
+})
+
+t.test('ES256K: libsecp256k1 and OpenSSL give the same answer to every signature', async (t) => {
+  // The native binding ships prebuilt for linux-x64; if it stopped loading, ES256K would quietly
+  // fall back to OpenSSL at a fifth of the speed.
+  t.ok(libsecp256k1, 'the libsecp256k1 binding loads on this platform')
+  const lib = libsecp256k1!
+  const n = secp256k1.Point.CURVE().n
+  const hex32 = (v: bigint) => Buffer.from(v.toString(16).padStart(64, '0'), 'hex')
+  const k = Keypair.generate('secp256k1')
+  const msg = new Uint8Array([1, 2, 3])
+  const sig = k.sign(msg)
+  const s = BigInt(`0x${Buffer.from(sig.subarray(32)).toString('hex')}`)
+  const withS = (v: bigint) => Uint8Array.from([...sig.subarray(0, 32), ...hex32(v)])
+  const withR = (v: bigint) => Uint8Array.from([...hex32(v), ...sig.subarray(32)])
+  const tampered = Uint8Array.from(sig)
+  tampered[5]! ^= 1
+  const other = Keypair.generate('secp256k1')
+  const offCurve = Uint8Array.from([2, ...new Uint8Array(32).fill(0xff)])
+  const cases: [string, Uint8Array, Uint8Array, Uint8Array, boolean, boolean][] = [
+    // name, key, message, signature, allowed with low-S only, allowed with high-S allowed
+    ['valid', k.publicKey, msg, sig, true, true],
+    ['high S', k.publicKey, msg, withS(n - s), false, true],
+    ['other message', k.publicKey, new Uint8Array([9]), sig, false, false],
+    ['other key', other.publicKey, msg, sig, false, false],
+    ['tampered r', k.publicKey, msg, tampered, false, false],
+    ['s = 0', k.publicKey, msg, withS(0n), false, false],
+    ['r = 0', k.publicKey, msg, withR(0n), false, false],
+    ['r = n', k.publicKey, msg, withR(n), false, false],
+    ['s = n + s', k.publicKey, msg, withS(n + s), false, false],
+    ['truncated', k.publicKey, msg, sig.subarray(0, 63), false, false],
+    [
+      'uncompressed key',
+      secp256k1.Point.fromBytes(k.publicKey).toBytes(false), // the same key, 65 bytes
+      msg,
+      sig,
+      false,
+      false,
+    ],
+    ['not a point', offCurve, msg, sig, false, false],
+    ['zero key', new Uint8Array(33), msg, sig, false, false],
+  ]
+  for (const [name, key, m, sg, lowOnly, highAllowed] of cases) {
+    for (const [allowHighS, want] of [
+      [false, lowOnly],
+      [true, highAllowed],
+    ] as const) {
+      const opts = { allowHighS }
+      const label = `${name} (allowHighS ${allowHighS})`
+      t.equal(verifyWithLibsecp256k1(lib, key, m, sg, opts), want, `libsecp256k1: ${label}`)
+      t.equal(verifyWithOpenSsl('secp256k1', key, m, sg, opts), want, `OpenSSL: ${label}`)
+      t.equal(verifySignature('secp256k1', key, m, sg, opts), want, `dispatch: ${label}`)
+    }
+  }
+  t.same(sig, k.sign(msg), "verifying with high S allowed leaves the caller's signature as it was")
 })
 
 t.test('signature checks on the thread pool agree with the synchronous ones', async (t) => {
