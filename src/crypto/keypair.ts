@@ -102,90 +102,80 @@ export const libsecp256k1: Libsecp256k1 | undefined = (() => {
   }
 })()
 
+/** The arguments and answer of every signature check here. */
+type SignatureCheck<R> = (
+  curve: Curve,
+  publicKey: Uint8Array,
+  data: Uint8Array,
+  signature: Uint8Array,
+  opts: { allowHighS: boolean },
+) => R
+
+/** Whether libsecp256k1 checks this curve's signatures (ES256K, when the binding loaded). */
+const inline = (curve: Curve) => curve === 'secp256k1' && libsecp256k1 !== undefined
+
 /**
  * Verifies an ECDSA-SHA-256 compact (r‖s) signature. `allowHighS` is per token kind: atproto tokens
  * demand low-S; service auth and request signatures accept either (wire contract §3).
  *
- * ES256K goes to libsecp256k1 when it is loaded (about 0.09 ms here, so it runs inline); otherwise,
- * and for P-256, node:crypto (OpenSSL) verifies. OpenSSL accepts high-S signatures, so the low-S
- * rule is checked here first, for both.
+ * ES256K goes to libsecp256k1 when it is loaded (about 0.09 ms here); otherwise, and for P-256,
+ * node:crypto (OpenSSL) verifies. OpenSSL accepts high-S signatures, so the low-S rule is checked
+ * here first, for both.
  */
-export function verifySignature(
-  curve: Curve,
-  publicKey: Uint8Array,
-  data: Uint8Array,
-  signature: Uint8Array,
-  opts: { allowHighS: boolean },
-): boolean {
-  if (curve === 'secp256k1' && libsecp256k1) {
-    return verifyWithLibsecp256k1(libsecp256k1, publicKey, data, signature, opts)
-  }
-  return verifyWithOpenSsl(curve, publicKey, data, signature, opts)
-}
+export const verifySignature: SignatureCheck<boolean> = (...check) =>
+  (inline(check[0]) ? verifyWithLibsecp256k1 : verifyWithOpenSsl)(...check)
 
 /**
  * The same check without holding the event loop for long: OpenSSL's verification (about 0.6 ms for
- * ES256K without libsecp256k1) runs on libuv's thread pool, on another core. libsecp256k1's is
- * quicker than a trip to the pool and back, so it runs inline. For token verification, which every
- * credential exchange and every notifyWrite does.
+ * ES256K) runs on libuv's thread pool, on another core. libsecp256k1's is quicker than a trip to the
+ * pool and back, so it runs inline. For token verification, which every credential exchange and
+ * every notifyWrite does.
  */
-export function verifySignatureAsync(
-  curve: Curve,
-  publicKey: Uint8Array,
-  data: Uint8Array,
-  signature: Uint8Array,
-  opts: { allowHighS: boolean },
-): Promise<boolean> {
-  if (curve === 'secp256k1' && libsecp256k1) {
-    return Promise.resolve(verifyWithLibsecp256k1(libsecp256k1, publicKey, data, signature, opts))
-  }
-  const key = verificationKey(curve, publicKey, signature, opts)
-  if (!key) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    try {
-      nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) =>
-        resolve(!err && ok),
-      )
-    } catch {
-      resolve(false)
-    }
-  })
-}
+export const verifySignatureAsync: SignatureCheck<Promise<boolean>> = (...check) =>
+  inline(check[0])
+    ? Promise.resolve(verifyWithLibsecp256k1(...check))
+    : new Promise((resolve) => openSsl(check, (ok) => resolve(ok)))
 
 /** verifySignature through OpenSSL, whatever the curve (exported for the tests of both paths). */
-export function verifyWithOpenSsl(
-  curve: Curve,
-  publicKey: Uint8Array,
-  data: Uint8Array,
-  signature: Uint8Array,
-  opts: { allowHighS: boolean },
+export const verifyWithOpenSsl: SignatureCheck<boolean> = (...check) => openSsl(check)
+
+/**
+ * OpenSSL's check: inline, or on the thread pool when `done` is given (then the answer goes to
+ * `done` and the return value means nothing).
+ */
+function openSsl(
+  [curve, publicKey, data, signature, opts]: Parameters<SignatureCheck<boolean>>,
+  done?: (ok: boolean) => void,
 ): boolean {
   const key = verificationKey(curve, publicKey, signature, opts)
-  if (!key) return false
   try {
-    return nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
+    if (key && done) {
+      nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) =>
+        done(!err && ok),
+      )
+      return false
+    }
+    if (key) return nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
   } catch {
-    return false
+    // A malformed signature.
   }
+  done?.(false)
+  return false
 }
 
 /**
- * verifySignature for ES256K through libsecp256k1, with the same rules as the OpenSSL path: a
- * 64-byte signature, a 33-byte compressed point on the curve, low S unless allowed. libsecp256k1
- * only accepts low S, so an allowed high-S signature is verified in its normalised form.
+ * verifySignature for ES256K through libsecp256k1 (only when it is loaded), with the same rules as
+ * the OpenSSL path: a 64-byte signature, a 33-byte compressed point on the curve, low S unless
+ * allowed. libsecp256k1 only accepts low S, so an allowed high-S signature is verified in its
+ * normalised form.
  */
-export function verifyWithLibsecp256k1(
-  lib: Libsecp256k1,
-  publicKey: Uint8Array,
-  data: Uint8Array,
-  signature: Uint8Array,
-  opts: { allowHighS: boolean },
-): boolean {
-  if (signature.length !== 64 || !isCompressedPoint(publicKey)) return false
-  if (!opts.allowHighS && isHighS('secp256k1', signature)) return false
+export const verifyWithLibsecp256k1: SignatureCheck<boolean> = (curve, key, data, sig, opts) => {
+  if (!libsecp256k1 || curve !== 'secp256k1') throw new Error('libsecp256k1 checks ES256K only')
+  if (sig.length !== 64 || !isCompressedPoint(key)) return false
+  if (!opts.allowHighS && isHighS(curve, sig)) return false
   try {
-    const sig = opts.allowHighS ? lib.signatureNormalize(Uint8Array.from(signature)) : signature
-    return lib.ecdsaVerify(sig, createHash('sha256').update(data).digest(), publicKey)
+    const lowS = opts.allowHighS ? libsecp256k1.signatureNormalize(Uint8Array.from(sig)) : sig
+    return libsecp256k1.ecdsaVerify(lowS, createHash('sha256').update(data).digest(), key)
   } catch {
     // A point not on the curve, or r or s not below the group order.
     return false
