@@ -19,6 +19,7 @@ function impl(curve: Curve) {
  */
 export class Keypair {
   readonly #secret: Uint8Array
+  #did: string | undefined
   readonly publicKey: Uint8Array
 
   private constructor(
@@ -46,8 +47,9 @@ export class Keypair {
     return JWT_ALG[this.curve]
   }
 
+  /** The key as a did:key, worked out once (outbound token caches key on it per request). */
   did(): string {
-    return formatDidKey(this.curve, this.publicKey)
+    return (this.#did ??= formatDidKey(this.curve, this.publicKey))
   }
 
   multikey(): string {

@@ -7,6 +7,7 @@ import {
   getVerificationKey,
   parseDidDocument,
   type DidDocument,
+  type ServiceLookup,
 } from './did-doc.js'
 
 /**
@@ -51,6 +52,7 @@ const FALLBACKS: Record<string, string> = { '#atproto_space_host': '#atproto_pds
 export class DidResolver {
   private readonly cache = new Map<string, Entry>()
   private readonly inflight = new Map<string, Promise<DidDocument>>()
+  private readonly endpoints = new WeakMap<DidDocument, Map<string, ServiceLookup>>()
 
   constructor(
     private readonly fetcher: SafeFetcher,
@@ -168,9 +170,17 @@ export class DidResolver {
     } catch (err) {
       throw new ServiceResolutionError(`could not resolve ${did}`, { cause: err })
     }
-    let found = getServiceEndpoint(doc, fragment)
-    const fallback = FALLBACKS[fragment]
-    if (found.status === 'absent' && fallback) found = getServiceEndpoint(doc, fallback)
+    // Worked out once per document and fragment: a relay asks for the same syncer's endpoint on
+    // every delivery. A refreshed document is a new object, so the answers go with it.
+    let byFragment = this.endpoints.get(doc)
+    if (!byFragment) this.endpoints.set(doc, (byFragment = new Map()))
+    let found = byFragment.get(fragment)
+    if (!found) {
+      found = getServiceEndpoint(doc, fragment)
+      const fallback = FALLBACKS[fragment]
+      if (found.status === 'absent' && fallback) found = getServiceEndpoint(doc, fallback)
+      byFragment.set(fragment, found)
+    }
     if (found.status === 'found') return found.endpoint
     throw new ServiceResolutionError(
       found.status === 'absent'

@@ -103,6 +103,16 @@ export interface RequestOptions {
   maxBytes?: number
 }
 
+/** undici's error codes for its own deadlines (connect, answer, body). */
+const UNDICI_TIMEOUTS = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+])
+
+/** How many URLs that passed check() are remembered. */
+const CHECKED_MAX = 10_000
+
 type LookupCallback = (
   err: NodeJS.ErrnoException | null,
   address: string | LookupAddress[],
@@ -113,6 +123,7 @@ export class SafeFetcher {
   private readonly guarded: Agent
   private readonly open: Agent
   private readonly trusted: Set<string>
+  private readonly checked = new Map<string, URL>()
 
   constructor(private readonly opts: SafeFetchOptions) {
     this.trusted = new Set((opts.trustedOrigins ?? []).map((o) => new URL(o).origin))
@@ -133,12 +144,26 @@ export class SafeFetcher {
       })
     }
     const common = { keepAliveTimeout: 10_000, connections: 64 }
-    this.guarded = new Agent({ ...common, connect: { lookup: guardedLookup as never } })
-    this.open = new Agent(common)
+    const connect = { timeout: opts.timeoutMs }
+    this.guarded = new Agent({ ...common, connect: { ...connect, lookup: guardedLookup as never } })
+    this.open = new Agent({ ...common, connect })
   }
 
-  /** Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched. */
+  /**
+   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched. The verdict depends only
+   * on the URL (addresses behind host names are judged at connect time), so URLs that pass are kept
+   * (bounded): a relay posts to the same endpoints over and over.
+   */
   check(url: string): URL {
+    const hit = this.checked.get(url)
+    if (hit) return hit
+    const u = this.judge(url)
+    if (this.checked.size >= CHECKED_MAX) this.checked.delete(this.checked.keys().next().value!)
+    this.checked.set(url, u)
+    return u
+  }
+
+  private judge(url: string): URL {
     let u: URL
     try {
       u = new URL(url)
@@ -226,6 +251,35 @@ export class SafeFetcher {
     return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
   }
 
+  /**
+   * POSTs and answers with the status only; the answer's body is drained (at most `maxBytes`, past
+   * that the connection is dropped), not kept. For deliveries that only need to know they landed
+   * (the relay, once per syncer per event). Deadlines are undici's own per-request timers: connect,
+   * answer and every body chunk within `timeoutMs` each, instead of an AbortController per request.
+   */
+  async postForStatus(
+    url: string,
+    opts: { headers: Record<string, string>; body: string; timeoutMs?: number; maxBytes?: number },
+  ): Promise<number> {
+    const u = this.check(url)
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
+    try {
+      const res = await request(u, {
+        method: 'POST',
+        headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
+        body: opts.body,
+        dispatcher: this.dispatcher(u),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        maxRedirections: 0,
+      })
+      await res.body.dump({ limit: opts.maxBytes ?? this.opts.maxBytes })
+      return res.statusCode
+    } catch (err) {
+      throw this.wrap(err, u)
+    }
+  }
+
   /** GET a JSON document; any status but 200 is FetchError('http'). */
   async getJson(url: string, opts: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<unknown> {
     const res = await this.request(url, {
@@ -241,14 +295,14 @@ export class SafeFetcher {
     }
   }
 
-  private wrap(err: unknown, u: URL, signal: AbortSignal): FetchError {
-    if (signal.aborted)
-      return new FetchError('timeout', `${u.origin} did not answer in time`, undefined, {
-        cause: err,
-      })
+  private wrap(err: unknown, u: URL, signal?: AbortSignal): FetchError {
     const code =
       (err as { code?: string; cause?: { code?: string } })?.code ??
       (err as { cause?: { code?: string } })?.cause?.code
+    if (signal?.aborted || (code !== undefined && UNDICI_TIMEOUTS.has(code)))
+      return new FetchError('timeout', `${u.origin} did not answer in time`, undefined, {
+        cause: err,
+      })
     if (
       code === 'EGATEHOUSEBLOCKED' ||
       /non-public address/.test(String((err as Error)?.message))

@@ -373,29 +373,34 @@ export class Relay {
         error: `cannot resolve ${lane.service}: ${(err as Error).message}`,
       }
     }
-    const origin = new URL(endpoint).origin
+    const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
+    const url = `${endpoint}/xrpc/${lxm}`
+    let origin: string
+    try {
+      origin = this.deps.fetcher.check(url).origin
+    } catch (err) {
+      return { permanent: true, error: (err as Error).message }
+    }
     const breaker = this.breakers.get(origin)
     if (breaker && breaker.openUntilMs > Date.now())
       return { permanent: false, error: `circuit open for ${origin}` }
     const key = await this.deps.authorities.key(authority, 'atproto')
     if (!key) return { permanent: false, error: `no #atproto key held for ${authority}` }
-    const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
     const body = this.body(lane.space, event)
     const jwt = await this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
     try {
-      const res = await this.deps.fetcher.request(`${endpoint}/xrpc/${lxm}`, {
-        method: 'POST',
+      const status = await this.deps.fetcher.postForStatus(url, {
         headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
         body,
         timeoutMs: this.opts.timeoutMs,
         maxBytes: 64 * 1024,
       })
-      if (res.status >= 200 && res.status < 300) {
+      if (status >= 200 && status < 300) {
         this.breakers.delete(origin)
         return 'ok'
       }
       this.trip(origin)
-      return { permanent: PERMANENT(res.status), error: `status ${res.status}` }
+      return { permanent: PERMANENT(status), error: `status ${status}` }
     } catch (err) {
       this.trip(origin)
       const permanent =

@@ -3,6 +3,7 @@
  * and a did:web host. Covers the cache (TTL, size bound, forced refresh), key rotation picked up by
  * one refresh, timeouts, size limits, redirects, the SSRF guard, and service-endpoint fallbacks.
  */
+import { createServer } from 'node:http'
 import t from 'tap'
 import { ManualClock } from '../../src/clock.js'
 import { hex } from '../../src/crypto/encoding.js'
@@ -230,6 +231,74 @@ t.test(
     )
   },
 )
+
+t.test(
+  'postForStatus: the status only; deadlines for the answer and its body; the body cap; SSRF',
+  async (t) => {
+    const server = createServer((req, res) => {
+      req.resume()
+      if (req.url === '/hang') return // never answers
+      if (req.url === '/drip') {
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        res.write('first chunk') // and nothing more: the body deadline must fire
+        return
+      }
+      res.writeHead(req.url === '/huge' ? 200 : 202, { 'content-type': 'text/plain' })
+      res.end(req.url === '/huge' ? 'x'.repeat(200_000) : 'ok')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    t.teardown(() => {
+      server.closeAllConnections()
+      server.close()
+    })
+    const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    const { fetcher } = resolver({ timeoutMs: 300 })
+    t.teardown(() => fetcher.close())
+    const post = (path: string) =>
+      fetcher.postForStatus(`${origin}${path}`, {
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        maxBytes: 1024,
+      })
+    t.equal(await post('/ok'), 202)
+    t.equal(await post('/huge'), 200, 'a body past the cap is dropped, the status still counts')
+    t.equal(await post('/ok'), 202, 'and the next request is served')
+    let started = Date.now()
+    t.equal(await kindOf(post('/hang')), 'timeout', 'no answer: timeout')
+    t.ok(Date.now() - started < 2000, 'no answer: gave up within the deadline')
+    started = Date.now()
+    t.equal(await post('/drip'), 200, 'a stalled body: the status counts, the body is given up')
+    t.ok(Date.now() - started < 2000, 'a stalled body: given up within the deadline')
+    t.equal(fetcher.check(`${origin}/ok`), fetcher.check(`${origin}/ok`), 'checked URLs are kept')
+    const strict = resolver({ allowPrivate: false })
+    t.teardown(() => strict.fetcher.close())
+    t.equal(
+      await kindOf(strict.fetcher.postForStatus(`${origin}/ok`, { headers: {}, body: '' })),
+      'blocked',
+    )
+    t.equal(
+      await kindOf(strict.fetcher.postForStatus('ftp://x/', { headers: {}, body: '' })),
+      'bad_url',
+    )
+  },
+)
+
+t.test('service endpoints follow a refreshed document, not an older answer', async (t) => {
+  const web = await DidWebHost.start(t)
+  const { r, fetcher } = resolver()
+  t.teardown(() => fetcher.close())
+  const syncer = web.create('moving', {
+    services: {
+      atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'https://a.example' },
+    },
+  })
+  const service = `${syncer.did}#atproto_space_syncer`
+  t.equal(await r.resolveServiceEndpoint(service), 'https://a.example')
+  syncer.services.atproto_space_syncer!.endpoint = 'https://b.example'
+  t.equal(await r.resolveServiceEndpoint(service), 'https://a.example', 'cached document')
+  await r.resolve(syncer.did, { forceRefresh: true })
+  t.equal(await r.resolveServiceEndpoint(service), 'https://b.example', 'refreshed document')
+})
 
 t.test('non-public address ranges', async (t) => {
   for (const a of [
