@@ -77,24 +77,43 @@ export interface LoadOptions {
 
 /**
  * A closed-loop HTTP load on loopback from a worker thread (so the load generator does not share
- * the server's event loop): `concurrency` keep-alive clients, each sending its next request when the
- * previous answer arrives, until `seconds` pass or `maxRequests` are sent.
+ * the server's event loop; one thread for the whole run): `concurrency` keep-alive clients, each
+ * sending its next request when the previous answer arrives, until `seconds` pass or `maxRequests`
+ * are sent.
  */
 export async function httpLoad(opts: LoadOptions): Promise<LoadResult> {
   const target = new URL(opts.url)
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) {
     throw new Error('benchmarks send traffic to loopback only')
   }
-  const worker = new Worker(new URL('./_load-worker.mjs', import.meta.url), {
-    workerData: opts,
-  })
+  const worker = loadWorker()
+  const id = nextLoad++
   const result = await new Promise<LoadResult>((resolve, reject) => {
-    worker.once('message', resolve)
+    const onMessage = (m: { id: number; result: LoadResult }) => {
+      if (m.id !== id) return
+      worker.off('message', onMessage)
+      worker.off('error', reject)
+      resolve(m.result)
+    }
+    worker.on('message', onMessage)
     worker.once('error', reject)
-  })
-  await worker.terminate()
+    worker.ref()
+    worker.postMessage({ id, opts })
+  }).finally(() => worker.unref())
   result.latenciesMs.sort((a, b) => a - b)
   return result
+}
+
+let worker: Worker | undefined
+let nextLoad = 0
+
+/** One load-generator thread for the whole run (see _load-worker.mjs); it never holds the process. */
+function loadWorker(): Worker {
+  if (!worker) {
+    worker = new Worker(new URL('./_load-worker.mjs', import.meta.url))
+    worker.unref()
+  }
+  return worker
 }
 
 /**
