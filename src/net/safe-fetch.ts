@@ -254,8 +254,9 @@ export class SafeFetcher {
   /**
    * POSTs and answers with the status only; the answer's body is drained (at most `maxBytes`, past
    * that the connection is dropped), not kept. For deliveries that only need to know they landed
-   * (the relay, once per syncer per event). Deadlines are undici's own per-request timers: connect,
-   * answer and every body chunk within `timeoutMs` each, instead of an AbortController per request.
+   * (the relay, once per syncer per event). Deadlines: the connect timeout of the agents, undici's
+   * own timer for the answer (`timeoutMs`), and a plain timer ending the body at `timeoutMs` from
+   * the start, instead of an AbortController per request.
    */
   async postForStatus(
     url: string,
@@ -263,6 +264,7 @@ export class SafeFetcher {
   ): Promise<number> {
     const u = this.check(url)
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
+    const deadline = Date.now() + timeoutMs
     try {
       const res = await request(u, {
         method: 'POST',
@@ -273,7 +275,15 @@ export class SafeFetcher {
         bodyTimeout: timeoutMs,
         maxRedirections: 0,
       })
-      await res.body.dump({ limit: opts.maxBytes ?? this.opts.maxBytes })
+      // The body gets what is left of the deadline in all (a trickle of small chunks would
+      // otherwise keep it open chunk after chunk); once the status is in, giving up on the body
+      // still counts the answer.
+      const cutOff = setTimeout(() => res.body.destroy(), Math.max(0, deadline - Date.now()))
+      try {
+        await res.body.dump({ limit: opts.maxBytes ?? this.opts.maxBytes })
+      } finally {
+        clearTimeout(cutOff)
+      }
       return res.statusCode
     } catch (err) {
       throw this.wrap(err, u)

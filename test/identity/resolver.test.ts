@@ -238,6 +238,13 @@ t.test(
     const server = createServer((req, res) => {
       req.resume()
       if (req.url === '/hang') return // never answers
+      if (req.url === '/trickle') {
+        // A byte every 100 ms, forever: each chunk comes well within the per-chunk timeout.
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        const tick = setInterval(() => res.write('x'), 100)
+        res.on('close', () => clearInterval(tick))
+        return
+      }
       if (req.url === '/drip') {
         res.writeHead(200, { 'content-type': 'text/plain' })
         res.write('first chunk') // and nothing more: the body deadline must fire
@@ -269,6 +276,9 @@ t.test(
     started = Date.now()
     t.equal(await post('/drip'), 200, 'a stalled body: the status counts, the body is given up')
     t.ok(Date.now() - started < 2000, 'a stalled body: given up within the deadline')
+    started = Date.now()
+    t.equal(await post('/trickle'), 200, 'a trickling body: the status counts')
+    t.ok(Date.now() - started < 1000, 'a trickling body: given up at the deadline in all')
     t.equal(fetcher.check(`${origin}/ok`), fetcher.check(`${origin}/ok`), 'checked URLs are kept')
     const strict = resolver({ allowPrivate: false })
     t.teardown(() => strict.fetcher.close())
