@@ -112,6 +112,8 @@ function loadWorker(): Worker {
   if (!worker) {
     worker = new Worker(new URL('./_load-worker.mjs', import.meta.url))
     worker.unref()
+    // A load that crashed the thread fails its bench; the next load gets a fresh thread.
+    worker.once('exit', () => (worker = undefined))
   }
   return worker
 }
