@@ -1,7 +1,7 @@
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { utf8 } from '../src/crypto/encoding.js'
-import { Keypair, verifySignature } from '../src/crypto/keypair.js'
+import { Keypair, libsecp256k1, verifySignature, verifyWithOpenSsl } from '../src/crypto/keypair.js'
 import { signRequest, verifyRequestSignature } from '../src/crypto/request-signature.js'
 import { createSpaceToken, parseSpaceToken, verifySpaceToken } from '../src/crypto/space-token.js'
 import { opsPerSecond, type Bench } from './_lib.js'
@@ -95,16 +95,22 @@ const bench: Bench = {
       () => secp256k1.verify(k1Sig, MSG, k1.publicKey, { prehash: true }),
       per,
     )
+    const sslK1 = await opsPerSecond(
+      () => verifyWithOpenSsl('secp256k1', k1.publicKey, MSG, k1Sig, { allowHighS: false }),
+      per,
+    )
     const jsR1 = await opsPerSecond(
       () => p256.verify(r1Sig, MSG, r1.publicKey, { prehash: true, lowS: false }),
       per,
     )
     const exchange = await measureExchangeBound(seconds)
+    const k1Backend = libsecp256k1 ? 'libsecp256k1' : 'OpenSSL'
     const partsBound = 1 / (1 / verifyK1 + 1 / verifyR1 + 1 / signK1)
     return {
       bench: 'crypto',
       figures: [
-        { name: 'ES256K verify', value: verifyK1, unit: 'ops/s' },
+        { name: `ES256K verify (${k1Backend})`, value: verifyK1, unit: 'ops/s' },
+        { name: 'ES256K verify, OpenSSL', value: sslK1, unit: 'ops/s' },
         { name: 'P-256 verify', value: verifyR1, unit: 'ops/s' },
         { name: 'ES256K sign (low-S)', value: signK1, unit: 'ops/s' },
         { name: 'ES256 sign (low-S)', value: signR1, unit: 'ops/s' },
@@ -113,7 +119,8 @@ const bench: Bench = {
         { name: 'exchange (delegation + signature + credential)', value: exchange, unit: 'ops/s' },
       ],
       ratios: {
-        'ES256K verify: node:crypto / pure JS': verifyK1 / jsK1,
+        [`ES256K verify: ${k1Backend} / pure JS`]: verifyK1 / jsK1,
+        [`ES256K verify: ${k1Backend} / OpenSSL`]: verifyK1 / sslK1,
         'P-256 verify: node:crypto / pure JS': verifyR1 / jsR1,
         'exchange / its three signature operations alone': exchange / partsBound,
       },

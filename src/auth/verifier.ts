@@ -166,8 +166,9 @@ export class AuthVerifier {
         throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
       // A host answering for many authorities derives the audience from the token itself.
       const expectedAud = `${space.authority}#atproto_space_host`
-      // The token's signature is checked on the thread pool while the exchange signature (a pure
-      // check) is checked here; their verdicts are then taken in the contract's order, token first.
+      // The token's signature is checked once its key is looked up (ES256K inline by libsecp256k1,
+      // ES256 on the thread pool), after the exchange signature (a pure check) has been checked
+      // here; their verdicts are then taken in the contract's order, token first.
       const tokenChecked = verifySpaceToken(token, {
         nowSec: now,
         expectedAud,

@@ -73,7 +73,8 @@ export class CredentialService {
   /**
    * Starts signing the credential a request would get, before it is known whether it will get one,
    * when a signing thread is idle: the signature (the slowest step of an exchange) then runs on
-   * another core while the delegation token is verified and the policy decides, instead of after.
+   * another core while the token's key is looked up and checked, its id spent and the policy
+   * decides, instead of after.
    * The claims do not depend on the user, only on the space, its key and the requester's key. Under
    * load no thread is idle and nothing is signed ahead; a refused request's signature is dropped.
    */

@@ -11,7 +11,7 @@ import type { XrpcRouter } from '../../../method.js'
  * says so, and the decision runs app perimeter first.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
-  // The credential is signed ahead, on an idle signing thread, while the token is verified and the
+  // The credential is signed ahead, on an idle signing thread, while the token is checked and the
   // policy decides (CredentialService.prepare); it is only handed out if every check below passes.
   const signAhead = async ({ spaceUri, space, binding }: ExchangeBound) => {
     if (!(await ctx.authorities.isActive(space.authority))) return undefined
