@@ -4,8 +4,11 @@ import { normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
 import { SignatureError, TokenError } from '../crypto/errors.js'
 import {
   AUDIENCE_HEADER,
+  checkRequestSignature,
+  readRequestSignature,
   verifyRequestSignature,
   type HeaderLookup,
+  type ReadRequestSignature,
 } from '../crypto/request-signature.js'
 import { verifyServiceJwt } from '../crypto/service-auth.js'
 import {
@@ -89,7 +92,10 @@ function authorization(
   return m ? { scheme: m[1]!.toLowerCase(), token: m[2]! } : undefined
 }
 
-/** What an exchange has established once its request signature checks out (the token not yet). */
+/**
+ * What an exchange claims, read from its headers before any signature is checked: the space named by
+ * the token and the key the credential would be bound to. Nothing here is evidence yet.
+ */
 export interface ExchangeBound {
   spaceUri: string
   space: SpaceRef
@@ -142,18 +148,19 @@ export class AuthVerifier {
   delegationToken = (req: RequestView): Promise<DelegationAuth> => this.exchange(req, undefined)
 
   /**
-   * As `delegationToken`, and once the exchange signature has checked out — while the token's own
-   * signature is still being verified — starts `ahead` with what is bound so far. Its result (or
-   * undefined: not started, or failed) comes with the auth; a refused request simply drops it.
+   * As `delegationToken`, and calls `ahead` (synchronously) with what the request claims as soon as
+   * its headers are read, before either signature is checked, so work started there runs while they
+   * are. Its result comes with the auth; a refused request simply drops it. Generation A (DPoP)
+   * exchanges do not call it.
    */
-  delegationTokenAhead<T>(ahead: (bound: ExchangeBound) => Promise<T | undefined>) {
+  delegationTokenAhead<T>(ahead: (bound: ExchangeBound) => T | undefined) {
     return (req: RequestView) => this.exchange(req, ahead)
   }
 
   private async exchange<T>(
     req: RequestView,
-    ahead: ((bound: ExchangeBound) => Promise<T | undefined>) | undefined,
-  ): Promise<DelegationAuth & { ahead: Promise<T | undefined> | undefined }> {
+    ahead: ((bound: ExchangeBound) => T | undefined) | undefined,
+  ): Promise<DelegationAuth & { ahead: T | undefined }> {
     try {
       const headers = headerLookup(req)
       const auth = authorization(headers, 'BadSpaceSignature')
@@ -164,11 +171,29 @@ export class AuthVerifier {
       const space = token.space!
       if (!isDid(token.claims.iss))
         throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
+      // undefined for a generation A (DPoP) exchange
+      let signature: ReadRequestSignature | { error: unknown } | undefined
+      let started: T | undefined
+      if (!this.isDpopExchange(headers)) {
+        try {
+          signature = readRequestSignature(headers, 'exchange', { nowSec: now })
+        } catch (error) {
+          signature = { error }
+        }
+        if (ahead && !('error' in signature)) {
+          const binding: KeyBinding = { kind: 'signature', keyDid: signature.keyDid }
+          try {
+            started = ahead({ spaceUri: token.claims.sub, space, binding })
+          } catch {
+            // Work ahead is an optimisation: the handler does it again when it was not started.
+          }
+        }
+      }
       // A host answering for many authorities derives the audience from the token itself.
       const expectedAud = `${space.authority}#atproto_space_host`
       // The token's signature is checked once its key is looked up (ES256K inline by libsecp256k1,
-      // ES256 on the thread pool), after the exchange signature (a pure check) has been checked
-      // here; their verdicts are then taken in the contract's order, token first.
+      // ES256 on the thread pool), the exchange signature meanwhile here; their verdicts are then
+      // taken in the contract's order, token first.
       const tokenChecked = verifySpaceToken(token, {
         nowSec: now,
         expectedAud,
@@ -183,25 +208,17 @@ export class AuthVerifier {
         throw err
       })
       let binding: KeyBinding
-      let started: Promise<T | undefined> | undefined
-      if (this.isDpopExchange(headers)) {
+      if (signature === undefined) {
         await tokenChecked
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
       } else {
-        let signature: { keyDid: string } | { error: unknown }
-        try {
-          signature = verifyRequestSignature(headers, 'exchange', { nowSec: now })
-        } catch (error) {
-          signature = { error }
-        }
-        if (ahead && !('error' in signature)) {
-          const bound: ExchangeBound = {
-            spaceUri: token.claims.sub,
-            space,
-            binding: { kind: 'signature', keyDid: signature.keyDid },
+        if (!('error' in signature)) {
+          try {
+            checkRequestSignature(signature)
+          } catch (error) {
+            signature = { error }
           }
-          started = ahead(bound).catch(() => undefined)
         }
         await tokenChecked
         if ('error' in signature) throw signature.error

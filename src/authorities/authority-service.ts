@@ -87,9 +87,15 @@ export class AuthorityService {
     return { atproto }
   }
 
-  async status(did: string): Promise<AuthorityStatus | undefined> {
+  /** The status from the cache alone: null when it is not there (or stale). */
+  cachedStatus(did: string): AuthorityStatus | undefined | null {
     const hit = this.statuses.get(did)
-    if (hit && hit.expiresAtMs > this.clock.nowMs()) return hit.value
+    return hit && hit.expiresAtMs > this.clock.nowMs() ? hit.value : null
+  }
+
+  async status(did: string): Promise<AuthorityStatus | undefined> {
+    const cached = this.cachedStatus(did)
+    if (cached !== null) return cached
     const row = await this.db.prisma.authority.findUnique({
       where: { did },
       select: { status: true },
@@ -272,6 +278,14 @@ export class AuthorityService {
   }
 
   /** Credentials are signed with `#atproto_space` when we hold one, else with `#atproto`. */
+  /** credentialKey from the cache alone: undefined when the keys are not decrypted and cached yet. */
+  cachedCredentialKey(did: string): SigningKey | undefined {
+    const space = this.keyCache.get(`${did}|atproto_space`)
+    if (space) return { key: space, kid: '#atproto_space' }
+    const atproto = space === null ? this.keyCache.get(`${did}|atproto`) : undefined
+    return atproto ? { key: atproto, kid: '#atproto' } : undefined
+  }
+
   async credentialKey(did: string): Promise<SigningKey | undefined> {
     const space = await this.key(did, 'atproto_space')
     if (space) return { key: space, kid: '#atproto_space' }

@@ -72,15 +72,16 @@ export class CredentialService {
 
   /**
    * Starts signing the credential a request would get, before it is known whether it will get one,
-   * when a signing thread is idle: the signature (the slowest step of an exchange) then runs on
-   * another core while the token's key is looked up and checked, its id spent and the policy
-   * decides, instead of after.
+   * when a signing thread is idle and the authority's key is at hand (cached): the signature (the
+   * slowest step of an exchange) then runs on another core while the token and the exchange
+   * signature are checked, the token's id spent and the policy decides, instead of after.
    * The claims do not depend on the user, only on the space, its key and the requester's key. Under
    * load no thread is idle and nothing is signed ahead; a refused request's signature is dropped.
+   * Synchronous, so the job is with the signing thread before the caller does anything else.
    */
-  async prepare(config: SpaceConfig, binding: KeyBinding): Promise<PreparedCredential | undefined> {
+  prepare(config: SpaceConfig, binding: KeyBinding): PreparedCredential | undefined {
     if (!this.deps.signer.hasIdleThread?.()) return undefined
-    const signing = await this.deps.authorities.credentialKey(config.authority)
+    const signing = this.deps.authorities.cachedCredentialKey(config.authority)
     if (!signing) return undefined
     const minted = this.mint(config, binding, signing)
     // Dropped unless issued: a failure then is nobody's to hear about.

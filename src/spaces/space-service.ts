@@ -123,9 +123,15 @@ export class SpaceService {
   }
 
   /** The space's row state: undefined (never existed), deleted, or its active config. */
-  async lookup(uri: string): Promise<Lookup> {
+  /** `lookup` from the cache alone: undefined when it is not there (or stale). */
+  cachedLookup(uri: string): Lookup | undefined {
     const hit = this.configs.get(uri)
-    if (hit && hit.expiresAtMs > this.clock.nowMs()) return hit.value
+    return hit && hit.expiresAtMs > this.clock.nowMs() ? hit.value : undefined
+  }
+
+  async lookup(uri: string): Promise<Lookup> {
+    const cached = this.cachedLookup(uri)
+    if (cached) return cached
     const row = await this.db.prisma.space.findUnique({ where: { uri } })
     const value: Lookup = !row
       ? { state: 'absent' }

@@ -426,10 +426,7 @@ t.test('credentials signed ahead: handed out only to the request they were made 
   if (found.state !== 'active') throw new Error('space not active')
   const holder = Keypair.generate('p256')
   const binding = { kind: 'signature' as const, keyDid: holder.did() }
-  const issue = (
-    prepared: Awaited<ReturnType<typeof w.a.ctx.credentials.prepare>>,
-    keyDid = holder.did(),
-  ) =>
+  const issue = (prepared: ReturnType<typeof w.a.ctx.credentials.prepare>, keyDid = holder.did()) =>
     w.a.ctx.credentials.issue({
       config: found.config,
       user: alice.did,
@@ -438,7 +435,13 @@ t.test('credentials signed ahead: handed out only to the request they were made 
       prepared,
     })
 
-  const prepared = await w.a.ctx.credentials.prepare(found.config, binding)
+  t.equal(
+    w.a.ctx.credentials.prepare(found.config, binding),
+    undefined,
+    'nothing is signed ahead while the authority key is not in the cache',
+  )
+  await w.a.ctx.authorities.credentialKey(w.authority.did)
+  const prepared = w.a.ctx.credentials.prepare(found.config, binding)
   if (!prepared) throw new Error('the signing thread is idle: a credential is signed ahead')
   const ahead = await prepared.signed
   t.equal(await issue(prepared), ahead, 'the same request takes the credential signed ahead')
@@ -449,7 +452,7 @@ t.test('credentials signed ahead: handed out only to the request they were made 
   )
 
   const other = Keypair.generate('p256').did()
-  const again = await w.a.ctx.credentials.prepare(found.config, binding)
+  const again = w.a.ctx.credentials.prepare(found.config, binding)
   const mismatched = await issue(again, other)
   t.not(mismatched, await again!.signed, 'another binding gets a credential of its own')
   t.match(decodeToken(mismatched).payload, { cnf: { kid: other } })
