@@ -266,14 +266,16 @@ export class SafeFetcher {
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
     const deadline = Date.now() + timeoutMs
     try {
-      const res = await request(u, {
+      // The agent's own request(): the module-level one adds a URL parse and a redirect layer per
+      // call, which a relay pays per delivery. A dispatcher never follows redirects by itself.
+      const res = await this.dispatcher(u).request({
+        origin: u.origin,
+        path: u.pathname + u.search,
         method: 'POST',
         headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
         body: opts.body,
-        dispatcher: this.dispatcher(u),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        maxRedirections: 0,
       })
       // The body gets what is left of the deadline in all (a trickle of small chunks would
       // otherwise keep it open chunk after chunk); once the status is in, giving up on the body

@@ -250,15 +250,23 @@ t.test(
         res.write('first chunk') // and nothing more: the body deadline must fire
         return
       }
+      if (req.url === '/moved') {
+        res.writeHead(307, { location: `${origin}/target` })
+        return res.end()
+      }
+      if (req.url === '/target') targetHits++
+      if (req.url === '/q?x=1') return res.writeHead(203).end()
       res.writeHead(req.url === '/huge' ? 200 : 202, { 'content-type': 'text/plain' })
       res.end(req.url === '/huge' ? 'x'.repeat(200_000) : 'ok')
     })
+    let targetHits = 0
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     t.teardown(() => {
       server.closeAllConnections()
       server.close()
     })
-    const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    const port = (server.address() as { port: number }).port
+    const origin = `http://127.0.0.1:${port}`
     const { fetcher } = resolver({ timeoutMs: 300 })
     t.teardown(() => fetcher.close())
     const post = (path: string) =>
@@ -268,6 +276,9 @@ t.test(
         maxBytes: 1024,
       })
     t.equal(await post('/ok'), 202)
+    t.equal(await post('/q?x=1'), 203, 'the query is sent')
+    t.equal(await post('/moved'), 307, 'a redirect is an answer, not followed')
+    t.equal(targetHits, 0, 'its target never hears of it')
     t.equal(await post('/huge'), 200, 'a body past the cap is dropped, the status still counts')
     t.equal(await post('/ok'), 202, 'and the next request is served')
     let started = Date.now()
@@ -289,6 +300,13 @@ t.test(
     t.equal(
       await kindOf(strict.fetcher.postForStatus('ftp://x/', { headers: {}, body: '' })),
       'bad_url',
+    )
+    t.equal(
+      await kindOf(
+        strict.fetcher.postForStatus(`http://localhost:${port}/ok`, { headers: {}, body: '' }),
+      ),
+      'blocked',
+      'a name that resolves to loopback is refused when connecting',
     )
   },
 )
