@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { OutboundAuth } from '../auth/outbound.js'
 import type { Clock } from '../clock.js'
+import type { Keypair } from '../crypto/keypair.js'
 import type { Db } from '../db/client.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
@@ -59,6 +60,15 @@ interface Breaker {
 }
 
 type Lane = { space: string; service: string; cursor: string | null; attempts: number }
+
+/** Why a delivery did not happen; a permanent one is dead-lettered at once. */
+type Failure = { permanent: boolean; error: string }
+
+interface LaneTarget {
+  authority: string
+  endpoint: string
+  key: Keypair
+}
 
 type RelayEvent = {
   kind: string
@@ -230,8 +240,10 @@ export class Relay {
       attempts: lane.attempts,
       deleted: false,
     }
+    // What every event of the lane is sent with (or why none can be), settled once per pass.
+    const target = await this.target(lane)
     for (const event of events) {
-      const outcome = await this.send(lane, event)
+      const outcome = 'error' in target ? target : await this.send(lane, target, event)
       if (outcome === 'ok') {
         result.sent++
         result.attempts = 0
@@ -351,10 +363,8 @@ export class Relay {
     }
   }
 
-  private async send(
-    lane: Lane,
-    event: RelayEvent,
-  ): Promise<'ok' | { permanent: boolean; error: string }> {
+  /** Where and as whom a lane's events go: the authority (if still active here), endpoint and key. */
+  private async target(lane: Lane): Promise<LaneTarget | Failure> {
     const authority = lane.space.split('/')[2]!
     // Only for authorities Gatehouse still answers for: a transferred one is someone else's now.
     const status = await this.deps.authorities.status(authority)
@@ -373,8 +383,14 @@ export class Relay {
         error: `cannot resolve ${lane.service}: ${(err as Error).message}`,
       }
     }
+    const key = await this.deps.authorities.key(authority, 'atproto')
+    if (!key) return { permanent: false, error: `no #atproto key held for ${authority}` }
+    return { authority, endpoint, key }
+  }
+
+  private async send(lane: Lane, target: LaneTarget, event: RelayEvent): Promise<'ok' | Failure> {
     const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
-    const url = `${endpoint}/xrpc/${lxm}`
+    const url = `${target.endpoint}/xrpc/${lxm}`
     let origin: string
     try {
       origin = this.deps.fetcher.check(url).origin
@@ -384,9 +400,8 @@ export class Relay {
     const breaker = this.breakers.get(origin)
     if (breaker && breaker.openUntilMs > Date.now())
       return { permanent: false, error: `circuit open for ${origin}` }
-    const key = await this.deps.authorities.key(authority, 'atproto')
-    if (!key) return { permanent: false, error: `no #atproto key held for ${authority}` }
     const body = this.body(lane.space, event)
+    const { authority, key } = target
     const jwt = await this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
     try {
       const status = await this.deps.fetcher.postForStatus(url, {
