@@ -202,6 +202,21 @@ t.test('request ids: generated, or carried over from a plain incoming id', async
   t.equal(carried.headers.get('x-request-id'), 'edge-42')
   const hostile = await a.fetch('/xrpc/_health', { headers: { 'x-request-id': 'a b<script>' } })
   t.not(hostile.headers.get('x-request-id'), 'a b<script>')
+
+  // The id is on every line about the request: the access line, a refusal, a failure.
+  await a.fetch('/xrpc/dev.gatehouse.test.refuse', {
+    method: 'POST',
+    headers: { 'x-request-id': 'edge-43' },
+  })
+  await a.fetch('/xrpc/dev.gatehouse.test.boom', { headers: { 'x-request-id': 'edge-44' } })
+  const lines = (id: string) => a.logs.entries.filter((e) => e.reqId === id).map((e) => e.msg)
+  t.same(lines('edge-42'), ['request'])
+  t.same(lines('edge-43'), ['request refused', 'request'])
+  t.same(lines('edge-44'), ['request failed', 'request'])
+  t.match(
+    a.logs.entries.find((e) => e.reqId === 'edge-42'),
+    { subsystem: 'gatehouse:xrpc', method: 'GET', url: '/xrpc/_health', status: 200 },
+  )
 })
 
 t.test('authorization headers and secret query values never reach the log', async (t) => {
