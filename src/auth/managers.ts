@@ -1,3 +1,4 @@
+import { spaceAuthority } from '../lexicon/formats.js'
 import { lookupHostedSpace } from '../spaces/hosted.js'
 import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
@@ -49,7 +50,7 @@ export async function authorizeSpaceManagement(
   needed: ManagerRole,
   opts: { managingApp?: boolean } = {},
 ): Promise<SpaceConfig> {
-  const authority = spaceUri.split('/')[2]!
+  const authority = spaceAuthority(spaceUri)
   const found = await lookupHostedSpace(ctx, spaceUri)
   if (opts.managingApp && found.state === 'active') {
     const caller = auth.iss.split('#')[0]

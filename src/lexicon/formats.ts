@@ -46,6 +46,15 @@ export function parseSpaceRef(s: string): SpaceRef | undefined {
   return { authority, spaceType, skey }
 }
 
+/**
+ * The authority DID of a space URI that has already passed `spaceRef` (every stored one has), without
+ * parsing it again: the part between `at://` and the next slash.
+ */
+export function spaceAuthority(uri: string): string {
+  const end = uri.indexOf('/', 5)
+  return uri.slice(5, end < 0 ? undefined : end)
+}
+
 export function formatSpaceRef(ref: SpaceRef): string {
   return `at://${ref.authority}/space/${ref.spaceType}/${ref.skey}`
 }

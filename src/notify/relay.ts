@@ -1,4 +1,4 @@
-import { toBytesJson } from '../lexicon/formats.js'
+import { spaceAuthority, toBytesJson } from '../lexicon/formats.js'
 import { randomUUID } from 'node:crypto'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { OutboundAuth } from '../auth/outbound.js'
@@ -317,7 +317,7 @@ export class Relay {
       // In the running loop, new work or a stop ends the pass; so does a busy signing thread.
       if (this.running && (this.wakeRequested || this.stopped)) break
       if (!this.deps.outbound.canSignAhead()) break
-      const authority = lane.space.split('/')[2]!
+      const authority = spaceAuthority(lane.space)
       if ((await this.deps.authorities.status(authority)) !== 'active') continue
       const key = await this.deps.authorities.key(authority, 'atproto')
       if (!key) continue
@@ -365,7 +365,7 @@ export class Relay {
 
   /** Where and as whom a lane's events go: the authority (if still active here), endpoint and key. */
   private async target(lane: Lane): Promise<LaneTarget | Failure> {
-    const authority = lane.space.split('/')[2]!
+    const authority = spaceAuthority(lane.space)
     // Only for authorities Gatehouse still answers for: a transferred one is someone else's now.
     const status = await this.deps.authorities.status(authority)
     if (status !== 'active') {

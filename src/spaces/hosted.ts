@@ -1,3 +1,4 @@
+import { spaceAuthority } from '../lexicon/formats.js'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import { InvalidRequestError } from '../errors.js'
 import type { SpaceConfig } from '../policy/types.js'
@@ -21,7 +22,7 @@ export async function lookupHostedSpace(
   deps: HostedDeps,
   uri: string,
 ): ReturnType<SpaceService['lookup']> {
-  const authority = uri.split('/')[2]!
+  const authority = spaceAuthority(uri)
   return (await deps.authorities.isActive(authority))
     ? deps.spaces.lookup(uri)
     : { state: 'absent' }

@@ -1,3 +1,4 @@
+import { spaceAuthority } from '../../../../lexicon/formats.js'
 import { assertManager } from '../../../../auth/managers.js'
 import { deleteSpace } from '../../../../lexicon/com/atproto/simplespace/manage.js'
 import { SpaceError } from '../../../../spaces/space-service.js'
@@ -8,7 +9,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(deleteSpace, {
     auth: ctx.auth.serviceAuth(deleteSpace.nsid),
     handler: async ({ input, auth, fail }) => {
-      const authority = input.space.split('/')[2]!
+      const authority = spaceAuthority(input.space)
       await assertManager(ctx, auth, authority, 'admin')
       try {
         // Registered syncers are told (notifySpaceDeleted), durably, through the relay.

@@ -1,3 +1,4 @@
+import { spaceAuthority } from '../../../../lexicon/formats.js'
 import { getHostedSpace } from '../../../../spaces/hosted.js'
 import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { assertManager } from '../../../../auth/managers.js'
@@ -15,7 +16,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpace, {
     auth: ctx.auth.credentialOrService(getSpace.nsid),
     handler: async ({ params, auth }) => {
-      const authority = params.space.split('/')[2]!
+      const authority = spaceAuthority(params.space)
       if (auth.type === 'service_auth') {
         await assertManager(ctx, auth, authority, 'moderator')
       } else {

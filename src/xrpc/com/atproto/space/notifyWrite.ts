@@ -1,3 +1,4 @@
+import { spaceAuthority } from '../../../../lexicon/formats.js'
 import { decodeTid } from '../../../../spaces/tid.js'
 import { ForbiddenError } from '../../../../errors.js'
 import { notifyWrite } from '../../../../lexicon/com/atproto/space/sync.js'
@@ -19,7 +20,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(notifyWrite.nsid),
     authAfterInput: true,
     handler: async ({ input, auth, fail }) => {
-      const authority = input.space.split('/')[2]!
+      const authority = spaceAuthority(input.space)
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
       // Generation A hosts address the bare authority DID, generation C its #atproto_space_host.

@@ -1,3 +1,4 @@
+import { spaceAuthority } from '../../../../lexicon/formats.js'
 import { assertManager } from '../../../../auth/managers.js'
 import { listDeadLetters } from '../../../../lexicon/dev/gatehouse/notify/listDeadLetters.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -7,7 +8,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listDeadLetters, {
     auth: ctx.auth.serviceAuth(listDeadLetters.nsid),
     handler: async ({ params, auth }) => {
-      await assertManager(ctx, auth, params.space.split('/')[2]!, 'moderator')
+      await assertManager(ctx, auth, spaceAuthority(params.space), 'moderator')
       const rows = await ctx.relay.deadLetters(params.space, params.limit)
       return {
         deadLetters: rows.map((d) => ({
