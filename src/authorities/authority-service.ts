@@ -277,20 +277,18 @@ export class AuthorityService {
     )
   }
 
-  /** Credentials are signed with `#atproto_space` when we hold one, else with `#atproto`. */
-  /** credentialKey from the cache alone: undefined when the keys are not decrypted and cached yet. */
+  /** `credentialKey` from the cache alone: undefined while the keys are not decrypted and cached. */
   cachedCredentialKey(did: string): SigningKey | undefined {
     const space = this.keyCache.get(`${did}|atproto_space`)
-    if (space) return { key: space, kid: '#atproto_space' }
+    // null: known to have no #atproto_space key; undefined: not looked up yet.
     const atproto = space === null ? this.keyCache.get(`${did}|atproto`) : undefined
-    return atproto ? { key: atproto, kid: '#atproto' } : undefined
+    return credentialKeyOf(space ?? undefined, atproto ?? undefined)
   }
 
+  /** Credentials are signed with `#atproto_space` when we hold one, else with `#atproto`. */
   async credentialKey(did: string): Promise<SigningKey | undefined> {
     const space = await this.key(did, 'atproto_space')
-    if (space) return { key: space, kid: '#atproto_space' }
-    const atproto = await this.key(did, 'atproto')
-    return atproto ? { key: atproto, kid: '#atproto' } : undefined
+    return credentialKeyOf(space, space ? undefined : await this.key(did, 'atproto'))
   }
 
   forget(did: string): void {
@@ -298,4 +296,12 @@ export class AuthorityService {
     for (const purpose of ['atproto', 'atproto_space', 'rotation'])
       this.keyCache.delete(`${did}|${purpose}`)
   }
+}
+
+function credentialKeyOf(
+  space: Keypair | undefined,
+  atproto: Keypair | undefined,
+): SigningKey | undefined {
+  if (space) return { key: space, kid: '#atproto_space' }
+  return atproto ? { key: atproto, kid: '#atproto' } : undefined
 }
