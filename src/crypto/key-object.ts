@@ -18,11 +18,14 @@ const SPKI_PREFIX: Record<Curve, Buffer> = {
 const CACHE_MAX = 10_000
 const cache = new Map<string, KeyObject>()
 
+/** 33 bytes with a compressed point's prefix (whether the point is on a curve is another matter). */
+export function isCompressedPoint(key: Uint8Array): boolean {
+  return key.length === 33 && (key[0] === 2 || key[0] === 3)
+}
+
 /** The key object of a 33-byte compressed point. Throws when the point is not on the curve. */
 export function publicKeyObject(curve: Curve, compressed: Uint8Array): KeyObject {
-  if (compressed.length !== 33 || (compressed[0] !== 2 && compressed[0] !== 3)) {
-    throw new Error('expected a 33-byte compressed point')
-  }
+  if (!isCompressedPoint(compressed)) throw new Error('expected a 33-byte compressed point')
   const id = `${curve}:${Buffer.from(compressed).toString('hex')}`
   let key = cache.get(id)
   if (!key) {

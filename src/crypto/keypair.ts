@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { formatDidKey, formatMultikey, type Curve } from './did-key.js'
-import { publicKeyObject } from './key-object.js'
+import { isCompressedPoint, publicKeyObject } from './key-object.js'
 
 /** JOSE `alg` for each curve's ECDSA-with-SHA-256 signatures. */
 export const JWT_ALG: Record<Curve, 'ES256K' | 'ES256'> = { secp256k1: 'ES256K', p256: 'ES256' }
@@ -136,34 +136,37 @@ export const verifySignature: SignatureCheck<boolean> = (...check) =>
 export const verifySignatureAsync: SignatureCheck<Promise<boolean>> = (...check) =>
   inline(check[0])
     ? Promise.resolve(verifyWithLibsecp256k1(...check))
-    : new Promise((resolve) => openSsl(check, (ok) => resolve(ok)))
+    : verifyWithOpenSslAsync(...check)
+
+const P1363 = { dsaEncoding: 'ieee-p1363' } as const
 
 /** verifySignature through OpenSSL, whatever the curve (exported for the tests of both paths). */
-export const verifyWithOpenSsl: SignatureCheck<boolean> = (...check) => openSsl(check)
-
-/**
- * OpenSSL's check: inline, or on the thread pool when `done` is given (then the answer goes to
- * `done` and the return value means nothing).
- */
-function openSsl(
-  [curve, publicKey, data, signature, opts]: Parameters<SignatureCheck<boolean>>,
-  done?: (ok: boolean) => void,
-): boolean {
-  const key = verificationKey(curve, publicKey, signature, opts)
+export const verifyWithOpenSsl: SignatureCheck<boolean> = (curve, publicKey, data, sig, opts) => {
+  const key = verificationKey(curve, publicKey, sig, opts)
   try {
-    if (key && done) {
-      nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) =>
-        done(!err && ok),
-      )
-      return false
-    }
-    if (key) return nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
+    return key !== undefined && nodeVerify('sha256', data, { key, ...P1363 }, sig)
   } catch {
-    // A malformed signature.
+    return false // a malformed signature
   }
-  done?.(false)
-  return false
 }
+
+/** verifyWithOpenSsl on libuv's thread pool. */
+const verifyWithOpenSslAsync: SignatureCheck<Promise<boolean>> = (
+  curve,
+  publicKey,
+  data,
+  sig,
+  opts,
+) =>
+  new Promise((resolve) => {
+    const key = verificationKey(curve, publicKey, sig, opts)
+    if (!key) return resolve(false)
+    try {
+      nodeVerify('sha256', data, { key, ...P1363 }, sig, (err, ok) => resolve(!err && ok))
+    } catch {
+      resolve(false) // a malformed signature
+    }
+  })
 
 /**
  * verifySignature for ES256K through libsecp256k1 (only when it is loaded), with the same rules as
@@ -182,10 +185,6 @@ export const verifyWithLibsecp256k1: SignatureCheck<boolean> = (curve, key, data
     // A point not on the curve, or r or s not below the group order.
     return false
   }
-}
-
-function isCompressedPoint(key: Uint8Array): boolean {
-  return key.length === 33 && (key[0] === 2 || key[0] === 3)
 }
 
 function isHighS(curve: Curve, signature: Uint8Array): boolean {
