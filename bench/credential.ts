@@ -1,7 +1,14 @@
 import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
 import { measureExchangeBound } from './crypto.js'
 import { benchWorld, importMembers } from './_world.js'
-import { httpLoad, pacedFloorP99, percentile, settle, type Bench } from './_lib.js'
+import {
+  httpLoad,
+  pacedFloorP99,
+  percentile,
+  settle,
+  type Bench,
+  type LoadOptions,
+} from './_lib.js'
 
 /**
  * getSpaceCredential through the real server over loopback HTTP, on a member-list space with
@@ -31,72 +38,48 @@ const bench: Bench = {
         i < USERS ? users[i]!.did : `did:plc:${String(i).padStart(24, 'a')}`,
       )
 
-      const requests = (n: number) => {
+      // `n` exchanges, each with a token and an exchange signature of its own (made before the
+      // load starts, so the load generator only sends), at most `seconds` long.
+      const body = JSON.stringify({ space })
+      const exchanges = (
+        n: number,
+        load: Pick<LoadOptions, 'concurrency' | 'seconds' | 'ratePerSec' | 'warmupUrl'>,
+      ) => {
         const nowSec = Math.floor(Date.now() / 1000)
-        return Array.from({ length: n }, (_, i) => {
+        const headers = Array.from({ length: n }, (_, i) => {
           const user = users[i % USERS]!
           const token = delegationToken({ user, space, nowSec, exp: nowSec + 900 })
           return { ...exchangeHeaders(token, newHolderKey()), 'content-type': 'application/json' }
         })
+        return httpLoad({
+          url: `${url}/xrpc/com.atproto.space.getSpaceCredential`,
+          method: 'POST',
+          bodies: [body],
+          headers,
+          maxRequests: n,
+          ...load,
+        })
       }
-      const body = JSON.stringify({ space })
-      const target = `${url}/xrpc/com.atproto.space.getSpaceCredential`
       // Unmeasured: warm the DID cache, the connections and the JIT (both ends), so the phases below
       // measure the steady state.
-      const warmN = 1000
-      await httpLoad({
-        url: target,
-        method: 'POST',
-        bodies: [body],
-        headers: requests(warmN),
-        concurrency: 4,
-        seconds: 60,
-        maxRequests: warmN,
-      })
-
+      await exchanges(1000, { concurrency: 4, seconds: 60 })
       // Then 10 s of sequential no-op requests (see settle) and 1,000 sequential exchanges, so the
       // sequential phase meets the machine as sustained traffic leaves it, not a fresh process's.
       const settled = await settle(url)
-      await httpLoad({
-        url: target,
-        method: 'POST',
-        bodies: [body],
-        headers: requests(warmN),
-        concurrency: 1,
-        seconds: 60,
-        maxRequests: warmN,
-      })
+      await exchanges(1000, { concurrency: 1, seconds: 60 })
 
-      const seqN = Math.max(200, Math.round(seconds * 250))
-      const seq = await httpLoad({
-        url: target,
-        method: 'POST',
-        bodies: [body],
-        headers: requests(seqN),
+      const seq = await exchanges(Math.max(200, Math.round(seconds * 250)), {
         concurrency: 1,
         seconds,
-        maxRequests: seqN,
       })
-      const parN = Math.max(400, Math.round(seconds * 500))
-      const par = await httpLoad({
-        url: target,
-        method: 'POST',
-        bodies: [body],
-        headers: requests(parN),
+      const par = await exchanges(Math.max(400, Math.round(seconds * 500)), {
         concurrency: 16,
         seconds,
-        maxRequests: parN,
       })
       const halfRate = Math.max(1, Math.floor(par.perSecond / 2))
-      const pacedN = Math.ceil(halfRate * seconds)
-      const paced = await httpLoad({
-        url: target,
-        method: 'POST',
-        bodies: [body],
-        headers: requests(pacedN),
+      const paced = await exchanges(Math.ceil(halfRate * seconds), {
         concurrency: 64,
         seconds: seconds + 5,
-        maxRequests: pacedN,
         ratePerSec: halfRate,
         warmupUrl: `${url}/xrpc/_health`,
       })
