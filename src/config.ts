@@ -25,6 +25,8 @@ export interface Config {
     shutdownTimeoutMs: number
     /** Worker threads that make signatures (0: sign on the event loop). */
     signingThreads: number
+    /** Nonces per curve the signing threads keep made ahead (keys/sign-pool.ts); 0: none. */
+    signingNonces: number
     /** Validate every XRPC output against its schema (catches our own bugs; costs CPU). */
     validateOutput: boolean
   }
@@ -184,6 +186,7 @@ export const envSchema = z.object({
   GATEHOUSE_TRUST_PROXY: bool.default(false),
   GATEHOUSE_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   GATEHOUSE_SIGNING_THREADS: int(0, 64).default(1),
+  GATEHOUSE_SIGNING_NONCES: int(0, 100_000).default(64),
   GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
   GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
   GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
@@ -295,6 +298,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       trustProxy: e.GATEHOUSE_TRUST_PROXY,
       shutdownTimeoutMs: e.GATEHOUSE_SHUTDOWN_TIMEOUT_MS,
       signingThreads: e.GATEHOUSE_SIGNING_THREADS,
+      signingNonces: e.GATEHOUSE_SIGNING_NONCES,
       validateOutput: e.GATEHOUSE_VALIDATE_OUTPUT ?? e.GATEHOUSE_ENV !== 'production',
     },
     db: {

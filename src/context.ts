@@ -138,7 +138,11 @@ export async function createContext(
   const managers = overrides.managers ?? new ManagerService(db, clock)
   const signer: Signer & { close?(): Promise<void> } =
     cfg.service.signingThreads > 0
-      ? SigningPool.start(cfg.service.signingThreads, subsystem(logger, 'keys'))
+      ? SigningPool.start(
+          cfg.service.signingThreads,
+          subsystem(logger, 'keys'),
+          cfg.service.signingNonces,
+        )
       : inlineSigner
   const outbound = new OutboundAuth(signer, clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle =
