@@ -4,11 +4,8 @@ import { normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
 import { SignatureError, TokenError } from '../crypto/errors.js'
 import {
   AUDIENCE_HEADER,
-  checkRequestSignature,
-  readRequestSignature,
   verifyRequestSignature,
   type HeaderLookup,
-  type ReadRequestSignature,
 } from '../crypto/request-signature.js'
 import { verifyServiceJwt } from '../crypto/service-auth.js'
 import {
@@ -92,16 +89,6 @@ function authorization(
   return m ? { scheme: m[1]!.toLowerCase(), token: m[2]! } : undefined
 }
 
-/**
- * What an exchange claims, read from its headers before any signature is checked: the space named by
- * the token and the key the credential would be bound to. Nothing here is evidence yet.
- */
-export interface ExchangeBound {
-  spaceUri: string
-  space: SpaceRef
-  binding: KeyBinding
-}
-
 export class AuthVerifier {
   constructor(private readonly deps: AuthVerifierDeps) {}
 
@@ -145,22 +132,7 @@ export class AuthVerifier {
    * signature (or, for generation A clients, a DPoP proof). The token's `jti` is consumed here, before
    * the handler runs, so a later refusal still spends it (contract §1.1 step 3).
    */
-  delegationToken = (req: RequestView): Promise<DelegationAuth> => this.exchange(req, undefined)
-
-  /**
-   * As `delegationToken`, and calls `ahead` (synchronously) with what the request claims as soon as
-   * its headers are read, before either signature is checked, so work started there runs while they
-   * are. Its result comes with the auth; a refused request simply drops it. Generation A (DPoP)
-   * exchanges do not call it.
-   */
-  delegationTokenAhead<T>(ahead: (bound: ExchangeBound) => T | undefined) {
-    return (req: RequestView) => this.exchange(req, ahead)
-  }
-
-  private async exchange<T>(
-    req: RequestView,
-    ahead: ((bound: ExchangeBound) => T | undefined) | undefined,
-  ): Promise<DelegationAuth & { ahead: T | undefined }> {
+  delegationToken = async (req: RequestView): Promise<DelegationAuth> => {
     try {
       const headers = headerLookup(req)
       const auth = authorization(headers, 'BadSpaceSignature')
@@ -171,24 +143,6 @@ export class AuthVerifier {
       const space = token.space!
       if (!isDid(token.claims.iss))
         throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
-      // undefined for a generation A (DPoP) exchange
-      let signature: ReadRequestSignature | { error: unknown } | undefined
-      let started: T | undefined
-      if (!this.isDpopExchange(headers)) {
-        try {
-          signature = readRequestSignature(headers, 'exchange', { nowSec: now })
-        } catch (error) {
-          signature = { error }
-        }
-        if (ahead && !('error' in signature)) {
-          const binding: KeyBinding = { kind: 'signature', keyDid: signature.keyDid }
-          try {
-            started = ahead({ spaceUri: token.claims.sub, space, binding })
-          } catch {
-            // Work ahead is an optimisation: the handler does it again when it was not started.
-          }
-        }
-      }
       // A host answering for many authorities derives the audience from the token itself.
       const expectedAud = `${space.authority}#atproto_space_host`
       // The token's signature is checked once its key is looked up (ES256K inline by libsecp256k1,
@@ -208,17 +162,16 @@ export class AuthVerifier {
         throw err
       })
       let binding: KeyBinding
-      if (signature === undefined) {
+      if (this.isDpopExchange(headers)) {
         await tokenChecked
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
       } else {
-        if (!('error' in signature)) {
-          try {
-            checkRequestSignature(signature)
-          } catch (error) {
-            signature = { error }
-          }
+        let signature: { keyDid: string } | { error: unknown }
+        try {
+          signature = verifyRequestSignature(headers, 'exchange', { nowSec: now })
+        } catch (error) {
+          signature = { error }
         }
         await tokenChecked
         if ('error' in signature) throw signature.error
@@ -231,7 +184,7 @@ export class AuthVerifier {
       )
       if (!fresh)
         throw new AuthRequiredError('delegation token has already been used', 'JwtReplayed')
-      return { type: 'delegation_token', ...facts(token, binding), ahead: started }
+      return { type: 'delegation_token', ...facts(token, binding) }
     } catch (err) {
       return translate(err)
     }

@@ -87,15 +87,9 @@ export class AuthorityService {
     return { atproto }
   }
 
-  /** The status from the cache alone: null when it is not there (or stale). */
-  cachedStatus(did: string): AuthorityStatus | undefined | null {
-    const hit = this.statuses.get(did)
-    return hit && hit.expiresAtMs > this.clock.nowMs() ? hit.value : null
-  }
-
   async status(did: string): Promise<AuthorityStatus | undefined> {
-    const cached = this.cachedStatus(did)
-    if (cached !== null) return cached
+    const hit = this.statuses.get(did)
+    if (hit && hit.expiresAtMs > this.clock.nowMs()) return hit.value
     const row = await this.db.prisma.authority.findUnique({
       where: { did },
       select: { status: true },
@@ -277,18 +271,12 @@ export class AuthorityService {
     )
   }
 
-  /** `credentialKey` from the cache alone: undefined while the keys are not decrypted and cached. */
-  cachedCredentialKey(did: string): SigningKey | undefined {
-    const space = this.keyCache.get(`${did}|atproto_space`)
-    // null: known to have no #atproto_space key; undefined: not looked up yet.
-    const atproto = space === null ? this.keyCache.get(`${did}|atproto`) : undefined
-    return credentialKeyOf(space ?? undefined, atproto ?? undefined)
-  }
-
   /** Credentials are signed with `#atproto_space` when we hold one, else with `#atproto`. */
   async credentialKey(did: string): Promise<SigningKey | undefined> {
     const space = await this.key(did, 'atproto_space')
-    return credentialKeyOf(space, space ? undefined : await this.key(did, 'atproto'))
+    if (space) return { key: space, kid: '#atproto_space' }
+    const atproto = await this.key(did, 'atproto')
+    return atproto ? { key: atproto, kid: '#atproto' } : undefined
   }
 
   forget(did: string): void {
@@ -296,12 +284,4 @@ export class AuthorityService {
     for (const purpose of ['atproto', 'atproto_space', 'rotation'])
       this.keyCache.delete(`${did}|${purpose}`)
   }
-}
-
-function credentialKeyOf(
-  space: Keypair | undefined,
-  atproto: Keypair | undefined,
-): SigningKey | undefined {
-  if (space) return { key: space, kid: '#atproto_space' }
-  return atproto ? { key: atproto, kid: '#atproto' } : undefined
 }

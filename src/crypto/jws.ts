@@ -94,8 +94,10 @@ export function signJws(
 }
 
 /**
- * Something that makes `key.sign(data)` signatures elsewhere (keys/sign-pool.ts: on worker threads,
- * off the event loop). The result must be exactly what `key.sign` returns.
+ * Something that makes signatures as `key.sign(data)` does (ECDSA over SHA-256, compact, low-S)
+ * elsewhere or sooner (keys/sign-pool.ts: on worker threads, or finished from nonces made ahead).
+ * The bytes may differ from `key.sign`'s (a random nonce instead of RFC 6979's); the signature is as
+ * valid.
  */
 export interface Signer {
   sign(key: Keypair, data: Uint8Array): Promise<Uint8Array>

@@ -89,40 +89,11 @@ export function signatureBase(
   return lines.join('\n')
 }
 
-/** A request signature whose every part is checked but the signature itself (`checkRequestSignature`). */
-export interface ReadRequestSignature extends VerifiedRequestSignature {
-  readonly base: Uint8Array
-  readonly signature: Uint8Array
-}
-
-/** Checks a request signature completely: `readRequestSignature`, then `checkRequestSignature`. */
 export function verifyRequestSignature(
   headers: HeaderLookup,
   form: SignatureForm,
   opts: { nowSec: number; boundKeyDid?: string },
 ): VerifiedRequestSignature {
-  return checkRequestSignature(readRequestSignature(headers, form, opts))
-}
-
-/** The cryptographic check of a read request signature (P-256, high S allowed as RFC 9421 does). */
-export function checkRequestSignature(read: ReadRequestSignature): VerifiedRequestSignature {
-  if (
-    !verifySignature('p256', read.key.publicKey, read.base, read.signature, { allowHighS: true })
-  ) {
-    throw bad('request signature does not verify')
-  }
-  return { keyDid: read.keyDid, key: read.key, audience: read.audience }
-}
-
-/**
- * Everything about a request signature but the signature: the headers, the covered components, the
- * parameters, time and the key. Cheap; what it returns is not yet evidence of anything.
- */
-export function readRequestSignature(
-  headers: HeaderLookup,
-  form: SignatureForm,
-  opts: { nowSec: number; boundKeyDid?: string },
-): ReadRequestSignature {
   const list = labelled(headers, 'signature-input', (d) => {
     const m = d.get(SIGNATURE_LABEL)
     if (!m || !isInnerList(m)) throw bad(`signature-input has no "${SIGNATURE_LABEL}" inner list`)
@@ -179,13 +150,10 @@ export function readRequestSignature(
   const values = expected.map((name) => one(headers, name))
   if (signature.length !== 64) throw bad('signature must be 64 bytes (r‖s)')
   const base = utf8.encode(signatureBase(expected, values, list))
-  return {
-    keyDid,
-    key,
-    audience: form === 'presentation' ? values[1] : undefined,
-    base,
-    signature,
+  if (!verifySignature('p256', key.publicKey, base, signature, { allowHighS: true })) {
+    throw bad('request signature does not verify')
   }
+  return { keyDid, key, audience: form === 'presentation' ? values[1] : undefined }
 }
 
 /**

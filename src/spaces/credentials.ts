@@ -1,5 +1,4 @@
 import type { AuthorityService, SigningKey } from '../authorities/authority-service.js'
-import type { Keypair } from '../crypto/keypair.js'
 import type { BackgroundQueue } from '../background.js'
 import type { KeyBinding } from '../auth/output.js'
 import type { RevocationStore } from '../auth/revocations.js'
@@ -44,25 +43,6 @@ export class CredentialError extends Error {
 }
 
 /**
- * A credential signed ahead of the decision (see CredentialService.prepare). Nothing about it leaves
- * this process unless `issue` is later called with it, for the same space, key and binding.
- */
-export interface PreparedCredential {
-  readonly space: string
-  readonly authority: string
-  readonly ttlSec: number
-  readonly key: Keypair
-  readonly bindingKey: string
-  readonly iat: number
-  readonly jti: string
-  readonly signed: Promise<string>
-}
-
-function bindingKey(binding: KeyBinding): string {
-  return binding.kind === 'signature' ? `kid:${binding.keyDid}` : `jkt:${binding.jkt}`
-}
-
-/**
  * Minting space credentials, remembering every one issued, and revoking them: locally (this host
  * refuses them at once) and at the repo hosts of the space's writers, which hold the space's data
  * (`notifyCredentialRevoked`, addressed to a writer DID each host serves).
@@ -70,57 +50,18 @@ function bindingKey(binding: KeyBinding): string {
 export class CredentialService {
   constructor(private readonly deps: CredentialDeps) {}
 
-  /**
-   * Starts signing the credential a request would get, before it is known whether it will get one,
-   * when a signing thread is idle and the authority's key is at hand (cached): the signature (the
-   * slowest step of an exchange) then runs on another core while the token and the exchange
-   * signature are checked, the token's id spent and the policy decides, instead of after.
-   * The claims do not depend on the user, only on the space, its key and the requester's key. Under
-   * load no thread is idle and nothing is signed ahead; a refused request's signature is dropped.
-   * Synchronous, so the job is with the signing thread before the caller does anything else.
-   */
-  prepare(config: SpaceConfig, binding: KeyBinding): PreparedCredential | undefined {
-    if (!this.deps.signer.hasIdleThread?.()) return undefined
-    const signing = this.deps.authorities.cachedCredentialKey(config.authority)
-    if (!signing) return undefined
-    const minted = this.mint(config, binding, signing)
-    // Dropped unless issued: a failure then is nobody's to hear about.
-    minted.signed.catch(() => undefined)
-    return {
-      ...minted,
-      space: config.uri,
-      authority: config.authority,
-      ttlSec: config.credentialTtlSec,
-      key: signing.key,
-      bindingKey: bindingKey(binding),
-    }
-  }
-
-  /**
-   * Signs `{ iss, sub, cnf, iat, exp, jti }` with the authority's credential key (or takes the one
-   * `prepared` ahead, when it was made for this space, key and binding) and records it.
-   */
+  /** Signs `{ iss, sub, cnf, iat, exp, jti }` with the authority's credential key and records it. */
   async issue(req: {
     config: SpaceConfig
     user: string
     clientId: string | undefined
     binding: KeyBinding
-    prepared?: PreparedCredential
   }): Promise<string> {
     const signing = await this.deps.authorities.credentialKey(req.config.authority)
     if (!signing) throw new CredentialError(`no signing key held for ${req.config.authority}`)
-    const p = req.prepared
-    // The signature is made on a signing thread while the issuance is recorded here; a credential is
+    // The signature is made (by the signer) while the issuance is recorded here; a credential is
     // only handed out once both are done.
-    const { iat, jti, signed } =
-      p !== undefined &&
-      p.space === req.config.uri &&
-      p.authority === req.config.authority &&
-      p.ttlSec === req.config.credentialTtlSec &&
-      p.key === signing.key &&
-      p.bindingKey === bindingKey(req.binding)
-        ? p
-        : this.mint(req.config, req.binding, signing)
+    const { iat, jti, signed } = this.mint(req.config, req.binding, signing)
     const exp = iat + req.config.credentialTtlSec
     await this.deps.db.hot
       .execute(

@@ -12,7 +12,6 @@ import { createSpaceToken } from '../../src/crypto/space-token.js'
 import { signJws } from '../../src/crypto/jws.js'
 import { signRequest } from '../../src/crypto/request-signature.js'
 import { Keypair } from '../../src/crypto/keypair.js'
-import type { ExchangeBound } from '../../src/auth/verifier.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 import { DidWebHost, type WebIdentity } from '../_helpers/identities.js'
 import { highS, rewrite, tamperSignature } from '../_helpers/tamper.js'
@@ -44,10 +43,6 @@ interface World {
   authority: WebIdentity
   space: string
   now: number
-  /** What the exchange route's work-ahead hook was called with, in order. */
-  ahead: ExchangeBound[]
-  /** Makes the hook throw, as a failure in work done ahead would. */
-  aheadFails: { on: boolean }
   post(headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>
   get(headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>
   callService(
@@ -60,18 +55,11 @@ async function world(
   opts: { env?: Record<string, string>; database?: TestArbiter['database'] } = {},
 ): Promise<World> {
   const web = await DidWebHost.start(t)
-  const ahead: ExchangeBound[] = []
-  const aheadFails = { on: false }
   const a = await TestArbiter.create(t, {
     env: opts.env,
     database: opts.database,
     beforeListen(app, ctx) {
-      const auth = ctx.auth.delegationTokenAhead((bound) => {
-        ahead.push(bound)
-        if (aheadFails.on) throw new Error('work ahead failed')
-        return `ahead #${ahead.length}`
-      })
-      app.xrpc.add(exchange, { auth, handler: async ({ auth }) => auth })
+      app.xrpc.add(exchange, { auth: ctx.auth.delegationToken, handler: async ({ auth }) => auth })
       app.xrpc.add(present, {
         auth: ctx.auth.spaceCredential(),
         handler: async ({ auth }) => {
@@ -106,8 +94,6 @@ async function world(
     authority,
     space,
     now: a.clock.nowSec(),
-    ahead,
-    aheadFails,
     post: call('/xrpc/dev.gatehouse.test.exchange', 'POST'),
     get: call('/xrpc/dev.gatehouse.test.present', 'GET'),
     callService: call('/xrpc/dev.gatehouse.test.service', 'POST'),
@@ -339,45 +325,6 @@ t.test('delegation: tampered, high-S and wrong-key signatures are refused', asyn
   goodTokenBadSig['signature'] = badBoth['signature']!
   t.match(await w.post(goodTokenBadSig), refused('BadSpaceSignature'), 'good token, bad signature')
 })
-
-t.test(
-  'delegation: work ahead starts from the claims, before either signature is checked',
-  async (t) => {
-    const w = await world(t)
-    const holder = newHolderKey()
-    const good = () => delegationToken({ user: w.user, space: w.space, nowSec: w.now })
-    const res = await w.post(exchangeHeaders(good(), holder))
-    t.equal(res.status, 200)
-    t.equal(res.body.ahead, 'ahead #1', 'what it started comes with the auth')
-    t.match(w.ahead, [{ spaceUri: w.space, binding: { kind: 'signature', keyDid: holder.did() } }])
-    t.equal(w.ahead[0]!.space.authority, w.authority.did)
-
-    // A forged token and a broken exchange signature: started all the same, and still refused.
-    const forged = delegationToken({
-      user: { did: w.user.did, key: Keypair.generate('secp256k1') },
-      space: w.space,
-      nowSec: w.now,
-    })
-    t.match(await w.post(exchangeHeaders(forged, newHolderKey())), refused('BadJwtSignature'))
-    const badSig = exchangeHeaders(good(), holder)
-    badSig['signature'] = badSig['signature']!.replace(
-      /:(.)/,
-      (_, c: string) => `:${c === 'A' ? 'B' : 'A'}`,
-    )
-    t.match(await w.post(badSig), refused('BadSpaceSignature'))
-    t.equal(w.ahead.length, 3, 'each request was started ahead once')
-    // An unreadable signature header names no key: nothing to start.
-    const noKey = exchangeHeaders(good(), holder)
-    delete noKey['signature-input']
-    t.match(await w.post(noKey), refused('BadSpaceSignature'))
-    t.equal(w.ahead.length, 3)
-
-    w.aheadFails.on = true
-    const after = await w.post(exchangeHeaders(good(), newHolderKey()))
-    t.equal(after.status, 200, 'a failure in work ahead does not fail the exchange')
-    t.notOk('ahead' in after.body)
-  },
-)
 
 t.test('delegation: oversized, garbage and missing tokens', async (t) => {
   const w = await world(t)

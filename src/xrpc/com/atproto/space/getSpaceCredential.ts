@@ -1,7 +1,6 @@
 import { getSpaceCredential } from '../../../../lexicon/com/atproto/space/getSpaceCredential.js'
 import { AttestationError } from '../../../../identity/attestation.js'
 import { authorizeCredential, AuthorizationError } from '../../../../policy/authorize.js'
-import type { ExchangeBound } from '../../../../auth/verifier.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
@@ -11,17 +10,8 @@ import type { XrpcRouter } from '../../../method.js'
  * says so, and the decision runs app perimeter first.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
-  // The credential is signed ahead, on an idle signing thread, while the signatures are checked and
-  // the policy decides (CredentialService.prepare); it is only handed out if every check below
-  // passes. Only from what is cached, so the signing starts before anything else is done.
-  const signAhead = ({ spaceUri, space, binding }: ExchangeBound) => {
-    if (ctx.authorities.cachedStatus(space.authority) !== 'active') return undefined
-    const found = ctx.spaces.cachedLookup(spaceUri)
-    return found?.state === 'active' ? ctx.credentials.prepare(found.config, binding) : undefined
-  }
-  const exchange = ctx.auth.delegationTokenAhead(signAhead)
   router.add(getSpaceCredential, {
-    auth: exchange,
+    auth: ctx.auth.delegationToken,
     handler: async ({ input, auth, fail }) => {
       if (auth.spaceUri !== input.space) {
         throw fail(
@@ -65,7 +55,6 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         user: auth.iss,
         clientId,
         binding: auth.binding,
-        prepared: auth.ahead,
       })
       return { credential }
     },
