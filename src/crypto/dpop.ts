@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import {
   calculateJwkThumbprint,
   EmbeddedJWK,
@@ -7,7 +6,8 @@ import {
   type JWK,
 } from 'jose'
 import { SignatureError } from './errors.js'
-import { toBase64Url, utf8 } from './encoding.js'
+import { toBase64Url } from './encoding.js'
+import { sha256 } from './keypair.js'
 
 /**
  * Wire generation A's credential binding: DPoP proofs (RFC 9449), kept as a compatibility profile
@@ -41,7 +41,7 @@ export interface VerifiedDpopProof {
 
 /** base64url(SHA-256(token)): the `ath` claim. */
 export function accessTokenHash(token: string): string {
-  return toBase64Url(createHash('sha256').update(utf8.encode(token)).digest())
+  return toBase64Url(sha256(token))
 }
 
 /** Origin + path, without query or fragment (RFC 9449 §4.3 point 9). */

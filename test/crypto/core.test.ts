@@ -31,6 +31,7 @@ import {
 import { createServiceJwt, verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import {
   createSpaceToken,
+  randomJti,
   parseSpaceToken,
   verifySpaceToken,
 } from '../../src/crypto/space-token.js'
@@ -133,6 +134,15 @@ t.test('a signature finished from a nonce made ahead', async (t) => {
     const r = Fn.neg(Fn.mul(h(data, Fn), Fn.inv(d)))
     t.equal(key.signPresigned(data, { r, kInverse: 1n }), undefined)
   }
+})
+
+t.test('jtis: 128 random bits as hex, never repeated across refills of their buffer', async (t) => {
+  const ids = Array.from({ length: 1000 }, () => randomJti())
+  t.ok(
+    ids.every((id) => /^[0-9a-f]{32}$/.test(id)),
+    'each is 32 hex digits',
+  )
+  t.equal(new Set(ids).size, ids.length, 'all distinct (1,000 spans several refills)')
 })
 
 t.test('JWS parsing is strict', async (t) => {
