@@ -5,6 +5,7 @@ import { SignatureError, TokenError } from '../crypto/errors.js'
 import {
   AUDIENCE_HEADER,
   verifyRequestSignature,
+  verifyRequestSignatureAsync,
   type HeaderLookup,
 } from '../crypto/request-signature.js'
 import { verifyServiceJwt } from '../crypto/service-auth.js'
@@ -167,15 +168,21 @@ export class AuthVerifier {
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
       } else {
-        let signature: { keyDid: string } | { error: unknown }
+        let signature: Promise<{ keyDid: string }>
         try {
-          signature = verifyRequestSignature(headers, 'exchange', { nowSec: now })
+          signature = verifyRequestSignatureAsync(headers, 'exchange', { nowSec: now })
         } catch (error) {
-          signature = { error }
+          signature = Promise.reject(error)
         }
+        // Settled either way before the token's verdict is taken, which comes first.
+        const checked = signature.then(
+          (s) => ({ keyDid: s.keyDid }),
+          (error: unknown) => ({ error }),
+        )
         await tokenChecked
-        if ('error' in signature) throw signature.error
-        binding = { kind: 'signature', keyDid: signature.keyDid }
+        const result = await checked
+        if ('error' in result) throw result.error
+        binding = { kind: 'signature', keyDid: result.keyDid }
       }
       const fresh = await this.deps.replay.consume(
         `delegation@${token.claims.iss}`,

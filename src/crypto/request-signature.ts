@@ -1,7 +1,7 @@
 import { parseDidKey, type ParsedKey } from './did-key.js'
 import { utf8 } from './encoding.js'
 import { SignatureError } from './errors.js'
-import { verifySignature, type Keypair } from './keypair.js'
+import { verifySignature, verifySignatureAsync, type Keypair } from './keypair.js'
 import {
   isInnerList,
   parseDictionary,
@@ -89,11 +89,45 @@ export function signatureBase(
   return lines.join('\n')
 }
 
+type VerifyOptions = { nowSec: number; boundKeyDid?: string }
+
+/** Checks a request signature: its headers, covered components, parameters, time, key and bytes. */
 export function verifyRequestSignature(
   headers: HeaderLookup,
   form: SignatureForm,
-  opts: { nowSec: number; boundKeyDid?: string },
+  opts: VerifyOptions,
 ): VerifiedRequestSignature {
+  const { verified, key, base, signature } = readRequestSignature(headers, form, opts)
+  if (!verifySignature('p256', key.publicKey, base, signature, { allowHighS: true }))
+    throw bad('request signature does not verify')
+  return verified
+}
+
+/**
+ * verifyRequestSignature with the P-256 check on libuv's thread pool (OpenSSL, another core), so
+ * the event loop goes on with other work meanwhile. Every check but the cryptographic one is made
+ * before it returns its promise, and throws synchronously.
+ */
+export function verifyRequestSignatureAsync(
+  headers: HeaderLookup,
+  form: SignatureForm,
+  opts: VerifyOptions,
+): Promise<VerifiedRequestSignature> {
+  const { verified, key, base, signature } = readRequestSignature(headers, form, opts)
+  return verifySignatureAsync('p256', key.publicKey, base, signature, { allowHighS: true }).then(
+    (ok) => {
+      if (!ok) throw bad('request signature does not verify')
+      return verified
+    },
+  )
+}
+
+/** Everything about a request signature but the signature itself; nothing here is evidence yet. */
+function readRequestSignature(
+  headers: HeaderLookup,
+  form: SignatureForm,
+  opts: VerifyOptions,
+): { verified: VerifiedRequestSignature; key: ParsedKey; base: Uint8Array; signature: Uint8Array } {
   const list = labelled(headers, 'signature-input', (d) => {
     const m = d.get(SIGNATURE_LABEL)
     if (!m || !isInnerList(m)) throw bad(`signature-input has no "${SIGNATURE_LABEL}" inner list`)
@@ -150,10 +184,8 @@ export function verifyRequestSignature(
   const values = expected.map((name) => one(headers, name))
   if (signature.length !== 64) throw bad('signature must be 64 bytes (r‖s)')
   const base = utf8.encode(signatureBase(expected, values, list))
-  if (!verifySignature('p256', key.publicKey, base, signature, { allowHighS: true })) {
-    throw bad('request signature does not verify')
-  }
-  return { keyDid, key, audience: form === 'presentation' ? values[1] : undefined }
+  const verified = { keyDid, key, audience: form === 'presentation' ? values[1] : undefined }
+  return { verified, key, base, signature }
 }
 
 /**

@@ -26,6 +26,7 @@ import {
 import {
   signRequest,
   verifyRequestSignature,
+  verifyRequestSignatureAsync,
   type HeaderLookup,
 } from '../../src/crypto/request-signature.js'
 import { createServiceJwt, verifyServiceJwt } from '../../src/crypto/service-auth.js'
@@ -253,6 +254,22 @@ t.test('a signature failure refetches the key exactly once', async (t) => {
   }).catch((e: unknown) => e)
   t.match(err, { code: 'BadJwtSignature' })
   t.same(calls, [false, true], 'still only one refetch')
+})
+
+t.test('request signatures: the thread-pool check agrees with the synchronous one', async (t) => {
+  const key = Keypair.generate('p256')
+  const authorization = 'Bearer abc.def.ghi'
+  const good = { authorization, ...signRequest({ form: 'exchange', authorization, key }) }
+  const opts = { nowSec: NOW }
+  t.equal((await verifyRequestSignatureAsync(lookup(good), 'exchange', opts)).keyDid, key.did())
+  // Another request's signature (valid bytes, wrong base): refused by both, with the same error.
+  const other = signRequest({ form: 'exchange', authorization: 'Bearer x.y.z', key })
+  const forged = { ...good, signature: other['signature'] }
+  t.throws(() => verifyRequestSignature(lookup(forged), 'exchange', opts), /does not verify/)
+  await t.rejects(verifyRequestSignatureAsync(lookup(forged), 'exchange', opts), /does not verify/)
+  // Anything but the signature bytes is refused before the promise: synchronously.
+  const noKey = { ...good, 'signature-input': 'atproto-space=("authorization")' }
+  t.throws(() => verifyRequestSignatureAsync(lookup(noKey), 'exchange', opts), /keyid/)
 })
 
 t.test('request signatures: both forms round-trip; expires is honoured', async (t) => {
