@@ -90,6 +90,18 @@ function authorization(
   return m ? { scheme: m[1]!.toLowerCase(), token: m[2]! } : undefined
 }
 
+/** A check's outcome as a value, whether it throws at once or rejects later. */
+function settled<T>(check: () => Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  try {
+    return check().then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    )
+  } catch (error) {
+    return Promise.resolve({ error })
+  }
+}
+
 export class AuthVerifier {
   constructor(private readonly deps: AuthVerifierDeps) {}
 
@@ -147,8 +159,8 @@ export class AuthVerifier {
       // A host answering for many authorities derives the audience from the token itself.
       const expectedAud = `${space.authority}#atproto_space_host`
       // The token's signature is checked once its key is looked up (ES256K inline by libsecp256k1,
-      // ES256 on the thread pool), the exchange signature meanwhile here; their verdicts are then
-      // taken in the contract's order, token first.
+      // ES256 on the thread pool), the exchange signature meanwhile on the thread pool; their
+      // verdicts are then taken in the contract's order, token first.
       const tokenChecked = verifySpaceToken(token, {
         nowSec: now,
         expectedAud,
@@ -168,21 +180,14 @@ export class AuthVerifier {
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
       } else {
-        let signature: Promise<{ keyDid: string }>
-        try {
-          signature = verifyRequestSignatureAsync(headers, 'exchange', { nowSec: now })
-        } catch (error) {
-          signature = Promise.reject(error)
-        }
-        // Settled either way before the token's verdict is taken, which comes first.
-        const checked = signature.then(
-          (s) => ({ keyDid: s.keyDid }),
-          (error: unknown) => ({ error }),
+        // Both checks run at once; the token's verdict is taken first.
+        const signature = settled(() =>
+          verifyRequestSignatureAsync(headers, 'exchange', { nowSec: now }),
         )
         await tokenChecked
-        const result = await checked
-        if ('error' in result) throw result.error
-        binding = { kind: 'signature', keyDid: result.keyDid }
+        const checked = await signature
+        if ('error' in checked) throw checked.error
+        binding = { kind: 'signature', keyDid: checked.value.keyDid }
       }
       const fresh = await this.deps.replay.consume(
         `delegation@${token.claims.iss}`,
