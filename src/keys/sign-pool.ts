@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js'
  * Better still, most signatures are not made on demand at all. The costly part of an ECDSA signature,
  * the point k·G, does not depend on the message or the key, so the workers make nonces ahead
  * (`nonces` per curve in stock, refilled in batches as they are used; see Keypair.signPresigned),
- * and a signature is finished on the calling thread in about 20 microseconds. Each nonce is taken
+ * and a signature is finished on the calling thread in about 10 microseconds. Each nonce is taken
  * out of the stock before it is used and never seen again. When the stock is empty (a burst larger
  * than it, or the first signature on a curve), the signature is a job for a worker as before.
  *
