@@ -97,8 +97,8 @@ export function verifyRequestSignature(
   form: SignatureForm,
   opts: VerifyOptions,
 ): VerifiedRequestSignature {
-  const { verified, key, base, signature } = readRequestSignature(headers, form, opts)
-  if (!verifySignature('p256', key.publicKey, base, signature, { allowHighS: true }))
+  const { verified, base, signature } = readRequestSignature(headers, form, opts)
+  if (!verifySignature('p256', verified.key.publicKey, base, signature, { allowHighS: true }))
     throw bad('request signature does not verify')
   return verified
 }
@@ -113,8 +113,9 @@ export function verifyRequestSignatureAsync(
   form: SignatureForm,
   opts: VerifyOptions,
 ): Promise<VerifiedRequestSignature> {
-  const { verified, key, base, signature } = readRequestSignature(headers, form, opts)
-  return verifySignatureAsync('p256', key.publicKey, base, signature, { allowHighS: true }).then(
+  const { verified, base, signature } = readRequestSignature(headers, form, opts)
+  const { publicKey } = verified.key
+  return verifySignatureAsync('p256', publicKey, base, signature, { allowHighS: true }).then(
     (ok) => {
       if (!ok) throw bad('request signature does not verify')
       return verified
@@ -127,7 +128,7 @@ function readRequestSignature(
   headers: HeaderLookup,
   form: SignatureForm,
   opts: VerifyOptions,
-): { verified: VerifiedRequestSignature; key: ParsedKey; base: Uint8Array; signature: Uint8Array } {
+): { verified: VerifiedRequestSignature; base: Uint8Array; signature: Uint8Array } {
   const list = labelled(headers, 'signature-input', (d) => {
     const m = d.get(SIGNATURE_LABEL)
     if (!m || !isInnerList(m)) throw bad(`signature-input has no "${SIGNATURE_LABEL}" inner list`)
@@ -185,7 +186,7 @@ function readRequestSignature(
   if (signature.length !== 64) throw bad('signature must be 64 bytes (r‖s)')
   const base = utf8.encode(signatureBase(expected, values, list))
   const verified = { keyDid, key, audience: form === 'presentation' ? values[1] : undefined }
-  return { verified, key, base, signature }
+  return { verified, base, signature }
 }
 
 /**

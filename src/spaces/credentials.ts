@@ -1,4 +1,4 @@
-import type { AuthorityService, SigningKey } from '../authorities/authority-service.js'
+import type { AuthorityService } from '../authorities/authority-service.js'
 import type { BackgroundQueue } from '../background.js'
 import type { KeyBinding } from '../auth/output.js'
 import type { RevocationStore } from '../auth/revocations.js'
@@ -57,17 +57,27 @@ export class CredentialService {
     clientId: string | undefined
     binding: KeyBinding
   }): Promise<string> {
-    const signing = await this.deps.authorities.credentialKey(req.config.authority)
-    if (!signing) throw new CredentialError(`no signing key held for ${req.config.authority}`)
+    const { config, binding } = req
+    const signing = await this.deps.authorities.credentialKey(config.authority)
+    if (!signing) throw new CredentialError(`no signing key held for ${config.authority}`)
+    const iat = this.deps.clock.nowSec()
+    const exp = iat + config.credentialTtlSec
+    const jti = randomJti()
+    const cnf = binding.kind === 'signature' ? { kid: binding.keyDid } : { jkt: binding.jkt }
     // The signature is made (by the signer) while the issuance is recorded here; a credential is
     // only handed out once both are done.
-    const { iat, jti, signed } = this.mint(req.config, req.binding, signing)
-    const exp = iat + req.config.credentialTtlSec
+    const signed = createSpaceTokenWith(
+      this.deps.signer,
+      'credential',
+      { iss: config.authority, sub: config.uri, cnf, iat, exp, jti },
+      signing.key,
+      signing.kid,
+    )
     await this.deps.db.hot
       .execute(
         'INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
         [
-          req.config.uri,
+          config.uri,
           jti,
           req.user,
           req.clientId ?? null,
@@ -80,31 +90,6 @@ export class CredentialService {
         throw err
       })
     return signed
-  }
-
-  private mint(
-    config: SpaceConfig,
-    binding: KeyBinding,
-    signing: SigningKey,
-  ): { iat: number; jti: string; signed: Promise<string> } {
-    const iat = this.deps.clock.nowSec()
-    const jti = randomJti()
-    const cnf = binding.kind === 'signature' ? { kid: binding.keyDid } : { jkt: binding.jkt }
-    const signed = createSpaceTokenWith(
-      this.deps.signer,
-      'credential',
-      {
-        iss: config.authority,
-        sub: config.uri,
-        cnf,
-        iat,
-        exp: iat + config.credentialTtlSec,
-        jti,
-      },
-      signing.key,
-      signing.kid,
-    )
-    return { iat, jti, signed }
   }
 
   /**
