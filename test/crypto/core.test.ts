@@ -18,6 +18,8 @@ import { parseJws, signJws, verifyJws, MAX_TOKEN_LENGTH } from '../../src/crypto
 import {
   Keypair,
   libsecp256k1,
+  signWithNoble,
+  usesLibsecp256k1,
   verifySignature,
   verifySignatureAsync,
   verifyWithLibsecp256k1,
@@ -99,6 +101,30 @@ t.test('signatures are always low-S; high-S verifies only when allowed', async (
     t.notOk(await verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: false }))
     t.ok(await verifyJws(high, { curve, publicKey: k.publicKey }, { allowHighS: true }))
   }
+})
+
+t.test('ES256K signed by libsecp256k1: the very bytes noble makes (RFC 6979, low S)', async (t) => {
+  t.ok(usesLibsecp256k1('secp256k1'), 'the binding signs ES256K on this platform')
+  t.notOk(usesLibsecp256k1('p256'))
+  const messages = [new Uint8Array(0), new Uint8Array([0]), new Uint8Array(5000).fill(0xff)]
+  for (let i = 0; i < 300; i++)
+    messages.push(new Uint8Array(createHash('sha256').update(`m${i}`).digest()))
+  for (const [i, m] of messages.entries()) {
+    const key = Keypair.generate('secp256k1')
+    const native = key.sign(m)
+    const noble = signWithNoble('secp256k1', m, key.exportSecretKey())
+    if (Buffer.compare(native, noble) !== 0) t.fail(`message ${i}: libsecp256k1 and noble differ`)
+    if (!secp256k1.verify(native, m, key.publicKey, { prehash: true, lowS: true }))
+      t.fail(`message ${i}: noble refuses libsecp256k1's signature`)
+  }
+  t.pass(`${messages.length} signatures, byte for byte`)
+  const key = Keypair.generate('p256')
+  const m = new Uint8Array([1, 2, 3])
+  t.same(
+    Buffer.from(key.sign(m)),
+    Buffer.from(signWithNoble('p256', m, key.exportSecretKey())),
+    'P-256 is noble',
+  )
 })
 
 t.test('a signature finished from a nonce made ahead', async (t) => {
