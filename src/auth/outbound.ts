@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js'
+import type { Curve } from '../crypto/did-key.js'
 import type { Keypair } from '../crypto/keypair.js'
 import type { Signer } from '../crypto/jws.js'
 import { createServiceJwtWith, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js'
@@ -47,7 +48,7 @@ export class OutboundAuth {
    * it signed.
    */
   async prewarm(opts: TokenFor, forSec: number): Promise<boolean> {
-    if (!this.canSignAhead()) return false
+    if (!this.canSignAhead(opts.key.curve)) return false
     const id = cacheId(opts)
     const nowSec = this.clock.nowSec()
     const hit = this.cache.get(id)
@@ -68,9 +69,13 @@ export class OutboundAuth {
     return true
   }
 
-  /** Whether `prewarm` could sign now: tokens are reused, and a signing thread is idle. */
-  canSignAhead(): boolean {
-    return this.reuseSec > 0 && this.signer.hasIdleThread?.() === true
+  /**
+   * Whether `prewarm` could sign with a key of `curve` now: tokens are reused, and a signing thread
+   * is idle for that curve (never for ES256K where libsecp256k1 signs it inline, in under 0.1 ms:
+   * signing ahead pays only for slow signatures).
+   */
+  canSignAhead(curve: Curve): boolean {
+    return this.reuseSec > 0 && this.signer.hasIdleThread?.(curve) === true
   }
 
   /** The reusable token for `opts` if one is held now (never signs). */

@@ -102,10 +102,11 @@ export function signJws(
 export interface Signer {
   sign(key: Keypair, data: Uint8Array): Promise<Uint8Array>
   /**
-   * True when a signature asked for now would start at once on another thread, so work done ahead
-   * of need costs the event loop nothing. A signer without it signs in the calling thread.
+   * True when a signature with a key of `curve` asked for now would start at once on another
+   * thread, so work done ahead of need costs the event loop nothing. A signer without it signs in
+   * the calling thread.
    */
-  hasIdleThread?(): boolean
+  hasIdleThread?(curve: Curve): boolean
 }
 
 /** Signs in the calling thread. */

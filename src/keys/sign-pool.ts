@@ -1,11 +1,14 @@
 import { Worker } from 'node:worker_threads'
 import type { Curve } from '../crypto/did-key.js'
-import type { Keypair, Presignature } from '../crypto/keypair.js'
+import { usesLibsecp256k1, type Keypair, type Presignature } from '../crypto/keypair.js'
 import type { Signer } from '../crypto/jws.js'
 import type { Logger } from '../logger.js'
 
 /**
- * Signing on worker threads. A low-S ECDSA signature with @noble/curves costs about 0.7 ms of pure
+ * Signing on worker threads, for the curves @noble/curves signs: P-256, and ES256K where the
+ * libsecp256k1 binding does not load. Where it does, ES256K (every key Gatehouse holds) is signed
+ * inline by Keypair.sign in well under 0.1 ms, less than a trip to a thread and back, and none of
+ * what follows applies to it. A low-S ECDSA signature with @noble/curves costs about 0.7 ms of pure
  * JavaScript when its tables are warm and nearly twice that on a busy event loop, where every
  * request evicts them; every credential and every uncached outbound service-auth token needs one. The
  * pool keeps that work on threads that do nothing else, so the event loop serves requests meanwhile
@@ -65,7 +68,7 @@ export class SigningPool implements Signer {
   }
 
   sign(key: Keypair, data: Uint8Array): Promise<Uint8Array> {
-    if (this.broken) return Promise.resolve(key.sign(data))
+    if (this.broken || usesLibsecp256k1(key.curve)) return Promise.resolve(key.sign(data))
     const presigned = this.fromStock(key, data)
     if (presigned) return Promise.resolve(presigned)
     const id = this.nextId++
@@ -82,8 +85,9 @@ export class SigningPool implements Signer {
     return this.stock.get(curve)?.length ?? 0
   }
 
-  hasIdleThread(): boolean {
-    return !this.broken && this.pending.size < this.workers.length
+  /** False for a curve libsecp256k1 signs: those signatures are made inline, never on a thread. */
+  hasIdleThread(curve: Curve): boolean {
+    return !this.broken && !usesLibsecp256k1(curve) && this.pending.size < this.workers.length
   }
 
   async close(): Promise<void> {

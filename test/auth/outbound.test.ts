@@ -62,13 +62,19 @@ t.test('concurrent calls share one signature', async (t) => {
   t.equal(signed, 1)
 })
 
+const es256k = base
+
 t.test(
-  'prewarm: signs ahead on an idle signing thread, renews before the reuse ends',
+  'prewarm: signs ahead on an idle signing thread (slow curves only), renews before the reuse ends',
   async (t) => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23))
     const pool = SigningPool.start(1, createLogger({ level: 'warn' }))
     t.teardown(() => pool.close())
     const out = new OutboundAuth(pool, clock, 30)
+    // P-256 is signed by noble on the thread; ES256K by libsecp256k1 inline, never ahead.
+    const base = { ...es256k, key: Keypair.generate('p256') }
+    t.equal(out.canSignAhead('secp256k1'), false, 'ES256K: nothing to gain by signing ahead')
+    t.equal(await out.prewarm(es256k, 10), false, 'so nothing is')
     t.equal(out.peek(base), undefined, 'nothing held')
     t.equal(await out.prewarm(base, 10), true, 'signed ahead')
     const ahead = await out.peek(base)
@@ -78,13 +84,13 @@ t.test(
     t.equal(await out.prewarm(base, 10), true, 'under 10 s of reuse left: renewed')
     t.not(await out.token(base), ahead, 'and the renewed token is used')
 
-    t.equal(out.canSignAhead(), true, 'an idle signing thread')
+    t.equal(out.canSignAhead('p256'), true, 'an idle signing thread')
     const inline = new OutboundAuth(inlineSigner, clock, 30)
-    t.equal(inline.canSignAhead(), false)
+    t.equal(inline.canSignAhead('p256'), false)
     t.equal(await inline.prewarm(base, 10), false, 'no signing thread: nothing signed ahead')
     t.equal(inline.peek(base), undefined)
     const off = new OutboundAuth(pool, clock, 0)
-    t.equal(off.canSignAhead(), false)
+    t.equal(off.canSignAhead('p256'), false)
     t.equal(await off.prewarm(base, 10), false, 'reuse off: nothing to warm')
   },
 )

@@ -5,7 +5,6 @@
  */
 import t from 'tap'
 import { p256 } from '@noble/curves/nist.js'
-import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { Keypair, verifySignature, verifyWithOpenSsl } from '../../src/crypto/keypair.js'
 import { SigningPool } from '../../src/keys/sign-pool.js'
 import { createLogger } from '../../src/logger.js'
@@ -32,7 +31,7 @@ t.test('a dead worker: pending and later jobs are signed inline, and it is logge
   const logs = new LogCapture()
   const pool = SigningPool.start(1, createLogger({ level: 'warn', destination: logs }))
   t.teardown(() => pool.close())
-  const key = Keypair.generate('secp256k1')
+  const key = Keypair.generate('p256')
   const m = new Uint8Array([7])
   const pending = pool.sign(key, m)
   await (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0]!.terminate()
@@ -46,17 +45,18 @@ t.test(
   'hasIdleThread: true while a thread is free, false while all are busy or once closed',
   async (t) => {
     const pool = SigningPool.start(2, createLogger({ level: 'warn' }))
-    const key = Keypair.generate('secp256k1')
+    const key = Keypair.generate('p256')
     const m = new Uint8Array([1])
-    t.equal(pool.hasIdleThread(), true, 'idle')
+    t.equal(pool.hasIdleThread('p256'), true, 'idle')
+    t.equal(pool.hasIdleThread('secp256k1'), false, 'ES256K is signed inline by libsecp256k1')
     const one = pool.sign(key, m)
-    t.equal(pool.hasIdleThread(), true, 'one of two busy')
+    t.equal(pool.hasIdleThread('p256'), true, 'one of two busy')
     const two = pool.sign(key, m)
-    t.equal(pool.hasIdleThread(), false, 'both busy')
+    t.equal(pool.hasIdleThread('p256'), false, 'both busy')
     await Promise.all([one, two])
-    t.equal(pool.hasIdleThread(), true, 'idle again')
+    t.equal(pool.hasIdleThread('p256'), true, 'idle again')
     await pool.close()
-    t.equal(pool.hasIdleThread(), false, 'closed: signing is inline')
+    t.equal(pool.hasIdleThread('p256'), false, 'closed: signing is inline')
   },
 )
 
@@ -65,10 +65,22 @@ const until = async (what: () => boolean) => {
   for (let i = 0; i < 500 && !what(); i++) await new Promise((r) => setTimeout(r, 10))
 }
 
+t.test('ES256K with libsecp256k1: signed inline, RFC 6979, no nonces made', async (t) => {
+  const pool = SigningPool.start(1, createLogger({ level: 'warn' }), 16)
+  t.teardown(() => pool.close())
+  const key = Keypair.generate('secp256k1')
+  for (let i = 0; i < 20; i++) {
+    const m = new TextEncoder().encode(`k${i}`)
+    t.equal(hex(await pool.sign(key, m)), hex(key.sign(m)), `${i}: the deterministic signature`)
+  }
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(pool.noncesInStock('secp256k1'), 0, 'no stock for a curve signed inline')
+})
+
 t.test('nonces made ahead: stocked per curve, one per signature, refilled', async (t) => {
   const pool = SigningPool.start(1, createLogger({ level: 'warn' }), 16)
   t.teardown(() => pool.close())
-  for (const curve of ['secp256k1', 'p256'] as const) {
+  for (const curve of ['p256'] as const) {
     const key = Keypair.generate(curve)
     const m = new TextEncoder().encode(`first ${curve}`)
     t.equal(pool.noncesInStock(curve), 0, `${curve}: no stock before the curve is used`)
@@ -87,8 +99,7 @@ t.test('nonces made ahead: stocked per curve, one per signature, refilled', asyn
       // Low S, valid for noble and for OpenSSL (the verifiers a peer may use).
       t.ok(verifySignature(curve, key.publicKey, data, sig, { allowHighS: false }))
       t.ok(verifyWithOpenSsl(curve, key.publicKey, data, sig, { allowHighS: false }))
-      const impl = curve === 'secp256k1' ? secp256k1 : p256
-      t.ok(impl.verify(sig, data, key.publicKey, { prehash: true, lowS: true }))
+      t.ok(p256.verify(sig, data, key.publicKey, { prehash: true, lowS: true }))
       rs.add(hex(sig.subarray(0, 32)))
     }
     t.equal(rs.size, 40, `${curve}: every signature has a nonce of its own`)
@@ -100,26 +111,26 @@ t.test('nonces made ahead: stocked per curve, one per signature, refilled', asyn
 t.test('a burst larger than the stock: every signature is made and valid', async (t) => {
   const pool = SigningPool.start(1, createLogger({ level: 'warn' }), 4)
   t.teardown(() => pool.close())
-  const key = Keypair.generate('secp256k1')
+  const key = Keypair.generate('p256')
   await pool.sign(key, new Uint8Array([0]))
-  await until(() => pool.noncesInStock('secp256k1') === 4)
+  await until(() => pool.noncesInStock('p256') === 4)
   const messages = Array.from({ length: 30 }, (_, i) => new TextEncoder().encode(`b${i}`))
   const sigs = await Promise.all(messages.map((m) => pool.sign(key, m)))
   const presigned = sigs.filter((sig, i) => hex(sig) !== hex(key.sign(messages[i]!))).length
   t.ok(presigned >= 4, `the stock was used (${presigned} of 30)`)
   t.ok(presigned < 30, 'and the rest were signed as jobs')
   sigs.forEach((sig, i) =>
-    t.ok(verifySignature('secp256k1', key.publicKey, messages[i]!, sig, { allowHighS: false })),
+    t.ok(verifySignature('p256', key.publicKey, messages[i]!, sig, { allowHighS: false })),
   )
 })
 
 t.test('closed or failed: the stock is dropped and signing is inline', async (t) => {
   const pool = SigningPool.start(1, createLogger({ level: 'warn' }), 8)
-  const key = Keypair.generate('secp256k1')
+  const key = Keypair.generate('p256')
   await pool.sign(key, new Uint8Array([0]))
-  await until(() => pool.noncesInStock('secp256k1') === 8)
+  await until(() => pool.noncesInStock('p256') === 8)
   await pool.close()
-  t.equal(pool.noncesInStock('secp256k1'), 0)
+  t.equal(pool.noncesInStock('p256'), 0)
   const m = new Uint8Array([9])
   t.equal(hex(await pool.sign(key, m)), hex(key.sign(m)), 'inline, deterministic')
 })
