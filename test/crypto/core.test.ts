@@ -45,6 +45,7 @@ import {
   StructuredFieldError,
 } from '../../src/crypto/structured-fields.js'
 import { fromBase64Url } from '../../src/crypto/encoding.js'
+import { publicKeyObject } from '../../src/crypto/key-object.js'
 import { highS } from '../_helpers/tamper.js'
 
 const NOW = 1_800_000_000
@@ -507,6 +508,51 @@ t.test('ES256K: libsecp256k1 and OpenSSL give the same answer to every signature
   }
   t.same(sig, k.sign(msg), "verifying with high S allowed leaves the caller's signature as it was")
 })
+
+t.test(
+  'key objects: every point of both curves imports as the same key, and no off-curve one',
+  async (t) => {
+    for (const [curve, impl] of [
+      ['secp256k1', secp256k1],
+      ['p256', p256],
+    ] as const) {
+      const { Fp } = impl.Point
+      for (let i = 0; i < 20; i++) {
+        const k = Keypair.generate(curve)
+        const jwk = publicKeyObject(curve, k.publicKey).export({ format: 'jwk' })
+        const point = impl.Point.fromBytes(k.publicKey).toBytes(false)
+        if (
+          jwk.x !== Buffer.from(point.subarray(1, 33)).toString('base64url') ||
+          jwk.y !== Buffer.from(point.subarray(33)).toString('base64url')
+        )
+          t.fail(`${curve}: key ${i} imported as another point`)
+      }
+      // x with no y on the curve, and x not below the field's prime.
+      let x = 1n
+      const rhs = (v: bigint) =>
+        Fp.add(Fp.add(Fp.mul(Fp.sqr(v), v), Fp.mul(impl.Point.CURVE().a, v)), impl.Point.CURVE().b)
+      for (; ; x++) {
+        try {
+          Fp.sqrt(rhs(x))
+        } catch {
+          break
+        }
+      }
+      const bad = [
+        Uint8Array.from([2, ...Buffer.from(x.toString(16).padStart(64, '0'), 'hex')]),
+        Uint8Array.from([3, ...new Uint8Array(32).fill(0xff)]),
+      ]
+      const k = Keypair.generate(curve)
+      const msg = new Uint8Array([1])
+      const sig = k.sign(msg)
+      for (const [i, key] of bad.entries()) {
+        t.throws(() => publicKeyObject(curve, key), `${curve}: off-curve point ${i} is refused`)
+        t.equal(verifyWithOpenSsl(curve, key, msg, sig, { allowHighS: true }), false)
+        t.equal(await verifySignatureAsync(curve, key, msg, sig, { allowHighS: true }), false)
+      }
+    }
+  },
+)
 
 t.test('signature checks on the thread pool agree with the synchronous ones', async (t) => {
   for (const curve of ['secp256k1', 'p256'] as const) {
