@@ -70,11 +70,11 @@ export class OutboundAuth {
   }
 
   /**
-   * Whether `prewarm` could sign with a key of `curve` now: tokens are reused, and a signing thread
-   * is idle for that curve (never for ES256K where libsecp256k1 signs it inline, in under 0.1 ms:
-   * signing ahead pays only for slow signatures).
+   * Whether `prewarm` could sign with a key of `curve` now (without a curve: with a key of some
+   * curve): tokens are reused, and a signing thread is idle for that curve (never for ES256K where
+   * libsecp256k1 signs it inline, in under 0.1 ms: signing ahead pays only for slow signatures).
    */
-  canSignAhead(curve: Curve): boolean {
+  canSignAhead(curve?: Curve): boolean {
     return this.reuseSec > 0 && this.signer.hasIdleThread?.(curve) === true
   }
 

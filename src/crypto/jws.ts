@@ -103,10 +103,10 @@ export interface Signer {
   sign(key: Keypair, data: Uint8Array): Promise<Uint8Array>
   /**
    * True when a signature with a key of `curve` asked for now would start at once on another
-   * thread, so work done ahead of need costs the event loop nothing. A signer without it signs in
-   * the calling thread.
+   * thread, so work done ahead of need costs the event loop nothing; without a curve, whether a
+   * thread is idle at all. A signer without it signs in the calling thread.
    */
-  hasIdleThread?(curve: Curve): boolean
+  hasIdleThread?(curve?: Curve): boolean
 }
 
 /** Signs in the calling thread. */

@@ -86,8 +86,9 @@ export class SigningPool implements Signer {
   }
 
   /** False for a curve libsecp256k1 signs: those signatures are made inline, never on a thread. */
-  hasIdleThread(curve: Curve): boolean {
-    return !this.broken && !usesLibsecp256k1(curve) && this.pending.size < this.workers.length
+  hasIdleThread(curve?: Curve): boolean {
+    if (curve !== undefined && usesLibsecp256k1(curve)) return false
+    return !this.broken && this.pending.size < this.workers.length
   }
 
   async close(): Promise<void> {

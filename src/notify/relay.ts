@@ -292,9 +292,8 @@ export class Relay {
   async warm(): Promise<number> {
     const nowMs = this.deps.clock.nowMs()
     if (this.opts.warmLanes === 0 || nowMs - this.lastWarmMs < WARM_EVERY_MS) return 0
-    // Nothing can be signed ahead (no signing thread, reuse off, or ES256K signed inline by
-    // libsecp256k1; every key Gatehouse holds is secp256k1): no query, no loop.
-    if (!this.deps.outbound.canSignAhead('secp256k1')) return 0
+    // Nothing can be signed ahead (no signing thread, or reuse off): no query, no loop.
+    if (!this.deps.outbound.canSignAhead()) return 0
     this.lastWarmMs = nowMs
     const since = nowMs - this.opts.warmWindowMs
     for (const [space, at] of this.activeSpaces) {
@@ -317,11 +316,12 @@ export class Relay {
     for (const lane of lanes) {
       // In the running loop, new work or a stop ends the pass; so does a busy signing thread.
       if (this.running && (this.wakeRequested || this.stopped)) break
+      if (!this.deps.outbound.canSignAhead()) break
       const authority = spaceAuthority(lane.space)
       if ((await this.deps.authorities.status(authority)) !== 'active') continue
       const key = await this.deps.authorities.key(authority, 'atproto')
       if (!key) continue
-      if (!this.deps.outbound.canSignAhead(key.curve)) break
+      // prewarm declines a key signed inline (ES256K under libsecp256k1): nothing to gain ahead.
       const opts = { iss: authority, aud: lane.service, lxm: NOTIFY_WRITE, key }
       if (await this.deps.outbound.prewarm(opts, WARM_FOR_SEC)) signed++
     }

@@ -5,6 +5,7 @@
  * letters after the retry window or a permanent refusal; notifySpaceDeleted through the same lanes.
  */
 import t from 'tap'
+import { Keypair } from '../../src/crypto/keypair.js'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import { TestArbiter } from '../_helpers/arbiter.js'
 import { MockService } from '../_helpers/services.js'
@@ -241,6 +242,39 @@ t.test(
     t.equal(last.path, '/xrpc/com.atproto.space.notifySpaceDeleted')
     t.same(last.body, { space: w.space })
     t.equal(await w.a.ctx.db.prisma.notifyRegistration.count({ where: { space: w.space } }), 0)
+  },
+)
+
+t.test(
+  'P-256 lanes of recently registered or written spaces hold a token signed ahead',
+  async (t) => {
+    const { w, write, drain } = await setup(t)
+    // Signed by noble on the signing thread, where a token made ahead saves the send its signature.
+    const key = Keypair.generate('p256')
+    await w.a.ctx.authorities.register(w.authority.did, { atproto: key })
+    t.equal((await w.a.ctx.authorities.key(w.authority.did, 'atproto'))?.curve, 'p256')
+    const s = await syncer(t, w, 'syncer')
+    const lane = {
+      iss: w.authority.did,
+      aud: s.service,
+      lxm: 'com.atproto.space.notifyWrite',
+      key,
+    }
+    t.equal(w.a.ctx.outbound.peek(lane), undefined, 'no token before the relay warms the lane')
+    t.equal(await w.a.ctx.relay.warm(), 1, 'one lane warmed')
+    const ahead = await w.a.ctx.outbound.peek(lane)
+    t.ok(ahead, 'a token is held')
+    await write()
+    await drain(() => s.received().length >= 1)
+    t.equal(s.svc.calls[0]?.headers.authorization, `Bearer ${ahead}`, 'the write went out with it')
+
+    w.a.clock.advance(6000)
+    t.equal(await w.a.ctx.relay.warm(), 0, 'still fresh: nothing signed')
+    w.a.clock.advance(20_000)
+    t.equal(await w.a.ctx.relay.warm(), 1, 'close to the end of its reuse: signed again')
+    w.a.clock.advance(700_000)
+    t.equal(await w.a.ctx.relay.warm(), 0, 'a space quiet for longer than the window goes cold')
+    t.ok(w.a.ctx.relay.counters.warmed >= 2)
   },
 )
 
