@@ -119,6 +119,79 @@ type LookupCallback = (
   family?: number,
 ) => void
 
+/** A dns.lookup asking for every address. */
+export type LookupAll = (
+  hostname: string,
+  cb: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void
+
+/** Host-name lookups at once, and waiting, for all outbound requests (see limitLookups). */
+export const LOOKUP_THREADS = 2
+export const LOOKUP_QUEUE = 512
+
+/**
+ * dns.lookup runs getaddrinfo on a thread of libuv's pool and holds that thread for as long as the
+ * resolver takes: seconds, for a name whose servers do not answer. The same pool (four threads
+ * unless UV_THREADPOOL_SIZE says otherwise) verifies every exchange's P-256 signature and does file
+ * I/O, and the names come from DIDs and client ids anyone can choose. So at most `max` lookups run at
+ * once and up to `maxQueued` more wait their turn (a request's connect timeout still runs while it
+ * waits); beyond that a lookup fails at once with EAI_AGAIN, as an overloaded resolver's would.
+ */
+export function limitLookups(lookup: LookupAll, max: number, maxQueued: number): LookupAll {
+  let running = 0
+  const waiting: (() => void)[] = []
+  const next = () => {
+    running--
+    waiting.shift()?.()
+  }
+  return (hostname, cb) => {
+    const start = () => {
+      running++
+      let done = false
+      lookup(hostname, (err, addresses) => {
+        if (done) return
+        done = true
+        next()
+        cb(err, addresses)
+      })
+    }
+    if (running < max) return start()
+    if (waiting.length >= maxQueued) {
+      const err = new Error(
+        `too many host-name lookups waiting (${hostname})`,
+      ) as NodeJS.ErrnoException
+      err.code = 'EAI_AGAIN'
+      return queueMicrotask(() => cb(err, []))
+    }
+    waiting.push(start)
+  }
+}
+
+const limitedLookup = limitLookups(
+  (hostname, cb) => dnsLookup(hostname, { all: true }, cb),
+  LOOKUP_THREADS,
+  LOOKUP_QUEUE,
+)
+
+/** limitedLookup with the callback shape net.connect and undici call a `lookup` option with. */
+function connectLookup(
+  filter?: (hostname: string, addresses: LookupAddress[]) => Error | undefined,
+) {
+  return (hostname: string, options: { all?: boolean }, cb: LookupCallback) =>
+    limitedLookup(hostname, (err, addresses) => {
+      if (err) return cb(err, [])
+      if (addresses.length === 0) {
+        const e = new Error(`${hostname} has no addresses`) as NodeJS.ErrnoException
+        e.code = 'ENOTFOUND'
+        return cb(e, [])
+      }
+      const refused = filter?.(hostname, addresses)
+      if (refused) return cb(refused, [])
+      if (options.all) return cb(null, addresses)
+      return cb(null, addresses[0]!.address, addresses[0]!.family)
+    })
+}
+
 export class SafeFetcher {
   private readonly guarded: Agent
   private readonly open: Agent
@@ -128,25 +201,16 @@ export class SafeFetcher {
   constructor(private readonly opts: SafeFetchOptions) {
     this.trusted = new Set((opts.trustedOrigins ?? []).map((o) => new URL(o).origin))
     const allowPrivate = opts.allowPrivate
-    const guardedLookup = (hostname: string, options: { all?: boolean }, cb: LookupCallback) => {
-      dnsLookup(hostname, { all: true }, (err, addresses) => {
-        if (err) return cb(err, [])
-        const blocked = addresses.find((a) => isNonPublicAddress(a.address))
-        if (blocked && !allowPrivate) {
-          const e = new Error(
-            `${hostname} resolves to a non-public address`,
-          ) as NodeJS.ErrnoException
-          e.code = 'EGATEHOUSEBLOCKED'
-          return cb(e, [])
-        }
-        if (options.all) return cb(null, addresses)
-        return cb(null, addresses[0]!.address, addresses[0]!.family)
-      })
-    }
+    const guardedLookup = connectLookup((hostname, addresses) => {
+      if (allowPrivate || !addresses.some((a) => isNonPublicAddress(a.address))) return undefined
+      const e = new Error(`${hostname} resolves to a non-public address`) as NodeJS.ErrnoException
+      e.code = 'EGATEHOUSEBLOCKED'
+      return e
+    })
     const common = { keepAliveTimeout: 10_000, connections: 64 }
     const connect = { timeout: opts.timeoutMs }
     this.guarded = new Agent({ ...common, connect: { ...connect, lookup: guardedLookup as never } })
-    this.open = new Agent({ ...common, connect })
+    this.open = new Agent({ ...common, connect: { ...connect, lookup: connectLookup() as never } })
   }
 
   /**
