@@ -138,10 +138,10 @@ const bench: Bench = {
       per,
     )
     // Where libsecp256k1 signs ES256K, the pool's nonces only serve P-256 (ES256) keys.
-    const presignCurve: Curve = usesLibsecp256k1('secp256k1') ? 'p256' : 'secp256k1'
-    const presignAlg = presignCurve === 'p256' ? 'ES256' : 'ES256K'
-    const presigned = await presignedSignRate(presignCurve)
-    const wholeSign = presignCurve === 'p256' ? signR1 : signK1
+    const presign = usesLibsecp256k1('secp256k1')
+      ? { curve: 'p256' as const, alg: 'ES256', whole: signR1 }
+      : { curve: 'secp256k1' as const, alg: 'ES256K', whole: signK1 }
+    const presigned = await presignedSignRate(presign.curve)
     const exchange = await measureExchangeBound(seconds)
     const k1Backend = libsecp256k1 ? 'libsecp256k1' : 'OpenSSL'
     const partsBound = 1 / (1 / verifyK1 + 1 / verifyR1 + 1 / signK1)
@@ -154,7 +154,7 @@ const bench: Bench = {
         { name: 'ES256K sign (low-S)', value: signK1, unit: 'ops/s' },
         { name: 'ES256 sign (low-S)', value: signR1, unit: 'ops/s' },
         {
-          name: `${presignAlg} sign finished from a nonce made ahead`,
+          name: `${presign.alg} sign finished from a nonce made ahead`,
           value: presigned,
           unit: 'ops/s',
         },
@@ -167,7 +167,7 @@ const bench: Bench = {
         [`ES256K verify: ${k1Backend} / OpenSSL`]: verifyK1 / sslK1,
         'P-256 verify: node:crypto / pure JS': verifyR1 / jsR1,
         'exchange / its three signature operations alone': exchange / partsBound,
-        [`${presignAlg} sign: from a nonce made ahead / whole`]: presigned / wholeSign,
+        [`${presign.alg} sign: from a nonce made ahead / whole`]: presigned / presign.whole,
       },
       notes: ['exchange ops/s is the bound bench/credential.ts measures itself against'],
     }

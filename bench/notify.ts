@@ -98,9 +98,9 @@ const bench: Bench = {
         if (r.status !== 200) throw new Error(`notifyWrite ${r.status}: ${await r.text()}`)
       }
       // Registrations made in the last minutes are warm lanes: wait for the relay's token warming
-      // where it signs ahead (not where libsecp256k1 signs ES256K inline).
+      // where it signs ahead for the authority's key (not where libsecp256k1 signs ES256K inline).
       const warmStart = performance.now()
-      const signsAhead = ctx.outbound.canSignAhead('secp256k1')
+      const signsAhead = ctx.outbound.canSignAhead(authority.key.curve)
       while (
         signsAhead &&
         ctx.relay.counters.warmed < SYNCERS &&

@@ -126,8 +126,8 @@ export type LookupAll = (
 ) => void
 
 /** Host-name lookups at once, and waiting, for all outbound requests (see limitLookups). */
-export const LOOKUP_THREADS = 2
-export const LOOKUP_QUEUE = 512
+const LOOKUP_THREADS = 2
+const LOOKUP_QUEUE = 512
 
 /**
  * dns.lookup runs getaddrinfo on a thread of libuv's pool and holds that thread for as long as the
@@ -147,10 +147,7 @@ export function limitLookups(lookup: LookupAll, max: number, maxQueued: number):
   return (hostname, cb) => {
     const start = () => {
       running++
-      let done = false
       lookup(hostname, (err, addresses) => {
-        if (done) return
-        done = true
         next()
         cb(err, addresses)
       })
@@ -180,11 +177,6 @@ function connectLookup(
   return (hostname: string, options: { all?: boolean }, cb: LookupCallback) =>
     limitedLookup(hostname, (err, addresses) => {
       if (err) return cb(err, [])
-      if (addresses.length === 0) {
-        const e = new Error(`${hostname} has no addresses`) as NodeJS.ErrnoException
-        e.code = 'ENOTFOUND'
-        return cb(e, [])
-      }
       const refused = filter?.(hostname, addresses)
       if (refused) return cb(refused, [])
       if (options.all) return cb(null, addresses)

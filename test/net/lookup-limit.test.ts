@@ -6,12 +6,7 @@
 import { createServer } from 'node:http'
 import type { LookupAddress } from 'node:dns'
 import t from 'tap'
-import {
-  limitLookups,
-  LOOKUP_THREADS,
-  SafeFetcher,
-  type LookupAll,
-} from '../../src/net/safe-fetch.js'
+import { limitLookups, SafeFetcher, type LookupAll } from '../../src/net/safe-fetch.js'
 
 /** A lookup that answers `127.0.0.1` after `ms`, counting how many run at once. */
 function slowLookup(ms: number) {
