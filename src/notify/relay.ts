@@ -318,10 +318,11 @@ export class Relay {
       if (this.running && (this.wakeRequested || this.stopped)) break
       if (!this.deps.outbound.canSignAhead()) break
       const authority = spaceAuthority(lane.space)
-      if ((await this.deps.authorities.status(authority)) !== 'active') continue
+      // The key first (held in memory): a key signed inline (ES256K under libsecp256k1) gains
+      // nothing from signing ahead, so its lane costs no status read.
       const key = await this.deps.authorities.key(authority, 'atproto')
-      if (!key) continue
-      // prewarm declines a key signed inline (ES256K under libsecp256k1): nothing to gain ahead.
+      if (!key || !this.deps.outbound.canSignAhead(key.curve)) continue
+      if ((await this.deps.authorities.status(authority)) !== 'active') continue
       const opts = { iss: authority, aud: lane.service, lxm: NOTIFY_WRITE, key }
       if (await this.deps.outbound.prewarm(opts, WARM_FOR_SEC)) signed++
     }

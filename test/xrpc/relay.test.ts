@@ -291,7 +291,14 @@ t.test(
       lxm: 'com.atproto.space.notifyWrite',
       key: key!,
     }
+    // Counted, not replaced: the real status read still answers.
+    const authorities = w.a.ctx.authorities
+    const realStatus = authorities.status.bind(authorities)
+    let statusReads = 0
+    authorities.status = (did) => (statusReads++, realStatus(did))
     t.equal(await w.a.ctx.relay.warm(), 0, 'no lane warmed')
+    t.equal(statusReads, 0, 'an inline-signed lane costs no status read')
+    authorities.status = realStatus
     t.equal(w.a.ctx.outbound.peek(lane), undefined, 'no token held ahead')
     await write()
     await drain(() => s.received().length >= 1)
