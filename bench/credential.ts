@@ -1,5 +1,5 @@
-import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
 import { createServer } from 'node:http'
+import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
 import { exchangeFixture, measureExchangeBound } from './crypto.js'
 import { benchWorld, importMembers } from './_world.js'
 import {
