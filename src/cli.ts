@@ -11,9 +11,10 @@ import { generateKek, KeyVault, loadKeyring, writeKeyFile, type Kek } from './ke
  */
 
 export const CLI_USAGE = `usage:
-  gatehouse authority create --plc [--handle H] [--owner-rotation-key DIDKEY] [--owner DID] [--separate-space-key]
-  gatehouse authority create --web DID [--handle H] [--owner DID] [--separate-space-key]
-  gatehouse authority adopt DID [--signing atproto|atproto_space] [--owner DID]
+  gatehouse authority create --plc [--handle H] [--owner-rotation-key DIDKEY] [--owner DID] [--separate-space-key] [--pds-service on|off]
+  gatehouse authority create --web DID [--handle H] [--owner DID] [--separate-space-key] [--pds-service on|off]
+  gatehouse authority adopt DID [--signing atproto|atproto_space] [--owner DID] [--pds-service on|off]
+  gatehouse authority set DID --pds-service on|off
   gatehouse authority activate|deactivate|show DID
   gatehouse authority rotate-key DID [--purpose atproto|atproto_space]
   gatehouse authority rotate-rotation-keys DID [--owner-rotation-key DIDKEY | --remove-owner-rotation-key]
@@ -38,7 +39,15 @@ const OPTIONS = {
   purpose: { type: 'string' },
   'rotation-key': { type: 'string', multiple: true },
   endpoint: { type: 'string' },
+  'pds-service': { type: 'string' },
 } as const
+
+/** `--pds-service on|off`: undefined when not given. */
+function onOff(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined
+  if (value === 'on' || value === 'off') return value === 'on'
+  throw new CliUsageError('--pds-service is on or off')
+}
 
 export async function runCli(
   argv: string[],
@@ -62,6 +71,7 @@ export async function runCli(
       return target
     }
     const print = (v: unknown) => out(JSON.stringify(v, null, 2))
+    const pdsService = onOff(o['pds-service'])
     const view = (v: AuthorityView) => print(v)
     switch (verb) {
       case 'create':
@@ -74,20 +84,26 @@ export async function runCli(
                 owner: o.owner,
                 ownerRotationKey: o['owner-rotation-key'],
                 separateSpaceKey: o['separate-space-key'],
+                pdsService,
               })
             : await lc.createWeb({
                 did: o.web!,
                 handle: o.handle,
                 owner: o.owner,
                 separateSpaceKey: o['separate-space-key'],
+                pdsService,
               }),
         )
       case 'adopt': {
         const signing = o.signing ?? 'atproto'
         if (signing !== 'atproto' && signing !== 'atproto_space')
           throw new CliUsageError('--signing is atproto or atproto_space')
-        return print(await lc.adopt({ did: need(), signing, owner: o.owner }))
+        return print(await lc.adopt({ did: need(), signing, owner: o.owner, pdsService }))
       }
+      case 'set':
+        if (pdsService === undefined)
+          throw new CliUsageError('authority set needs --pds-service on|off')
+        return view(await lc.setPdsService(need(), pdsService))
       case 'activate':
         return view(await lc.activate(need()))
       case 'deactivate':

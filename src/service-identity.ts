@@ -25,7 +25,7 @@ export class ServiceIdentity {
     return webDidDocument({
       did: this.did,
       keys: { atproto: this.signingKey.did() },
-      serviceEndpoint: this.publicUrl,
+      services: { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: this.publicUrl } },
     })
   }
 }

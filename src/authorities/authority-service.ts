@@ -22,6 +22,8 @@ export interface AuthorityRecord {
   origin: AuthorityOrigin
   handle: string | null
   ownerRotationKey: string | null
+  /** The DID document names Gatehouse as its `#atproto_pds` too (for generation A repo hosts). */
+  pdsService: boolean
   createdAt: Date
   updatedAt: Date
 }

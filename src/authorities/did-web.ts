@@ -2,14 +2,15 @@ import { DID_KEY_PREFIX } from '../crypto/did-key.js'
 
 /**
  * did:web documents Gatehouse serves: its own, and those of the did:web authorities it holds. Keys
- * are published as Multikey verification methods (`#atproto`, `#atproto_space`), and the space host
- * as the `#atproto_space_host` service of type AtprotoSpaceHost (contract §4.8 item 1).
+ * are published as Multikey verification methods (`#atproto`, `#atproto_space`), services by id
+ * (the space host as `#atproto_space_host` of type AtprotoSpaceHost, contract §4.8 item 1).
  */
 export function webDidDocument(opts: {
   did: string
   /** Verification methods by fragment (`atproto`, `atproto_space`), each as a did:key or Multikey. */
   keys: Record<string, string>
-  serviceEndpoint: string
+  /** Services by fragment. */
+  services: Record<string, { type: string; endpoint: string }>
   alsoKnownAs?: string[]
 }): object {
   return {
@@ -22,13 +23,11 @@ export function webDidDocument(opts: {
       controller: opts.did,
       publicKeyMultibase: toMultikey(key),
     })),
-    service: [
-      {
-        id: '#atproto_space_host',
-        type: 'AtprotoSpaceHost',
-        serviceEndpoint: opts.serviceEndpoint,
-      },
-    ],
+    service: Object.entries(opts.services).map(([fragment, s]) => ({
+      id: `#${fragment}`,
+      type: s.type,
+      serviceEndpoint: s.endpoint,
+    })),
   }
 }
 

@@ -15,6 +15,7 @@ import {
   unsignedUpdateOperation,
   updateOperation,
   type PlcClient,
+  type PlcService,
   type PlcState,
   type UnsignedPlcOperation,
 } from './plc.js'
@@ -69,6 +70,20 @@ export interface LifecycleDeps {
 }
 
 const SPACE_HOST = { type: 'AtprotoSpaceHost' }
+/**
+ * Generation A repo hosts send notifyWrite to the bare authority DID's `#atproto_pds` and to no
+ * other service, so an authority that publishes only `#atproto_space_host` loses every write they
+ * report. Gatehouse answers the space methods there (anything else: 501).
+ */
+const PDS = { type: 'AtprotoPersonalDataServer' }
+
+/** The services Gatehouse publishes for an authority, by id. */
+function ourServices(endpoint: string, pdsService: boolean): Record<string, PlcService> {
+  return {
+    atproto_space_host: { ...SPACE_HOST, endpoint },
+    ...(pdsService ? { atproto_pds: { ...PDS, endpoint } } : {}),
+  }
+}
 
 export class AuthorityLifecycle {
   constructor(private readonly deps: LifecycleDeps) {}
@@ -76,14 +91,17 @@ export class AuthorityLifecycle {
   /**
    * A new did:plc: Gatehouse's rotation key signs the genesis operation (the owner's own rotation
    * key, when given, is ranked above it), `#atproto` (and `#atproto_space` when asked) are keys
-   * Gatehouse holds, and `#atproto_space_host` points here.
+   * Gatehouse holds, and `#atproto_space_host` (and, unless `pdsService` is false, `#atproto_pds`)
+   * points here. Both must be there from the start: repo hosts cache documents for up to a day.
    */
   async createPlc(opts: {
     handle?: string
     ownerRotationKey?: string
     separateSpaceKey?: boolean
     owner?: string
+    pdsService?: boolean
   }): Promise<AuthorityView> {
+    const pdsService = opts.pdsService ?? true
     const rotation = Keypair.generate('secp256k1')
     const atproto = Keypair.generate('secp256k1')
     const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
@@ -94,10 +112,16 @@ export class AuthorityLifecycle {
         ...(space ? { atproto_space: space.did() } : {}),
       },
       alsoKnownAs: opts.handle ? [`at://${opts.handle}`] : [],
-      services: { atproto_space_host: { ...SPACE_HOST, endpoint: this.deps.publicUrl } },
+      services: ourServices(this.deps.publicUrl, pdsService),
     }
     const { did, op } = await genesisOperation(state, rotation)
-    await this.insert(did, 'created', opts, { rotation, atproto, atproto_space: space }, false)
+    await this.insert(
+      did,
+      'created',
+      { ...opts, pdsService },
+      { rotation, atproto, atproto_space: space },
+      false,
+    )
     try {
       await this.deps.plc.submit(did, op)
     } catch (err) {
@@ -114,12 +138,19 @@ export class AuthorityLifecycle {
     handle?: string
     separateSpaceKey?: boolean
     owner?: string
+    pdsService?: boolean
   }): Promise<AuthorityView> {
     this.assertServable(opts.did)
     const atproto = Keypair.generate('secp256k1')
     const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
     // Gatehouse serves the document itself: the keys are published as soon as they are stored.
-    await this.insert(opts.did, 'created', opts, { atproto, atproto_space: space }, true)
+    await this.insert(
+      opts.did,
+      'created',
+      { ...opts, pdsService: opts.pdsService ?? true },
+      { atproto, atproto_space: space },
+      true,
+    )
     return this.describe(opts.did)
   }
 
@@ -138,6 +169,11 @@ export class AuthorityLifecycle {
     did: string
     signing?: 'atproto' | 'atproto_space'
     owner?: string
+    /**
+     * Also name Gatehouse the DID's `#atproto_pds`. By default only when the document has no
+     * `#atproto_pds` of its own: an account's PDS entry is never taken over unless asked.
+     */
+    pdsService?: boolean
   }): Promise<{
     authority: AuthorityView
     plcOperation?: UnsignedPlcOperation
@@ -148,29 +184,96 @@ export class AuthorityLifecycle {
     if (opts.did.startsWith('did:plc:')) {
       const last = await this.lastOperation(opts.did)
       const rotation = Keypair.generate('secp256k1')
-      const plcOperation = await unsignedUpdateOperation(last, (cur) => ({
-        ...cur,
-        rotationKeys: [...cur.rotationKeys.filter((k) => k !== rotation.did()), rotation.did()],
-        verificationMethods: { ...cur.verificationMethods, [signing]: key.did() },
-        services: {
-          ...cur.services,
-          atproto_space_host: { ...SPACE_HOST, endpoint: this.deps.publicUrl },
-        },
-      }))
-      await this.insert(opts.did, 'adopted', opts, { rotation, [signing]: key }, false)
+      let pdsService = false
+      const plcOperation = await unsignedUpdateOperation(last, (cur) => {
+        pdsService = opts.pdsService ?? !cur.services.atproto_pds
+        const { atproto_pds: theirs, ...others } = cur.services
+        return {
+          ...cur,
+          rotationKeys: [...cur.rotationKeys.filter((k) => k !== rotation.did()), rotation.did()],
+          verificationMethods: { ...cur.verificationMethods, [signing]: key.did() },
+          services: {
+            ...others,
+            ...(theirs && !pdsService ? { atproto_pds: theirs } : {}),
+            ...ourServices(this.deps.publicUrl, pdsService),
+          },
+        }
+      })
+      await this.insert(
+        opts.did,
+        'adopted',
+        { ...opts, pdsService },
+        { rotation, [signing]: key },
+        false,
+      )
       return { authority: await this.describe(opts.did), plcOperation }
     }
     if (!didWebLocation(opts.did))
       throw new AuthorityLifecycleError('InvalidAuthorityState', `cannot adopt ${opts.did}`)
-    await this.insert(opts.did, 'adopted', opts, { [signing]: key }, false)
+    const pdsService = opts.pdsService ?? !(await this.hasOwnPds(opts.did))
+    await this.insert(opts.did, 'adopted', { ...opts, pdsService }, { [signing]: key }, false)
     return {
       authority: await this.describe(opts.did),
       didDocument: webDidDocument({
         did: opts.did,
         keys: { [signing]: key.did() },
-        serviceEndpoint: this.deps.publicUrl,
+        services: ourServices(this.deps.publicUrl, pdsService),
       }),
     }
+  }
+
+  /**
+   * Publishes or withdraws `#atproto_pds` pointing here. For a did:plc the directory's current
+   * state decides whether an operation is needed, so repeating a call that was cut off after the
+   * directory took it just records the setting.
+   */
+  async setPdsService(did: string, on: boolean): Promise<AuthorityView> {
+    const record = await this.requireActive(did)
+    if (did.startsWith('did:plc:')) {
+      const rotation = await this.deps.authorities.key(did, 'rotation')
+      if (!rotation)
+        throw new AuthorityLifecycleError(
+          'InvalidAuthorityState',
+          `${did}: Gatehouse holds no rotation key, so only its owner can change the document`,
+        )
+      const last = await this.lastOperation(did)
+      const endpoint = this.deps.publicUrl
+      let needed = false
+      const op = await updateOperation(
+        last,
+        (cur) => {
+          const { atproto_pds: current, ...others } = cur.services
+          const ours = current?.endpoint === endpoint
+          needed = on ? !ours || current?.type !== PDS.type : ours
+          if (!on && !ours) return cur
+          return {
+            ...cur,
+            services: { ...others, ...(on ? { atproto_pds: { ...PDS, endpoint } } : {}) },
+          }
+        },
+        rotation,
+      )
+      if (needed) {
+        try {
+          await this.deps.plc.submit(did, op)
+        } catch (err) {
+          throw plcFailure(err)
+        }
+        this.deps.resolver.invalidate(did)
+      }
+    } else if (record.origin !== 'created') {
+      throw new AuthorityLifecycleError(
+        'InvalidAuthorityState',
+        `${did}: its owner publishes its did.json; getAuthority shows the entries to publish`,
+      )
+    }
+    await this.deps.db.prisma.authority.update({
+      where: { did },
+      data: { pdsService: on, updatedAt: this.deps.clock.now() },
+    })
+    this.deps.authorities.forget(did)
+    this.deps.resolver.invalidate(did)
+    return this.describe(did)
   }
 
   /**
@@ -302,10 +405,14 @@ export class AuthorityLifecycle {
             Object.fromEntries(
               Object.entries(cur.verificationMethods).filter(([, k]) => !ours.has(k)),
             ),
+          // By default every service naming Gatehouse goes (#atproto_space_host, and #atproto_pds
+          // when it points here); a PDS entry of the owner's own stays.
           services:
             to.services ??
             Object.fromEntries(
-              Object.entries(cur.services).filter(([id]) => id !== 'atproto_space_host'),
+              Object.entries(cur.services).filter(
+                ([id, svc]) => id !== 'atproto_space_host' && svc.endpoint !== this.deps.publicUrl,
+              ),
             ),
         }),
         rotation,
@@ -348,7 +455,7 @@ export class AuthorityLifecycle {
     return webDidDocument({
       did,
       keys,
-      serviceEndpoint: this.deps.publicUrl,
+      services: ourServices(this.deps.publicUrl, record.pdsService),
       alsoKnownAs: record.handle ? [`at://${record.handle}`] : undefined,
     })
   }
@@ -358,7 +465,7 @@ export class AuthorityLifecycle {
   private async insert(
     did: string,
     origin: 'created' | 'adopted',
-    opts: { handle?: string; ownerRotationKey?: string; owner?: string },
+    opts: { handle?: string; ownerRotationKey?: string; owner?: string; pdsService: boolean },
     keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
     /** Active at once (a did:web we serve), or pending until published. */
     active: boolean,
@@ -373,6 +480,7 @@ export class AuthorityLifecycle {
             origin,
             handle: opts.handle ?? null,
             ownerRotationKey: opts.ownerRotationKey ?? null,
+            pdsService: opts.pdsService,
             createdAt: now,
             updatedAt: now,
           },
@@ -461,7 +569,10 @@ export class AuthorityLifecycle {
     this.deps.logger.info({ did, purposes: Object.keys(keys) }, 'authority keys rotated')
   }
 
-  /** The published document must carry every pending key and point `#atproto_space_host` here. */
+  /**
+   * The published document must carry every pending key and point `#atproto_space_host` (and, when
+   * the authority publishes it, `#atproto_pds`) here.
+   */
   private async assertPublished(did: string): Promise<void> {
     let doc
     try {
@@ -473,12 +584,17 @@ export class AuthorityLifecycle {
         { cause: err },
       )
     }
-    const endpoint = getServiceEndpoint(doc, '#atproto_space_host')
-    if (endpoint.status !== 'found' || endpoint.endpoint !== this.deps.publicUrl) {
-      throw new AuthorityLifecycleError(
-        'DocumentNotPublished',
-        `${did}: #atproto_space_host does not point at ${this.deps.publicUrl} yet`,
-      )
+    const record = await this.require(did)
+    for (const id of record.pdsService
+      ? ['#atproto_space_host', '#atproto_pds']
+      : ['#atproto_space_host']) {
+      const endpoint = getServiceEndpoint(doc, id)
+      if (endpoint.status !== 'found' || endpoint.endpoint !== this.deps.publicUrl) {
+        throw new AuthorityLifecycleError(
+          'DocumentNotPublished',
+          `${did}: ${id} does not point at ${this.deps.publicUrl} yet`,
+        )
+      }
     }
     for (const k of await this.deps.authorities.keys(did)) {
       if (k.status !== 'pending' || k.purpose === 'rotation') continue
@@ -511,6 +627,17 @@ export class AuthorityLifecycle {
     if (!state.rotationKeys?.includes(pending.publicKey)) {
       await this.deps.authorities.dropKey(did, pending.id)
       this.deps.logger.warn({ did }, 'adopted without our rotation key: only its owner can rotate')
+    }
+  }
+
+  /** Whether `did`'s current document names a PDS other than Gatehouse (unresolvable: no). */
+  private async hasOwnPds(did: string): Promise<boolean> {
+    try {
+      const doc = await this.deps.resolver.resolve(did, { forceRefresh: true })
+      const pds = getServiceEndpoint(doc, '#atproto_pds')
+      return pds.status === 'found' && pds.endpoint !== this.deps.publicUrl
+    } catch {
+      return false
     }
   }
 

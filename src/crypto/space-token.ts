@@ -19,6 +19,12 @@ export const CLOCK_SKEW_SEC = 5
 export const DELEGATION_TTL_SEC = 60
 /** Our credentials' default lifetime (generation C). */
 export const CREDENTIAL_TTL_SEC = 600
+/**
+ * Default lifetime of DPoP-bound (generation A) credentials. Shorter than generation C's: a
+ * generation A repo host has no notifyCredentialRevoked, so it honours a revoked credential until
+ * it expires, and this is how long a removed member can still read there.
+ */
+export const DPOP_CREDENTIAL_TTL_SEC = 300
 /** Verifiers refuse credentials whose lifetime is longer than this. */
 export const CREDENTIAL_MAX_TTL_SEC = 3600
 /** Longest `jti` accepted; ours are 32 hex characters. */

@@ -437,6 +437,8 @@ export class Relay {
               space,
               repo: event.repo,
               repoRev: event.repoRev,
+              // Generation A syncers read the revision as `rev` (and require it).
+              rev: event.repoRev,
               hash: toBytesJson(event.hash!),
               spaceRev: event.spaceRev,
               ...(event.prevSpaceRev ? { prevSpaceRev: event.prevSpaceRev } : {}),

@@ -31,6 +31,7 @@ const presetSchema = z
     writePolicy: z.record(z.string(), z.unknown()),
     appAccess: z.record(z.string(), z.unknown()),
     credentialTtlSec: z.number().int().min(60).max(CREDENTIAL_MAX_TTL_SEC).optional(),
+    dpopCredentialTtlSec: z.number().int().min(60).max(CREDENTIAL_MAX_TTL_SEC).optional(),
   })
   .strict()
 
@@ -98,7 +99,10 @@ export class PolicyRegistry {
   }
 
   /** The preset's policy with its parameters filled in. Throws PresetError or PolicyCodecError. */
-  resolve(name: string, params: PresetParams = {}): SpacePolicy & { credentialTtlSec?: number } {
+  resolve(
+    name: string,
+    params: PresetParams = {},
+  ): SpacePolicy & { credentialTtlSec?: number; dpopCredentialTtlSec?: number } {
     const def = this.presets.get(name)
     if (!def) throw new PresetError(`no preset named "${name}"`)
     const fill = (v: unknown) => substitute(v, params, def.parameters)
@@ -107,6 +111,7 @@ export class PolicyRegistry {
       writePolicy: userPolicyFromLex(fill(def.writePolicy)),
       appAccess: appAccessFromLex(fill(def.appAccess)),
       ...(def.credentialTtlSec ? { credentialTtlSec: def.credentialTtlSec } : {}),
+      ...(def.dpopCredentialTtlSec ? { dpopCredentialTtlSec: def.dpopCredentialTtlSec } : {}),
     }
   }
 }

@@ -33,6 +33,8 @@ export interface SpaceConfig extends SpacePolicy {
   uri: string
   authority: string
   credentialTtlSec: number
+  /** Lifetime of DPoP-bound (generation A) credentials: never longer than `credentialTtlSec`. */
+  dpopCredentialTtlSec: number
   rosterVisibility: RosterVisibility
 }
 

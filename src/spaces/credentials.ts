@@ -61,7 +61,10 @@ export class CredentialService {
     const signing = await this.deps.authorities.credentialKey(config.authority)
     if (!signing) throw new CredentialError(`no signing key held for ${config.authority}`)
     const iat = this.deps.clock.nowSec()
-    const exp = iat + config.credentialTtlSec
+    // DPoP-bound credentials (generation A) get the shorter lifetime: their repo hosts cannot be
+    // told of a revocation.
+    const exp =
+      iat + (binding.kind === 'signature' ? config.credentialTtlSec : config.dpopCredentialTtlSec)
     const jti = randomJti()
     const cnf = binding.kind === 'signature' ? { kid: binding.keyDid } : { jkt: binding.jkt }
     // The signature is made (by the signer) while the issuance is recorded here; a credential is

@@ -6,7 +6,11 @@ import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
 import type { Access, RosterVisibility, SpaceConfig, SpacePolicy } from '../policy/types.js'
-import { CREDENTIAL_MAX_TTL_SEC, CREDENTIAL_TTL_SEC } from '../crypto/space-token.js'
+import {
+  CREDENTIAL_MAX_TTL_SEC,
+  CREDENTIAL_TTL_SEC,
+  DPOP_CREDENTIAL_TTL_SEC,
+} from '../crypto/space-token.js'
 
 /**
  * Spaces and their member lists. Every read a handler needs is a named method
@@ -30,6 +34,7 @@ export interface CreateSpaceInput extends SpacePolicy {
   spaceType: string
   skey: string
   credentialTtlSec?: number
+  dpopCredentialTtlSec?: number
 }
 
 type SpaceRow = Awaited<ReturnType<Db['prisma']['space']['findUnique']>> & object
@@ -71,6 +76,7 @@ export class SpaceService {
       uri: row.uri,
       authority: row.authorityDid,
       credentialTtlSec: row.credentialTtlSec,
+      dpopCredentialTtlSec: Math.min(row.dpopCredentialTtlSec, row.credentialTtlSec),
       rosterVisibility: row.rosterVisibility as RosterVisibility,
       ...policyFromColumns(
         row,
@@ -87,6 +93,7 @@ export class SpaceService {
       skey: input.skey,
     })
     const ttl = Math.min(input.credentialTtlSec ?? CREDENTIAL_TTL_SEC, CREDENTIAL_MAX_TTL_SEC)
+    const dpopTtl = Math.min(input.dpopCredentialTtlSec ?? DPOP_CREDENTIAL_TTL_SEC, ttl)
     const { columns, clientIds } = policyToColumns(input)
     const now = this.clock.now()
     this.forget(uri)
@@ -95,7 +102,13 @@ export class SpaceService {
         const existing = await tx.space.findUnique({ where: { uri } })
         if (existing && !existing.deletedAt)
           throw new SpaceError('SpaceAlreadyExists', 'Space already exists')
-        const data = { ...columns, credentialTtlSec: ttl, updatedAt: now, deletedAt: null }
+        const data = {
+          ...columns,
+          credentialTtlSec: ttl,
+          dpopCredentialTtlSec: dpopTtl,
+          updatedAt: now,
+          deletedAt: null,
+        }
         const row = existing
           ? await tx.space.update({ where: { uri }, data: { ...data, createdAt: now } })
           : await tx.space.create({

@@ -78,6 +78,7 @@ const config = (over: Partial<SpaceConfig> = {}): SpaceConfig => ({
   uri: 'at://did:web:a.example/space/x.y.z/k',
   authority: 'did:web:a.example',
   credentialTtlSec: 600,
+  dpopCredentialTtlSec: 300,
   rosterVisibility: 'owner',
   readPolicy: { kind: 'managing-app', managingApp: 'did:web:app.example' },
   writePolicy: { kind: 'member-list' },

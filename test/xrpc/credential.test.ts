@@ -63,6 +63,7 @@ t.test(
       uri: w.space,
       readPolicy: { $type: 'com.atproto.simplespace.defs#memberListPolicy' },
       writePolicy: { $type: 'com.atproto.simplespace.defs#memberListPolicy' },
+      policy: { $type: 'com.atproto.simplespace.defs#memberListPolicy' },
       appAccess: { $type: 'com.atproto.simplespace.defs#open' },
     })
   },

@@ -152,6 +152,7 @@ t.test('updateSpace and getSpace for managers', async (t) => {
       uri: w.space,
       readPolicy: { $type: `${D}#publicPolicy` },
       writePolicy: members.writePolicy,
+      policy: { $type: `${D}#publicPolicy` },
       appAccess: members.appAccess,
     },
   })

@@ -15,6 +15,7 @@ import rotateSigningKey from './authority/rotateSigningKey.js'
 import rotateRotationKeys from './authority/rotateRotationKeys.js'
 import transferAuthority from './authority/transferAuthority.js'
 import getAuthority from './authority/getAuthority.js'
+import updateAuthority from './authority/updateAuthority.js'
 
 /** Gatehouse's own extension methods (namespace dev.gatehouse.*). */
 export default function (router: XrpcRouter): void {
@@ -34,4 +35,5 @@ export default function (router: XrpcRouter): void {
   rotateRotationKeys(router)
   transferAuthority(router)
   getAuthority(router)
+  updateAuthority(router)
 }

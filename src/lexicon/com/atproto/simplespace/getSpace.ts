@@ -7,6 +7,13 @@ import { appAccess, userPolicy } from './defs.js'
 export const getSpace = defineQuery({
   nsid: 'com.atproto.simplespace.getSpace',
   params: z.object({ space: param.string(spaceRef) }),
-  output: z.object({ uri: z.string(), readPolicy: userPolicy, writePolicy: userPolicy, appAccess }),
+  // `policy` is generation A's name for the read policy, sent beside readPolicy for its readers.
+  output: z.object({
+    uri: z.string(),
+    readPolicy: userPolicy,
+    writePolicy: userPolicy,
+    policy: userPolicy,
+    appAccess,
+  }),
   errors: ['SpaceNotFound'],
 })

@@ -1,22 +1,59 @@
 import { z } from 'zod'
 import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
 import { did, nsid, param, recordKey, spaceRef } from '../../../formats.js'
+import { DEFS } from '../../../../policy/codec.js'
 import { appAccess, userPolicy } from './defs.js'
 
 /** com.atproto.simplespace management methods — lexicons/com/atproto/simplespace/*.json */
 
+/**
+ * createSpace in either shape: generation C `{spaceType, readPolicy, writePolicy, appAccess}`, or
+ * generation A `{type, policy, appAccess}` (see `createSpaceRequest`). Mixing the two is refused.
+ */
 export const createSpace = defineProcedure({
   nsid: 'com.atproto.simplespace.createSpace',
-  input: z.object({
-    spaceType: nsid,
-    skey: recordKey.optional(),
-    readPolicy: userPolicy,
-    writePolicy: userPolicy,
-    appAccess,
-  }),
+  input: z
+    .object({
+      spaceType: nsid.optional(),
+      type: nsid.optional(),
+      skey: recordKey.optional(),
+      readPolicy: userPolicy.optional(),
+      writePolicy: userPolicy.optional(),
+      policy: userPolicy.optional(),
+      appAccess,
+    })
+    .refine((v) => (v.spaceType === undefined) !== (v.type === undefined), {
+      message: 'give spaceType (or, in the generation A shape, type), once',
+      path: ['spaceType'],
+    })
+    .refine(
+      (v) =>
+        v.policy === undefined
+          ? v.readPolicy !== undefined && v.writePolicy !== undefined
+          : v.readPolicy === undefined && v.writePolicy === undefined,
+      {
+        message: 'give readPolicy and writePolicy (or, in the generation A shape, policy alone)',
+        path: ['readPolicy'],
+      },
+    ),
   output: z.object({ uri: spaceRef }),
   errors: ['SpaceAlreadyExists', 'UnsupportedPolicy', 'UnsupportedAppAccess'],
 })
+
+/**
+ * A checked createSpace body in generation C terms. Generation A had one `policy`, which decided
+ * who may read; writes were the members' (the reference PDS accepted notifyWrite from members only),
+ * so it becomes `readPolicy: policy, writePolicy: memberList`.
+ */
+export function createSpaceRequest(input: z.infer<typeof createSpace.input>) {
+  return {
+    spaceType: (input.spaceType ?? input.type)!,
+    skey: input.skey,
+    readPolicy: (input.readPolicy ?? input.policy)!,
+    writePolicy: input.writePolicy ?? { $type: `${DEFS}#memberListPolicy` },
+    appAccess: input.appAccess,
+  }
+}
 
 export const updateSpace = defineProcedure({
   nsid: 'com.atproto.simplespace.updateSpace',

@@ -2,22 +2,42 @@ import { z } from 'zod'
 import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
 import { bytes, datetime, did, param, spaceRef, tid } from '../../../formats.js'
 
-/** com.atproto.space notifyWrite, listRepos, registerNotify, unregisterNotify (generation C). */
+/**
+ * com.atproto.space notifyWrite, listRepos, registerNotify, unregisterNotify: generation C, read and
+ * written so that generation A peers understand them too. Generation A names the writer's revision
+ * `rev` where C says `repoRev`: notifyWrite accepts either (both must then agree), and what we send
+ * (relayed notifyWrite, listRepos rows) carries both.
+ */
 
 export const notifyWrite = defineProcedure({
   nsid: 'com.atproto.space.notifyWrite',
-  input: z.object({
-    space: spaceRef,
-    repo: did,
-    repoRev: tid,
-    hash: bytes,
-    spaceRev: tid.optional(),
-    prevSpaceRev: tid.optional(),
-  }),
+  input: z
+    .object({
+      space: spaceRef,
+      repo: did,
+      repoRev: tid.optional(),
+      rev: tid.optional(),
+      hash: bytes,
+      spaceRev: tid.optional(),
+      prevSpaceRev: tid.optional(),
+    })
+    .refine((v) => v.repoRev !== undefined || v.rev !== undefined, {
+      message: 'repoRev (or, from a generation A repo host, rev) is required',
+      path: ['repoRev'],
+    })
+    .refine((v) => v.repoRev === undefined || v.rev === undefined || v.repoRev === v.rev, {
+      message: 'rev and repoRev name the same revision and must agree',
+      path: ['rev'],
+    }),
   errors: ['SpaceNotFound', 'FutureRev'],
 })
 
-export const repo = z.object({ did, repoRev: tid, hash: bytes, spaceRev: tid })
+/** The writer's revision of a checked notifyWrite body, whichever generation named it. */
+export const writeRevOf = (input: { repoRev?: string; rev?: string }): string =>
+  (input.repoRev ?? input.rev)!
+
+/** A writer-set row: `rev` (generation A) repeats `repoRev` (generation C). */
+export const repo = z.object({ did, repoRev: tid, rev: tid, hash: bytes, spaceRev: tid })
 
 export const listRepos = defineQuery({
   nsid: 'com.atproto.space.listRepos',

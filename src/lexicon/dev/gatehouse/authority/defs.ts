@@ -32,6 +32,7 @@ export const authorityView = z.object({
   origin: z.enum(['created', 'adopted', 'registered']),
   handle: z.string().optional(),
   ownerRotationKey: z.string().optional(),
+  pdsService: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
   keys: z.array(keyView),
@@ -54,6 +55,7 @@ export const createAuthority = defineProcedure({
       handle: handle.optional(),
       ownerRotationKey: didKey.optional(),
       separateSpaceKey: z.boolean().optional(),
+      pdsService: z.boolean().optional(),
     })
     .refine((v) => (v.method === 'web') === (v.did !== undefined), {
       message: 'a did:web authority names its did; a did:plc one is given its DID by the directory',
@@ -73,6 +75,7 @@ export const adoptAuthority = defineProcedure({
       'must be did:plc or did:web',
     ),
     signing: z.enum(['atproto', 'atproto_space']).optional(),
+    pdsService: z.boolean().optional(),
   }),
   output: z.object({
     authority: authorityView,
@@ -92,6 +95,13 @@ export const activateAuthority = defineProcedure({
 export const deactivateAuthority = defineProcedure({
   nsid: 'dev.gatehouse.authority.deactivateAuthority',
   input: byDid,
+  output: authorityView,
+  errors: LIFECYCLE_ERRORS,
+})
+
+export const updateAuthority = defineProcedure({
+  nsid: 'dev.gatehouse.authority.updateAuthority',
+  input: z.object({ did, pdsService: z.boolean().optional() }),
   output: authorityView,
   errors: LIFECYCLE_ERRORS,
 })

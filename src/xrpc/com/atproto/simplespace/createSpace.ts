@@ -1,6 +1,9 @@
 import { assertManager } from '../../../../auth/managers.js'
 import { ForbiddenError } from '../../../../errors.js'
-import { createSpace } from '../../../../lexicon/com/atproto/simplespace/manage.js'
+import {
+  createSpace,
+  createSpaceRequest,
+} from '../../../../lexicon/com/atproto/simplespace/manage.js'
 import { isDid } from '../../../../lexicon/formats.js'
 import { nextTid } from '../../../../spaces/tid.js'
 import { SpaceError } from '../../../../spaces/space-service.js'
@@ -12,6 +15,7 @@ import { decodePolicy } from './_policy-input.js'
  * Creates a space under an authority Gatehouse answers for. The reference derives the authority from
  * the caller (the authority's own account); here the caller is a manager, so the service-auth
  * audience names the authority: `aud` = `{authority}` or `{authority}#atproto_space_host`.
+ * Both body shapes are read (generation A's `{type, policy, appAccess}`: see createSpaceRequest).
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(createSpace, {
@@ -24,12 +28,13 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         )
       }
       await assertManager(ctx, auth, authority, 'admin')
-      const policy = decodePolicy(input, fail) as SpacePolicy
+      const request = createSpaceRequest(input)
+      const policy = decodePolicy(request, fail) as SpacePolicy
       try {
         const config = await ctx.spaces.create({
           authority,
-          spaceType: input.spaceType,
-          skey: input.skey ?? nextTid(ctx.clock.nowMs()),
+          spaceType: request.spaceType,
+          skey: request.skey ?? nextTid(ctx.clock.nowMs()),
           ...policy,
         })
         return { uri: config.uri }

@@ -23,10 +23,12 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         assertCredentialFor(auth, params.space)
       }
       const c = await getHostedSpace(ctx, params.space)
+      const readPolicy = userPolicyToLex(c.readPolicy)
       return {
         uri: c.uri,
-        readPolicy: userPolicyToLex(c.readPolicy),
+        readPolicy,
         writePolicy: userPolicyToLex(c.writePolicy),
+        policy: readPolicy,
         appAccess: appAccessToLex(c.appAccess),
       }
     },

@@ -19,6 +19,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const repos = rows.map((r) => ({
         did: r.did,
         repoRev: r.repoRev,
+        rev: r.repoRev,
         hash: toBytesJson(r.hash),
         spaceRev: r.spaceRev,
       }))

@@ -1,7 +1,7 @@
 import { spaceAuthority } from '../../../../lexicon/formats.js'
 import { decodeTid } from '../../../../spaces/tid.js'
 import { ForbiddenError } from '../../../../errors.js'
-import { notifyWrite } from '../../../../lexicon/com/atproto/space/sync.js'
+import { notifyWrite, writeRevOf } from '../../../../lexicon/com/atproto/space/sync.js'
 import { authorizeUser } from '../../../../policy/authorize.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -13,7 +13,8 @@ export const FUTURE_REV_WINDOW_MS = 5 * 60_000
  * first (a malformed repoRev is a 400 before any auth check), then service auth, `iss` = the writer,
  * `aud` = the authority, the FutureRev window, an active space, the write perimeter, and the
  * writer-set update. Permanent refusals are 4xx; only transient trouble is 5xx (repo hosts retry
- * those for 24 h and drop everything else).
+ * those for 24 h and drop everything else; generation A hosts send once and never retry).
+ * A generation A body names the revision `rev`; after parsing, both generations take one path.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(notifyWrite, {
@@ -21,6 +22,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     authAfterInput: true,
     handler: async ({ input, auth, fail }) => {
       const authority = spaceAuthority(input.space)
+      const repoRev = writeRevOf(input)
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
       // Generation A hosts address the bare authority DID, generation C its #atproto_space_host.
@@ -29,10 +31,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       }
       if (!(await ctx.authorities.isActive(authority)))
         throw fail('SpaceNotFound', 'Space not found')
-      if (
-        Number(decodeTid(input.repoRev).micros / 1000n) >
-        ctx.clock.nowMs() + FUTURE_REV_WINDOW_MS
-      ) {
+      if (Number(decodeTid(repoRev).micros / 1000n) > ctx.clock.nowMs() + FUTURE_REV_WINDOW_MS) {
         throw fail('FutureRev', 'repoRev is too far in the future')
       }
       const found = await ctx.spaces.lookup(input.space)
@@ -43,7 +42,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       }
       await ctx.notify.acceptWrite(input.space, {
         repo: input.repo,
-        repoRev: input.repoRev,
+        repoRev,
         hash: new Uint8Array(Buffer.from(input.hash.$bytes, 'base64')),
       })
       return undefined

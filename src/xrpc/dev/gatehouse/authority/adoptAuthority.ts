@@ -9,7 +9,12 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ input, auth }) => {
       const owner = authorizeCreator(ctx, auth)
       const out = await lifecycleStep(() =>
-        ctx.lifecycle.adopt({ did: input.did, signing: input.signing, owner }),
+        ctx.lifecycle.adopt({
+          did: input.did,
+          signing: input.signing,
+          owner,
+          pdsService: input.pdsService,
+        }),
       )
       return {
         authority: authorityOut(out.authority),

@@ -12,6 +12,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         owner,
         handle: input.handle,
         separateSpaceKey: input.separateSpaceKey,
+        pdsService: input.pdsService,
       }
       const view = await lifecycleStep(() =>
         input.method === 'plc'

@@ -13,6 +13,7 @@ export function authorityOut(view: AuthorityView) {
     origin: view.origin,
     ...(view.handle ? { handle: view.handle } : {}),
     ...(view.ownerRotationKey ? { ownerRotationKey: view.ownerRotationKey } : {}),
+    pdsService: view.pdsService,
     createdAt: view.createdAt.toISOString(),
     updatedAt: view.updatedAt.toISOString(),
     keys: view.keys.map((k) => ({

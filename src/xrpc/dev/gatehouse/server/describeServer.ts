@@ -1,7 +1,46 @@
-import { describeServer } from '../../../../lexicon/dev/gatehouse/server/describeServer.js'
+import {
+  describeServer,
+  type methodGenerations,
+} from '../../../../lexicon/dev/gatehouse/server/describeServer.js'
+import type { z } from 'zod'
 import type { XrpcRouter } from '../../../method.js'
 
-/** Who this host is and which wire generation it speaks. Public, unauthenticated. */
+const BOTH = ['A', 'C'] as const
+const row = (
+  nsid: string,
+  role: 'served' | 'sent',
+  accepts: readonly ('A' | 'C')[],
+  emits: readonly ('A' | 'C')[] = accepts,
+): z.infer<typeof methodGenerations> => ({ nsid, role, accepts: [...accepts], emits: [...emits] })
+
+/**
+ * Which generations each Spaces method speaks with. Generation A peers (DPoP credentials, `rev`,
+ * a single `policy`) run today beside generation C ones: what we send carries both generations'
+ * fields wherever the two schemas allow it, and what we read is accepted in either shape.
+ * `notifyCredentialRevoked` exists only in C: generation A repo hosts cannot be told of a
+ * revocation (DPoP-bound credentials are short-lived for that reason).
+ */
+export const METHOD_GENERATIONS = [
+  row('com.atproto.space.getSpaceCredential', 'served', BOTH),
+  row('com.atproto.space.listRepos', 'served', BOTH),
+  row('com.atproto.space.registerNotify', 'served', BOTH),
+  row('com.atproto.space.unregisterNotify', 'served', BOTH),
+  row('com.atproto.space.notifyWrite', 'served', BOTH),
+  row('com.atproto.simplespace.getSpace', 'served', BOTH),
+  row('com.atproto.simplespace.createSpace', 'served', BOTH),
+  row('com.atproto.simplespace.updateSpace', 'served', ['C']),
+  row('com.atproto.simplespace.deleteSpace', 'served', BOTH),
+  row('com.atproto.simplespace.putMember', 'served', ['C']),
+  row('com.atproto.simplespace.addMember', 'served', ['A']),
+  row('com.atproto.simplespace.removeMember', 'served', BOTH),
+  row('com.atproto.simplespace.listMembers', 'served', BOTH),
+  row('com.atproto.space.notifyWrite', 'sent', BOTH),
+  row('com.atproto.space.notifySpaceDeleted', 'sent', BOTH),
+  row('com.atproto.space.notifyCredentialRevoked', 'sent', ['C']),
+  row('com.atproto.simplespace.checkUserAccess', 'sent', BOTH),
+]
+
+/** Who this host is and which wire generations it speaks, per method. Public, unauthenticated. */
 export default function (router: XrpcRouter): void {
   router.add(describeServer, {
     handler: async ({ ctx }) => ({
@@ -10,6 +49,7 @@ export default function (router: XrpcRouter): void {
       publicUrl: ctx.cfg.service.publicUrl,
       wireGeneration: 'C',
       compatibility: ['A'],
+      methods: METHOD_GENERATIONS,
     }),
   })
 }
