@@ -349,6 +349,97 @@ t.test('an unconfirmed change blocks the next one until activate settles it', as
   t.equal(rotated.status, 200)
 })
 
+t.test(
+  '#atproto_pds: published at creation, withdrawn and restored by updateAuthority, removed by transfer',
+  async (t) => {
+    const w = await world(t)
+    const here = { status: 'found', endpoint: `http://localhost:${w.port}` }
+    const services = async (did: string) => {
+      const doc = await w.verifier.resolve(did, { forceRefresh: true })
+      return {
+        pds: getServiceEndpoint(doc, '#atproto_pds'),
+        spaceHost: getServiceEndpoint(doc, '#atproto_space_host'),
+        pdsType: doc.service?.find((s) => s.id === '#atproto_pds' || s.id === `${did}#atproto_pds`)
+          ?.type,
+      }
+    }
+    const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
+    t.equal(created.status, 200, JSON.stringify(created.body))
+    t.equal(created.body.pdsService, true, 'on by default')
+    const did = created.body.did as string
+    t.same(await services(did), {
+      pds: here,
+      spaceHost: here,
+      pdsType: 'AtprotoPersonalDataServer',
+    })
+
+    const off = await w.call(`${NS}.updateAuthority`, { did, pdsService: false })
+    t.equal(off.status, 200, JSON.stringify(off.body))
+    t.equal(off.body.pdsService, false)
+    t.same(await services(did), { pds: { status: 'absent' }, spaceHost: here, pdsType: undefined })
+    const again = await w.call(`${NS}.updateAuthority`, { did, pdsService: false })
+    t.equal(again.status, 200, 'turning it off twice is a no-op')
+    const on = await w.call(`${NS}.updateAuthority`, { did, pdsService: true })
+    t.equal(on.body.pdsService, true)
+    t.same((await services(did)).pds, here, 'published again')
+    const show = await w.get(`${NS}.getAuthority`, `did=${encodeURIComponent(did)}`)
+    t.equal(show.body.pdsService, true)
+
+    const heir = Keypair.generate('secp256k1')
+    const moved = await w.call(`${NS}.transferAuthority`, { did, rotationKeys: [heir.did()] })
+    t.equal(moved.status, 200, JSON.stringify(moved.body))
+    t.same(
+      await services(did),
+      { pds: { status: 'absent' }, spaceHost: { status: 'absent' }, pdsType: undefined },
+      'transfer removes both',
+    )
+
+    // Created with it off: only the space host is published.
+    const quiet = await w.call(`${NS}.createAuthority`, { method: 'plc', pdsService: false })
+    t.equal(quiet.body.pdsService, false)
+    t.same((await services(quiet.body.did)).pds, { status: 'absent' })
+
+    // did:web: in the document Gatehouse serves, from the start and after a change.
+    const web = `did:web:localhost%3A${w.port}:c:club`
+    const createdWeb = await w.call(`${NS}.createAuthority`, { method: 'web', did: web })
+    t.equal(createdWeb.body.pdsService, true)
+    t.same(await services(web), {
+      pds: here,
+      spaceHost: here,
+      pdsType: 'AtprotoPersonalDataServer',
+    })
+    await w.call(`${NS}.updateAuthority`, { did: web, pdsService: false })
+    t.same((await services(web)).pds, { status: 'absent' })
+
+    // An adopted account keeps its own PDS entry unless asked otherwise.
+    const account = await w.plc.createAccount({ pds: 'https://pds.example.com' })
+    const adopted = await w.call(`${NS}.adoptAuthority`, { did: account.did })
+    t.equal(adopted.body.authority.pdsService, false)
+    t.same(adopted.body.plcOperation.services.atproto_pds, {
+      type: 'AtprotoPersonalDataServer',
+      endpoint: 'https://pds.example.com',
+    })
+    const forced = await w.plc.createAccount({ pds: 'https://pds.example.com' })
+    const taken = await w.call(`${NS}.adoptAuthority`, { did: forced.did, pdsService: true })
+    t.equal(taken.body.authority.pdsService, true)
+    t.equal(taken.body.plcOperation.services.atproto_pds.endpoint, `http://localhost:${w.port}`)
+    t.equal(
+      (await w.call(`${NS}.activateAuthority`, { did: forced.did })).body.error,
+      'DocumentNotPublished',
+    )
+    const signed = await lib.signOperation(taken.body.plcOperation, plcSigner(forced.rotationKey))
+    const submitted = await fetch(`${w.plc.url}/${forced.did}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(signed),
+    })
+    t.equal(submitted.status, 200)
+    const activated = await w.call(`${NS}.activateAuthority`, { did: forced.did })
+    t.equal(activated.body.status, 'active', JSON.stringify(activated.body))
+    t.same((await services(forced.did)).pds, here)
+  },
+)
+
 t.test('transfer: the directory entry moves, and Gatehouse stops answering', async (t) => {
   const w = await world(t)
   const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
@@ -512,6 +603,21 @@ t.test('the operator CLI creates and shows an authority, and refuses bad usage',
   const shown = runGatehouse(['authority', 'show', view.did], env)
   t.equal((await shown.exited).code, 0)
   t.equal((JSON.parse(shown.stdout.join('\n')) as { did: string }).did, view.did)
+
+  const off = runGatehouse(['authority', 'set', view.did, '--pds-service', 'off'], env)
+  t.equal((await off.exited).code, 0, off.stderr.join('\n'))
+  t.equal((JSON.parse(off.stdout.join('\n')) as { pdsService: boolean }).pdsService, false)
+  const plain = (await (await fetch(`${plc.url}/${view.did}`)).json()) as {
+    service: { id: string }[]
+  }
+  t.same(
+    plain.service.map((s) => s.id),
+    ['#atproto_space_host'],
+    'the directory no longer names a PDS',
+  )
+  const wrong = runGatehouse(['authority', 'set', view.did, '--pds-service', 'maybe'], env)
+  t.equal((await wrong.exited).code, 2)
+  t.match(wrong.stderr.join('\n'), /on or off/)
 
   const bad = runGatehouse(['authority', 'create'], env)
   t.equal((await bad.exited).code, 2)
