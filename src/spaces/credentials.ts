@@ -18,6 +18,13 @@ export const NOTIFY_CREDENTIAL_REVOKED = 'com.atproto.space.notifyCredentialRevo
 export const REVOCATION_BATCH = 100
 /** Receivers keep a revocation for the longest credential lifetime plus twice the skew. */
 const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504, 522, 524])
+/**
+ * How a repo host without notifyCredentialRevoked (generation A) answers our schema-valid,
+ * authority-signed call: the reference PDS proxies an unknown method onward, which refuses our
+ * token (400) or has no such method (404, 501). Not a failure: such a host cannot be told, and keeps
+ * honouring the credential until it expires (why DPoP-bound credentials are short-lived).
+ */
+const UNSUPPORTED_STATUS = new Set([400, 404, 501])
 
 export interface CredentialDeps {
   db: Db
@@ -209,6 +216,13 @@ export class CredentialService {
           },
         )
         if (res.status === 200) return
+        if (UNSUPPORTED_STATUS.has(res.status)) {
+          this.deps.logger.info(
+            { endpoint, space: config.uri, status: res.status, outcome: 'unsupported' },
+            'revocation notice not supported by host (generation A): its credentials lapse at expiry',
+          )
+          return
+        }
         retryable = RETRYABLE_STATUS.has(res.status)
         detail = `status ${res.status}`
       } catch (err) {

@@ -130,7 +130,7 @@ t.test('narrowing app access revokes what the refused apps hold, and only that',
 t.test('explicit revoke; transient failures are retried, permanent ones are not', async (t) => {
   const w = await spaceWorld(t, { env })
   const flaky = await repoHost(t, [503, 500, 200])
-  const refusing = await repoHost(t, [400])
+  const refusing = await repoHost(t, [403])
   await withWriters(w, [flaky, refusing])
   const dan = w.user('dan')
   await w.a.ctx.spaces.putMember(w.space, dan.did, { read: true, write: true })
@@ -141,8 +141,44 @@ t.test('explicit revoke; transient failures are retried, permanent ones are not'
   t.equal(await w.a.ctx.credentials.revoke(config, { jtis: [jti] }), 0, 'already revoked')
   await w.a.ctx.background.processAll()
   t.equal(flaky.calls.length, 3, 'retried after 503 and 500, delivered on the third attempt')
-  t.equal(refusing.calls.length, 1, 'a 400 is final')
+  t.equal(refusing.calls.length, 1, 'a 403 is final')
 })
+
+t.test(
+  'a generation A repo host cannot take the notice: recorded as not supported, not retried',
+  async (t) => {
+    const w = await spaceWorld(t, { env })
+    // What the reference PDS of generation A answers: it proxies the unknown method onward, and
+    // the authority's token is refused there (or the method is unknown there too).
+    const genA = await MockService.start(t)
+    genA.handler = (_req, res) =>
+      genA.json(res, 400, { error: 'InvalidToken', message: 'Token could not be verified' })
+    const unknown = await repoHost(t, [501])
+    await withWriters(w, [genA, unknown])
+    const erin = w.user('erin')
+    await w.a.ctx.spaces.putMember(w.space, erin.did, { read: true, write: true })
+    const cred = await w.getCredential(erin)
+    const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+    t.equal(await w.a.ctx.credentials.revoke(config, { userDid: erin.did }), 1)
+    await w.a.ctx.background.processAll()
+    t.equal(genA.calls.length, 1, 'not retried')
+    t.equal(unknown.calls.length, 1)
+    const notes = w.a.logs.entries.filter((e) => e.outcome === 'unsupported')
+    t.equal(notes.length, 2, 'one record per host')
+    t.ok(
+      notes.every((e) => e.level === 30 && /not supported by host/.test(String(e.msg))),
+      'at info level, as not supported',
+    )
+    t.notOk(
+      w.a.logs.entries.some((e) => /revocation notice not delivered/.test(String(e.msg))),
+      'not recorded as a failure',
+    )
+    t.match(await w.getSpace(cred.body.credential as string, cred.holder), {
+      status: 401,
+      body: { error: 'CredentialRevoked' },
+    })
+  },
+)
 
 t.test('more than 100 revoked credentials go out in batches of 100', async (t) => {
   const w = await spaceWorld(t, { env })
