@@ -5,13 +5,12 @@
  */
 import t from 'tap'
 import { z } from 'zod'
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
-import { randomUUID } from 'node:crypto'
 import { accessTokenHash } from '../../src/crypto/dpop.js'
 import { assertCredentialFor } from '../../src/auth/credential-scope.js'
 import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 import { DidWebHost } from '../_helpers/identities.js'
+import { dpopHolder, dpopProof } from '../_helpers/dpop.js'
 import { delegationToken, spaceCredential } from '../_helpers/tokens.js'
 
 const exchange = defineProcedure({
@@ -22,26 +21,8 @@ const exchange = defineProcedure({
 const present = defineQuery({ nsid: 'dev.gatehouse.test.present', output: z.any() })
 const PUBLIC = 'http://localhost:2590'
 
-async function holder() {
-  const { privateKey, publicKey } = await generateKeyPair('ES256')
-  const jwk = await exportJWK(publicKey)
-  return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk, 'sha256') }
-}
-
-async function proof(
-  h: { privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey']; jwk: JWK },
-  claims: { htm: string; htu: string; iat: number; ath?: string; jti?: string },
-): Promise<string> {
-  return new SignJWT({
-    htm: claims.htm,
-    htu: claims.htu,
-    ...(claims.ath ? { ath: claims.ath } : {}),
-  })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: h.jwk })
-    .setJti(claims.jti ?? randomUUID())
-    .setIssuedAt(claims.iat)
-    .sign(h.privateKey)
-}
+const holder = dpopHolder
+const proof = dpopProof
 
 async function world(t: TestLike & { name: string }, env?: Record<string, string>) {
   const web = await DidWebHost.start(t)
