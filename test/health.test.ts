@@ -75,13 +75,29 @@ t.test('no did.json when the service DID is not a did:web of our own host', asyn
 t.test('describeServer says who we are and which wire generation we speak', async (t) => {
   const a = await TestArbiter.create(t)
   const res = await a.fetch('/xrpc/dev.gatehouse.server.describeServer')
-  t.same(await res.json(), {
+  const body = (await res.json()) as Record<string, any>
+  const { methods, ...who } = body
+  t.same(who, {
     did: a.ctx.identity.did,
     version: a.config.service.version,
     publicUrl: 'http://localhost:2590',
     wireGeneration: 'C',
     compatibility: ['A'],
   })
+  const row = (nsid: string, role: string) =>
+    (methods as { nsid: string; role: string; emits: string[] }[]).find(
+      (m) => m.nsid === nsid && m.role === role,
+    )
+  t.same(row('com.atproto.space.notifyWrite', 'served'), {
+    nsid: 'com.atproto.space.notifyWrite',
+    role: 'served',
+    accepts: ['A', 'C'],
+    emits: ['A', 'C'],
+  })
+  t.same(row('com.atproto.space.notifyCredentialRevoked', 'sent')?.emits, ['C'])
+  // Every Spaces method served here is described.
+  for (const m of a.app.xrpc.list().filter((m) => m.nsid.startsWith('com.atproto.')))
+    t.ok(row(m.nsid, 'served'), `${m.nsid} is described`)
 })
 
 t.test('the service key survives a restart on the same data dir', async (t) => {

@@ -22,7 +22,7 @@ import {
   type Generation,
 } from '../_helpers/reference-lexicons.js'
 import { MockService } from '../_helpers/services.js'
-import { decodeToken, MEMBERS_ONLY } from '../_helpers/spaces.js'
+import { decodeToken, MEMBERS_ONLY, spaceWorld } from '../_helpers/spaces.js'
 import {
   delegationToken,
   exchangeHeaders,
@@ -391,3 +391,53 @@ t.test('createSpace in the generation A shape: {type, policy, appAccess}', async
     'type and spaceType both',
   )
 })
+
+t.test(
+  'outbound calls: checkUserAccess params both generations read; notifyCredentialRevoked as C has it',
+  async (t) => {
+    const w = await spaceWorld(t, { env: { GATEHOUSE_REVOCATION_RETRY_BASE_MS: '5' } })
+    const app = await MockService.start(t)
+    app.handler = (_req, res) => app.json(res, 200, { authorized: true })
+    const appId = w.web.create('forum-app', {
+      services: { forum: { type: 'ForumApp', endpoint: app.origin } },
+    })
+    await w.a.ctx.manager.updatePolicy(w.space, {
+      readPolicy: { kind: 'managing-app', managingApp: `${appId.did}#forum` },
+    })
+    const reader = w.user('reader')
+    const cred = await w.getCredential(reader)
+    t.equal(cred.status, 200)
+    const ask = app.calls.find((c) => c.path === '/xrpc/com.atproto.simplespace.checkUserAccess')
+    const params = Object.fromEntries(ask!.query)
+    for (const gen of BOTH) {
+      t.equal(
+        validity(() => assertValidParams(gen, 'com.atproto.simplespace.checkUserAccess', params)),
+        true,
+        `checkUserAccess: ${gen}`,
+      )
+    }
+
+    const host = await MockService.start(t)
+    host.handler = (_req, res) => void res.writeHead(200).end()
+    const writer = w.web.create('writer', {
+      services: { atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: host.origin } },
+    })
+    await w.a.ctx.writers.record(w.space, writer.did, {
+      repoRev: '3lzq2abcdefg2',
+      hash: new Uint8Array(32),
+      spaceRev: '3lzq2abcdefg2',
+    })
+    const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+    t.equal(await w.a.ctx.credentials.revoke(config, { userDid: reader.did }), 1)
+    await w.a.ctx.background.processAll()
+    const notice = host.calls.find(
+      (c) => c.path === '/xrpc/com.atproto.space.notifyCredentialRevoked',
+    )
+    t.equal(
+      validity(() =>
+        assertValidInput('C', 'com.atproto.space.notifyCredentialRevoked', notice?.body),
+      ),
+      true,
+    )
+  },
+)
