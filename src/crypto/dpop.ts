@@ -8,6 +8,7 @@ import {
 import { SignatureError } from './errors.js'
 import { toBase64Url } from './encoding.js'
 import { sha256 } from './keypair.js'
+import { isJti } from './space-token.js'
 
 /**
  * Wire generation A's credential binding: DPoP proofs (RFC 9449), kept as a compatibility profile
@@ -76,8 +77,8 @@ export async function verifyDpopProof(proof: string, check: DpopCheck): Promise<
   }
   if ('d' in jwk) throw new SignatureError('BadDpopProof', 'DPoP proof embeds a private key')
   const { jti, htm, htu, iat, ath } = payload
-  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) {
-    throw new SignatureError('BadDpopProof', 'DPoP proof "jti" is missing')
+  if (!isJti(jti)) {
+    throw new SignatureError('BadDpopProof', 'DPoP proof "jti" is missing or malformed')
   }
   if (htm !== check.htm)
     throw new SignatureError('BadDpopProof', 'DPoP proof "htm" does not match the request')

@@ -30,6 +30,14 @@ export const CREDENTIAL_MAX_TTL_SEC = 3600
 /** Longest `jti` accepted; ours are 32 hex characters. */
 export const MAX_JTI_LENGTH = 256
 
+/**
+ * A token id we will store as a single-use record: 1–MAX_JTI_LENGTH visible ASCII characters. Real
+ * ids are hex, UUIDs or base64url; anything else (NUL, control characters, lone surrogates) could
+ * not be stored alike on SQLite and PostgreSQL, so it is refused as a malformed token.
+ */
+export const isJti = (s: unknown): s is string =>
+  typeof s === 'string' && s.length <= MAX_JTI_LENGTH && /^[\x21-\x7e]+$/.test(s)
+
 export type SpaceTokenKind = 'delegation' | 'credential' | 'attestation'
 
 interface TokenType {
@@ -129,8 +137,8 @@ export function parseSpaceToken(
   if (type.requireAud && !isStr(p.aud))
     throw new TokenError('BadJwtAudience', 'token "aud" is missing')
   const cnf = type.requireCnf ? parseCnf(p.cnf) : undefined
-  if (!isStr(p.jti) || p.jti.length > MAX_JTI_LENGTH) {
-    throw new TokenError('BadJwt', 'token "jti" is missing or too long')
+  if (!isJti(p.jti)) {
+    throw new TokenError('BadJwt', 'token "jti" is missing, too long or not visible ASCII')
   }
   if (p.iat !== undefined && !isNum(p.iat))
     throw new TokenError('BadJwt', 'token "iat" is not a number')

@@ -14,6 +14,27 @@ const RKEY_RE = /^[a-zA-Z0-9._:~-]{1,512}$/
 const TID_RE = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/
 const DATETIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
 
+/** A NUL, or a UTF-16 surrogate without its pair (not representable in UTF-8). */
+const UNSTORABLE_RE =
+  /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * The first string in `value` (a parsed JSON body or query, keys included) that no database can
+ * store the same way, as its path; undefined when there is none. PostgreSQL refuses NUL and lone
+ * surrogates in text while SQLite keeps them, so they are refused at the edge, for both alike.
+ */
+export function findUnstorableText(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return UNSTORABLE_RE.test(value) ? path || '(value)' : undefined
+  if (value === null || typeof value !== 'object') return undefined
+  for (const [k, v] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    const at = path ? `${path}.${k}` : String(k)
+    if (typeof k === 'string' && UNSTORABLE_RE.test(k)) return at
+    const found = findUnstorableText(v, at)
+    if (found) return found
+  }
+  return undefined
+}
+
 export const isDid = (s: string) => s.length <= 2048 && DID_RE.test(s)
 export const isNsid = (s: string) => s.length <= 317 && NSID_RE.test(s)
 export const isRecordKey = (s: string) => RKEY_RE.test(s) && s !== '.' && s !== '..'

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { AppContext } from '../context.js'
 import { InternalServerError, InvalidRequestError } from '../errors.js'
+import { findUnstorableText } from '../lexicon/formats.js'
 
 /**
  * The XRPC plumbing: a method is declared once (NSID, params, input, output, declared error names)
@@ -137,6 +138,15 @@ export function describeZodError(where: string, err: z.ZodError): string {
   return `Invalid ${where}: ${path}${issue.message}`
 }
 
+/** Refuses (400) a NUL or a lone surrogate anywhere in the params or the JSON body. */
+function assertStorableText(where: string, value: unknown): void {
+  const at = findUnstorableText(value)
+  if (at)
+    throw new InvalidRequestError(
+      `Invalid ${where}: ${at}: must be text without NUL or unpaired surrogates`,
+    )
+}
+
 const authResults = new WeakMap<FastifyRequest, unknown>()
 
 /** The methods one server serves, by NSID: used by the router, the not-found handler and the drift guard. */
@@ -178,6 +188,8 @@ export class XrpcRouter {
             }
           : undefined,
       handler: async (req, reply) => {
+        assertStorableText('params', req.query)
+        if (!(req.body instanceof Readable)) assertStorableText('input', req.body)
         const params = method.params.safeParse(req.query ?? {})
         if (!params.success) throw new InvalidRequestError(describeZodError('params', params.error))
         let input: unknown = undefined
