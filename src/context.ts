@@ -17,7 +17,7 @@ import { migrate } from './db/migrate.js'
 import { createLogger, subsystem, type Logger } from './logger.js'
 import { ClientAttestationVerifier } from './identity/attestation.js'
 import { DidResolver } from './identity/resolver.js'
-import { KeyVault, loadKeyring } from './keys/vault.js'
+import { loadKeyring, vaultFor, type KeyVault } from './keys/vault.js'
 import type { AuthorizeDeps } from './policy/authorize.js'
 import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
@@ -132,7 +132,7 @@ export async function createContext(
   const presets = overrides.presets ?? PolicyRegistry.load()
   const vault =
     overrides.vault ??
-    KeyVault.fromKeyring(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
+    vaultFor(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
   const authorities =
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = overrides.managers ?? new ManagerService(db, clock)

@@ -142,21 +142,53 @@ export class AuthorityService {
     tx: Tx | undefined = undefined,
   ): Promise<string> {
     const id = randomUUID()
-    await (tx ?? this.db.prisma).authorityKey.create({
-      data: {
-        id,
-        authorityDid: did,
-        purpose,
-        curve: key.curve,
-        publicDidKey: key.did(),
-        secretEnc: Buffer.from(this.vault.seal(key.exportSecretKey(), aadFor(id, did, purpose))),
-        kekId: this.vault.kekId,
-        status,
-        createdAt: this.clock.now(),
-      },
-    })
+    const store = async (tx: Tx) => {
+      const kekId = await this.sealingKekId(tx)
+      const secret = key.exportSecretKey()
+      await tx.authorityKey.create({
+        data: {
+          id,
+          authorityDid: did,
+          purpose,
+          curve: key.curve,
+          publicDidKey: key.did(),
+          secretEnc: Buffer.from(this.vault.sealUnder(kekId, secret, aadFor(id, did, purpose))),
+          kekId,
+          status,
+          createdAt: this.clock.now(),
+        },
+      })
+    }
+    await (tx ? store(tx) : this.db.transact(store))
     this.forget(did)
     return id
+  }
+
+  /**
+   * The KEK that seals new keys, as the database says (written on first use), read inside `tx`: on
+   * PostgreSQL the row stays share-locked until `tx` ends, so a rotation (which moves it in the
+   * transaction that re-seals every key) waits for seals in flight and re-seals them too; SQLite
+   * serialises writers anyway. This is what keeps a running process from sealing under a KEK that
+   * `gatehouse kek rotate` is retiring.
+   */
+  private async sealingKekId(tx: Tx): Promise<string> {
+    const read = async () =>
+      this.db.kind === 'postgres'
+        ? (
+            await tx.$queryRaw<
+              { current_kek_id: string }[]
+            >`SELECT current_kek_id FROM kek_state WHERE id = 1 FOR SHARE`
+          )[0]?.current_kek_id
+        : (await tx.kekState.findUnique({ where: { id: 1 } }))?.currentKekId
+    const current = await read()
+    if (current) return current
+    const now = this.clock.now()
+    await tx.kekState.upsert({
+      where: { id: 1 },
+      create: { id: 1, currentKekId: this.vault.kekId, updatedAt: now },
+      update: {},
+    })
+    return (await read())!
   }
 
   /** addKey for each key given (absent purposes are skipped). */
@@ -234,11 +266,21 @@ export class AuthorityService {
   }
 
   /**
-   * Re-seals every key not yet under the current KEK (a KEK rotation), in one transaction: a
-   * failure leaves every key as it was. Returns how many were re-sealed.
+   * Re-seals every key not yet under this process's KEK and makes it the sealing KEK for every
+   * process (a KEK rotation), in one transaction: a failure leaves every key as it was. Returns how
+   * many were re-sealed.
    */
   async rewrapAll(): Promise<number> {
     const count = await this.db.transact(async (tx) => {
+      // The sealing KEK moves first: its row lock waits for seals in flight (which are then
+      // re-sealed below) and holds new ones until this commits; from then on every process seals
+      // under this KEK (or, not holding it, seals nothing).
+      const now = this.clock.now()
+      await tx.kekState.upsert({
+        where: { id: 1 },
+        create: { id: 1, currentKekId: this.vault.kekId, updatedAt: now },
+        update: { currentKekId: this.vault.kekId, updatedAt: now },
+      })
       const rows = await tx.authorityKey.findMany({ where: { kekId: { not: this.vault.kekId } } })
       for (const row of rows) {
         const aad = aadFor(row.id, row.authorityDid, row.purpose)

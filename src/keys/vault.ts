@@ -60,20 +60,35 @@ export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string
     }
   }
   const path = join(dataDir, KEK_FILE)
-  if (existsSync(path)) {
-    const lines = readFileSync(path, 'utf8')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean)
-    if (lines.length === 0) throw new VaultError(`${path} is not a Gatehouse KEK file`)
-    const [current, ...retired] = lines.map((l) => kekFromHex(l, path))
-    return { current: current!, retired, source: { kind: 'file', path } }
-  }
+  if (existsSync(path)) return readKeyFile(path)
   mkdirSync(dataDir, { recursive: true })
   const key = randomBytes(32)
   writeFileSync(path, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)
   return { current: kekFromBytes(key), retired: [], source: { kind: 'file', path } }
+}
+
+/** The keyring in an existing key file (never creates one). */
+export function readKeyFile(path: string): Keyring {
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+  if (lines.length === 0) throw new VaultError(`${path} is not a Gatehouse KEK file`)
+  const [current, ...retired] = lines.map((l) => kekFromHex(l, path))
+  return { current: current!, retired, source: { kind: 'file', path } }
+}
+
+/**
+ * A vault for `ring`. One read from the key file can learn the KEKs `gatehouse kek rotate` adds
+ * while this process runs; KEKs from the environment are fixed for the life of the process.
+ */
+export function vaultFor(ring: Keyring): KeyVault {
+  const source = ring.source
+  return KeyVault.fromKeyring(
+    ring,
+    source.kind === 'file' ? () => readKeyFile(source.path) : undefined,
+  )
 }
 
 /** Replaces the key file (mode 0600) atomically: written beside it, then renamed over it. */
@@ -90,36 +105,60 @@ export function generateKek(): Kek {
   return kekFromBytes(randomBytes(32))
 }
 
+/**
+ * Seals and opens secrets. `current` is what this process was started with; which KEK seals a new
+ * key is the database's to say (see AuthorityService), since `gatehouse kek` may rotate it while
+ * this process runs. A vault read from the key file can read the file again to learn a KEK it has
+ * not loaded yet.
+ */
 export class KeyVault {
   private readonly byId = new Map<string, Kek>()
 
   constructor(
     private readonly current: Kek,
     retired: Kek[] = [],
+    /** Reads the keyring again (the key file may have gained a KEK); undefined when it cannot. */
+    private readonly reread?: () => Keyring,
   ) {
     for (const k of [current, ...retired]) this.byId.set(k.id, k)
   }
 
-  static fromKeyring(ring: Keyring): KeyVault {
-    return new KeyVault(ring.current, ring.retired)
+  static fromKeyring(ring: Keyring, reread?: () => Keyring): KeyVault {
+    return new KeyVault(ring.current, ring.retired, reread)
   }
 
-  /** The id of the KEK new secrets are sealed under. */
+  /** The id of the KEK this process was started with. */
   get kekId(): string {
     return this.current.id
   }
 
+  /** Seals under the process's own KEK (rotation re-seals with this). */
   seal(secret: Uint8Array, aad: string): Uint8Array {
+    return this.sealUnder(this.current.id, secret, aad)
+  }
+
+  /** Seals under the KEK `kekId`, reading the key file again once if it is not loaded. */
+  sealUnder(kekId: string, secret: Uint8Array, aad: string): Uint8Array {
+    const kek = this.kek(kekId)
+    if (!kek) {
+      throw new VaultError(
+        `new keys are sealed under KEK ${kekId} (moved by \`gatehouse kek\`), which this process does not hold: restart it with that KEK`,
+      )
+    }
     const nonce = randomBytes(NONCE_BYTES)
-    const cipher = createCipheriv('aes-256-gcm', this.current.key, nonce)
+    const cipher = createCipheriv('aes-256-gcm', kek.key, nonce)
     cipher.setAAD(Buffer.from(aad, 'utf8'))
     const body = Buffer.concat([cipher.update(secret), cipher.final()])
     return new Uint8Array(Buffer.concat([nonce, body, cipher.getAuthTag()]))
   }
 
   open(sealed: Uint8Array, aad: string, kekId: string): Uint8Array {
-    const kek = this.byId.get(kekId)
-    if (!kek) throw new VaultError(`sealed under KEK ${kekId}, which is not loaded`)
+    const kek = this.kek(kekId)
+    if (!kek) {
+      throw new VaultError(
+        `sealed under KEK ${kekId}, which this process has not loaded: restart it with that KEK (GATEHOUSE_KEK or the key file)`,
+      )
+    }
     if (sealed.length < NONCE_BYTES + TAG_BYTES + 1)
       throw new VaultError('sealed secret is truncated')
     const buf = Buffer.from(sealed)
@@ -136,5 +175,19 @@ export class KeyVault {
     } catch {
       throw new VaultError('sealed secret does not open (wrong KEK, or tampered)')
     }
+  }
+
+  /** The KEK `id`, learning it from the key file when a rotation has added it since we read it. */
+  private kek(id: string): Kek | undefined {
+    const known = this.byId.get(id)
+    if (known || !this.reread) return known
+    let ring: Keyring
+    try {
+      ring = this.reread()
+    } catch {
+      return undefined
+    }
+    for (const k of [ring.current, ...ring.retired]) this.byId.set(k.id, k)
+    return this.byId.get(id)
   }
 }

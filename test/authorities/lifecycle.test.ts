@@ -581,6 +581,92 @@ t.test('KEK rotation re-seals every key; the old KEK no longer opens anything', 
   await t.rejects(oldCtx.authorities.key(did, 'atproto'), /not loaded/, 'the old KEK opens nothing')
 })
 
+t.test(
+  'kek rotate while a server runs: it seals under the new KEK, and all opens after a restart',
+  async (t) => {
+    const w = await world(t)
+    const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
+    const did = created.body.did as string
+    const { config, secrets } = loadConfig({
+      GATEHOUSE_DATA_DIR: w.a.dataDir,
+      GATEHOUSE_DATABASE_URL: w.a.database.url,
+      GATEHOUSE_PLC_URL: w.plc.url,
+      GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      GATEHOUSE_LOG_LEVEL: 'silent',
+    })
+    const out: string[] = []
+    await runCli(['kek', 'rotate'], config, secrets, (l) => out.push(l))
+    const { kekId } = JSON.parse(out[0]!) as { kekId: string }
+
+    // The running server, started with the old KEK, changes keys after the rotation.
+    const rotated = await w.call(`${NS}.rotateSigningKey`, { did })
+    t.equal(rotated.status, 200, JSON.stringify(rotated.body))
+    const another = await w.call(`${NS}.createAuthority`, { method: 'plc' })
+    t.equal(another.status, 200, JSON.stringify(another.body))
+    const rows = await w.a.ctx.db.prisma.authorityKey.findMany()
+    t.same(
+      [...new Set(rows.map((r) => r.kekId))],
+      [kekId],
+      'every key, old and new, is sealed under the new KEK',
+    )
+
+    // After a restart (the key file now holds the new KEK only) everything opens and works.
+    await w.a.stop()
+    const again = await TestArbiter.create(t, {
+      database: w.a.database,
+      dataDir: w.a.dataDir,
+      env: { GATEHOUSE_PLC_URL: w.plc.url },
+    })
+    for (const row of rows) {
+      t.ok(
+        await again.ctx.authorities.key(row.authorityDid, row.purpose as 'atproto'),
+        `${row.purpose} key of ${row.authorityDid} opens`,
+      )
+    }
+    const jwt = serviceJwt({
+      iss: w.alice,
+      aud: again.ctx.cfg.service.did,
+      lxm: `${NS}.rotateSigningKey`,
+      nowSec: again.clock.nowSec(),
+    })
+    const res = await again.fetch(`/xrpc/${NS}.rotateSigningKey`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ did }),
+    })
+    t.equal(res.status, 200, 'rotate-key works after the restart')
+  },
+)
+
+t.test(
+  'kek rewrap with GATEHOUSE_KEK: a process still on the old KEK seals nothing until restarted',
+  async (t) => {
+    const oldKek = 'aa'.repeat(32)
+    const newKek = 'bb'.repeat(32)
+    const w = await world(t, { GATEHOUSE_KEK: oldKek })
+    const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
+    const did = created.body.did as string
+    const { config, secrets } = loadConfig({
+      GATEHOUSE_DATA_DIR: w.a.dataDir,
+      GATEHOUSE_DATABASE_URL: w.a.database.url,
+      GATEHOUSE_PLC_URL: w.plc.url,
+      GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      GATEHOUSE_LOG_LEVEL: 'silent',
+      GATEHOUSE_KEK: newKek,
+      GATEHOUSE_KEK_RETIRED: oldKek,
+    })
+    const out: string[] = []
+    await runCli(['kek', 'rewrap'], config, secrets, (l) => out.push(l))
+    const { kekId } = JSON.parse(out[0]!) as { kekId: string }
+
+    const refused = await w.call(`${NS}.rotateSigningKey`, { did })
+    t.equal(refused.status, 500, 'refused: this process does not hold the sealing KEK')
+    t.match(w.a.logs.text(), /restart it with that KEK/)
+    const rows = await w.a.ctx.db.prisma.authorityKey.findMany()
+    t.same([...new Set(rows.map((r) => r.kekId))], [kekId], 'nothing sealed under the old KEK')
+  },
+)
+
 t.test('the operator CLI creates and shows an authority, and refuses bad usage', async (t) => {
   const plc = await PlcDirectory.start(t)
   const { mkdtempSync, rmSync } = await import('node:fs')
