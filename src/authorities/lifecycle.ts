@@ -230,12 +230,7 @@ export class AuthorityLifecycle {
   async setPdsService(did: string, on: boolean): Promise<AuthorityView> {
     const record = await this.requireActive(did)
     if (did.startsWith('did:plc:')) {
-      const rotation = await this.deps.authorities.key(did, 'rotation')
-      if (!rotation)
-        throw new AuthorityLifecycleError(
-          'InvalidAuthorityState',
-          `${did}: Gatehouse holds no rotation key, so only its owner can change the document`,
-        )
+      const rotation = await this.requireRotationKey(did)
       const last = await this.lastOperation(did)
       const endpoint = this.deps.publicUrl
       let needed = false
@@ -541,12 +536,7 @@ export class AuthorityLifecycle {
       )
     }
     if (did.startsWith('did:plc:')) {
-      const rotation = await this.deps.authorities.key(did, 'rotation')
-      if (!rotation)
-        throw new AuthorityLifecycleError(
-          'InvalidAuthorityState',
-          `${did}: Gatehouse holds no rotation key, so only its owner can change the document`,
-        )
+      const rotation = await this.requireRotationKey(did)
       const last = await this.lastOperation(did)
       const op = await updateOperation(last, state, rotation)
       await this.deps.db.transact((tx) => this.deps.authorities.addKeys(did, keys, 'pending', tx))
@@ -639,6 +629,17 @@ export class AuthorityLifecycle {
     } catch {
       return false
     }
+  }
+
+  /** Gatehouse's rotation key for a did:plc: without one, only its owner can change the document. */
+  private async requireRotationKey(did: string): Promise<Keypair> {
+    const rotation = await this.deps.authorities.key(did, 'rotation')
+    if (!rotation)
+      throw new AuthorityLifecycleError(
+        'InvalidAuthorityState',
+        `${did}: Gatehouse holds no rotation key, so only its owner can change the document`,
+      )
+    return rotation
   }
 
   private async hasPending(did: string): Promise<boolean> {
