@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
-import { BlockList, isIP } from 'node:net'
+import { isIP } from 'node:net'
 import { Agent, request, type Dispatcher } from 'undici'
+import { isNonPublicAddress } from './addresses.js'
 
 /**
  * Every outbound request Gatehouse makes (DID documents, client metadata, managing apps, syncers)
@@ -26,58 +27,8 @@ export class FetchError extends Error {
   }
 }
 
-/** Address ranges that are never public (RFC 6890 and friends). */
-export const NON_PUBLIC = new BlockList()
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.88.99.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const) {
-  NON_PUBLIC.addSubnet(net, prefix, 'ipv4')
-}
-for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const) {
-  NON_PUBLIC.addSubnet(net, prefix, 'ipv6')
-}
-
-/** True for addresses no public service lives at, including IPv4 embedded in IPv6. */
-export function isNonPublicAddress(address: string): boolean {
-  const family = isIP(address)
-  if (family === 4) return NON_PUBLIC.check(address, 'ipv4')
-  if (family !== 6) return true
-  const lower = address.toLowerCase()
-  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d): judge the embedded IPv4 address.
-  const embedded = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-  if (embedded) return NON_PUBLIC.check(embedded[1]!, 'ipv4')
-  const mappedHex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower)
-  if (mappedHex) {
-    const n = (parseInt(mappedHex[1]!, 16) << 16) | parseInt(mappedHex[2]!, 16)
-    return NON_PUBLIC.check(
-      [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'),
-      'ipv4',
-    )
-  }
-  return NON_PUBLIC.check(address, 'ipv6')
-}
+/** The address classification lives in addresses.ts; callers of the fetcher find it here too. */
+export { isNonPublicAddress }
 
 export interface SafeFetchOptions {
   /** Allow non-public targets (development and tests only). */
