@@ -35,6 +35,11 @@ export class ServiceResolutionError extends Error {
 
 export interface DidResolverOptions {
   plcUrl: string
+  /**
+   * The PLC directory client's fetcher (trusted for the directory's DID paths, see
+   * plcDirectoryService), for did:plc documents. Default: the fetcher did:web documents use.
+   */
+  plcFetcher?: SafeFetcher
   cacheTtlMs: number
   cacheMaxEntries: number
   /** Largest DID document accepted, in bytes. */
@@ -87,9 +92,14 @@ export class DidResolver {
 
   private async fetchDocument(did: string): Promise<DidDocument> {
     const url = this.documentUrl(did)
+    // did:plc documents come from the directory, through its own client's fetcher; did:web
+    // documents from wherever their DID says, through the fetcher that trusts nobody.
+    const fetcher = did.startsWith('did:plc:')
+      ? (this.opts.plcFetcher ?? this.fetcher)
+      : this.fetcher
     let json: unknown
     try {
-      json = await this.fetcher.getJson(url, { maxBytes: this.opts.maxDocumentBytes ?? 64 * 1024 })
+      json = await fetcher.getJson(url, { maxBytes: this.opts.maxDocumentBytes ?? 64 * 1024 })
     } catch (err) {
       if (
         err instanceof FetchError &&

@@ -17,6 +17,7 @@ import { TestArbiter } from '../_helpers/arbiter.js'
 import { DidWebHost, PlcDirectory } from '../_helpers/identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey } from '../_helpers/tokens.js'
 import { defineProcedure } from '../../src/xrpc/method.js'
+import { plcDirectoryService } from '../../src/authorities/plc.js'
 import { z } from 'zod'
 
 /** The FetchError kind a request fails with. */
@@ -36,14 +37,20 @@ function resolver(
   } = {},
 ) {
   const clock = new ManualClock()
-  const fetcher = new SafeFetcher({
+  const fetchOptions = {
     allowPrivate: opts.allowPrivate ?? true,
-    trustedOrigins: opts.plcUrl ? [opts.plcUrl] : [],
     timeoutMs: opts.timeoutMs ?? 2000,
     maxBytes: 1024 * 1024,
-  })
+  }
+  const fetcher = new SafeFetcher(fetchOptions)
+  // As createContext: the directory's own client trusts it, for its DID paths.
+  const plcFetcher = opts.plcUrl
+    ? new SafeFetcher({ ...fetchOptions, trusted: plcDirectoryService(opts.plcUrl) })
+    : undefined
+  if (plcFetcher) t.teardown(() => plcFetcher.close())
   const r = new DidResolver(fetcher, clock, {
     plcUrl: opts.plcUrl ?? 'http://127.0.0.1:9',
+    plcFetcher,
     cacheTtlMs: opts.ttlMs ?? 60_000,
     cacheMaxEntries: opts.max ?? 100,
   })
@@ -205,7 +212,7 @@ t.test(
 )
 
 t.test(
-  'SSRF guard: private targets refused unless allowed; the PLC origin is trusted',
+  "SSRF guard: private targets refused unless allowed; the PLC directory's DID paths are trusted by its client",
   async (t) => {
     const web = await DidWebHost.start(t)
     const id = web.create('inside')
@@ -228,6 +235,11 @@ t.test(
       (await r.resolve(account.did)).id,
       account.did,
       'the configured PLC directory is reachable',
+    )
+    t.equal(
+      await kindOf(fetcher.request(`${plc.url}/${account.did}`)),
+      'blocked',
+      'but not through the fetcher everyone else uses',
     )
   },
 )
