@@ -122,6 +122,8 @@ export async function createContext(
       plcFetcher,
       cacheTtlMs: cfg.identity.didCacheTtlMs,
       cacheMaxEntries: cfg.identity.didCacheMaxEntries,
+      cacheMaxBytes: cfg.identity.didCacheMaxBytes,
+      maxDocumentBytes: cfg.identity.didDocMaxBytes,
     })
   const replay = overrides.replay ?? new ReplayStore(db, clock)
   const revocations = overrides.revocations ?? new RevocationStore(db, clock)

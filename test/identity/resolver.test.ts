@@ -14,8 +14,15 @@ import {
 } from '../../src/identity/resolver.js'
 import { FetchError, SafeFetcher } from '../../src/net/safe-fetch.js'
 import { TestArbiter } from '../_helpers/arbiter.js'
-import { DidWebHost, PlcDirectory } from '../_helpers/identities.js'
-import { delegationToken, exchangeHeaders, newHolderKey } from '../_helpers/tokens.js'
+import { DidWebHost, PlcDirectory, type WebIdentity } from '../_helpers/identities.js'
+import {
+  authorityOf,
+  delegationToken,
+  exchangeHeaders,
+  newHolderKey,
+  serviceJwt,
+} from '../_helpers/tokens.js'
+import { Keypair } from '../../src/crypto/keypair.js'
 import { defineProcedure } from '../../src/xrpc/method.js'
 import { plcDirectoryService } from '../../src/authorities/plc.js'
 import { z } from 'zod'
@@ -33,6 +40,7 @@ function resolver(
     allowPrivate?: boolean
     ttlMs?: number
     max?: number
+    maxBytes?: number
     timeoutMs?: number
   } = {},
 ) {
@@ -53,6 +61,7 @@ function resolver(
     plcFetcher,
     cacheTtlMs: opts.ttlMs ?? 60_000,
     cacheMaxEntries: opts.max ?? 100,
+    cacheMaxBytes: opts.maxBytes,
   })
   return { r, clock, fetcher }
 }
@@ -166,6 +175,102 @@ t.test('did:web: cache hit, TTL expiry, forced refresh, size bound', async (t) =
   await r.resolve(ids[0]!.did)
   t.equal(web.hitsFor(ids[0]!), 4, 'the least recently used entry was evicted (bound 2)')
 })
+
+/** Services enough to bring a did:web document to about `kib` KiB (kept when it is parsed). */
+function padding(kib: number): WebIdentity['services'] {
+  const services: WebIdentity['services'] = {
+    atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: 'https://pds.example.com' },
+  }
+  for (let i = 0; i < kib; i++) {
+    services[`pad${i}`] = { type: 'Padding', endpoint: `https://pad.example/${'p'.repeat(960)}` }
+  }
+  return services
+}
+
+t.test('did:web: the cache is bounded by bytes too, least recently used first', async (t) => {
+  const web = await DidWebHost.start(t)
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => web.create(n, { services: padding(10) }))
+  const { r, fetcher } = resolver({ max: 100, maxBytes: 25 * 1024 })
+  t.teardown(() => fetcher.close())
+  await r.resolve(a!.did)
+  await r.resolve(b!.did)
+  await r.resolve(c!.did)
+  await r.resolve(c!.did)
+  await r.resolve(b!.did)
+  t.same([web.hitsFor(b!), web.hitsFor(c!)], [1, 1], 'the two most recent were kept')
+  await r.resolve(a!.did)
+  t.equal(web.hitsFor(a!), 2, 'the least recently used was dropped')
+  await r.resolve(b!.did)
+  t.equal(web.hitsFor(b!), 1, 'b was used after c, so c made room for a')
+  await r.resolve(c!.did)
+  t.equal(web.hitsFor(c!), 2)
+  t.ok(r.cacheSize().verified.bytes <= 25 * 1024, 'three 10 KiB documents do not fit in 25 KiB')
+  t.equal(r.cacheSize().verified.entries, 2)
+})
+
+t.test(
+  'a DID document over GATEHOUSE_DID_DOC_MAX_BYTES is refused, its issuer with it',
+  async (t) => {
+    const web = await DidWebHost.start(t)
+    const a = await TestArbiter.create(t)
+    const lxm = 'com.atproto.simplespace.getSpace'
+    const space = `at://${web.create('authority').did}/space/com.example.forum/size`
+    const ask = (iss: WebIdentity) =>
+      a.fetch(`/xrpc/${lxm}?${new URLSearchParams({ space })}`, {
+        headers: {
+          authorization: `Bearer ${serviceJwt({ iss, aud: authorityOf(space), lxm, nowSec: a.clock.nowSec() })}`,
+        },
+      })
+    const fits = web.create('fits', { services: padding(28) })
+    const over = web.create('over', { services: padding(40) })
+    const fitted = await ask(fits)
+    t.match(
+      { status: fitted.status, body: await fitted.json() },
+      { status: 400, body: { error: 'NotSpaceOwner' } },
+      'a 29 KiB document: authenticated, then refused as a stranger',
+    )
+    const refused = await ask(over)
+    t.match(
+      { status: refused.status, body: await refused.json() },
+      { status: 401, body: { error: 'BadJwtIss' } },
+      'a 41 KiB document (default limit 32 KiB): the issuer cannot be resolved',
+    )
+    t.equal(web.hitsFor(over), 1, 'fetched once, and given up while it arrived')
+    t.equal(a.ctx.idResolver.cacheSize().verified.entries, 1, 'only the document that fit is kept')
+  },
+)
+
+t.test(
+  'through the server: tokens that fail their signature check cannot push a peer out of the cache',
+  async (t) => {
+    const web = await DidWebHost.start(t)
+    // Eight entries in all: the unverified tier is one of them.
+    const a = await TestArbiter.create(t, { env: { GATEHOUSE_DID_CACHE_MAX_ENTRIES: '8' } })
+    const lxm = 'com.atproto.simplespace.getSpace'
+    const space = `at://${web.create('authority').did}/space/com.example.forum/strangers`
+    const ask = (iss: WebIdentity, key = iss.key) =>
+      a.fetch(`/xrpc/${lxm}?${new URLSearchParams({ space })}`, {
+        headers: {
+          authorization: `Bearer ${serviceJwt({ iss: { did: iss.did, key }, aud: authorityOf(space), lxm, nowSec: a.clock.nowSec() })}`,
+        },
+      })
+    const peer = web.create('peer')
+    t.equal((await ask(peer)).status, 400, 'the peer authenticates (then is refused as no manager)')
+    const forger = Keypair.generate('secp256k1')
+    for (let i = 0; i < 20; i++) {
+      const res = await ask(web.create(`stranger${i}`), forger)
+      t.match(await res.json(), { error: 'BadJwtSignature' }, `stranger ${i}: forged`)
+    }
+    t.equal((await ask(peer)).status, 400)
+    t.equal(web.hitsFor(peer), 1, "the peer's document is still cached")
+    const { verified, unverified } = a.ctx.idResolver.cacheSize()
+    t.same(
+      [verified.entries, unverified.entries],
+      [1, 1],
+      "the peer's document is the one verified; the strangers' took turns in the unverified tier",
+    )
+  },
+)
 
 t.test('did:web: document URLs follow the spec; only localhost may be http', async (t) => {
   const { r, fetcher } = resolver()
