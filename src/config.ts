@@ -195,7 +195,7 @@ export const envSchema = z.object({
   GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
   GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
   GATEHOUSE_DID_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
-  GATEHOUSE_DID_CACHE_MAX_BYTES: int(1024 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  GATEHOUSE_DID_CACHE_MAX_BYTES: int(1024 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
   GATEHOUSE_DID_DOC_MAX_BYTES: int(1024, 1024 * 1024).default(32 * 1024),
   GATEHOUSE_ALLOW_PRIVATE_NETWORK: bool.default(false),
   GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),

@@ -81,7 +81,7 @@ t.test(
   async (t) => {
     const { identity } = loadConfig({}).config
     t.equal(identity.didDocMaxBytes, 32 * 1024)
-    t.equal(identity.didCacheMaxBytes, 16 * 1024 * 1024)
+    t.equal(identity.didCacheMaxBytes, 8 * 1024 * 1024)
     const set = loadConfig({
       GATEHOUSE_DID_DOC_MAX_BYTES: '4096',
       GATEHOUSE_DID_CACHE_MAX_BYTES: '2097152',

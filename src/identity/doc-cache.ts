@@ -7,7 +7,7 @@ import type { DidDocument } from './did-doc.js'
 
 export interface CachedDocument {
   doc: DidDocument
-  /** The document's size as kept (its JSON, unknown members dropped), in bytes. */
+  /** The document's size as fetched, in bytes (what is kept is no larger). */
   bytes: number
   expiresAtMs: number
 }

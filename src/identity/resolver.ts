@@ -50,7 +50,7 @@ export interface DidResolverOptions {
   plcFetcher?: SafeFetcher
   cacheTtlMs: number
   cacheMaxEntries: number
-  /** Total size of the cached documents, in bytes (default 16 MiB). */
+  /** Total size of the cached documents, in bytes (default 8 MiB). */
   cacheMaxBytes?: number
   /** Largest DID document accepted, in bytes, as fetched (default 32 KiB). */
   maxDocumentBytes?: number
@@ -74,7 +74,7 @@ export class DidResolver {
     private readonly clock: Clock,
     private readonly opts: DidResolverOptions,
   ) {
-    const maxBytes = opts.cacheMaxBytes ?? 16 * 1024 * 1024
+    const maxBytes = opts.cacheMaxBytes ?? 8 * 1024 * 1024
     this.maxDocumentBytes = opts.maxDocumentBytes ?? 32 * 1024
     this.verified = new DocumentLru(opts.cacheMaxEntries, maxBytes)
     // Small, but never too small for one document of the largest size accepted.
@@ -159,11 +159,11 @@ export class DidResolver {
     const fetcher = did.startsWith('did:plc:')
       ? (this.opts.plcFetcher ?? this.fetcher)
       : this.fetcher
-    let json: unknown
+    let fetched: { json: unknown; bytes: number }
     try {
       // An oversized document is refused while it arrives (FetchError 'too_large'): real ones
       // are about a kilobyte, and every byte accepted may end up in the cache.
-      json = await fetcher.getJson(url, { maxBytes: this.maxDocumentBytes })
+      fetched = await fetcher.getJsonSized(url, { maxBytes: this.maxDocumentBytes })
     } catch (err) {
       if (
         err instanceof FetchError &&
@@ -183,14 +183,15 @@ export class DidResolver {
     }
     let doc: DidDocument
     try {
-      doc = parseDidDocument(did, json)
+      doc = parseDidDocument(did, fetched.json)
     } catch (err) {
       throw new DidResolutionError(did, 'malformed', (err as Error).message, { cause: err })
     }
     return {
       doc,
-      // What is kept: the validated document (members it does not know are dropped).
-      bytes: Buffer.byteLength(JSON.stringify(doc)),
+      // Counted as fetched: what is kept (the validated document, unknown members dropped) is
+      // no larger, and measuring it would cost a serialisation per fetch.
+      bytes: fetched.bytes,
       expiresAtMs: this.clock.nowMs() + this.opts.cacheTtlMs,
     }
   }

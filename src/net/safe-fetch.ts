@@ -334,6 +334,14 @@ export class SafeFetcher {
 
   /** GET a JSON document; any status but 200 is FetchError('http'). */
   async getJson(url: string, opts: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<unknown> {
+    return (await this.getJsonSized(url, opts)).json
+  }
+
+  /** getJson, with the size of the body the document was parsed from, in bytes. */
+  async getJsonSized(
+    url: string,
+    opts: Omit<RequestOptions, 'method' | 'body'> = {},
+  ): Promise<{ json: unknown; bytes: number }> {
     const res = await this.request(url, {
       ...opts,
       headers: { accept: 'application/json', ...opts.headers },
@@ -341,7 +349,7 @@ export class SafeFetcher {
     if (res.status !== 200)
       throw new FetchError('http', `${new URL(url).origin} answered ${res.status}`, res.status)
     try {
-      return JSON.parse(res.body.toString('utf8'))
+      return { json: JSON.parse(res.body.toString('utf8')), bytes: res.body.length }
     } catch {
       throw new FetchError('bad_json', `${new URL(url).origin} did not answer with JSON`)
     }
