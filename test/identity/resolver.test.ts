@@ -14,6 +14,7 @@ import {
 } from '../../src/identity/resolver.js'
 import { FetchError, SafeFetcher } from '../../src/net/safe-fetch.js'
 import { TestArbiter } from '../_helpers/arbiter.js'
+import { kindOf } from '../_helpers/fetch.js'
 import { DidWebHost, PlcDirectory, type WebIdentity } from '../_helpers/identities.js'
 import {
   authorityOf,
@@ -26,13 +27,6 @@ import { Keypair } from '../../src/crypto/keypair.js'
 import { defineProcedure } from '../../src/xrpc/method.js'
 import { plcDirectoryService } from '../../src/authorities/plc.js'
 import { z } from 'zod'
-
-/** The FetchError kind a request fails with. */
-const kindOf = (p: Promise<unknown>) =>
-  p.then(
-    () => 'ok',
-    (e: FetchError) => e.kind,
-  )
 
 function resolver(
   opts: {

@@ -10,8 +10,9 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import t from 'tap'
 import { plcDirectoryService } from '../../src/authorities/plc.js'
 import { Keypair } from '../../src/crypto/keypair.js'
-import { FetchError, SafeFetcher } from '../../src/net/safe-fetch.js'
+import { SafeFetcher } from '../../src/net/safe-fetch.js'
 import { TestArbiter } from '../_helpers/arbiter.js'
+import { kindOf } from '../_helpers/fetch.js'
 import { PlcDirectory } from '../_helpers/identities.js'
 import { MockService } from '../_helpers/services.js'
 import { slugOf } from '../_helpers/spaces.js'
@@ -21,12 +22,6 @@ import {
   newHolderKey,
   presentHeaders,
 } from '../_helpers/tokens.js'
-
-const kindOf = (p: Promise<unknown>) =>
-  p.then(
-    () => 'ok',
-    (e: FetchError) => e.kind,
-  )
 
 const DID_PATH = /^\/did:plc:[a-z2-7]{24}$/
 
