@@ -50,6 +50,10 @@ export interface Config {
     plcUrl: string
     didCacheTtlMs: number
     didCacheMaxEntries: number
+    /** Total size of the cached DID documents, in bytes (least recently used dropped first). */
+    didCacheMaxBytes: number
+    /** DID documents larger than this are refused (their issuers' requests with them). */
+    didDocMaxBytes: number
   }
   net: {
     /** Let outbound requests reach private and loopback addresses (development and tests only). */
@@ -191,6 +195,8 @@ export const envSchema = z.object({
   GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
   GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
   GATEHOUSE_DID_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
+  GATEHOUSE_DID_CACHE_MAX_BYTES: int(1024 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  GATEHOUSE_DID_DOC_MAX_BYTES: int(1024, 1024 * 1024).default(32 * 1024),
   GATEHOUSE_ALLOW_PRIVATE_NETWORK: bool.default(false),
   GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),
   GATEHOUSE_ACCEPT_DPOP: bool.default(true),
@@ -313,6 +319,8 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       plcUrl: e.GATEHOUSE_PLC_URL.replace(/\/$/, ''),
       didCacheTtlMs: e.GATEHOUSE_DID_CACHE_TTL_SEC * 1000,
       didCacheMaxEntries: e.GATEHOUSE_DID_CACHE_MAX_ENTRIES,
+      didCacheMaxBytes: e.GATEHOUSE_DID_CACHE_MAX_BYTES,
+      didDocMaxBytes: e.GATEHOUSE_DID_DOC_MAX_BYTES,
     },
     net: {
       allowPrivateNetwork: e.GATEHOUSE_ALLOW_PRIVATE_NETWORK,

@@ -5,7 +5,7 @@ import { inlineSigner, type Signer } from './crypto/jws.js'
 import { SigningPool } from './keys/sign-pool.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
 import { ManagerService } from './authorities/managers.js'
-import { PlcClient } from './authorities/plc.js'
+import { PlcClient, plcDirectoryService } from './authorities/plc.js'
 import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
@@ -100,22 +100,30 @@ export async function createContext(
     new ServiceIdentity(cfg.service.did, cfg.service.publicUrl, loadServiceKey(cfg, secrets))
   const instanceId = overrides.instanceId ?? (await recordBoot(db, cfg.service.version, clock))
   const background = overrides.background ?? new BackgroundQueue(subsystem(logger, 'background'))
-  const fetcher =
-    overrides.fetcher ??
-    new SafeFetcher({
-      allowPrivate: cfg.net.allowPrivateNetwork,
-      // The PLC directory is the operator's choice, so it is reachable wherever it runs.
-      trustedOrigins: [cfg.identity.plcUrl],
-      timeoutMs: cfg.net.fetchTimeoutMs,
-      maxBytes: 1024 * 1024,
-      userAgent: `gatehouse/${cfg.service.version}`,
-    })
+  const fetchOptions = {
+    allowPrivate: cfg.net.allowPrivateNetwork,
+    timeoutMs: cfg.net.fetchTimeoutMs,
+    maxBytes: 1024 * 1024,
+    userAgent: `gatehouse/${cfg.service.version}`,
+  }
+  const fetcher = overrides.fetcher ?? new SafeFetcher(fetchOptions)
+  // The PLC directory is the operator's choice, so it is reachable wherever it runs, a private
+  // network included: but only by its own client (PlcClient, did:plc resolution) and only for the
+  // DID paths it serves. Every other fetch (client metadata, syncers, managing apps, repo hosts)
+  // treats its host like any other address, so a URL there cannot borrow the trust.
+  const plcFetcher = new SafeFetcher({
+    ...fetchOptions,
+    trusted: plcDirectoryService(cfg.identity.plcUrl),
+  })
   const idResolver =
     overrides.idResolver ??
     new DidResolver(fetcher, clock, {
       plcUrl: cfg.identity.plcUrl,
+      plcFetcher,
       cacheTtlMs: cfg.identity.didCacheTtlMs,
       cacheMaxEntries: cfg.identity.didCacheMaxEntries,
+      cacheMaxBytes: cfg.identity.didCacheMaxBytes,
+      maxDocumentBytes: cfg.identity.didDocMaxBytes,
     })
   const replay = overrides.replay ?? new ReplayStore(db, clock)
   const revocations = overrides.revocations ?? new RevocationStore(db, clock)
@@ -151,7 +159,7 @@ export async function createContext(
       db,
       authorities,
       managers,
-      plc: new PlcClient(fetcher, cfg.identity.plcUrl),
+      plc: new PlcClient(plcFetcher, cfg.identity.plcUrl),
       resolver: idResolver,
       clock,
       logger: logger.child({ component: 'authorities' }),
@@ -279,7 +287,7 @@ export async function createContext(
         clearInterval(janitor)
         await relay.stop()
         await background.destroy()
-        await fetcher.close()
+        await Promise.all([fetcher.close(), plcFetcher.close()])
         await signer.close?.()
         await db.close()
       })()

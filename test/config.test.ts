@@ -75,3 +75,26 @@ t.test('tooling variables do not count as unknown', async (t) => {
     loadConfig({ GATEHOUSE_TEST_DATABASE_URL: 'postgres://x', GATEHOUSE_BENCH_SECONDS: '3' }),
   )
 })
+
+t.test(
+  'DID documents: a size limit, and a cache bounded in bytes, both within range',
+  async (t) => {
+    const { identity } = loadConfig({}).config
+    t.equal(identity.didDocMaxBytes, 32 * 1024)
+    t.equal(identity.didCacheMaxBytes, 8 * 1024 * 1024)
+    const set = loadConfig({
+      GATEHOUSE_DID_DOC_MAX_BYTES: '4096',
+      GATEHOUSE_DID_CACHE_MAX_BYTES: '2097152',
+    }).config.identity
+    t.same([set.didDocMaxBytes, set.didCacheMaxBytes], [4096, 2097152])
+    for (const [variable, value] of [
+      ['GATEHOUSE_DID_DOC_MAX_BYTES', '512'],
+      ['GATEHOUSE_DID_DOC_MAX_BYTES', String(2 * 1024 * 1024)],
+      ['GATEHOUSE_DID_CACHE_MAX_BYTES', '65536'],
+      ['GATEHOUSE_DID_CACHE_MAX_BYTES', String(2 * 1024 * 1024 * 1024)],
+    ] as const) {
+      const err = t.throws(() => loadConfig({ [variable]: value })) as ConfigError
+      t.equal(err.variable, variable, `${variable}=${value} is out of range`)
+    }
+  },
+)

@@ -36,6 +36,9 @@ import type { RevocationStore } from './revocations.js'
  * crypto errors become XRPC errors (401, named by the code). Each method runs the contract's steps in
  * its order: the token's signature, then the bindings to this request, then single-use bookkeeping —
  * so a stranger holding a copy of a token cannot burn its `jti` without also holding its key.
+ * Only once a request is authenticated does its issuer's DID document leave the resolver's small
+ * unverified tier for the main cache (DidResolver.confirm), so tokens that merely name a DID,
+ * forged or unsigned, cannot fill the cache.
  */
 
 export interface AuthVerifierDeps {
@@ -196,6 +199,8 @@ export class AuthVerifier {
       )
       if (!fresh)
         throw new AuthRequiredError('delegation token has already been used', 'JwtReplayed')
+      // Authenticated: the issuer's document may now take a place in the resolver's main cache.
+      this.deps.resolver.confirm(token.claims.iss)
       return { type: 'delegation_token', ...facts(token, binding) }
     } catch (err) {
       return translate(err)
@@ -246,6 +251,7 @@ export class AuthVerifier {
         if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
           throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
         }
+        this.deps.resolver.confirm(token.claims.iss)
         return { type: 'space_credential', ...facts(token, binding), audience }
       } catch (err) {
         return translate(err)
@@ -326,6 +332,7 @@ export class AuthVerifier {
           getSigningKey: (did, kid, forceRefresh) =>
             this.deps.resolver.getKey(did, kid, forceRefresh),
         })
+        this.deps.resolver.confirm(claims.iss.split('#', 1)[0]!)
         return {
           type: 'service_auth',
           iss: claims.iss,

@@ -1,6 +1,6 @@
 import plcLib from '@did-plc/lib'
 import type { Keypair } from '../crypto/keypair.js'
-import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
+import { FetchError, type SafeFetcher, type TrustedService } from '../net/safe-fetch.js'
 
 /**
  * The PLC directory, as an authority's controller sees it: operations are built and signed with
@@ -104,6 +104,27 @@ export async function unsignedUpdateOperation(
     ...state(cur),
   }))
   return op
+}
+
+/** A did:plc, as the directory's paths name it. */
+const DID_PLC = 'did:plc:[a-z2-7]{24}'
+const DIRECTORY_REQUESTS = {
+  GET: new RegExp(`^/${DID_PLC}(?:/data|/log/last)?$`),
+  POST: new RegExp(`^/${DID_PLC}$`),
+}
+
+/**
+ * What Gatehouse asks of the PLC directory at `plcUrl`, and nothing more: a DID's document, state
+ * and last operation (GET `/{did}`, `/{did}/data`, `/{did}/log/last`) and new operations (POST
+ * `/{did}`). The operator chose the directory, so its client may send these wherever it runs, a
+ * private network included; its host's other paths (an admin page, another service behind the
+ * same proxy) are judged like any other address, and only the directory's client holds this trust.
+ */
+export function plcDirectoryService(plcUrl: string): TrustedService {
+  return {
+    origin: new URL(plcUrl).origin,
+    allows: (method, path) => DIRECTORY_REQUESTS[method].test(path),
+  }
 }
 
 export class PlcClient {

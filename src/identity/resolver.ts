@@ -9,12 +9,20 @@ import {
   type DidDocument,
   type ServiceLookup,
 } from './did-doc.js'
+import { DocumentLru, type CachedDocument } from './doc-cache.js'
 
 /**
  * DID resolution for did:plc (through the configured PLC directory) and did:web, with a bounded
  * cache. Every fetch goes through the SSRF-guarded fetcher (timeouts, size cap, no redirects).
  * `forceRefresh` bypasses the cache: verifiers use it once after a signature failure, so a key
  * rotation is picked up at the first request signed with the new key.
+ *
+ * The cache is bounded by entries and by bytes, in two tiers. Anyone can make Gatehouse fetch a
+ * document, by presenting a token "issued" by any DID: a document fetched for a signature check
+ * (getKey) waits in a small unverified tier until a signature made with one of its keys verifies
+ * (confirm), so strangers churn that tier only and cannot push out the documents of the peers
+ * Gatehouse actually talks to. Documents asked for by callers acting on our own state (resolve:
+ * authorities, syncers, managing apps, repo hosts) go to the main tier directly.
  */
 
 export class DidResolutionError extends Error {
@@ -35,61 +43,127 @@ export class ServiceResolutionError extends Error {
 
 export interface DidResolverOptions {
   plcUrl: string
+  /**
+   * The PLC directory client's fetcher (trusted for the directory's DID paths, see
+   * plcDirectoryService), for did:plc documents. Default: the fetcher did:web documents use.
+   */
+  plcFetcher?: SafeFetcher
   cacheTtlMs: number
   cacheMaxEntries: number
-  /** Largest DID document accepted, in bytes. */
+  /** Total size of the cached documents, in bytes (default 8 MiB). */
+  cacheMaxBytes?: number
+  /** Largest DID document accepted, in bytes, as fetched (default 32 KiB). */
   maxDocumentBytes?: number
 }
 
-interface Entry {
-  doc: DidDocument
-  expiresAtMs: number
-}
+/** The unverified tier holds this share of the cache's entries and bytes. */
+const UNVERIFIED_SHARE = 8
 
 /** The fragment a service identifier names, with the contract's fallbacks (§1.3, §4.7 item 4). */
 const FALLBACKS: Record<string, string> = { '#atproto_space_host': '#atproto_pds' }
 
 export class DidResolver {
-  private readonly cache = new Map<string, Entry>()
-  private readonly inflight = new Map<string, Promise<DidDocument>>()
+  private readonly verified: DocumentLru
+  private readonly unverified: DocumentLru
+  private readonly maxDocumentBytes: number
+  private readonly inflight = new Map<string, Promise<CachedDocument>>()
   private readonly endpoints = new WeakMap<DidDocument, Map<string, ServiceLookup>>()
 
   constructor(
     private readonly fetcher: SafeFetcher,
     private readonly clock: Clock,
     private readonly opts: DidResolverOptions,
-  ) {}
+  ) {
+    const maxBytes = opts.cacheMaxBytes ?? 8 * 1024 * 1024
+    this.maxDocumentBytes = opts.maxDocumentBytes ?? 32 * 1024
+    this.verified = new DocumentLru(opts.cacheMaxEntries, maxBytes)
+    // Small, but never too small for one document of the largest size accepted.
+    this.unverified = new DocumentLru(
+      Math.ceil(opts.cacheMaxEntries / UNVERIFIED_SHARE),
+      Math.max(Math.floor(maxBytes / UNVERIFIED_SHARE), this.maxDocumentBytes),
+    )
+  }
 
-  /** The DID document of `did`; cached unless `forceRefresh`. Throws DidResolutionError. */
-  async resolve(did: string, opts: { forceRefresh?: boolean } = {}): Promise<DidDocument> {
-    if (!opts.forceRefresh) {
-      const hit = this.cache.get(did)
-      if (hit && hit.expiresAtMs > this.clock.nowMs()) {
-        // Re-insert: Map order is the LRU order.
-        this.cache.delete(did)
-        this.cache.set(did, hit)
+  /**
+   * The DID document of `did`, for a caller acting on Gatehouse's own state (the DID is an
+   * authority, a registered syncer, a managing app, a repo host): kept in the main cache. Cached
+   * unless `forceRefresh`. Throws DidResolutionError.
+   */
+  resolve(did: string, opts: { forceRefresh?: boolean } = {}): Promise<DidDocument> {
+    return this.lookup(did, opts.forceRefresh ?? false, true)
+  }
+
+  /**
+   * A signature made with a key of `did`'s document has verified: the document, if it waits in
+   * the unverified tier, moves to the main cache.
+   */
+  confirm(did: string): void {
+    const entry = this.unverified.delete(did)
+    if (entry) this.verified.set(did, entry)
+  }
+
+  /** Drops a cached document (for instance after the authority rotated it itself). */
+  invalidate(did: string): void {
+    this.verified.delete(did)
+    this.unverified.delete(did)
+  }
+
+  /** What the cache holds, per tier. */
+  cacheSize(): { verified: DocumentLru['size']; unverified: DocumentLru['size'] } {
+    return { verified: this.verified.size, unverified: this.unverified.size }
+  }
+
+  /** `vouched`: the caller stands for the DID (see resolve); otherwise a signature check asks. */
+  private async lookup(did: string, forceRefresh: boolean, vouched: boolean): Promise<DidDocument> {
+    if (!forceRefresh) {
+      const hit = this.live(this.verified, did) ?? this.live(this.unverified, did)
+      if (hit) {
+        if (vouched) this.confirm(did)
         return hit.doc
       }
     }
-    const key = `${opts.forceRefresh ? 'fresh' : 'any'}:${did}`
+    const key = `${forceRefresh ? 'fresh' : 'any'}:${did}`
     let pending = this.inflight.get(key)
     if (!pending) {
       pending = this.fetchDocument(did).finally(() => this.inflight.delete(key))
       this.inflight.set(key, pending)
     }
-    return pending
+    const entry = await pending
+    // Straight to the main tier when the caller stands for the DID, or when the DID is there
+    // already (a refresh: its own host is the authority on its document, whoever asked). A
+    // document fetched for a signature check that has not passed yet waits in the unverified tier,
+    // so a stranger's documents cannot push out anyone else's.
+    if (vouched || this.verified.has(did)) {
+      this.unverified.delete(did)
+      this.verified.set(did, entry)
+    } else {
+      this.unverified.set(did, entry)
+    }
+    return entry.doc
   }
 
-  /** Drops a cached document (for instance after the authority rotated it itself). */
-  invalidate(did: string): void {
-    this.cache.delete(did)
+  /** The unexpired entry of `did` in `tier`; an expired one is dropped. */
+  private live(tier: DocumentLru, did: string): CachedDocument | undefined {
+    const hit = tier.get(did)
+    if (hit && hit.expiresAtMs <= this.clock.nowMs()) {
+      tier.delete(did)
+      return undefined
+    }
+    return hit
   }
 
-  private async fetchDocument(did: string): Promise<DidDocument> {
+  private async fetchDocument(did: string): Promise<CachedDocument> {
     const url = this.documentUrl(did)
-    let json: unknown
+    // did:plc documents come from the directory, through its own client's fetcher; did:web
+    // documents from wherever their DID says, through the fetcher that trusts nobody.
+    const fetcher = did.startsWith('did:plc:')
+      ? (this.opts.plcFetcher ?? this.fetcher)
+      : this.fetcher
+    let fetched: { json: unknown; bytes: number }
     try {
-      json = await this.fetcher.getJson(url, { maxBytes: this.opts.maxDocumentBytes ?? 64 * 1024 })
+      // An oversized document is refused while it arrives (FetchError 'too_large'): real ones
+      // are about a kilobyte, and every byte accepted may end up in the cache.
+      fetched = await fetcher.getJsonSized(url, { maxBytes: this.maxDocumentBytes })
     } catch (err) {
       if (
         err instanceof FetchError &&
@@ -109,16 +183,17 @@ export class DidResolver {
     }
     let doc: DidDocument
     try {
-      doc = parseDidDocument(did, json)
+      doc = parseDidDocument(did, fetched.json)
     } catch (err) {
       throw new DidResolutionError(did, 'malformed', (err as Error).message, { cause: err })
     }
-    this.cache.delete(did)
-    this.cache.set(did, { doc, expiresAtMs: this.clock.nowMs() + this.opts.cacheTtlMs })
-    while (this.cache.size > this.opts.cacheMaxEntries) {
-      this.cache.delete(this.cache.keys().next().value!)
+    return {
+      doc,
+      // Counted as fetched: what is kept (the validated document, unknown members dropped) is
+      // no larger, and measuring it would cost a serialisation per fetch.
+      bytes: fetched.bytes,
+      expiresAtMs: this.clock.nowMs() + this.opts.cacheTtlMs,
     }
-    return doc
   }
 
   /** Where a DID's document lives. did:web follows the did:web spec; only localhost may be http. */
@@ -142,10 +217,13 @@ export class DidResolver {
     throw new DidResolutionError(did, 'unsupported', `unsupported DID method: ${did.split(':')[1]}`)
   }
 
-  /** The key of verification method `kid` (`#atproto`, `#atproto_space`, …), or undefined. */
+  /**
+   * The key of verification method `kid` (`#atproto`, `#atproto_space`, …), or undefined, for a
+   * signature check: the document is kept in the unverified tier until `confirm(did)`.
+   */
   async getKey(did: string, kid: string, forceRefresh = false): Promise<ParsedKey | undefined> {
     try {
-      return getVerificationKey(await this.resolve(did, { forceRefresh }), kid)
+      return getVerificationKey(await this.lookup(did, forceRefresh, false), kid)
     } catch (err) {
       if (err instanceof DidResolutionError) return undefined
       throw err

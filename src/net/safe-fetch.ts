@@ -1,13 +1,15 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
-import { BlockList, isIP } from 'node:net'
+import { isIP } from 'node:net'
 import { Agent, request, type Dispatcher } from 'undici'
+import { isNonPublicAddress } from './addresses.js'
 
 /**
  * Every outbound request Gatehouse makes (DID documents, client metadata, managing apps, syncers)
  * goes through here. Targets on private, loopback, link-local and other non-public ranges are
- * refused unless the operator allows them (development and tests) or names the origin as trusted
- * (the configured PLC directory). Addresses are checked when the connection is made, after DNS, so a
- * name that resolves to a public address once and a private one later cannot slip through.
+ * refused unless the operator allows them (development and tests), or unless the request is one a
+ * fetcher was built to trust (the PLC directory's client, for the directory's DID paths only).
+ * Addresses are checked when the connection is made, after DNS, so a name that resolves to a
+ * public address once and a private one later cannot slip through.
  * No redirects are followed; every request has a timeout and a response-size cap.
  */
 
@@ -26,64 +28,31 @@ export class FetchError extends Error {
   }
 }
 
-/** Address ranges that are never public (RFC 6890 and friends). */
-export const NON_PUBLIC = new BlockList()
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.88.99.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const) {
-  NON_PUBLIC.addSubnet(net, prefix, 'ipv4')
-}
-for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const) {
-  NON_PUBLIC.addSubnet(net, prefix, 'ipv6')
-}
+/** The address classification lives in addresses.ts; callers of the fetcher find it here too. */
+export { isNonPublicAddress }
 
-/** True for addresses no public service lives at, including IPv4 embedded in IPv6. */
-export function isNonPublicAddress(address: string): boolean {
-  const family = isIP(address)
-  if (family === 4) return NON_PUBLIC.check(address, 'ipv4')
-  if (family !== 6) return true
-  const lower = address.toLowerCase()
-  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d): judge the embedded IPv4 address.
-  const embedded = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-  if (embedded) return NON_PUBLIC.check(embedded[1]!, 'ipv4')
-  const mappedHex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower)
-  if (mappedHex) {
-    const n = (parseInt(mappedHex[1]!, 16) << 16) | parseInt(mappedHex[2]!, 16)
-    return NON_PUBLIC.check(
-      [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'),
-      'ipv4',
-    )
-  }
-  return NON_PUBLIC.check(address, 'ipv6')
+export type FetchMethod = 'GET' | 'POST'
+
+/**
+ * One service the operator configured, trusted for the requests it serves and nothing else: those
+ * reach it whatever its address (a private network included); any other request to its host is
+ * judged like a request anywhere else.
+ */
+export interface TrustedService {
+  /** `scheme://host[:port]`. */
+  origin: string
+  /** Whether `method` on `path` (path and query, as sent) is a request the service serves. */
+  allows(method: FetchMethod, path: string): boolean
 }
 
 export interface SafeFetchOptions {
   /** Allow non-public targets (development and tests only). */
   allowPrivate: boolean
-  /** Origins (`scheme://host[:port]`) the operator configured, reachable whatever their address. */
-  trustedOrigins?: string[]
+  /**
+   * The service this fetcher's holder is the client of. Give such a fetcher to that client alone:
+   * the trust goes with the fetcher, not with the service's host.
+   */
+  trusted?: TrustedService
   timeoutMs: number
   maxBytes: number
   userAgent?: string
@@ -96,7 +65,7 @@ export interface SafeResponse {
 }
 
 export interface RequestOptions {
-  method?: 'GET' | 'POST'
+  method?: FetchMethod
   headers?: Record<string, string>
   body?: string
   timeoutMs?: number
@@ -110,7 +79,7 @@ const UNDICI_TIMEOUTS = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ])
 
-/** How many URLs that passed check() are remembered. */
+/** How many URLs check() remembers its verdict on. */
 const CHECKED_MAX = 10_000
 
 type LookupCallback = (
@@ -186,12 +155,17 @@ function connectLookup(
 
 export class SafeFetcher {
   private readonly guarded: Agent
-  private readonly open: Agent
-  private readonly trusted: Set<string>
-  private readonly checked = new Map<string, URL>()
+  /** For trusted requests only: connects wherever the service's name resolves. */
+  private readonly open: Agent | undefined
+  private readonly trusted: TrustedService | undefined
+  /** Parsed URLs, and whether they name a non-public address literally (and are refused for that). */
+  private readonly checked = new Map<string, { url: URL; refused: boolean }>()
 
   constructor(private readonly opts: SafeFetchOptions) {
-    this.trusted = new Set((opts.trustedOrigins ?? []).map((o) => new URL(o).origin))
+    this.trusted = opts.trusted && {
+      origin: new URL(opts.trusted.origin).origin,
+      allows: opts.trusted.allows,
+    }
     const allowPrivate = opts.allowPrivate
     const guardedLookup = connectLookup((hostname, addresses) => {
       if (allowPrivate || !addresses.some((a) => isNonPublicAddress(a.address))) return undefined
@@ -202,24 +176,40 @@ export class SafeFetcher {
     const common = { keepAliveTimeout: 10_000, connections: 64 }
     const connect = { timeout: opts.timeoutMs }
     this.guarded = new Agent({ ...common, connect: { ...connect, lookup: guardedLookup as never } })
-    this.open = new Agent({ ...common, connect: { ...connect, lookup: connectLookup() as never } })
+    this.open = this.trusted
+      ? new Agent({ ...common, connect: { ...connect, lookup: connectLookup() as never } })
+      : undefined
   }
 
   /**
-   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched. The verdict depends only
-   * on the URL (addresses behind host names are judged at connect time), so URLs that pass are kept
-   * (bounded): a relay posts to the same endpoints over and over.
+   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched with `method`. Apart from
+   * the trusted service's requests the verdict depends only on the URL (addresses behind host
+   * names are judged at connect time), so verdicts are kept (bounded): a relay posts to the same
+   * endpoints over and over.
    */
-  check(url: string): URL {
-    const hit = this.checked.get(url)
-    if (hit) return hit
-    const u = this.judge(url)
-    if (this.checked.size >= CHECKED_MAX) this.checked.delete(this.checked.keys().next().value!)
-    this.checked.set(url, u)
-    return u
+  check(url: string, method: FetchMethod = 'GET'): URL {
+    let hit = this.checked.get(url)
+    if (!hit) {
+      hit = this.judge(url)
+      if (this.checked.size >= CHECKED_MAX) this.checked.delete(this.checked.keys().next().value!)
+      this.checked.set(url, hit)
+    }
+    if (hit.refused && !this.isTrusted(hit.url, method)) {
+      throw new FetchError('blocked', `${hit.url.hostname} is not a public address`)
+    }
+    return hit.url
   }
 
-  private judge(url: string): URL {
+  /**
+   * A request the trusted service serves. Only those skip the address check; the same host's other
+   * paths, or the same path with another method, are anyone's requests.
+   */
+  private isTrusted(u: URL, method: FetchMethod): boolean {
+    const t = this.trusted
+    return t !== undefined && u.origin === t.origin && t.allows(method, u.pathname + u.search)
+  }
+
+  private judge(url: string): { url: URL; refused: boolean } {
     let u: URL
     try {
       u = new URL(url)
@@ -231,24 +221,18 @@ export class SafeFetcher {
     }
     if (u.username || u.password)
       throw new FetchError('bad_url', 'URLs with credentials are refused')
+    // A literal address never reaches the connect-time lookup, so it is judged here.
     const host = u.hostname.replace(/^\[|\]$/g, '')
-    if (
-      isIP(host) &&
-      isNonPublicAddress(host) &&
-      !this.opts.allowPrivate &&
-      !this.trusted.has(u.origin)
-    ) {
-      throw new FetchError('blocked', `${host} is not a public address`)
-    }
-    return u
+    const refused = !this.opts.allowPrivate && isIP(host) !== 0 && isNonPublicAddress(host)
+    return { url: u, refused }
   }
 
-  private dispatcher(u: URL): Dispatcher {
-    return this.trusted.has(u.origin) ? this.open : this.guarded
+  private dispatcher(u: URL, method: FetchMethod): Dispatcher {
+    return this.open && this.isTrusted(u, method) ? this.open : this.guarded
   }
 
   async request(url: string, opts: RequestOptions = {}): Promise<SafeResponse> {
-    const u = this.check(url)
+    const u = this.check(url, opts.method ?? 'GET')
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
     const maxBytes = opts.maxBytes ?? this.opts.maxBytes
     // One deadline for the answer and its body. A controller and a plain timer, cleared when done,
@@ -274,7 +258,7 @@ export class SafeFetcher {
         method: opts.method ?? 'GET',
         headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
         body: opts.body,
-        dispatcher: this.dispatcher(u),
+        dispatcher: this.dispatcher(u, opts.method ?? 'GET'),
         signal,
         maxRedirections: 0,
       })
@@ -318,13 +302,13 @@ export class SafeFetcher {
     url: string,
     opts: { headers: Record<string, string>; body: string; timeoutMs?: number; maxBytes?: number },
   ): Promise<number> {
-    const u = this.check(url)
+    const u = this.check(url, 'POST')
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
     const deadline = Date.now() + timeoutMs
     try {
       // The agent's own request(): the module-level one adds a URL parse and a redirect layer per
       // call, which a relay pays per delivery. A dispatcher never follows redirects by itself.
-      const res = await this.dispatcher(u).request({
+      const res = await this.dispatcher(u, 'POST').request({
         origin: u.origin,
         path: u.pathname + u.search,
         method: 'POST',
@@ -350,6 +334,14 @@ export class SafeFetcher {
 
   /** GET a JSON document; any status but 200 is FetchError('http'). */
   async getJson(url: string, opts: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<unknown> {
+    return (await this.getJsonSized(url, opts)).json
+  }
+
+  /** getJson, with the size of the body the document was parsed from, in bytes. */
+  async getJsonSized(
+    url: string,
+    opts: Omit<RequestOptions, 'method' | 'body'> = {},
+  ): Promise<{ json: unknown; bytes: number }> {
     const res = await this.request(url, {
       ...opts,
       headers: { accept: 'application/json', ...opts.headers },
@@ -357,7 +349,7 @@ export class SafeFetcher {
     if (res.status !== 200)
       throw new FetchError('http', `${new URL(url).origin} answered ${res.status}`, res.status)
     try {
-      return JSON.parse(res.body.toString('utf8'))
+      return { json: JSON.parse(res.body.toString('utf8')), bytes: res.body.length }
     } catch {
       throw new FetchError('bad_json', `${new URL(url).origin} did not answer with JSON`)
     }
@@ -383,6 +375,6 @@ export class SafeFetcher {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.guarded.close(), this.open.close()])
+    await Promise.all([this.guarded.close(), this.open?.close()])
   }
 }

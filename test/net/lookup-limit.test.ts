@@ -82,7 +82,7 @@ t.test('requests by host name go through on both agents, guarded and trusted', a
   const port = (server.address() as { port: number }).port
   const trusted = new SafeFetcher({
     allowPrivate: false,
-    trustedOrigins: [`http://localhost:${port}`],
+    trusted: { origin: `http://localhost:${port}`, allows: () => true },
     timeoutMs: 2000,
     maxBytes: 1024,
   })

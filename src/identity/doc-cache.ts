@@ -1,0 +1,62 @@
+import type { DidDocument } from './did-doc.js'
+
+/**
+ * A least-recently-used map of DID documents bounded both by entries and by their total size, so
+ * memory stays bounded whatever documents the DIDs' hosts serve. Map order is the LRU order.
+ */
+
+export interface CachedDocument {
+  doc: DidDocument
+  /** The document's size as fetched, in bytes (what is kept is no larger). */
+  bytes: number
+  expiresAtMs: number
+}
+
+export class DocumentLru {
+  private readonly entries = new Map<string, CachedDocument>()
+  private total = 0
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** The entry for `did`, now the most recently used; undefined when absent. */
+  get(did: string): CachedDocument | undefined {
+    const hit = this.entries.get(did)
+    if (hit) {
+      this.entries.delete(did)
+      this.entries.set(did, hit)
+    }
+    return hit
+  }
+
+  has(did: string): boolean {
+    return this.entries.has(did)
+  }
+
+  /** Keeps `entry` as the most recently used, evicting the least recently used beyond a bound. */
+  set(did: string, entry: CachedDocument): void {
+    this.delete(did)
+    if (entry.bytes > this.maxBytes) return
+    this.entries.set(did, entry)
+    this.total += entry.bytes
+    while (this.entries.size > this.maxEntries || this.total > this.maxBytes) {
+      this.delete(this.entries.keys().next().value!)
+    }
+  }
+
+  /** Removes and returns the entry for `did`. */
+  delete(did: string): CachedDocument | undefined {
+    const hit = this.entries.get(did)
+    if (hit) {
+      this.entries.delete(did)
+      this.total -= hit.bytes
+    }
+    return hit
+  }
+
+  get size(): { entries: number; bytes: number } {
+    return { entries: this.entries.size, bytes: this.total }
+  }
+}
