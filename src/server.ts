@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import type { AppContext } from './context.js'
@@ -22,6 +23,18 @@ declare module 'fastify' {
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/
+/** Retry-After of a 503 (and of a 429 that does not carry its own). */
+const DEFAULT_RETRY_AFTER_SEC = 5
+
+/**
+ * Whether `err` is the client hanging up (the request stream aborted, or a premature close of it),
+ * rather than a failure of ours. Other errors stay errors even when the client has gone.
+ */
+function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code
+  const reset = code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE'
+  return reset && (raw.aborted || raw.destroyed)
+}
 
 /**
  * Builds the HTTP server around a context: XRPC routes, health, the one error handler and the
@@ -75,12 +88,20 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   app.setErrorHandler(async (err, req, reply) => {
     const x = toXrpcError(err)
-    if (x.status >= 500 && x.status !== 501) {
+    if (clientWentAway(err, req.raw)) {
+      // The client hung up while we read its request: no one will see an answer, and nothing of
+      // ours failed (the reset surfaces as ECONNRESET, which would otherwise read as a 503).
+      req.log.info({ method: req.method, url: redactUrl(req.url) }, 'request aborted by the client')
+    } else if (x.status >= 500 && x.status !== 501) {
       req.log.error({ err: x === err ? err : (x.cause ?? err) }, 'request failed')
     } else {
       req.log.info({ status: x.status, error: x.error, message: x.message }, 'request refused')
     }
-    if (x.status === 503 || x.status === 429) reply.header('retry-after', '5')
+    // The rate limiter has already said when its window resets (Retry-After, in step with
+    // x-ratelimit-reset); a made-up figure here would contradict it.
+    if ((x.status === 503 || x.status === 429) && !reply.hasHeader('retry-after')) {
+      reply.header('retry-after', String(DEFAULT_RETRY_AFTER_SEC))
+    }
     return reply.code(x.status).send(x.toBody())
   })
 
