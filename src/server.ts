@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import type { AppContext } from './context.js'
@@ -10,6 +11,7 @@ import {
   RateLimitExceededError,
   toXrpcError,
 } from './errors.js'
+import { limitConnections } from './connections.js'
 import { registerHealth } from './health.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
@@ -23,6 +25,9 @@ declare module 'fastify' {
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/
+/** Node's default time to receive request headers; a shorter request timeout lowers it. */
+const HEADERS_TIMEOUT_MS = 60_000
+const CONNECTIONS_CHECK_INTERVAL_MS = 1000
 /** Retry-After of a 503 (and of a 429 that does not carry its own). */
 const DEFAULT_RETRY_AFTER_SEC = 5
 
@@ -37,6 +42,35 @@ function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
 }
 
 /**
+ * Answers what Node refuses before a request reaches Fastify (a request not received in time,
+ * oversized headers, malformed HTTP) in the XRPC envelope, then closes the connection. Nothing is
+ * written when a response has already gone out on the connection (a refusal sent while the body
+ * was still arriving): a second status line would be garbage to the client.
+ */
+function clientErrorHandler(log: Logger) {
+  return (err: Error & { code?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    const [status, error, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'RequestTimeout', 'The request was not received in time']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'RequestHeaderFieldsTooLarge', 'Request headers are too large']
+          : [400, 'InvalidRequest', 'Malformed HTTP request']
+    const address = socket.remoteAddress
+    if (status === 408) log.info({ address }, 'request not received in time: connection closed')
+    else log.debug({ address, code: err.code }, 'malformed HTTP request: connection closed')
+    if (socket.writable && socket.bytesWritten === 0) {
+      const body = JSON.stringify({ error, message })
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+    }
+    socket.destroy()
+  }
+}
+
+/**
  * Builds the HTTP server around a context: XRPC routes, health, the one error handler and the
  * not-found handler. Does not listen; the caller does (bin.ts, or tests on port 0).
  */
@@ -45,6 +79,15 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: subsystem(ctx.logger, 'xrpc') as FastifyBaseLogger,
     bodyLimit: cfg.bodyLimitBytes,
+    // A whole request (headers and body) must arrive within this; Fastify's default is no limit,
+    // which let bodies sent a byte at a time hold connections for ever. Node answers 408 and closes.
+    requestTimeout: cfg.requestTimeoutMs,
+    clientErrorHandler: clientErrorHandler(subsystem(ctx.logger, 'http')),
+    http: {
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, cfg.requestTimeoutMs),
+      // Node looks for expired requests this often (its default, 30 s, would let one overstay).
+      connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+    },
     trustProxy: cfg.trustProxy,
     // One access-log line per request comes from the onResponse hook below, with a redacted URL.
     logController: new LogController({ disableRequestLogging: true }),
@@ -67,6 +110,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload))
 
   app.decorate('xrpc', new XrpcRouter(app, ctx))
+  limitConnections(app.server, cfg, subsystem(ctx.logger, 'http'))
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id)
