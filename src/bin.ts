@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
 import { CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
 import { buildServer } from './server.js'
+import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
 
 /**
@@ -17,6 +18,13 @@ const USAGE = `usage: gatehouse [serve|migrate|version]\n${CLI_USAGE}`
 function fail(message: string, code = 1): never {
   process.stderr.write(`gatehouse: ${message}\n`)
   process.exit(code)
+}
+
+/** Exits with the variable-naming line when a setting explains `err`; rethrows it otherwise. */
+function failToStart(err: unknown, config: Config, phase: StartupPhase): never {
+  const named = explainStartupError(err, config, phase)
+  if (named) fail(`invalid configuration: ${named.message}`)
+  throw err
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -46,20 +54,24 @@ async function main(argv: string[]): Promise<void> {
       await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`))
     } catch (err) {
       if (err instanceof CliUsageError) fail(err.message, 2)
-      throw err
+      failToStart(err, config, 'open')
     }
     return
   }
 
   if (command === 'migrate') {
-    const applied = await migrate(config.db.kind, config.db.url)
+    const applied = await migrate(config.db.kind, config.db.url).catch((err: unknown) =>
+      failToStart(err, config, 'open'),
+    )
     process.stdout.write(
       applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n',
     )
     return
   }
 
-  const ctx = await createContext(config, secrets)
+  const ctx = await createContext(config, secrets).catch((err: unknown) =>
+    failToStart(err, config, 'open'),
+  )
   const app = await buildServer(ctx)
   let closing = false
   const shutdown = (signal: string) => {
@@ -90,7 +102,9 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'))
   process.on('SIGTERM', () => shutdown('SIGTERM'))
 
-  await app.listen({ host: config.service.host, port: config.service.port })
+  await app
+    .listen({ host: config.service.host, port: config.service.port })
+    .catch((err: unknown) => failToStart(err, config, 'listen'))
   ctx.relay.start()
   ctx.logger.info(
     {
@@ -104,6 +118,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err)
-  fail(message.split('\n')[0] ?? 'failed to start')
+  const e = err as { message?: unknown; code?: unknown } | undefined
+  // An AggregateError (a connection refused on every address) has an empty message but a code.
+  const message = (typeof e?.message === 'string' && e.message) || String(e?.code ?? err)
+  fail(message.split('\n')[0] || 'failed to start')
 })

@@ -1,14 +1,19 @@
 /**
  * The real `gatehouse` process: boots with nothing configured but a data dir and port, serves
- * health, keeps its service key private, shuts down cleanly on SIGTERM, and refuses bad
- * configuration with one line naming the variable.
+ * health, keeps its data dir, database and service key private, shuts down cleanly on SIGTERM,
+ * refuses bad configuration (and a data dir, port or database it cannot use) promptly with one line
+ * naming the variable.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { platform, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createTestDatabase } from './_helpers/db.js'
 import { freePort, runGatehouse } from './_helpers/process.js'
+
+/** A generous bound on "promptly": a start that hangs is killed, and the test fails. */
+const GUARD_MS = 60_000
 
 /** A data dir and database of the test's own, removed afterwards. */
 async function world(t: { teardown(fn: () => unknown): void }, label: string) {
@@ -37,7 +42,10 @@ t.test('an unknown command prints usage and exits 2', async (t) => {
 })
 
 t.test('serves, then drains and exits 0 on SIGTERM', async (t) => {
-  const { dataDir, db } = await world(t, 'bin')
+  const w = await world(t, 'bin')
+  const { db } = w
+  // A data dir Gatehouse has to create itself, so its mode is Gatehouse's doing.
+  const dataDir = join(w.dataDir, 'data')
   const port = await freePort()
   const proc = runGatehouse([], {
     GATEHOUSE_PORT: String(port),
@@ -55,6 +63,14 @@ t.test('serves, then drains and exits 0 on SIGTERM', async (t) => {
 
   const keyFile = join(dataDir, 'service-key.json')
   t.equal(statSync(keyFile).mode & 0o777, 0o600, 'service key readable by its owner only')
+  t.equal(statSync(dataDir).mode & 0o777, 0o700, 'data dir open to its owner only')
+  if (db.kind === 'sqlite') {
+    // While serving, SQLite holds the database with its -wal and -shm beside it.
+    const file = db.url.replace(/^file:/, '')
+    for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+      t.equal(statSync(path).mode & 0o777, 0o600, `${path} readable by its owner only`)
+    }
+  }
   const doc = (await (await fetch(`http://127.0.0.1:${port}/.well-known/did.json`)).json()) as {
     id: string
   }
@@ -79,4 +95,83 @@ t.test('`gatehouse migrate` applies migrations once', async (t) => {
   const second = runGatehouse(['migrate'], env)
   t.equal((await second.exited).code, 0)
   t.match(second.stdout.join('\n'), /up to date/)
+})
+
+t.test('a database left readable by others is narrowed to its owner', async (t) => {
+  const { dataDir } = await world(t, 'modes')
+  chmodSync(dataDir, 0o755)
+  const file = join(dataDir, 'gatehouse.sqlite')
+  writeFileSync(file, '')
+  chmodSync(file, 0o644)
+  const proc = runGatehouse(['migrate'], { GATEHOUSE_DATA_DIR: dataDir })
+  t.equal((await proc.exited).code, 0, proc.stderr.join('\n'))
+  t.equal(statSync(file).mode & 0o777, 0o600)
+  t.equal(statSync(dataDir).mode & 0o777, 0o755, "an existing data dir keeps its operator's mode")
+})
+
+/** Runs gatehouse expecting it to refuse to start; fails (and kills it) if it does not end. */
+async function refusesToStart(t: Test, args: string[], env: Record<string, string>) {
+  const proc = runGatehouse(args, env)
+  const guard = setTimeout(() => proc.child.kill('SIGKILL'), GUARD_MS)
+  const { code, signal } = await proc.exited
+  clearTimeout(guard)
+  t.equal(signal, null, 'ended by itself, not killed by the guard')
+  t.not(code, 0)
+  t.equal(proc.stderr.length, 1, `exactly one line: ${proc.stderr.join(' | ')}`)
+  return proc.stderr[0] ?? ''
+}
+
+t.test(
+  'a data dir that cannot be made is named in one line, promptly',
+  { skip: platform() !== 'linux' && 'uses /proc' },
+  async (t) => {
+    // Node's recursive mkdir loops for ever under /proc.
+    const line = await refusesToStart(t, [], { GATEHOUSE_DATA_DIR: '/proc/nope' })
+    t.match(
+      line,
+      /^gatehouse: invalid configuration: GATEHOUSE_DATA_DIR: .*\/proc\/nope.*\(ENOENT\)$/,
+    )
+  },
+)
+
+t.test(
+  'a data dir where files cannot be written is named in one line, with the path',
+  { skip: platform() !== 'linux' && 'uses /proc (read-only even for root)' },
+  async (t) => {
+    const line = await refusesToStart(t, [], { GATEHOUSE_DATA_DIR: '/proc/self' })
+    t.match(line, /^gatehouse: invalid configuration: GATEHOUSE_DATA_DIR: .*\/proc\/self\//)
+  },
+)
+
+t.test('a busy port is named in one line', async (t) => {
+  const { dataDir, db } = await world(t, 'busy')
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => taken.close(resolve)))
+  const port = (taken.address() as AddressInfo).port
+  const line = await refusesToStart(t, [], {
+    GATEHOUSE_PORT: String(port),
+    GATEHOUSE_DATA_DIR: dataDir,
+    GATEHOUSE_DATABASE_URL: db.url,
+  })
+  t.match(
+    line,
+    new RegExp(`^gatehouse: invalid configuration: GATEHOUSE_PORT: .*:${port} .*EADDRINUSE`),
+  )
+})
+
+t.test('an unreachable database is named in one line, without its password', async (t) => {
+  const { dataDir } = await world(t, 'unreachable')
+  const port = await freePort()
+  const line = await refusesToStart(t, [], {
+    GATEHOUSE_DATA_DIR: dataDir,
+    GATEHOUSE_DATABASE_URL: `postgres://gatehouse:pw-s3cret@127.0.0.1:${port}/gatehouse`,
+  })
+  t.match(
+    line,
+    new RegExp(
+      `^gatehouse: invalid configuration: GATEHOUSE_DATABASE_URL: .*127\\.0\\.0\\.1:${port}.*ECONNREFUSED`,
+    ),
+  )
+  t.notMatch(line, /pw-s3cret/)
 })

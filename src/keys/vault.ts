@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensurePrivateDir } from '../files.js'
 
 /**
  * Private keys at rest: AES-256-GCM under a key-encryption key (KEK). The KEK comes from
@@ -69,7 +70,7 @@ export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string
     const [current, ...retired] = lines.map((l) => kekFromHex(l, path))
     return { current: current!, retired, source: { kind: 'file', path } }
   }
-  mkdirSync(dataDir, { recursive: true })
+  ensurePrivateDir(dataDir)
   const key = randomBytes(32)
   writeFileSync(path, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)
