@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
+import { createLogger } from './logger.js'
 import { buildServer } from './server.js'
 import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
@@ -50,11 +52,18 @@ async function main(argv: string[]): Promise<void> {
   const { config, secrets } = loaded
 
   if (operator) {
+    // Results go to stdout and log lines to stderr, so `gatehouse authority list | jq` works.
+    const logger = createLogger({
+      level: config.log.level,
+      destination: pino.destination({ dest: 2, sync: true }),
+    })
     try {
-      await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`))
+      await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`), logger)
     } catch (err) {
       if (err instanceof CliUsageError) fail(err.message, 2)
       failToStart(err, config, 'open')
+    } finally {
+      logger.flush()
     }
     return
   }

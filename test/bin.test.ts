@@ -2,7 +2,7 @@
  * The real `gatehouse` process: boots with nothing configured but a data dir and port, serves
  * health, keeps its data dir, database and service key private, shuts down cleanly on SIGTERM,
  * refuses bad configuration (and a data dir, port or database it cannot use) promptly with one line
- * naming the variable.
+ * naming the variable, and keeps operator commands' stdout to their JSON results.
  */
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
@@ -174,4 +174,22 @@ t.test('an unreachable database is named in one line, without its password', asy
     ),
   )
   t.notMatch(line, /pw-s3cret/)
+})
+
+t.test('operator commands print results on stdout and logs on stderr', async (t) => {
+  const { dataDir, db } = await world(t, 'pipes')
+  const env = { GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_DATABASE_URL: db.url }
+  // The first command against a new database applies migrations, and logs that it did.
+  const list = runGatehouse(['authority', 'list'], env)
+  t.equal((await list.exited).code, 0, list.stderr.join('\n'))
+  t.same(JSON.parse(list.stdout.join('\n')), [], 'stdout is the result alone')
+  t.ok(
+    list.stderr.some((l) => /applied database migrations/.test(l)),
+    'the migration log line is on stderr',
+  )
+
+  const rotate = runGatehouse(['kek', 'rotate'], env)
+  t.equal((await rotate.exited).code, 0, rotate.stderr.join('\n'))
+  t.equal(rotate.stdout.length, 1)
+  t.match(JSON.parse(rotate.stdout[0]!), { rewrapped: 0, kekId: /^[0-9a-f]{16}$/ })
 })
