@@ -15,6 +15,9 @@ import { VERSION } from './version.js'
  *   gatehouse migrate   apply migrations and exit
  */
 
+/** Signals this close after the first are the same request (see shutdown). */
+const SAME_SIGNAL_WINDOW_MS = 1000
+
 const USAGE = `usage: gatehouse [serve|migrate|version]\n${CLI_USAGE}`
 
 function fail(message: string, code = 1): never {
@@ -82,13 +85,16 @@ async function main(argv: string[]): Promise<void> {
     failToStart(err, config, 'open'),
   )
   const app = await buildServer(ctx)
-  let closing = false
+  let closingSince = 0
   const shutdown = (signal: string) => {
-    if (closing) {
+    if (closingSince) {
+      // A Ctrl-C in a terminal reaches both `npm start` and this process, and npm passes it on
+      // again: that is one request, not an operator insisting.
+      if (Date.now() - closingSince < SAME_SIGNAL_WINDOW_MS) return
       ctx.logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
     }
-    closing = true
+    closingSince = Date.now()
     ctx.logger.info({ signal }, 'shutting down: no new connections, draining work')
     const timer = setTimeout(() => {
       ctx.logger.error('shutdown timed out; exiting')
