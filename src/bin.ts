@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from './config.js'
+import { pino } from 'pino'
+import { ConfigError, loadConfig, type Config } from './config.js'
 import { CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
+import { createLogger } from './logger.js'
 import { buildServer } from './server.js'
+import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
 
 /**
@@ -12,11 +15,21 @@ import { VERSION } from './version.js'
  *   gatehouse migrate   apply migrations and exit
  */
 
+/** Signals this close after the first are the same request (see shutdown). */
+const SAME_SIGNAL_WINDOW_MS = 1000
+
 const USAGE = `usage: gatehouse [serve|migrate|version]\n${CLI_USAGE}`
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`gatehouse: ${message}\n`)
   process.exit(code)
+}
+
+/** Exits with the variable-naming line when a setting explains `err`; rethrows it otherwise. */
+function failToStart(err: unknown, config: Config, phase: StartupPhase): never {
+  const named = explainStartupError(err, config, phase)
+  if (named) fail(`invalid configuration: ${named.message}`)
+  throw err
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -42,32 +55,46 @@ async function main(argv: string[]): Promise<void> {
   const { config, secrets } = loaded
 
   if (operator) {
+    // Results go to stdout and log lines to stderr, so `gatehouse authority list | jq` works.
+    const logger = createLogger({
+      level: config.log.level,
+      destination: pino.destination({ dest: 2, sync: true }),
+    })
     try {
-      await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`))
+      await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`), logger)
     } catch (err) {
       if (err instanceof CliUsageError) fail(err.message, 2)
-      throw err
+      failToStart(err, config, 'open')
+    } finally {
+      logger.flush()
     }
     return
   }
 
   if (command === 'migrate') {
-    const applied = await migrate(config.db.kind, config.db.url)
+    const applied = await migrate(config.db.kind, config.db.url).catch((err: unknown) =>
+      failToStart(err, config, 'open'),
+    )
     process.stdout.write(
       applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n',
     )
     return
   }
 
-  const ctx = await createContext(config, secrets)
+  const ctx = await createContext(config, secrets).catch((err: unknown) =>
+    failToStart(err, config, 'open'),
+  )
   const app = await buildServer(ctx)
-  let closing = false
+  let closingSince = 0
   const shutdown = (signal: string) => {
-    if (closing) {
+    if (closingSince) {
+      // A Ctrl-C in a terminal reaches both `npm start` and this process, and npm passes it on
+      // again: that is one request, not an operator insisting.
+      if (Date.now() - closingSince < SAME_SIGNAL_WINDOW_MS) return
       ctx.logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
     }
-    closing = true
+    closingSince = Date.now()
     ctx.logger.info({ signal }, 'shutting down: no new connections, draining work')
     const timer = setTimeout(() => {
       ctx.logger.error('shutdown timed out; exiting')
@@ -90,7 +117,9 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'))
   process.on('SIGTERM', () => shutdown('SIGTERM'))
 
-  await app.listen({ host: config.service.host, port: config.service.port })
+  await app
+    .listen({ host: config.service.host, port: config.service.port })
+    .catch((err: unknown) => failToStart(err, config, 'listen'))
   ctx.relay.start()
   ctx.logger.info(
     {
@@ -104,6 +133,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err)
-  fail(message.split('\n')[0] ?? 'failed to start')
+  const e = err as { message?: unknown; code?: unknown } | undefined
+  // An AggregateError (a connection refused on every address) has an empty message but a code.
+  const message = (typeof e?.message === 'string' && e.message) || String(e?.code ?? err)
+  fail(message.split('\n')[0] || 'failed to start')
 })

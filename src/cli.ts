@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { Config, Secrets } from './config.js'
 import { createContext, type AppContext } from './context.js'
+import type { Logger } from './logger.js'
 import type { AuthorityView } from './authorities/lifecycle.js'
 import { AuthorityLifecycleError } from './authorities/lifecycle.js'
 import { generateKek, KeyVault, loadKeyring, writeKeyFile, type Kek } from './keys/vault.js'
@@ -49,11 +50,16 @@ function onOff(value: string | undefined): boolean | undefined {
   throw new CliUsageError('--pds-service is on or off')
 }
 
+/**
+ * Runs one operator command. `out` receives the result (JSON), and nothing else: log lines go to
+ * `logger`, which bin.ts points at stderr so that stdout stays a clean pipe.
+ */
 export async function runCli(
   argv: string[],
   config: Config,
   secrets: Secrets,
   out: (line: string) => void,
+  logger?: Logger,
 ): Promise<void> {
   const { values: o, positionals } = parseArgs({
     args: argv,
@@ -61,9 +67,9 @@ export async function runCli(
     allowPositionals: true,
   })
   const [group, verb, target] = positionals
-  if (group === 'kek') return kek(verb, config, secrets, out)
+  if (group === 'kek') return kek(verb, config, secrets, out, logger)
   if (group !== 'authority' || !verb) throw new CliUsageError(CLI_USAGE)
-  const ctx = await createContext(config, secrets)
+  const ctx = await createContext(config, secrets, { overrides: logger ? { logger } : {} })
   try {
     const lc = ctx.lifecycle
     const need = () => {
@@ -156,6 +162,7 @@ async function kek(
   config: Config,
   secrets: Secrets,
   out: (line: string) => void,
+  logger?: Logger,
 ): Promise<void> {
   const ring = loadKeyring(config.service.dataDir, secrets.kekHex, secrets.retiredKekHex)
   let vault: KeyVault
@@ -173,7 +180,9 @@ async function kek(
   } else {
     throw new CliUsageError(CLI_USAGE)
   }
-  const ctx: AppContext = await createContext(config, secrets, { overrides: { vault } })
+  const ctx: AppContext = await createContext(config, secrets, {
+    overrides: logger ? { vault, logger } : { vault },
+  })
   let count: number
   try {
     count = await ctx.authorities.rewrapAll()

@@ -29,6 +29,12 @@ export interface Config {
     signingNonces: number
     /** Validate every XRPC output against its schema (catches our own bugs; costs CPU). */
     validateOutput: boolean
+    /** Time a client has to send a whole request, headers and body (Node's requestTimeout). */
+    requestTimeoutMs: number
+    /** Connections held open at once, in all (more are closed as soon as they are accepted). */
+    maxConnections: number
+    /** Connections held open at once from one client address (IPv6: one /64). */
+    maxConnectionsPerAddress: number
   }
   db: {
     kind: DatabaseKind
@@ -192,6 +198,9 @@ export const envSchema = z.object({
   GATEHOUSE_SIGNING_THREADS: int(0, 64).default(1),
   GATEHOUSE_SIGNING_NONCES: int(0, 100_000).default(64),
   GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
+  GATEHOUSE_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(300_000),
+  GATEHOUSE_MAX_CONNECTIONS: int(1, 1_000_000).default(900),
+  GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(128),
   GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
   GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
   GATEHOUSE_DID_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
@@ -306,6 +315,9 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       signingThreads: e.GATEHOUSE_SIGNING_THREADS,
       signingNonces: e.GATEHOUSE_SIGNING_NONCES,
       validateOutput: e.GATEHOUSE_VALIDATE_OUTPUT ?? e.GATEHOUSE_ENV !== 'production',
+      requestTimeoutMs: e.GATEHOUSE_REQUEST_TIMEOUT_MS,
+      maxConnections: e.GATEHOUSE_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: e.GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS,
     },
     db: {
       kind: dbUrl.startsWith('file:') ? 'sqlite' : 'postgres',

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import type { AppContext } from './context.js'
@@ -9,6 +11,7 @@ import {
   RateLimitExceededError,
   toXrpcError,
 } from './errors.js'
+import { limitConnections } from './connections.js'
 import { registerHealth } from './health.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
@@ -22,6 +25,50 @@ declare module 'fastify' {
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/
+/** Node's default time to receive request headers; a shorter request timeout lowers it. */
+const HEADERS_TIMEOUT_MS = 60_000
+const CONNECTIONS_CHECK_INTERVAL_MS = 1000
+/** Retry-After of a 503 (and of a 429 that does not carry its own). */
+const DEFAULT_RETRY_AFTER_SEC = 5
+
+/**
+ * Whether `err` is the client hanging up (the request stream aborted, or a premature close of it),
+ * rather than a failure of ours. Other errors stay errors even when the client has gone.
+ */
+function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code
+  const reset = code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE'
+  return reset && (raw.aborted || raw.destroyed)
+}
+
+/**
+ * Answers what Node refuses before a request reaches Fastify (a request not received in time,
+ * oversized headers, malformed HTTP) in the XRPC envelope, then closes the connection. Nothing is
+ * written when a response has already gone out on the connection (a refusal sent while the body
+ * was still arriving): a second status line would be garbage to the client.
+ */
+function clientErrorHandler(log: Logger) {
+  return (err: Error & { code?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    const [status, error, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'RequestTimeout', 'The request was not received in time']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'RequestHeaderFieldsTooLarge', 'Request headers are too large']
+          : [400, 'InvalidRequest', 'Malformed HTTP request']
+    const address = socket.remoteAddress
+    if (status === 408) log.info({ address }, 'request not received in time: connection closed')
+    else log.debug({ address, code: err.code }, 'malformed HTTP request: connection closed')
+    if (socket.writable && socket.bytesWritten === 0) {
+      const body = JSON.stringify({ error, message })
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+    }
+    socket.destroy()
+  }
+}
 
 /**
  * Builds the HTTP server around a context: XRPC routes, health, the one error handler and the
@@ -32,6 +79,15 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: subsystem(ctx.logger, 'xrpc') as FastifyBaseLogger,
     bodyLimit: cfg.bodyLimitBytes,
+    // A whole request (headers and body) must arrive within this; Fastify's default is no limit,
+    // which let bodies sent a byte at a time hold connections for ever. Node answers 408 and closes.
+    requestTimeout: cfg.requestTimeoutMs,
+    clientErrorHandler: clientErrorHandler(subsystem(ctx.logger, 'http')),
+    http: {
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, cfg.requestTimeoutMs),
+      // Node looks for expired requests this often (its default, 30 s, would let one overstay).
+      connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+    },
     trustProxy: cfg.trustProxy,
     // One access-log line per request comes from the onResponse hook below, with a redacted URL.
     logController: new LogController({ disableRequestLogging: true }),
@@ -54,6 +110,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload))
 
   app.decorate('xrpc', new XrpcRouter(app, ctx))
+  limitConnections(app.server, cfg, subsystem(ctx.logger, 'http'))
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id)
@@ -75,12 +132,20 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   app.setErrorHandler(async (err, req, reply) => {
     const x = toXrpcError(err)
-    if (x.status >= 500 && x.status !== 501) {
+    if (clientWentAway(err, req.raw)) {
+      // The client hung up while we read its request: no one will see an answer, and nothing of
+      // ours failed (the reset surfaces as ECONNRESET, which would otherwise read as a 503).
+      req.log.info({ method: req.method, url: redactUrl(req.url) }, 'request aborted by the client')
+    } else if (x.status >= 500 && x.status !== 501) {
       req.log.error({ err: x === err ? err : (x.cause ?? err) }, 'request failed')
     } else {
       req.log.info({ status: x.status, error: x.error, message: x.message }, 'request refused')
     }
-    if (x.status === 503 || x.status === 429) reply.header('retry-after', '5')
+    // The rate limiter has already said when its window resets (Retry-After, in step with
+    // x-ratelimit-reset); a made-up figure here would contradict it.
+    if ((x.status === 503 || x.status === 429) && !reply.hasHeader('retry-after')) {
+      reply.header('retry-after', String(DEFAULT_RETRY_AFTER_SEC))
+    }
     return reply.code(x.status).send(x.toBody())
   })
 

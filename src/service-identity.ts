@@ -1,6 +1,7 @@
 import { webDidDocument } from './authorities/did-web.js'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensurePrivateDir } from './files.js'
 import type { Config, Secrets } from './config.js'
 import { Keypair } from './crypto/keypair.js'
 
@@ -50,7 +51,7 @@ export function loadServiceKey(config: Config, secrets: Secrets): Keypair {
     }
     return Keypair.fromSecretKey('secp256k1', Buffer.from(stored.privateKeyHex!, 'hex'))
   }
-  mkdirSync(dir, { recursive: true })
+  ensurePrivateDir(dir)
   const key = Keypair.generate('secp256k1')
   const body = JSON.stringify({
     curve: 'secp256k1',

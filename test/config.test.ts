@@ -17,6 +17,9 @@ t.test('defaults need no environment at all', async (t) => {
   t.equal(config.mode, 'development')
   t.equal(config.service.validateOutput, true)
   t.equal(config.service.bodyLimitBytes, 1024 * 1024)
+  t.equal(config.service.requestTimeoutMs, 300_000)
+  t.equal(config.service.maxConnections, 900)
+  t.equal(config.service.maxConnectionsPerAddress, 128)
   t.same(secrets, {})
 })
 
@@ -54,6 +57,9 @@ t.test('a bad value names its variable in one line', async (t) => {
     [{ GATEHOUSE_LOG_LEVEL: 'loud' }, 'GATEHOUSE_LOG_LEVEL'],
     [{ GATEHOUSE_BODY_LIMIT_BYTES: '12' }, 'GATEHOUSE_BODY_LIMIT_BYTES'],
     [{ GATEHOUSE_PROT: '1' }, 'GATEHOUSE_PROT'],
+    [{ GATEHOUSE_REQUEST_TIMEOUT_MS: '10' }, 'GATEHOUSE_REQUEST_TIMEOUT_MS'],
+    [{ GATEHOUSE_MAX_CONNECTIONS: '0' }, 'GATEHOUSE_MAX_CONNECTIONS'],
+    [{ GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS: '0' }, 'GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS'],
   ]
   for (const [env, variable] of cases) {
     const err = t.throws(() => loadConfig(env)) as ConfigError

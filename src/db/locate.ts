@@ -1,13 +1,23 @@
-import { existsSync, mkdirSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
+import { ensurePrivateDir, ensurePrivateFile, narrowToOwner } from '../files.js'
 
 export { PACKAGE_ROOT } from '../paths.js'
 
-/** A `file:` URL's path, made absolute and with its folder created. */
+/** Files SQLite keeps beside a database in WAL mode (and in rollback mode, the journal). */
+const SQLITE_SIDE_FILES = ['-wal', '-shm', '-journal']
+
+/**
+ * A `file:` URL's path, made absolute, with its folder created (0700) and the database file itself
+ * created or narrowed to 0600 before SQLite opens it: SQLite gives the -wal and -shm files it makes
+ * later the database file's own mode, so they are private too. Side files left wider by an older
+ * version are narrowed here as well.
+ */
 export function sqlitePath(url: string): string {
   const raw = url.replace(/^file:/, '')
   const path = isAbsolute(raw) ? raw : resolve(raw)
-  if (!existsSync(dirname(path))) mkdirSync(dirname(path), { recursive: true })
+  ensurePrivateDir(dirname(path))
+  ensurePrivateFile(path)
+  for (const suffix of SQLITE_SIDE_FILES) narrowToOwner(`${path}${suffix}`)
   return path
 }
 

@@ -26,6 +26,7 @@ export class MigrationError extends Error {
 }
 
 const PG_LOCK_ID = 0x6761_7465 // "gate"
+const PG_CONNECT_TIMEOUT_MS = 10_000
 
 export function readMigrations(kind: DatabaseKind): Migration[] {
   const dir = join(PACKAGE_ROOT, 'prisma/migrations', kind === 'sqlite' ? 'sqlite' : 'postgresql')
@@ -100,7 +101,8 @@ function migrateSqlite(url: string, all: Migration[]): string[] {
 
 async function migratePostgres(url: string, all: Migration[]): Promise<string[]> {
   const { connectionString, schema } = pgTarget(url)
-  const client = new pg.Client({ connectionString })
+  // An address that drops packets would otherwise hold the start for minutes of TCP retries.
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS })
   await client.connect()
   try {
     // The lock comes first: CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.

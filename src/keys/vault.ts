@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensurePrivateDir } from '../files.js'
 
 /**
  * Private keys at rest: AES-256-GCM under a key-encryption key (KEK). The KEK comes from
@@ -61,7 +62,7 @@ export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string
   }
   const path = join(dataDir, KEK_FILE)
   if (existsSync(path)) return readKeyFile(path)
-  mkdirSync(dataDir, { recursive: true })
+  ensurePrivateDir(dataDir)
   const key = randomBytes(32)
   writeFileSync(path, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)

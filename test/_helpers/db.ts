@@ -53,3 +53,20 @@ export async function createTestDatabase(label = 'test'): Promise<TestDatabase> 
     },
   }
 }
+
+/**
+ * A data dir and a database of the test's own for a `gatehouse` process (the database on
+ * PostgreSQL in the CI leg that sets GATEHOUSE_TEST_DATABASE_URL), removed when the test ends.
+ */
+export async function processWorld(
+  t: { teardown(fn: () => unknown): void },
+  label: string,
+): Promise<{ dataDir: string; db: TestDatabase }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'))
+  const db = await createTestDatabase(label)
+  t.teardown(async () => {
+    rmSync(dataDir, { recursive: true, force: true })
+    await db.cleanup()
+  })
+  return { dataDir, db }
+}

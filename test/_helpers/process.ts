@@ -27,15 +27,29 @@ export interface RunningProcess {
 
 /** Runs the real `gatehouse` command (from source, through tsx) with exactly the given environment. */
 export function runGatehouse(args: string[], env: Record<string, string>): RunningProcess {
-  const child = spawn(
+  return runCommand(
     process.execPath,
     ['--import', 'tsx', join(PACKAGE_ROOT, 'src/bin.ts'), ...args],
-    {
-      cwd: PACKAGE_ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { cwd: PACKAGE_ROOT, env },
   )
+}
+
+/**
+ * Runs a command with exactly the given environment (and PATH), collecting its output lines.
+ * `detached` gives it a process group of its own, whose id is its pid: signal the group as a
+ * terminal would, or check that nothing of it is left.
+ */
+export function runCommand(
+  command: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string>; detached?: boolean },
+): RunningProcess {
+  const child = spawn(command, args, {
+    cwd: opts.cwd,
+    env: { PATH: process.env.PATH ?? '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
+  })
   const stdout: string[] = []
   const stderr: string[] = []
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = []

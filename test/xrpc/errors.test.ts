@@ -3,6 +3,8 @@
  * (501 unknown method, 400 wrong HTTP method / bad params / bad JSON, 413, 415, 429, 500 with nothing
  * leaked), params and input go through zod, outputs are checked in test mode, and request ids flow.
  */
+import { connect } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { z } from 'zod'
 import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
@@ -44,10 +46,15 @@ const refuse = defineProcedure({
 
 const SECRET_DETAIL = 'db password is hunter2'
 
-async function arbiter(t: TestLike, env?: Record<string, string>) {
+async function arbiter(
+  t: TestLike,
+  env?: Record<string, string>,
+  extra?: (app: FastifyInstance) => void,
+) {
   return TestArbiter.create(t, {
     env,
     beforeListen(app) {
+      extra?.(app)
       app.xrpc.add(echo, { handler: async ({ params }) => params })
       app.xrpc.add(store, { handler: async ({ input }) => ({ stored: input.name }) })
       app.xrpc.add(boom, {
@@ -239,5 +246,34 @@ t.test('the rate limit answers 429 RateLimitExceeded, and spares health checks',
   const limited = await a.fetch('/xrpc/dev.gatehouse.server.describeServer')
   t.match(await body(limited), { error: 'RateLimitExceeded' })
   t.ok(limited.headers.get('retry-after'))
+  t.equal(
+    limited.headers.get('retry-after'),
+    limited.headers.get('x-ratelimit-reset'),
+    'Retry-After says when the window resets, as x-ratelimit-reset does',
+  )
   t.equal((await a.fetch('/xrpc/_health')).status, 200)
+})
+
+t.test('a client that hangs up mid-body is logged at info, not as our failure', async (t) => {
+  let reading!: () => void
+  const bodyRead = new Promise<void>((resolve) => (reading = resolve))
+  const a = await arbiter(t, undefined, (app) =>
+    app.addHook('preParsing', async (req) => {
+      if (req.id === 'hangs-up') reading()
+    }),
+  )
+  const socket = connect(Number(new URL(a.url).port), '127.0.0.1')
+  socket.write(
+    'POST /xrpc/dev.gatehouse.test.store HTTP/1.1\r\nHost: x\r\nx-request-id: hangs-up\r\n' +
+      'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":',
+  )
+  await bodyRead
+  socket.destroy()
+  const seen = () => a.logs.entries.filter((e) => e.reqId === 'hangs-up')
+  for (let i = 0; i < 200 && seen().length === 0; i++) await new Promise((r) => setTimeout(r, 25))
+  t.match(seen(), [{ level: 30, msg: 'request aborted by the client' }])
+  t.notOk(
+    a.logs.entries.some((e) => (e.level as number) >= 50),
+    'nothing at error level',
+  )
 })
