@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js'
 import { parseDidKey } from '../crypto/did-key.js'
-import { normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
+import { DPOP_MAX_AGE_SEC, DPOP_SKEW_SEC, normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
 import { SignatureError, TokenError } from '../crypto/errors.js'
 import {
   AUDIENCE_HEADER,
@@ -131,10 +131,12 @@ export class AuthVerifier {
       accessToken: presented?.token,
       expectedJkt: presented?.jkt,
     })
+    // Held for exactly as long as the proof could be accepted (its `iat` is no more than the skew
+    // ahead of us, or verifyDpopProof refused it).
     const fresh = await this.deps.replay.consume(
       `dpop@${proof.jkt}`,
       proof.jti,
-      new Date((Math.max(proof.iat, now) + 60 + CLOCK_SKEW_SEC) * 1000),
+      new Date((proof.iat + DPOP_MAX_AGE_SEC + DPOP_SKEW_SEC) * 1000),
     )
     if (!fresh) throw new SignatureError('BadDpopProof', 'DPoP proof replayed')
     return { kind: 'dpop', jkt: proof.jkt }
@@ -189,6 +191,8 @@ export class AuthVerifier {
         if ('error' in checked) throw checked.error
         binding = { kind: 'signature', keyDid: checked.value.keyDid }
       }
+      // Held until the token expires: no later than MAX_DELEGATION_TTL_SEC from now, as
+      // parseSpaceToken bounds `exp`.
       const fresh = await this.deps.replay.consume(
         `delegation@${token.claims.iss}`,
         token.claims.jti,
