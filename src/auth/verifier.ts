@@ -47,6 +47,11 @@ export interface AuthVerifierDeps {
   publicUrl: string
   /** Accept generation A DPoP proofs as well as generation C request signatures. */
   acceptDpop: boolean
+  /**
+   * When the current instance of a space began (whole seconds), undefined when it has none.
+   * Credentials issued before it were issued for a deleted instance.
+   */
+  spaceSinceSec(spaceUri: string): Promise<number | undefined>
 }
 
 /** Every value a header arrived with, from the raw header list (so repeats are visible). */
@@ -249,6 +254,17 @@ export class AuthVerifier {
         )
         if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
           throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
+        }
+        // Deleting a space revokes its credentials; should that have been missed (a crash between
+        // the two), one issued before the space's current instance is still refused: it never
+        // passed this instance's perimeter. `iat` is whole seconds, so the second of re-creation
+        // itself counts as the new instance's.
+        const since = await this.deps.spaceSinceSec(token.claims.sub)
+        if (since !== undefined && token.claims.iat! < since) {
+          throw new AuthRequiredError(
+            'space credential was issued for a deleted instance of this space',
+            'CredentialRevoked',
+          )
         }
         return { type: 'space_credential', ...facts(token, binding), audience }
       } catch (err) {
