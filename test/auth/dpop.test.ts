@@ -50,6 +50,16 @@ async function world(t: TestLike & { name: string }, env?: Record<string, string
   }
 }
 
+/** getSpaceCredential's auth step with a fresh delegation token and the given proof. */
+async function exchangeWithProof(w: Awaited<ReturnType<typeof world>>, dpop: string) {
+  const token = delegationToken({ user: w.user, space: w.space, nowSec: w.now })
+  const res = await w.a.fetch('/xrpc/dev.gatehouse.test.exchange', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, dpop },
+  })
+  return { status: res.status, body: await res.json() }
+}
+
 t.test(
   'a delegation token exchanged with a DPoP proof binds the credential to the proof key',
   async (t) => {
@@ -76,14 +86,7 @@ t.test(
   async (t) => {
     const w = await world(t)
     const h = await holder()
-    const send = async (dpop: string) => {
-      const token = delegationToken({ user: w.user, space: w.space, nowSec: w.now })
-      const res = await w.a.fetch('/xrpc/dev.gatehouse.test.exchange', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, dpop },
-      })
-      return { status: res.status, body: await res.json() }
-    }
+    const send = (dpop: string) => exchangeWithProof(w, dpop)
     const htu = `${PUBLIC}/xrpc/dev.gatehouse.test.exchange`
     t.match(
       await send(
@@ -125,14 +128,7 @@ t.test(
     const w = await world(t)
     const h = await holder()
     const htu = `${PUBLIC}/xrpc/dev.gatehouse.test.exchange`
-    const send = async (dpop: string) => {
-      const token = delegationToken({ user: w.user, space: w.space, nowSec: w.now })
-      const res = await w.a.fetch('/xrpc/dev.gatehouse.test.exchange', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, dpop },
-      })
-      return { status: res.status, body: await res.json() }
-    }
+    const send = (dpop: string) => exchangeWithProof(w, dpop)
     for (const ahead of [DPOP_SKEW_SEC + 1, 3600, 10 * 365 * 86_400]) {
       t.match(
         await send(await proof(h, { htm: 'POST', htu, iat: w.now + ahead })),

@@ -306,16 +306,21 @@ async function listRepos(w: SpaceWorld, cred: { body: Record<string, unknown>; h
   return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
+/** A public space with one writer (its repo host recorded), and an admin to manage it. */
+async function publicSpace(t: Parameters<typeof spaceWorld>[0]) {
+  const w = await spaceWorld(t, { env, policy: PUBLIC_POLICY })
+  const host = await repoHost(t)
+  await withWriters(w, [host])
+  return { w, host, call: await admin(w) }
+}
+
 const jtiOf = (cred: { body: Record<string, unknown> }) =>
   decodeToken(cred.body.credential as string).payload.jti as string
 
 t.test(
   'a credential does not outlive its space: deleting revokes every live one, here and at repo hosts',
   async (t) => {
-    const w = await spaceWorld(t, { env, policy: PUBLIC_POLICY })
-    const host = await repoHost(t)
-    await withWriters(w, [host])
-    const call = await admin(w)
+    const { w, host, call } = await publicSpace(t)
     const stranger = await w.getCredential(w.user('stranger'))
     t.equal((await listRepos(w, stranger)).status, 200, 'a public space: anyone reads')
 
@@ -370,10 +375,9 @@ t.test(
 t.test(
   'narrowing the read policy revokes what it no longer admits; widening revokes nothing',
   async (t) => {
-    const w = await spaceWorld(t, { env, policy: PUBLIC_POLICY })
-    const host = await repoHost(t)
-    await withWriters(w, [host])
-    const call = await admin(w)
+    const { w, host, call } = await publicSpace(t)
+    const update = (readPolicy: Record<string, unknown>, more: Record<string, unknown> = {}) =>
+      call('com.atproto.simplespace.updateSpace', { space: w.space, readPolicy, ...more })
     const member = w.user('member')
     await w.a.ctx.spaces.putMember(w.space, member.did, { read: true, write: true })
     const writeOnly = w.user('write-only')
@@ -392,13 +396,7 @@ t.test(
         ),
       )
 
-    t.equal(
-      await call('com.atproto.simplespace.updateSpace', {
-        space: w.space,
-        readPolicy: { $type: `${D}#memberListPolicy` },
-      }),
-      200,
-    )
+    t.equal(await update({ $type: `${D}#memberListPolicy` }), 200)
     t.same(
       await statuses(),
       { member: 200, writeOnly: 401, stranger: 401, authority: 200 },
@@ -411,13 +409,7 @@ t.test(
       'and repo hosts are told',
     )
 
-    t.equal(
-      await call('com.atproto.simplespace.updateSpace', {
-        space: w.space,
-        readPolicy: { $type: `${D}#publicPolicy` },
-      }),
-      200,
-    )
+    t.equal(await update({ $type: `${D}#publicPolicy` }), 200)
     t.same(
       await statuses(),
       { member: 200, writeOnly: 401, stranger: 401, authority: 200 },
@@ -425,11 +417,7 @@ t.test(
     )
     const latecomer = await w.getCredential(w.user('latecomer'))
     t.equal(
-      await call('com.atproto.simplespace.updateSpace', {
-        space: w.space,
-        readPolicy: { $type: `${D}#publicPolicy` },
-        writePolicy: { $type: `${D}#publicPolicy` },
-      }),
+      await update({ $type: `${D}#publicPolicy` }, { writePolicy: { $type: `${D}#publicPolicy` } }),
       200,
     )
     t.equal((await listRepos(w, latecomer)).status, 200, 'the same read policy revokes nothing')
@@ -437,13 +425,7 @@ t.test(
     t.equal(host.calls.length, 1, 'and sends no notice')
 
     const app = w.user('managing-app')
-    t.equal(
-      await call('com.atproto.simplespace.updateSpace', {
-        space: w.space,
-        readPolicy: { $type: `${D}#managingAppPolicy`, managingApp: app.did },
-      }),
-      200,
-    )
+    t.equal(await update({ $type: `${D}#managingAppPolicy`, managingApp: app.did }), 200)
     t.same(
       await statuses(),
       { member: 401, writeOnly: 401, stranger: 401, authority: 200 },
