@@ -136,6 +136,7 @@ export async function createContext(
       clock,
       publicUrl: cfg.service.publicUrl,
       acceptDpop: cfg.auth.acceptDpop,
+      spaceSinceSec: (uri) => spaces.instanceSinceSec(uri),
     })
   const presets = overrides.presets ?? PolicyRegistry.load()
   const vault =

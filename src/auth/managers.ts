@@ -1,17 +1,19 @@
 import { spaceAuthority } from '../lexicon/formats.js'
 import { lookupHostedSpace } from '../spaces/hosted.js'
+import { assertAddressedToHost } from './audience.js'
 import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
 import { hasRole, type ManagerRole } from '../authorities/managers.js'
-import { AuthRequiredError, ForbiddenError, InvalidRequestError } from '../errors.js'
+import { AuthRequiredError, InvalidRequestError } from '../errors.js'
 import type { SpaceConfig } from '../policy/types.js'
 import type { AnonymousAuth, CredentialAuth, ServiceAuth } from './output.js'
 
 /**
  * Management calls (simplespace.*, dev.gatehouse.*) arrive with service auth from a manager's DID.
- * The token must be addressed to this host — Gatehouse's own DID, or the authority it answers for —
- * and its issuer must hold at least `needed` for the space's authority. Anyone else gets the
- * lexicon's NotSpaceOwner (400), the error the reference gives a non-owner.
+ * The token must be addressed to this host — Gatehouse's own DID, or the authority it answers for
+ * (`assertAddressedToHost`, else 403) — and its issuer must hold at least `needed` for the space's
+ * authority. Anyone else gets the lexicon's NotSpaceOwner (400), the error the reference gives a
+ * non-owner.
  */
 export async function assertManager(
   ctx: AppContext,
@@ -19,15 +21,17 @@ export async function assertManager(
   authority: string,
   needed: ManagerRole,
 ): Promise<ManagerRole> {
-  const service = ctx.cfg.service.did
-  const audiences = [
-    service,
-    `${service}#atproto_space_host`,
-    authority,
-    `${authority}#atproto_space_host`,
-  ]
-  if (!audiences.includes(auth.aud))
-    throw new ForbiddenError('service auth is not addressed to this host')
+  assertAddressedToHost(auth, ctx.cfg.service.did, authority)
+  return assertRole(ctx, auth, authority, needed)
+}
+
+/** The issuer's role for `authority`, when it is at least `needed`; NotSpaceOwner otherwise. */
+async function assertRole(
+  ctx: AppContext,
+  auth: ServiceAuth,
+  authority: string,
+  needed: ManagerRole,
+): Promise<ManagerRole> {
   const role = await ctx.managers.roleOf(authority, auth.iss)
   if (!hasRole(role, needed)) {
     throw new InvalidRequestError(
@@ -51,6 +55,9 @@ export async function authorizeSpaceManagement(
   opts: { managingApp?: boolean } = {},
 ): Promise<SpaceConfig> {
   const authority = spaceAuthority(spaceUri)
+  // The audience first, for every caller: the managing app's tokens are bound to us as a
+  // manager's are, and a misaddressed token learns nothing about the space.
+  assertAddressedToHost(auth, ctx.cfg.service.did, authority)
   const found = await lookupHostedSpace(ctx, spaceUri)
   if (opts.managingApp && found.state === 'active') {
     const caller = auth.iss.split('#')[0]
@@ -59,7 +66,7 @@ export async function authorizeSpaceManagement(
     )
     if (apps.includes(caller)) return found.config
   }
-  await assertManager(ctx, auth, authority, needed)
+  await assertRole(ctx, auth, authority, needed)
   if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
   return found.config
 }

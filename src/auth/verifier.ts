@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js'
 import { parseDidKey } from '../crypto/did-key.js'
-import { normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
+import { DPOP_MAX_AGE_SEC, DPOP_SKEW_SEC, normalizeHtu, verifyDpopProof } from '../crypto/dpop.js'
 import { SignatureError, TokenError } from '../crypto/errors.js'
 import {
   AUDIENCE_HEADER,
@@ -50,6 +50,11 @@ export interface AuthVerifierDeps {
   publicUrl: string
   /** Accept generation A DPoP proofs as well as generation C request signatures. */
   acceptDpop: boolean
+  /**
+   * When the current instance of a space began (whole seconds), undefined when it has none.
+   * Credentials issued before it were issued for a deleted instance.
+   */
+  spaceSinceSec(spaceUri: string): Promise<number | undefined>
 }
 
 /** Every value a header arrived with, from the raw header list (so repeats are visible). */
@@ -134,10 +139,12 @@ export class AuthVerifier {
       accessToken: presented?.token,
       expectedJkt: presented?.jkt,
     })
+    // Held for exactly as long as the proof could be accepted (its `iat` is no more than the skew
+    // ahead of us, or verifyDpopProof refused it).
     const fresh = await this.deps.replay.consume(
       `dpop@${proof.jkt}`,
       proof.jti,
-      new Date((Math.max(proof.iat, now) + 60 + CLOCK_SKEW_SEC) * 1000),
+      new Date((proof.iat + DPOP_MAX_AGE_SEC + DPOP_SKEW_SEC) * 1000),
     )
     if (!fresh) throw new SignatureError('BadDpopProof', 'DPoP proof replayed')
     return { kind: 'dpop', jkt: proof.jkt }
@@ -192,6 +199,8 @@ export class AuthVerifier {
         if ('error' in checked) throw checked.error
         binding = { kind: 'signature', keyDid: checked.value.keyDid }
       }
+      // Held until the token expires: no later than MAX_DELEGATION_TTL_SEC from now, as
+      // parseSpaceToken bounds `exp`.
       const fresh = await this.deps.replay.consume(
         `delegation@${token.claims.iss}`,
         token.claims.jti,
@@ -248,8 +257,24 @@ export class AuthVerifier {
           auth.token,
           now,
         )
-        if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
-          throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
+        // Revocation applies to the space's current instance. On a space that is no longer active
+        // the contract (§4.5) answers every method SpaceNotFound, which the handler does: deletion
+        // revokes credentials for the repo hosts' sake, not to change that answer here.
+        const since = await this.deps.spaceSinceSec(token.claims.sub)
+        if (since !== undefined) {
+          if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
+            throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
+          }
+          // Should a deletion's revocation have been missed (a crash between the two), a credential
+          // issued before the space's current instance is still refused: it never passed this
+          // instance's perimeter. `iat` is whole seconds, so the second of re-creation itself
+          // counts as the new instance's.
+          if (token.claims.iat! < since) {
+            throw new AuthRequiredError(
+              'space credential was issued for a deleted instance of this space',
+              'CredentialRevoked',
+            )
+          }
         }
         this.deps.resolver.confirm(token.claims.iss)
         return { type: 'space_credential', ...facts(token, binding), audience }

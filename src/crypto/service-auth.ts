@@ -2,7 +2,7 @@ import { isDid } from '../lexicon/formats.js'
 import { TokenError } from './errors.js'
 import { parseJws, signJws, signJwsWith, type Signer } from './jws.js'
 import type { Keypair } from './keypair.js'
-import { randomJti, verifyWithRefresh, type PublicKey } from './space-token.js'
+import { assertTokenTimes, randomJti, verifyWithRefresh, type PublicKey } from './space-token.js'
 
 /**
  * Inter-service JWTs (atproto service auth), as peers mint and check them: header `{ typ: "JWT", alg }`,
@@ -10,6 +10,12 @@ import { randomJti, verifyWithRefresh, type PublicKey } from './space-token.js'
  */
 
 export const SERVICE_JWT_TTL_SEC = 60
+/**
+ * Inbound service JWTs living longer than this are refused. The reference mints 60 s, but a PDS's
+ * com.atproto.server.getServiceAuth hands out tokens for a method (`lxm`) for up to an hour, and
+ * managers may call us with those.
+ */
+export const MAX_SERVICE_JWT_TTL_SEC = 3600
 
 /** Token types that are never service auth: OAuth access and refresh tokens, DPoP proofs. */
 const FOREIGN_TYPES = new Set(['at+jwt', 'refresh+jwt', 'dpop+jwt'])
@@ -71,8 +77,9 @@ export interface ServiceVerifyOptions {
 
 /**
  * Verifies a service JWT in the order atproto's xrpc-server does: structure, `typ`, expiry (no skew),
- * audience when asked, `lxm`, issuer, then the signature (high-S allowed; one key refetch). There is
- * no replay check: service auth has none on the wire.
+ * audience when asked, `lxm`, issuer, then the signature (high-S allowed; one key refetch). Beyond
+ * xrpc-server, the lifetime is bounded (MAX_SERVICE_JWT_TTL_SEC) and `iat` may not be in the future
+ * (`assertTokenTimes`), right after expiry. There is no replay check: service auth has none on the wire.
  */
 export async function verifyServiceJwt(
   token: string,
@@ -87,6 +94,7 @@ export async function verifyServiceJwt(
   if (typeof p.exp !== 'number' || !Number.isFinite(p.exp))
     throw new TokenError('BadJwt', 'jwt "exp" is missing')
   if (opts.nowSec > p.exp) throw new TokenError('JwtExpired', 'jwt expired')
+  assertTokenTimes({ iat: p.iat, exp: p.exp }, opts.nowSec, MAX_SERVICE_JWT_TTL_SEC, 'jwt')
   if (typeof p.aud !== 'string' || p.aud.length === 0) {
     throw new TokenError('BadJwtAudience', 'jwt audience is missing')
   }

@@ -13,10 +13,20 @@ import type { Keypair } from './keypair.js'
  * caller's job (src/auth/verifier.ts), done after the signature so strangers cannot burn nonces.
  */
 
-/** Clock skew allowed on `exp` (and on a credential's `iat`). */
+/** Clock skew allowed on `exp`, and how far ahead of our clock any token's `iat` may be. */
 export const CLOCK_SKEW_SEC = 5
 /** Delegation tokens live this long when we mint them (tests, clients). */
 export const DELEGATION_TTL_SEC = 60
+/**
+ * Verifiers refuse delegation tokens living longer than this. Five times the reference's 60 s, for
+ * PDSes that mint longer ones; their `jti` is held this long at most.
+ */
+export const MAX_DELEGATION_TTL_SEC = 300
+/**
+ * No client attestation lives longer than this, whatever GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC
+ * (which may only narrow it) says; clients choose their own lifetime, 60 s in the reference.
+ */
+export const MAX_ATTESTATION_TTL_SEC = 3600
 /** Our credentials' default lifetime (generation C). */
 export const CREDENTIAL_TTL_SEC = 600
 /**
@@ -42,6 +52,10 @@ export type SpaceTokenKind = 'delegation' | 'credential' | 'attestation'
 
 interface TokenType {
   typ: string
+  /** The longest lifetime accepted (from `iat`, or from now when there is none). */
+  maxTtlSec: number
+  /** `iat` must be present, and `exp` after it (generation C credentials). */
+  requireIat: boolean
   /** `aud` must be present. */
   requireAud: boolean
   /** `cnf` must be present (credentials are bound to a key). */
@@ -53,22 +67,35 @@ interface TokenType {
 export const SPACE_TOKEN_TYPES: Record<SpaceTokenKind, TokenType> = {
   delegation: {
     typ: 'atproto-space-delegation+jwt',
+    maxTtlSec: MAX_DELEGATION_TTL_SEC,
+    requireIat: false,
     requireAud: true,
     requireCnf: false,
     subIsSpace: true,
   },
   credential: {
     typ: 'atproto-space-credential+jwt',
+    maxTtlSec: CREDENTIAL_MAX_TTL_SEC,
+    requireIat: true,
     requireAud: false,
     requireCnf: true,
     subIsSpace: true,
   },
   attestation: {
     typ: 'atproto-client-attestation+jwt',
+    maxTtlSec: MAX_ATTESTATION_TTL_SEC,
+    requireIat: false,
     requireAud: true,
     requireCnf: false,
     subIsSpace: false,
   },
+}
+
+/** How refusals name each kind. */
+const TOKEN_NAMES: Record<SpaceTokenKind, string> = {
+  delegation: 'delegation token',
+  credential: 'credential',
+  attestation: 'client attestation',
 }
 
 /** The verification methods a space token's `kid` may name. */
@@ -113,9 +140,38 @@ function parseCnf(raw: unknown): Confirmation {
 }
 
 /**
+ * The time rules every token kind shares, beyond expiry (which the verifier checks, so that an `exp`
+ * before `iat` stays JwtExpired as in the reference). `iat`, when present, must be a number no more
+ * than CLOCK_SKEW_SEC ahead of `nowSec`, with `exp` at most `maxTtlSec` after it; without `iat`,
+ * `exp` may be at most `maxTtlSec` (plus the skew) ahead. Throws BadJwt, naming the token as `what`.
+ */
+export function assertTokenTimes(
+  claims: { iat?: unknown; exp: number },
+  nowSec: number,
+  maxTtlSec: number,
+  what: string,
+): void {
+  const { iat, exp } = claims
+  // Bounding every lifetime keeps single-use records (held until `exp`) bounded too, and keeps
+  // absurd times (beyond what a Date holds) from ever reaching storage.
+  if (iat === undefined) {
+    if (exp - nowSec > maxTtlSec + CLOCK_SKEW_SEC)
+      throw new TokenError('BadJwt', `${what} lifetime exceeds ${maxTtlSec} s`)
+    return
+  }
+  if (!isNum(iat)) throw new TokenError('BadJwt', `${what} "iat" is not a number`)
+  // A token issued in the future is a broken clock, or one minted ahead to outlive its lifetime.
+  if (iat > nowSec + CLOCK_SKEW_SEC) throw new TokenError('BadJwt', `${what} is not yet valid`)
+  if (exp - iat > maxTtlSec)
+    throw new TokenError('BadJwt', `${what} lifetime exceeds ${maxTtlSec} s`)
+}
+
+/**
  * Structural checks for one token kind, in the reference's order: three parts, `typ`, `alg`, `iss`,
  * `sub`, `exp`, `aud` and `cnf` where required, `jti`; attestations need `iss === sub`; credentials
- * need `iat`, `exp > iat`, a lifetime within CREDENTIAL_MAX_TTL_SEC and an `iat` not in the future.
+ * need `iat`. Then the time rules of `assertTokenTimes`, with the kind's longest lifetime
+ * (credentials: CREDENTIAL_MAX_TTL_SEC, as generation C's verifiers; delegation tokens:
+ * MAX_DELEGATION_TTL_SEC; attestations: MAX_ATTESTATION_TTL_SEC).
  */
 export function parseSpaceToken(
   kind: SpaceTokenKind,
@@ -148,15 +204,11 @@ export function parseSpaceToken(
       'client attestation "iss" and "sub" must both be the client_id',
     )
   }
-  if (kind === 'credential') {
-    if (!isNum(p.iat)) throw new TokenError('BadJwt', 'credential "iat" is missing')
-    if (p.exp <= p.iat) throw new TokenError('BadJwt', 'credential "exp" is not after "iat"')
-    if (p.exp - p.iat > CREDENTIAL_MAX_TTL_SEC) {
-      throw new TokenError('BadJwt', `credential lifetime exceeds ${CREDENTIAL_MAX_TTL_SEC} s`)
-    }
-    if (p.iat > nowSec + CLOCK_SKEW_SEC)
-      throw new TokenError('BadJwt', 'credential is not yet valid')
+  if (type.requireIat) {
+    if (!isNum(p.iat)) throw new TokenError('BadJwt', `${kind} "iat" is missing`)
+    if (p.exp <= p.iat) throw new TokenError('BadJwt', `${kind} "exp" is not after "iat"`)
   }
+  assertTokenTimes({ iat: p.iat, exp: p.exp }, nowSec, type.maxTtlSec, TOKEN_NAMES[kind])
   let space: SpaceRef | undefined
   if (type.subIsSpace) {
     space = parseSpaceRef(p.sub)

@@ -36,6 +36,8 @@ export interface SpaceConfig extends SpacePolicy {
   /** Lifetime of DPoP-bound (generation A) credentials: never longer than `credentialTtlSec`. */
   dpopCredentialTtlSec: number
   rosterVisibility: RosterVisibility
+  /** When this instance of the space was created: re-creating a deleted space starts a new one. */
+  createdAt: Date
 }
 
 /** What a managing app is asked: may `user` have `access` to the space (through `clientId`)? */

@@ -45,6 +45,9 @@ export interface CredentialDeps {
   retryAttempts: number
 }
 
+/** Which space, and whose key signs for it: all revocation needs, even of a deleted space. */
+export type SpaceIdentity = Pick<SpaceConfig, 'uri' | 'authority'>
+
 export class CredentialError extends Error {
   override name = 'CredentialError'
 }
@@ -102,21 +105,35 @@ export class CredentialService {
     return signed
   }
 
+  /** The users holding live (unexpired, unrevoked) credentials for a space. */
+  async liveHolders(space: string): Promise<string[]> {
+    const rows = await this.deps.db.prisma.issuedCredential.findMany({
+      where: { space, revokedAt: null, expiresAt: { gt: this.deps.clock.now() } },
+      select: { userDid: true },
+      distinct: ['userDid'],
+    })
+    return rows.map((r) => r.userDid)
+  }
+
   /**
-   * Revokes the live credentials of a space that match `where` (a user, an app — `clientId: null`
-   * means "issued without an attestation" — or explicit jtis). Refused here at once; repo hosts are
-   * told in the background. Returns how many were revoked.
+   * Revokes the live credentials of a space that match `where` (a user, all users but one, an app
+   * — `clientId: null` means "issued without an attestation" — or explicit jtis; `{}` is every
+   * one). Refused here at once; repo hosts are told in the background: those of the space's
+   * writers, or of `opts.writers` when the writer set is already gone (a deleted space). Returns
+   * how many were revoked.
    */
   async revoke(
-    config: SpaceConfig,
+    config: SpaceIdentity,
     where: {
       userDid?: string
       userDidIn?: string[]
+      userDidNot?: string
       clientId?: string | null
       clientIdIn?: string[]
       clientIdNotIn?: string[]
       jtis?: string[]
     },
+    opts: { writers?: string[] } = {},
   ): Promise<number> {
     const now = this.deps.clock.now()
     const filter = {
@@ -125,6 +142,7 @@ export class CredentialService {
       expiresAt: { gt: now },
       ...(where.userDid !== undefined ? { userDid: where.userDid } : {}),
       ...(where.userDidIn !== undefined ? { userDid: { in: where.userDidIn } } : {}),
+      ...(where.userDidNot !== undefined ? { userDid: { not: where.userDidNot } } : {}),
       ...(where.clientId !== undefined ? { clientId: where.clientId } : {}),
       ...(where.clientIdIn !== undefined ? { clientId: { in: where.clientIdIn } } : {}),
       ...(where.clientIdNotIn !== undefined
@@ -153,15 +171,21 @@ export class CredentialService {
     })
     if (revoked.length > 0) {
       const jtis = revoked.map((r) => r.jti)
-      this.deps.background.add('notifyCredentialRevoked', () => this.notifyRepoHosts(config, jtis))
+      this.deps.background.add('notifyCredentialRevoked', () =>
+        this.notifyRepoHosts(config, jtis, opts.writers),
+      )
     }
     return revoked.length
   }
 
   /** One call per repo host (and per 100 jtis), addressed to a writer DID that host serves. */
-  private async notifyRepoHosts(config: SpaceConfig, jtis: string[]): Promise<void> {
+  private async notifyRepoHosts(
+    config: SpaceIdentity,
+    jtis: string[],
+    writers?: string[],
+  ): Promise<void> {
     const hosts = new Map<string, string>()
-    for (const did of await this.deps.writers.writers(config.uri)) {
+    for (const did of writers ?? (await this.deps.writers.writers(config.uri))) {
       try {
         const endpoint = await this.deps.resolver.resolveServiceEndpoint(did)
         if (!hosts.has(endpoint)) hosts.set(endpoint, did)
@@ -182,7 +206,7 @@ export class CredentialService {
   }
 
   private async sendWithRetry(
-    config: SpaceConfig,
+    config: SpaceIdentity,
     endpoint: string,
     aud: string,
     jtis: string[],

@@ -1,11 +1,14 @@
-import type { SpaceConfig, SpacePolicy } from '../policy/types.js'
+import { spaceAuthority } from '../lexicon/formats.js'
+import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
 import type { CredentialService } from './credentials.js'
 import type { SpaceService } from './space-service.js'
 
 /**
- * Changes that take read access away also revoke the credentials it was granted by: removing a
- * member or clearing its read flag (member-list spaces), and narrowing which apps may be used.
- * Revocation covers credentials still alive; new requests are refused by the policy itself.
+ * Changes that take read access away also revoke the credentials it was granted by, here at once
+ * and at repo hosts by notice: removing a member or clearing its read flag (member-list spaces),
+ * narrowing the read perimeter (policy or app access), and deleting the space. Revocation covers
+ * credentials still alive; new requests are refused by the policy itself. The authority is never
+ * revoked by a user-perimeter change, since it always passes one.
  */
 export class SpaceManager {
   constructor(
@@ -30,17 +33,66 @@ export class SpaceManager {
       await this.credentials.revoke(config, { userDid: did })
   }
 
+  /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */
   async updatePolicy(uri: string, change: Partial<SpacePolicy>): Promise<SpaceConfig> {
-    const { after } = await this.spaces.updatePolicy(uri, change)
-    if (change.appAccess) {
-      const app = after.appAccess
-      if (app.kind === 'allowList')
-        await this.credentials.revoke(after, { clientIdNotIn: app.allowed })
-      if (app.kind === 'denyList') {
-        await this.credentials.revoke(after, { clientId: null })
-        if (app.denied.length) await this.credentials.revoke(after, { clientIdIn: app.denied })
-      }
-    }
+    const { before, after } = await this.spaces.updatePolicy(uri, change)
+    if (change.appAccess) await this.revokeOutsideApps(after)
+    if (!sameUserPolicy(before.readPolicy, after.readPolicy)) await this.revokeOutsideReaders(after)
     return after
   }
+
+  /**
+   * Deletes a space and revokes every credential still alive for it, so none outlives the
+   * instance it was issued for: re-created with the same key, the space is a new one whose
+   * perimeter the old credentials never passed. The repo hosts told are those of the writers the
+   * deletion dropped. Returns false when the space was already deleted.
+   */
+  async deleteSpace(uri: string): Promise<boolean> {
+    const deleted = await this.spaces.delete(uri)
+    if (!deleted) return false
+    await this.credentials.revoke(
+      { uri, authority: spaceAuthority(uri) },
+      {},
+      { writers: deleted.writers },
+    )
+    return true
+  }
+
+  /** The app perimeter, from the config alone: credentials of apps it refuses. */
+  private async revokeOutsideApps(config: SpaceConfig): Promise<void> {
+    const app = config.appAccess
+    if (app.kind === 'allowList')
+      await this.credentials.revoke(config, { clientIdNotIn: app.allowed })
+    if (app.kind === 'denyList') {
+      await this.credentials.revoke(config, { clientId: null })
+      if (app.denied.length) await this.credentials.revoke(config, { clientIdIn: app.denied })
+    }
+  }
+
+  /**
+   * The user perimeter after the read policy changed: public admits every holder; a member list
+   * only its read members; a managing app (or another one) nobody until it is asked again, which
+   * happens only when a credential is requested.
+   */
+  private async revokeOutsideReaders(config: SpaceConfig): Promise<void> {
+    const policy = config.readPolicy
+    if (policy.kind === 'public') return
+    if (policy.kind === 'managing-app') {
+      await this.credentials.revoke(config, { userDidNot: config.authority })
+      return
+    }
+    const holders = (await this.credentials.liveHolders(config.uri)).filter(
+      (did) => did !== config.authority,
+    )
+    const readers = await this.spaces.membersAmong(config.uri, holders, 'read')
+    const outside = holders.filter((did) => !readers.has(did))
+    for (let i = 0; i < outside.length; i += 500)
+      await this.credentials.revoke(config, { userDidIn: outside.slice(i, i + 500) })
+  }
+}
+
+/** Whether two read (or write) policies admit the same users: same kind, and same managing app. */
+function sameUserPolicy(a: UserPolicy, b: UserPolicy): boolean {
+  if (a.kind !== b.kind) return false
+  return a.kind !== 'managing-app' || a.managingApp === (b as typeof a).managingApp
 }

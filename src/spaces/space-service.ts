@@ -78,6 +78,7 @@ export class SpaceService {
       credentialTtlSec: row.credentialTtlSec,
       dpopCredentialTtlSec: Math.min(row.dpopCredentialTtlSec, row.credentialTtlSec),
       rosterVisibility: row.rosterVisibility as RosterVisibility,
+      createdAt: row.createdAt,
       ...policyFromColumns(
         row,
         rules.map((r) => r.clientId),
@@ -213,9 +214,11 @@ export class SpaceService {
   /**
    * Deletes a space (contract §4.5): the row stays as a tombstone so getSpaceCredential can answer
    * SpaceDeleted; members, app rules and the writer set go. Deleting a deleted space is a no-op.
-   * Returns false when it was already deleted.
+   * Returns the writers it dropped (their repo hosts hold the space's data, and must hear of the
+   * credentials revoked with it), or false when it was already deleted. Revokes nothing itself:
+   * SpaceManager.deleteSpace does.
    */
-  async delete(uri: string): Promise<boolean> {
+  async delete(uri: string): Promise<{ writers: string[] } | false> {
     this.forget(uri)
     return this.db.transact(async (tx) => {
       const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
@@ -225,9 +228,38 @@ export class SpaceService {
       await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
       await this.members.clear(tx, uri)
       await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+      const writers = await tx.spaceWriter.findMany({
+        where: { space: uri },
+        select: { did: true },
+      })
       await tx.spaceWriter.deleteMany({ where: { space: uri } })
-      return true
+      return { writers: writers.map((w) => w.did) }
     })
+  }
+
+  /**
+   * When the current instance of an active space began, in whole seconds (as a credential's
+   * `iat`); undefined when the space is absent or deleted. From the cached config: cheap enough
+   * for every credential-authenticated request.
+   */
+  async instanceSinceSec(uri: string): Promise<number | undefined> {
+    const found = await this.lookup(uri)
+    return found.state === 'active'
+      ? Math.floor(found.config.createdAt.getTime() / 1000)
+      : undefined
+  }
+
+  /** Of `dids`, those that are members of the space with `access`: one query per 500. */
+  async membersAmong(uri: string, dids: string[], access: Access): Promise<Set<string>> {
+    const found = new Set<string>()
+    for (let i = 0; i < dids.length; i += 500) {
+      const rows = await this.db.prisma.spaceMember.findMany({
+        where: { space: uri, did: { in: dids.slice(i, i + 500) }, [access]: true },
+        select: { did: true },
+      })
+      for (const r of rows) found.add(r.did)
+    }
+    return found
   }
 
   async setRosterVisibility(uri: string, visibility: RosterVisibility): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { z } from 'zod'
-import { accessTokenHash } from '../../src/crypto/dpop.js'
+import { accessTokenHash, DPOP_MAX_AGE_SEC, DPOP_SKEW_SEC } from '../../src/crypto/dpop.js'
 import { assertCredentialFor } from '../../src/auth/credential-scope.js'
 import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
@@ -50,6 +50,16 @@ async function world(t: TestLike & { name: string }, env?: Record<string, string
   }
 }
 
+/** getSpaceCredential's auth step with a fresh delegation token and the given proof. */
+async function exchangeWithProof(w: Awaited<ReturnType<typeof world>>, dpop: string) {
+  const token = delegationToken({ user: w.user, space: w.space, nowSec: w.now })
+  const res = await w.a.fetch('/xrpc/dev.gatehouse.test.exchange', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, dpop },
+  })
+  return { status: res.status, body: await res.json() }
+}
+
 t.test(
   'a delegation token exchanged with a DPoP proof binds the credential to the proof key',
   async (t) => {
@@ -76,14 +86,7 @@ t.test(
   async (t) => {
     const w = await world(t)
     const h = await holder()
-    const send = async (dpop: string) => {
-      const token = delegationToken({ user: w.user, space: w.space, nowSec: w.now })
-      const res = await w.a.fetch('/xrpc/dev.gatehouse.test.exchange', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, dpop },
-      })
-      return { status: res.status, body: await res.json() }
-    }
+    const send = (dpop: string) => exchangeWithProof(w, dpop)
     const htu = `${PUBLIC}/xrpc/dev.gatehouse.test.exchange`
     t.match(
       await send(
@@ -116,6 +119,33 @@ t.test(
       status: 401,
       body: { error: 'BadDpopProof', message: 'DPoP proof replayed' },
     })
+  },
+)
+
+t.test(
+  "proofs: an iat in the future is refused (401), and a proof's jti is held only while it could be accepted",
+  async (t) => {
+    const w = await world(t)
+    const h = await holder()
+    const htu = `${PUBLIC}/xrpc/dev.gatehouse.test.exchange`
+    const send = (dpop: string) => exchangeWithProof(w, dpop)
+    for (const ahead of [DPOP_SKEW_SEC + 1, 3600, 10 * 365 * 86_400]) {
+      t.match(
+        await send(await proof(h, { htm: 'POST', htu, iat: w.now + ahead })),
+        { status: 401, body: { error: 'BadDpopProofSignature', message: /iat/ } },
+        `iat ${ahead} s ahead`,
+      )
+    }
+    const iat = w.now - 30
+    t.equal((await send(await proof(h, { htm: 'POST', htu, iat, jti: 'older' }))).status, 200)
+    const row = await w.a.ctx.db.prisma.replayNonce.findUnique({
+      where: { namespace_nonce: { namespace: `dpop@${h.jkt}`, nonce: 'older' } },
+    })
+    t.equal(
+      row!.expiresAt.getTime(),
+      (iat + DPOP_MAX_AGE_SEC + DPOP_SKEW_SEC) * 1000,
+      'held until the proof is too old to be accepted, no longer',
+    )
   },
 )
 

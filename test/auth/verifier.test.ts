@@ -8,7 +8,12 @@ import t from 'tap'
 import { z } from 'zod'
 import { assertCredentialFor } from '../../src/auth/credential-scope.js'
 import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
-import { createSpaceToken } from '../../src/crypto/space-token.js'
+import {
+  CLOCK_SKEW_SEC,
+  createSpaceToken,
+  MAX_DELEGATION_TTL_SEC,
+} from '../../src/crypto/space-token.js'
+import { MAX_SERVICE_JWT_TTL_SEC } from '../../src/crypto/service-auth.js'
 import { signJws } from '../../src/crypto/jws.js'
 import { signRequest } from '../../src/crypto/request-signature.js'
 import { Keypair } from '../../src/crypto/keypair.js'
@@ -198,6 +203,57 @@ t.test('delegation: expiry honours 5 s of skew', async (t) => {
     body: { error: 'JwtExpired', message: 'token expired' },
   })
 })
+
+t.test(
+  'delegation: absurd and overlong times are refused (401, never 500) and leave no single-use record',
+  async (t) => {
+    const w = await world(t)
+    const token = (iat: number | undefined, exp: number) =>
+      createSpaceToken(
+        'delegation',
+        {
+          iss: w.user.did,
+          sub: w.space,
+          aud: `${w.authority.did}#atproto_space_host`,
+          ...(iat === undefined ? {} : { iat }),
+          exp,
+        },
+        w.user.key,
+      )
+    const cases: [string, string, string][] = [
+      ['exp beyond what a Date holds', token(w.now, 8.64e12), 'lifetime exceeds 300 s'],
+      ['exp in the year 9999', token(w.now, Date.UTC(9999, 11, 31) / 1000), 'lifetime'],
+      ['exp ten years ahead', token(w.now, w.now + 10 * 365 * 86_400), 'lifetime'],
+      ['iat an hour in the future', token(w.now + 3600, w.now + 3660), 'not yet valid'],
+      ['no iat, exp far ahead', token(undefined, 8.64e12), 'lifetime'],
+      ['exp just over the bound', token(w.now, w.now + MAX_DELEGATION_TTL_SEC + 1), 'lifetime'],
+    ]
+    for (const [name, bad, message] of cases) {
+      t.match(
+        await w.post(exchangeHeaders(bad, newHolderKey())),
+        { status: 401, body: { error: 'BadJwt', message: new RegExp(message) } },
+        name,
+      )
+    }
+    const nonces = () =>
+      w.a.ctx.db.prisma.replayNonce.findMany({ where: { namespace: `delegation@${w.user.did}` } })
+    t.same(await nonces(), [], 'nothing recorded for refused tokens')
+
+    const longest = token(w.now, w.now + MAX_DELEGATION_TTL_SEC)
+    t.equal((await w.post(exchangeHeaders(longest, newHolderKey()))).status, 200, 'at the bound')
+    const [kept] = await nonces()
+    t.ok(
+      kept!.expiresAt.getTime() <= (w.now + MAX_DELEGATION_TTL_SEC + CLOCK_SKEW_SEC) * 1000,
+      'its jti is held no longer than the bounded lifetime',
+    )
+    const skewed = token(w.now + CLOCK_SKEW_SEC, w.now + CLOCK_SKEW_SEC + 60)
+    t.equal(
+      (await w.post(exchangeHeaders(skewed, newHolderKey()))).status,
+      200,
+      'an iat within the clock skew is fine',
+    )
+  },
+)
 
 t.test('delegation: wrong typ, alg none, HS256 and a foreign kid are refused', async (t) => {
   const w = await world(t)
@@ -578,6 +634,21 @@ t.test('credential: a revoked credential is refused until it would have expired'
   })
   t.equal((await w.get(presentHeaders(cred, w.authority.did, holder))).status, 200)
   await w.a.ctx.revocations.revoke(w.space, 'revoke-me', new Date((w.now + 600) * 1000))
+  t.equal(
+    (await w.get(presentHeaders(cred, w.authority.did, holder))).status,
+    200,
+    'revocation applies to a space hosted here; for any other the handler answers (SpaceNotFound)',
+  )
+  const [, , spaceType, skey] = w.space.slice('at://'.length).split('/')
+  await w.a.ctx.authorities.register(w.authority.did, { atproto: w.authority.key })
+  await w.a.ctx.spaces.create({
+    authority: w.authority.did,
+    spaceType: spaceType!,
+    skey: skey!,
+    readPolicy: { kind: 'member-list' },
+    writePolicy: { kind: 'member-list' },
+    appAccess: { kind: 'open' },
+  })
   t.match(await w.get(presentHeaders(cred, w.authority.did, holder)), refused('CredentialRevoked'))
   w.a.clock.advance(601_000)
   t.equal(await w.a.ctx.revocations.prune(), 1)
@@ -650,5 +721,35 @@ t.test(
       'high-S accepted for service auth',
     )
     t.match(await w.callService({}), refused('MissingJwt'))
+  },
+)
+
+t.test(
+  'service auth: a lifetime over MAX_SERVICE_JWT_TTL_SEC or an iat in the future is refused',
+  async (t) => {
+    const w = await world(t)
+    const lxm = 'com.atproto.space.notifyWrite'
+    const call = (jwt: string) => w.callService({ authorization: `Bearer ${jwt}` })
+    const jwt = (nowSec: number, ttlSec: number) =>
+      serviceJwt({ iss: w.user, aud: w.authority.did, lxm, nowSec, ttlSec })
+    for (const [name, bad] of [
+      ['ten years', jwt(w.now, 10 * 365 * 86_400)],
+      ['beyond what a Date holds', jwt(w.now, 8.64e12)],
+      ['just over the bound', jwt(w.now, MAX_SERVICE_JWT_TTL_SEC + 1)],
+      ['iat an hour ahead', jwt(w.now + 3600, 60)],
+    ] as const) {
+      t.match(await call(bad), refused('BadJwt'), name)
+    }
+    const noIat = signJws(
+      { typ: 'JWT' },
+      { iss: w.user.did, aud: w.authority.did, lxm, exp: w.now + 10 * 365 * 86_400 },
+      w.user.key,
+    )
+    t.match(await call(noIat), refused('BadJwt'), 'no iat, exp ten years ahead')
+    t.equal(
+      (await call(jwt(w.now, MAX_SERVICE_JWT_TTL_SEC))).status,
+      200,
+      "an hour, the longest a PDS's getServiceAuth grants",
+    )
   },
 )

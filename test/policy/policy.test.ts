@@ -80,6 +80,7 @@ const config = (over: Partial<SpaceConfig> = {}): SpaceConfig => ({
   credentialTtlSec: 600,
   dpopCredentialTtlSec: 300,
   rosterVisibility: 'owner',
+  createdAt: new Date(0),
   readPolicy: { kind: 'managing-app', managingApp: 'did:web:app.example' },
   writePolicy: { kind: 'member-list' },
   appAccess: { kind: 'allowList', allowed: ['good'] },

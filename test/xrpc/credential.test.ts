@@ -313,6 +313,14 @@ t.test('an attestation is verified whenever present, even on open spaces', async
       'lifetime over 300 s',
       app.attest({ authorityDid: w.authority.did, nowSec: now, ttlSec: 3600 }),
     ],
+    [
+      'iat in the future (beyond the clock skew)',
+      app.attest({ authorityDid: w.authority.did, nowSec: now + 30, ttlSec: 30 }),
+    ],
+    [
+      'exp beyond what a Date holds',
+      app.attest({ authorityDid: w.authority.did, nowSec: now, ttlSec: 8.64e12 }),
+    ],
   ]
   for (const [name, attestation] of cases) {
     t.match(

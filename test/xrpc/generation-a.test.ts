@@ -61,7 +61,14 @@ async function vectorWorld(t: TestLike & { name?: string }) {
     if (doc) plc.json(res, 200, doc)
     else plc.json(res, 404, { message: 'DID not registered' })
   }
-  const a = await TestArbiter.create(t, { env: { GATEHOUSE_PLC_URL: plc.origin } })
+  const a = await TestArbiter.create(t, {
+    env: {
+      GATEHOUSE_PLC_URL: plc.origin,
+      // The vectors' repo host is long gone: revocation notices to it (deleting the space revokes
+      // its credentials) retry quickly rather than hold the teardown for minutes.
+      GATEHOUSE_REVOCATION_RETRY_BASE_MS: '5',
+    },
+  })
   a.clock.advance(v.clockAt * 1000 - a.clock.nowMs())
   await a.ctx.authorities.register(v.authority.did, { atproto: keyOf(v.authority.privateKeyHex) })
   const [, , spaceType, skey] = SPACE.slice('at://'.length).split('/')

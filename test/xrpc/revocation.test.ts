@@ -1,6 +1,7 @@
 /**
- * Revocation: removing a member, clearing its read flag, narrowing app access, or an explicit revoke
- * makes Gatehouse refuse the credentials at once (401 CredentialRevoked) and tells the repo hosts of
+ * Revocation: removing a member, clearing its read flag, narrowing app access or the read policy,
+ * deleting the space, or an explicit revoke makes Gatehouse refuse the credentials at once (401
+ * CredentialRevoked; a credential older than its space is refused too) and tells the repo hosts of
  * the space's writers (`notifyCredentialRevoked`, ≤ 100 jtis a call, service auth from the authority,
  * aud = a writer DID each host serves), retrying transient failures only.
  */
@@ -8,7 +9,8 @@ import t from 'tap'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import { ClientApp, MockService } from '../_helpers/services.js'
 import { decodeToken, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
-import { serviceJwt } from '../_helpers/tokens.js'
+import type { Keypair } from '../../src/crypto/keypair.js'
+import { presentHeaders, serviceJwt } from '../_helpers/tokens.js'
 
 async function repoHost(t: Parameters<typeof spaceWorld>[0], answers: number[] = []) {
   const host = await MockService.start(t)
@@ -270,5 +272,170 @@ t.test(
       status: 400,
       body: { error: 'SpaceNotFound' },
     })
+  },
+)
+
+const PUBLIC_POLICY = {
+  readPolicy: { kind: 'public' },
+  writePolicy: { kind: 'member-list' },
+  appAccess: { kind: 'open' },
+} as const
+const D = 'com.atproto.simplespace.defs'
+
+/** An admin of the space's authority, calling management methods over HTTP with service auth. */
+async function admin(w: SpaceWorld) {
+  const who = w.user('admin')
+  await w.a.ctx.managers.set(w.authority.did, who.did, 'admin')
+  return async (nsid: string, body: Record<string, unknown>) => {
+    const jwt = serviceJwt({ iss: who, aud: w.authority.did, lxm: nsid, nowSec: w.now() })
+    const res = await w.a.fetch(`/xrpc/${nsid}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+    return res.status
+  }
+}
+
+/** listRepos with a credential, as its holder presents it (audience: the authority). */
+async function listRepos(w: SpaceWorld, cred: { body: Record<string, unknown>; holder: Keypair }) {
+  const res = await w.a.fetch(
+    `/xrpc/com.atproto.space.listRepos?${new URLSearchParams({ space: w.space })}`,
+    { headers: presentHeaders(cred.body.credential as string, w.authority.did, cred.holder) },
+  )
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+}
+
+/** A public space with one writer (its repo host recorded), and an admin to manage it. */
+async function publicSpace(t: Parameters<typeof spaceWorld>[0]) {
+  const w = await spaceWorld(t, { env, policy: PUBLIC_POLICY })
+  const host = await repoHost(t)
+  await withWriters(w, [host])
+  return { w, host, call: await admin(w) }
+}
+
+const jtiOf = (cred: { body: Record<string, unknown> }) =>
+  decodeToken(cred.body.credential as string).payload.jti as string
+
+t.test(
+  'a credential does not outlive its space: deleting revokes every live one, here and at repo hosts',
+  async (t) => {
+    const { w, host, call } = await publicSpace(t)
+    const stranger = await w.getCredential(w.user('stranger'))
+    t.equal((await listRepos(w, stranger)).status, 200, 'a public space: anyone reads')
+
+    t.equal(await call('com.atproto.simplespace.deleteSpace', { space: w.space }), 200)
+    t.match(
+      await listRepos(w, stranger),
+      { status: 400, body: { error: 'SpaceNotFound' } },
+      'while deleted, the contract answer (§4.5), revoked or not',
+    )
+    t.equal(
+      await call('com.atproto.simplespace.createSpace', {
+        spaceType: 'com.example.forum',
+        skey: w.space.split('/').pop(),
+        readPolicy: { $type: `${D}#memberListPolicy` },
+        writePolicy: { $type: `${D}#memberListPolicy` },
+        appAccess: { $type: `${D}#open` },
+      }),
+      200,
+    )
+    t.match(
+      await listRepos(w, stranger),
+      { status: 401, body: { error: 'CredentialRevoked' } },
+      'the same key, members-only now: the old credential is refused',
+    )
+    await w.a.ctx.background.processAll()
+    t.same(
+      host.calls.map((c) => c.body),
+      [{ space: w.space, credentials: [jtiOf(stranger)] }],
+      "the deleted space's writers' repo hosts are told",
+    )
+  },
+)
+
+t.test(
+  'a credential issued before the space was re-created is refused even if its revocation was missed',
+  async (t) => {
+    const w = await spaceWorld(t, { policy: PUBLIC_POLICY })
+    const stranger = await w.getCredential(w.user('stranger'))
+    // The space service alone: no revocation (as if the process died between the two steps).
+    await w.a.ctx.spaces.delete(w.space)
+    w.a.clock.advance(1000)
+    await w.a.ctx.spaces.create({
+      authority: w.authority.did,
+      spaceType: 'com.example.forum',
+      skey: w.space.split('/').pop()!,
+      ...PUBLIC_POLICY,
+    })
+    t.match(await listRepos(w, stranger), { status: 401, body: { error: 'CredentialRevoked' } })
+    t.equal(
+      (await listRepos(w, await w.getCredential(w.user('stranger')))).status,
+      200,
+      'a credential for the new space works',
+    )
+  },
+)
+
+t.test(
+  'narrowing the read policy revokes what it no longer admits; widening revokes nothing',
+  async (t) => {
+    const { w, host, call } = await publicSpace(t)
+    const update = (readPolicy: Record<string, unknown>, more: Record<string, unknown> = {}) =>
+      call('com.atproto.simplespace.updateSpace', { space: w.space, readPolicy, ...more })
+    const member = w.user('member')
+    await w.a.ctx.spaces.putMember(w.space, member.did, { read: true, write: true })
+    const writeOnly = w.user('write-only')
+    await w.a.ctx.spaces.putMember(w.space, writeOnly.did, { read: false, write: true })
+    const creds = {
+      member: await w.getCredential(member),
+      writeOnly: await w.getCredential(writeOnly),
+      stranger: await w.getCredential(w.user('stranger')),
+      authority: await w.getCredential(w.authority),
+    }
+    for (const c of Object.values(creds)) t.equal(c.status, 200)
+    const statuses = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          Object.entries(creds).map(async ([k, c]) => [k, (await listRepos(w, c)).status]),
+        ),
+      )
+
+    t.equal(await update({ $type: `${D}#memberListPolicy` }), 200)
+    t.same(
+      await statuses(),
+      { member: 200, writeOnly: 401, stranger: 401, authority: 200 },
+      'public → member list: only read members (and the authority) keep theirs',
+    )
+    await w.a.ctx.background.processAll()
+    t.same(
+      host.calls.map((c) => (c.body as { credentials: string[] }).credentials.sort()),
+      [[jtiOf(creds.writeOnly), jtiOf(creds.stranger)].sort()],
+      'and repo hosts are told',
+    )
+
+    t.equal(await update({ $type: `${D}#publicPolicy` }), 200)
+    t.same(
+      await statuses(),
+      { member: 200, writeOnly: 401, stranger: 401, authority: 200 },
+      'widening revokes nothing (and brings nothing back)',
+    )
+    const latecomer = await w.getCredential(w.user('latecomer'))
+    t.equal(
+      await update({ $type: `${D}#publicPolicy` }, { writePolicy: { $type: `${D}#publicPolicy` } }),
+      200,
+    )
+    t.equal((await listRepos(w, latecomer)).status, 200, 'the same read policy revokes nothing')
+    await w.a.ctx.background.processAll()
+    t.equal(host.calls.length, 1, 'and sends no notice')
+
+    const app = w.user('managing-app')
+    t.equal(await update({ $type: `${D}#managingAppPolicy`, managingApp: app.did }), 200)
+    t.same(
+      await statuses(),
+      { member: 401, writeOnly: 401, stranger: 401, authority: 200 },
+      'to a managing app: everyone but the authority, until the app admits them again',
+    )
+    t.match(await listRepos(w, latecomer), { status: 401, body: { error: 'CredentialRevoked' } })
   },
 )

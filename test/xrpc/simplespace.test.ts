@@ -264,6 +264,57 @@ t.test('members: put, add, remove, list; the managing app may, strangers may not
   )
 })
 
+t.test(
+  "refuses a managing app's service auth addressed to another service, as it refuses a manager's",
+  async (t) => {
+    const { w, moderator, call } = await setup(t)
+    const app = w.web.create('forum-app')
+    await w.a.ctx.manager.updatePolicy(w.space, {
+      writePolicy: { kind: 'managing-app', managingApp: `${app.did}#forum` },
+    })
+    const alice = w.user('alice')
+    const elsewhere = { aud: 'did:web:unrelated.example' }
+    const put = { space: w.space, did: alice.did, read: true, write: true }
+    for (const who of [app, moderator]) {
+      t.match(
+        await call('com.atproto.simplespace.putMember', who, put, elsewhere),
+        { status: 403, body: { error: 'Forbidden' } },
+        'putMember',
+      )
+      t.match(
+        await call(
+          'com.atproto.simplespace.removeMember',
+          who,
+          { space: w.space, did: alice.did },
+          elsewhere,
+        ),
+        { status: 403, body: { error: 'Forbidden' } },
+        'removeMember',
+      )
+      for (const nsid of [
+        'com.atproto.simplespace.listMembers',
+        'dev.gatehouse.simplespace.exportMembers',
+      ]) {
+        t.match(
+          await call(nsid, who, { space: w.space }, { ...elsewhere, query: true }),
+          { status: 403, body: { error: 'Forbidden' } },
+          nsid,
+        )
+      }
+    }
+    t.notOk(await w.a.ctx.spaces.isMember(w.space, alice.did, 'read'), 'nothing changed')
+    // The same rule for everyone: addressed to Gatehouse itself or to the authority, either form.
+    for (const aud of [
+      w.a.ctx.identity.did,
+      `${w.a.ctx.identity.did}#atproto_space_host`,
+      w.authority.did,
+      `${w.authority.did}#atproto_space_host`,
+    ]) {
+      t.equal((await call('com.atproto.simplespace.putMember', app, put, { aud })).status, 200, aud)
+    }
+  },
+)
+
 t.test('listMembers pages by DID and stays consistent while the list changes', async (t) => {
   const { w, moderator, call } = await setup(t)
   const dids = Array.from(

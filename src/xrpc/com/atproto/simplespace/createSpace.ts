@@ -1,3 +1,4 @@
+import { audienceDid } from '../../../../auth/audience.js'
 import { assertManager } from '../../../../auth/managers.js'
 import { ForbiddenError } from '../../../../errors.js'
 import {
@@ -21,7 +22,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(createSpace, {
     auth: ctx.auth.serviceAuth(createSpace.nsid),
     handler: async ({ input, auth, fail }) => {
-      const authority = auth.aud.replace(/#atproto_space_host$/, '')
+      const authority = audienceDid(auth.aud)
       if (!isDid(authority) || !(await ctx.authorities.isActive(authority))) {
         throw new ForbiddenError(
           'address createSpace (service auth aud) to an authority Gatehouse answers for',

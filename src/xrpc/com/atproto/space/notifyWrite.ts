@@ -1,3 +1,4 @@
+import { hostAudiences } from '../../../../auth/audience.js'
 import { spaceAuthority } from '../../../../lexicon/formats.js'
 import { decodeTid } from '../../../../spaces/tid.js'
 import { ForbiddenError } from '../../../../errors.js'
@@ -25,8 +26,9 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const repoRev = writeRevOf(input)
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
-      // Generation A hosts address the bare authority DID, generation C its #atproto_space_host.
-      if (auth.aud !== authority && auth.aud !== `${authority}#atproto_space_host`) {
+      // Generation A hosts address the bare authority DID, generation C its #atproto_space_host;
+      // never Gatehouse's own DID: a write is addressed to the space's authority.
+      if (!hostAudiences(authority).includes(auth.aud)) {
         throw new ForbiddenError('notifyWrite aud does not match the space authority')
       }
       if (!(await ctx.authorities.isActive(authority)))

@@ -1,3 +1,4 @@
+import { assertAddressedToHost } from '../../../../auth/audience.js'
 import { assertManager } from '../../../../auth/managers.js'
 import type { ServiceAuth } from '../../../../auth/output.js'
 import type { ManagerRole } from '../../../../authorities/managers.js'
@@ -59,9 +60,8 @@ export async function authorizeAuthority(
  * authorities (GATEHOUSE_AUTHORITY_CREATORS). The caller becomes the authority's owner.
  */
 export function authorizeCreator(ctx: AppContext, auth: ServiceAuth): string {
-  const service = ctx.cfg.service.did
-  if (auth.aud !== service && auth.aud !== `${service}#atproto_space_host`)
-    throw new ForbiddenError('service auth is not addressed to this host')
+  // No authority exists yet, so only Gatehouse itself can be the audience.
+  assertAddressedToHost(auth, ctx.cfg.service.did)
   const creators = ctx.cfg.authorities.creators
   if (creators !== '*' && !creators.includes(auth.iss))
     throw new ForbiddenError(`${auth.iss} may not create authorities on this host`)
