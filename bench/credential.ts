@@ -1,5 +1,6 @@
 import { createServer } from 'node:http'
 import { delegationToken, exchangeHeaders, newHolderKey } from '../test/_helpers/tokens.js'
+import { MAX_DELEGATION_TTL_SEC } from '../src/crypto/space-token.js'
 import { exchangeFixture, measureExchangeBound } from './crypto.js'
 import { benchWorld, importMembers } from './_world.js'
 import {
@@ -49,7 +50,12 @@ const bench: Bench = {
         const nowSec = Math.floor(Date.now() / 1000)
         const headers = Array.from({ length: n }, (_, i) => {
           const user = users[i % USERS]!
-          const token = delegationToken({ user, space, nowSec, exp: nowSec + 900 })
+          const token = delegationToken({
+            user,
+            space,
+            nowSec,
+            exp: nowSec + MAX_DELEGATION_TTL_SEC,
+          })
           return { ...exchangeHeaders(token, newHolderKey()), 'content-type': 'application/json' }
         })
         return httpLoad({
