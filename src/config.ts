@@ -96,6 +96,8 @@ export interface Config {
     relayBreakerCooldownMs: number
     relayWarmLanes: number
     relayWarmWindowMs: number
+    /** Live registerNotify registrations one space may have (renewals never count). */
+    registrationsPerSpaceMax: number
   }
 }
 
@@ -209,6 +211,7 @@ export const envSchema = z.object({
   GATEHOUSE_RELAY_WARM_LANES: int(0, 1_000_000).default(2000),
   GATEHOUSE_RELAY_WARM_WINDOW_SEC: int(1, 86_400).default(600),
   GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
+  GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: int(1, 100_000).default(100),
   GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
     .string()
@@ -349,6 +352,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       relayBreakerCooldownMs: e.GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS,
       relayWarmLanes: e.GATEHOUSE_RELAY_WARM_LANES,
       relayWarmWindowMs: e.GATEHOUSE_RELAY_WARM_WINDOW_SEC * 1000,
+      registrationsPerSpaceMax: e.GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX,
     },
   }
   const secrets: Secrets = {}

@@ -160,7 +160,11 @@ export async function createContext(
       serviceDid: cfg.service.did,
     })
   const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
-  const notify = overrides.notify ?? new NotifyService(db, clock)
+  const notify =
+    overrides.notify ??
+    new NotifyService(db, clock, {
+      registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
+    })
   const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =
     overrides.credentials ??
