@@ -197,6 +197,7 @@ export async function createContext(
       },
       {
         concurrency: cfg.notify.relayConcurrency,
+        spaceConcurrency: cfg.notify.relaySpaceConcurrency,
         timeoutMs: cfg.notify.relayTimeoutMs,
         retryBaseMs: cfg.notify.relayRetryBaseMs,
         retryMaxMs: 3_600_000,
