@@ -172,6 +172,18 @@ export class NotifyService {
     this.onEvent(space)
   }
 
+  /**
+   * Deletes registrations that have lapsed (they receive nothing and take no place under the cap).
+   * Without this they would stay for good, and the relay's read of due lanes, which walks
+   * `next_attempt_at` from the oldest, would pass over more of them at every pass. Returns how many.
+   */
+  async pruneExpired(): Promise<number> {
+    const { count } = await this.db.prisma.notifyRegistration.deleteMany({
+      where: { expiresAt: { lte: this.clock.now() } },
+    })
+    return count
+  }
+
   async unregister(space: string, service: string): Promise<void> {
     await this.db.prisma.notifyRegistration.deleteMany({ where: { space, service } })
   }
