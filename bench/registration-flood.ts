@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { encodeTid } from '../src/spaces/tid.js'
 import type { WebIdentity } from '../test/_helpers/identities.js'
-import { serviceJwt } from '../test/_helpers/tokens.js'
-import { benchWorld } from './_world.js'
+import { benchWorld, sendNotifyWrite } from './_world.js'
 import { percentile, type Bench } from './_lib.js'
 
 /**
@@ -95,25 +94,8 @@ const bench: Bench = {
       ctx.relay.start(50)
 
       let rev = Date.now() * 1000
-      const notify = async (space: string, who: WebIdentity) => {
-        const jwt = serviceJwt({
-          iss: who,
-          aud: `${authority.did}#atproto_space_host`,
-          lxm: 'com.atproto.space.notifyWrite',
-          nowSec: Math.floor(Date.now() / 1000),
-        })
-        const r = await fetch(`${url}/xrpc/com.atproto.space.notifyWrite`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
-          body: JSON.stringify({
-            space,
-            repo: who.did,
-            repoRev: encodeTid(BigInt(++rev), 1),
-            hash: { $bytes: 'AAAA' },
-          }),
-        })
-        if (r.status !== 200) throw new Error(`notifyWrite ${r.status}: ${await r.text()}`)
-      }
+      const notify = (space: string, who: WebIdentity) =>
+        sendNotifyWrite(world, space, who, encodeTid(BigInt(++rev), 1))
       /** From sending a write to the unrelated space until its syncer holds it, in ms. */
       const deliver = async (): Promise<number> => {
         const before = Atomics.load(counts, 0)
