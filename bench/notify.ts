@@ -46,6 +46,8 @@ const bench: Bench = {
         },
         env: {
           GATEHOUSE_RELAY_CONCURRENCY: '64',
+          // All the syncers on the one space: past the default cap of live registrations per space.
+          GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: String(Math.max(100, SYNCERS)),
           GATEHOUSE_SIGNING_THREADS: process.env.GATEHOUSE_BENCH_SIGNING_THREADS ?? '1',
         },
       })
