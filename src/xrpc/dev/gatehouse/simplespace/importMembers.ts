@@ -9,10 +9,12 @@ import type { XrpcRouter } from '../../../method.js'
 export const IMPORT_BATCH = 1000
 /**
  * Members written per transaction. A transaction holds the SQLite writer (and, being synchronous
- * there, the event loop) for its whole length: about 6 ms for 250 members, against 25 ms and more
- * for a whole batch, which every other request waited for at each step of its own.
+ * there, the event loop) for its whole length: a few milliseconds for 100 members, against 25 ms
+ * and more for a whole batch, which every other request waited for at each step of its own. (With
+ * 250, the import-interference bench still read other requests' p99 at 4.5-8x idle; with 100,
+ * about 2x, and the import was no slower.)
  */
-export const IMPORT_SLICE = 250
+export const IMPORT_SLICE = 100
 const MAX_LINES = 10_000_000
 
 /**
