@@ -180,3 +180,27 @@ export async function importMembers(
     throw new Error(`import failed: ${res.status} ${JSON.stringify(imported)}`)
   return (performance.now() - start) / 1000
 }
+
+/**
+ * One notifyWrite to the world's Gatehouse, as `writer`'s repo host sends it (service auth, the
+ * authority's #atproto_space_host audience); throws unless it is accepted.
+ */
+export async function sendNotifyWrite(
+  world: Pick<BenchWorld, 'url' | 'authority'>,
+  space: string,
+  writer: WebIdentity,
+  repoRev: string,
+): Promise<void> {
+  const jwt = serviceJwt({
+    iss: writer,
+    aud: `${world.authority.did}#atproto_space_host`,
+    lxm: 'com.atproto.space.notifyWrite',
+    nowSec: Math.floor(Date.now() / 1000),
+  })
+  const r = await fetch(`${world.url}/xrpc/com.atproto.space.notifyWrite`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ space, repo: writer.did, repoRev, hash: { $bytes: 'AAAA' } }),
+  })
+  if (r.status !== 200) throw new Error(`notifyWrite ${r.status}: ${await r.text()}`)
+}

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { encodeTid } from '../src/spaces/tid.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
-import { benchWorld } from './_world.js'
+import { benchWorld, sendNotifyWrite } from './_world.js'
 import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
 
 /**
@@ -46,6 +46,8 @@ const bench: Bench = {
         },
         env: {
           GATEHOUSE_RELAY_CONCURRENCY: '64',
+          // All the syncers on the one space: past the default cap of live registrations per space.
+          GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: String(Math.max(100, SYNCERS)),
           GATEHOUSE_SIGNING_THREADS: process.env.GATEHOUSE_BENCH_SIGNING_THREADS ?? '1',
         },
       })
@@ -77,26 +79,8 @@ const bench: Bench = {
 
       // 2. Fan-out: one notification until all syncers hold it.
       let rev = Date.now() * 1000
-      const notifyOnce = async (writer: (typeof writers)[number]) => {
-        const body = JSON.stringify({
-          space,
-          repo: writer.did,
-          repoRev: encodeTid(BigInt(++rev), 1),
-          hash: { $bytes: 'AAAA' },
-        })
-        const jwt = serviceJwt({
-          iss: writer,
-          aud: `${authority.did}#atproto_space_host`,
-          lxm: 'com.atproto.space.notifyWrite',
-          nowSec: Math.floor(Date.now() / 1000),
-        })
-        const r = await fetch(`${url}/xrpc/com.atproto.space.notifyWrite`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
-          body,
-        })
-        if (r.status !== 200) throw new Error(`notifyWrite ${r.status}: ${await r.text()}`)
-      }
+      const notifyOnce = (writer: (typeof writers)[number]) =>
+        sendNotifyWrite(world, space, writer, encodeTid(BigInt(++rev), 1))
       // Registrations made in the last minutes are warm lanes: wait for the relay's token warming
       // where it signs ahead for the authority's key (not where libsecp256k1 signs ES256K inline).
       const warmStart = performance.now()

@@ -106,6 +106,10 @@ export interface Config {
     relayBreakerCooldownMs: number
     relayWarmLanes: number
     relayWarmWindowMs: number
+    /** Deliveries of one space in flight at once: the rest of relayConcurrency stays for others. */
+    relaySpaceConcurrency: number
+    /** Live registerNotify registrations one space may have (renewals never count). */
+    registrationsPerSpaceMax: number
   }
 }
 
@@ -223,7 +227,9 @@ export const envSchema = z.object({
   GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
   GATEHOUSE_RELAY_WARM_LANES: int(0, 1_000_000).default(2000),
   GATEHOUSE_RELAY_WARM_WINDOW_SEC: int(1, 86_400).default(600),
+  GATEHOUSE_RELAY_SPACE_CONCURRENCY: int(1, 1024).optional(),
   GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
+  GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: int(1, 100_000).default(100),
   GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
     .string()
@@ -369,6 +375,14 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       relayBreakerCooldownMs: e.GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS,
       relayWarmLanes: e.GATEHOUSE_RELAY_WARM_LANES,
       relayWarmWindowMs: e.GATEHOUSE_RELAY_WARM_WINDOW_SEC * 1000,
+      // A quarter of the slots by default: four spaces whose syncers all hang are needed to fill
+      // the relay, and a space alone still has several deliveries in flight.
+      relaySpaceConcurrency: Math.min(
+        e.GATEHOUSE_RELAY_CONCURRENCY,
+        e.GATEHOUSE_RELAY_SPACE_CONCURRENCY ??
+          Math.max(1, Math.floor(e.GATEHOUSE_RELAY_CONCURRENCY / 4)),
+      ),
+      registrationsPerSpaceMax: e.GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX,
     },
   }
   const secrets: Secrets = {}

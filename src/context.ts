@@ -169,7 +169,11 @@ export async function createContext(
       serviceDid: cfg.service.did,
     })
   const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
-  const notify = overrides.notify ?? new NotifyService(db, clock)
+  const notify =
+    overrides.notify ??
+    new NotifyService(db, clock, {
+      registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
+    })
   const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =
     overrides.credentials ??
@@ -202,6 +206,7 @@ export async function createContext(
       },
       {
         concurrency: cfg.notify.relayConcurrency,
+        spaceConcurrency: cfg.notify.relaySpaceConcurrency,
         timeoutMs: cfg.notify.relayTimeoutMs,
         retryBaseMs: cfg.notify.relayRetryBaseMs,
         retryMaxMs: 3_600_000,
@@ -241,14 +246,19 @@ export async function createContext(
     isMember: (space, did, access) => spaces.isMember(space, did, access),
     checkUserAccess: (req) => managingApps.checkUserAccess(req),
   }
-  // Expired single-use ids and revocations are pruned every few minutes.
+  // Expired single-use ids, revocations and registrations are pruned every few minutes.
   const janitor = setInterval(() => {
     background.add('prune', async () => {
-      const [nonces, revoked] = await Promise.all([replay.prune(), revocations.prune()])
+      const [nonces, revoked, lapsed] = await Promise.all([
+        replay.prune(),
+        revocations.prune(),
+        notify.pruneExpired(),
+      ])
       const ops = await spaces.members.compactAll(
         new Date(clock.nowMs() - cfg.members.oplogRetentionMs),
       )
-      if (nonces || revoked || ops) dbLog.debug({ nonces, revoked, ops }, 'pruned expired rows')
+      if (nonces || revoked || lapsed || ops)
+        dbLog.debug({ nonces, revoked, lapsed, ops }, 'pruned expired rows')
     })
   }, PRUNE_INTERVAL_MS)
   janitor.unref()

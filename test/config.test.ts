@@ -104,3 +104,20 @@ t.test(
     }
   },
 )
+
+t.test("notify limits: registrations per space, and one space's share of the relay", async (t) => {
+  const defaults = loadConfig({}).config.notify
+  t.equal(defaults.registrationsPerSpaceMax, 100)
+  t.equal(defaults.relaySpaceConcurrency, 8, 'a quarter of the 32 delivery slots')
+  const share = (env: Record<string, string>) => loadConfig(env).config.notify.relaySpaceConcurrency
+  t.equal(share({ GATEHOUSE_RELAY_CONCURRENCY: '64' }), 16, 'the quarter follows the slots')
+  t.equal(share({ GATEHOUSE_RELAY_CONCURRENCY: '2' }), 1, 'at least one')
+  t.equal(share({ GATEHOUSE_RELAY_SPACE_CONCURRENCY: '12' }), 12)
+  t.equal(
+    share({ GATEHOUSE_RELAY_CONCURRENCY: '4', GATEHOUSE_RELAY_SPACE_CONCURRENCY: '12' }),
+    4,
+    'never more than all the slots',
+  )
+  t.throws(() => loadConfig({ GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: '0' }), /PER_SPACE_MAX/)
+  t.throws(() => loadConfig({ GATEHOUSE_RELAY_SPACE_CONCURRENCY: '0' }), /SPACE_CONCURRENCY/)
+})

@@ -19,6 +19,21 @@ export interface WriterRow {
   spaceRev: string
 }
 
+/** A new registration would take the space past its cap (renewals never do). */
+export class RegistrationLimitError extends Error {
+  override name = 'RegistrationLimitError'
+  constructor(readonly limit: number) {
+    super(
+      `the space already has ${limit} live notification registrations, the most this host keeps`,
+    )
+  }
+}
+
+export interface NotifyLimits {
+  /** Live registrations one space may have; a renewal never counts against it. */
+  registrationsPerSpace: number
+}
+
 export class NotifyService {
   /** Intake counters since start, for the metrics endpoint. */
   readonly counters = { accepted: 0, ignoredStale: 0 }
@@ -29,6 +44,7 @@ export class NotifyService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly limits: NotifyLimits = { registrationsPerSpace: 100 },
   ) {}
 
   private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
@@ -111,15 +127,26 @@ export class NotifyService {
   /**
    * Registers (or renews) `service` for `space` until `expiresAt`. A new registration starts at the
    * space's current spaceRev: it receives what happens from now on; history is in listRepos.
+   * Throws RegistrationLimitError when a new one would take the space past its cap: every lane is
+   * an authority-signed POST per write, so a credential holder must not be able to add them without
+   * bound. Renewing a live registration is always allowed; reviving an expired one counts as new.
    */
   async register(space: string, service: string, endpoint: string, expiresAt: Date): Promise<void> {
     await this.db.transact(async (tx) => {
+      // Under the space's lock, so two registrations cannot both take the last place.
       await this.db.lockSpace(tx, space)
       const now = this.clock.now()
       const existing = await tx.notifyRegistration.findUnique({
         where: { space_service: { space, service } },
-        select: { space: true },
+        select: { expiresAt: true },
       })
+      if (!existing || existing.expiresAt <= now) {
+        const live = await tx.notifyRegistration.count({
+          where: { space, expiresAt: { gt: now } },
+        })
+        if (live >= this.limits.registrationsPerSpace)
+          throw new RegistrationLimitError(this.limits.registrationsPerSpace)
+      }
       if (existing) {
         await tx.notifyRegistration.update({
           where: { space_service: { space, service } },
@@ -143,6 +170,18 @@ export class NotifyService {
       await tx.spaceEvent.create({ data: { space, spaceRev, kind: 'deleted', createdAt: now } })
     })
     this.onEvent(space)
+  }
+
+  /**
+   * Deletes registrations that have lapsed (they receive nothing and take no place under the cap).
+   * Without this they would stay for good, and the relay's read of due lanes, which walks
+   * `next_attempt_at` from the oldest, would pass over more of them at every pass. Returns how many.
+   */
+  async pruneExpired(): Promise<number> {
+    const { count } = await this.db.prisma.notifyRegistration.deleteMany({
+      where: { expiresAt: { lte: this.clock.now() } },
+    })
+    return count
   }
 
   async unregister(space: string, service: string): Promise<void> {

@@ -19,6 +19,11 @@ import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
  * dead-lettered and the lane moves on. A breaker per endpoint stops spending attempts on a dead or
  * hanging syncer, so it never slows the others. Everything is in the database: a restart resumes
  * from the cursors. Run the relay in one process per database (more would send duplicates).
+ *
+ * Spaces are served side by side, never one after another: each space's due lanes run as one task,
+ * with at most `spaceConcurrency` of them in flight, drawing on `concurrency` delivery slots shared
+ * by all spaces. So a space whose syncers hang holds at most its share of the slots for the relay
+ * timeout, and the loop goes on starting other spaces' tasks meanwhile instead of waiting for it.
  */
 
 export const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
@@ -27,7 +32,10 @@ const PERMANENT = (status: number) =>
   status >= 400 && status < 500 && ![408, 425, 429].includes(status)
 
 export interface RelayOptions {
+  /** Deliveries in flight at once, all spaces together. */
   concurrency: number
+  /** Deliveries of one space in flight at once (at most `concurrency`). */
+  spaceConcurrency: number
   timeoutMs: number
   retryBaseMs: number
   retryMaxMs: number
@@ -57,6 +65,27 @@ const WARM_FOR_SEC = 10
 interface Breaker {
   failures: number
   openUntilMs: number
+}
+
+/** Delivery slots shared by every space, handed out in the order they were asked for. */
+class Slots {
+  private readonly waiting: (() => void)[] = []
+
+  constructor(private free: number) {}
+
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--
+      return
+    }
+    await new Promise<void>((r) => this.waiting.push(r))
+  }
+
+  give(): void {
+    const next = this.waiting.shift()
+    if (next) next()
+    else this.free++
+  }
 }
 
 type Lane = { space: string; service: string; cursor: string | null; attempts: number }
@@ -98,7 +127,9 @@ export class Relay {
   private readonly activeSpaces = new Map<string, number>()
   private lastWarmMs = -Infinity
   private readonly breakers = new Map<string, Breaker>()
-  private readonly busy = new Set<string>()
+  /** The task of each space being delivered now: a space has at most one at a time. */
+  private readonly inflight = new Map<string, Promise<number>>()
+  private readonly slots: Slots
   /** Serialised bodies of the events of the current passes (dropped with the event objects). */
   private readonly bodies = new WeakMap<RelayEvent, string>()
   private timer: NodeJS.Timeout | undefined
@@ -117,30 +148,34 @@ export class Relay {
       logger: Logger
     },
     private readonly opts: RelayOptions,
-  ) {}
+  ) {
+    this.slots = new Slots(opts.concurrency)
+  }
 
   /** Starts the background loop (bin.ts does; tests drive `runOnce` themselves or start it). */
   start(pollMs = 1000): void {
     if (!this.stopped) return
     this.stopped = false
+    // Each pass starts the due spaces that are not already in flight and does not wait for them:
+    // a task that delivered something wakes the loop when it ends (it may have more to send), and
+    // so do new events.
     const loop = async () => {
       while (!this.stopped) {
         this.wakeRequested = false
-        let sent = 0
         try {
-          sent = await this.runOnce()
+          await this.dispatch()
         } catch (err) {
           this.deps.logger.error({ err }, 'relay pass failed')
         }
         if (this.stopped) break
-        if (sent === 0 && !this.wakeRequested) {
+        if (this.inflight.size === 0 && !this.wakeRequested) {
           try {
             await this.warm()
           } catch (err) {
             this.deps.logger.warn({ err }, 'relay token warming failed')
           }
         }
-        if (sent === 0 && !this.wakeRequested) {
+        if (!this.wakeRequested) {
           await new Promise<void>((r) => {
             this.timer = setTimeout(r, pollMs)
             this.wakeUp = () => {
@@ -167,31 +202,63 @@ export class Relay {
     this.stopped = true
     this.wakeUp()
     await this.running
+    await Promise.allSettled(this.inflight.values())
   }
 
   /**
-   * One pass over the lanes that are due. Lanes of one space share one read of its pending events,
-   * and their cursors are written back in a few grouped updates: a fan-out to many syncers costs a
-   * handful of queries, not two per syncer. Returns how many notifications were delivered.
+   * One pass over the lanes that are due, waiting for every space it started (spaces already in
+   * flight are left to their own tasks). Returns how many notifications were delivered.
    */
   async runOnce(): Promise<number> {
+    const sent = await Promise.all(await this.dispatch())
+    return sent.reduce((a, b) => a + b, 0)
+  }
+
+  /**
+   * Starts one task per space with due lanes and none in flight, side by side, and returns them
+   * without waiting. Lanes of one space share one read of its pending events, and their cursors are
+   * written back in a few grouped updates: a fan-out to many syncers costs a handful of queries, not
+   * two per syncer.
+   */
+  private async dispatch(): Promise<Promise<number>[]> {
     const now = this.deps.clock.now()
     const due = await this.deps.db.prisma.notifyRegistration.findMany({
-      where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now } },
+      where: {
+        expiresAt: { gt: now },
+        nextAttemptAt: { lte: now },
+        // A space in flight keeps its lanes until its task ends; its due lanes must not crowd out
+        // other spaces' from this read.
+        ...(this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {}),
+      },
       orderBy: { nextAttemptAt: 'asc' },
       take: this.opts.concurrency * 32,
       select: { space: true, service: true, cursor: true, attempts: true },
     })
     const bySpace = new Map<string, Lane[]>()
     for (const lane of due) {
-      if (this.busy.has(`${lane.space}\n${lane.service}`)) continue
       const list = bySpace.get(lane.space) ?? []
       list.push(lane)
       bySpace.set(lane.space, list)
     }
-    let delivered = 0
-    for (const [space, lanes] of bySpace) delivered += await this.runSpace(space, lanes)
-    return delivered
+    const started: Promise<number>[] = []
+    for (const [space, lanes] of bySpace) {
+      // Another pass may have started the space while this one read.
+      if (this.inflight.has(space)) continue
+      const task = this.runSpace(space, lanes)
+      this.inflight.set(space, task)
+      task.then(
+        (sent) => {
+          this.inflight.delete(space)
+          if (sent > 0) this.wake()
+        },
+        (err: unknown) => {
+          this.inflight.delete(space)
+          this.deps.logger.error({ err, space }, 'relay pass failed')
+        },
+      )
+      started.push(task)
+    }
+    return started
   }
 
   private async runSpace(space: string, lanes: Lane[]): Promise<number> {
@@ -207,25 +274,24 @@ export class Relay {
     this.activeSpaces.set(space, this.deps.clock.nowMs())
     const results: LaneResult[] = []
     const queue = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
-    const workers = Array.from(
-      { length: Math.min(this.opts.concurrency, queue.length) },
-      async () => {
-        for (let lane = queue.shift(); lane; lane = queue.shift()) {
-          const key = `${lane.space}\n${lane.service}`
-          this.busy.add(key)
-          try {
-            results.push(
-              await this.runLane(
-                lane,
-                events.filter((e) => e.spaceRev > (lane.cursor ?? '')),
-              ),
-            )
-          } finally {
-            this.busy.delete(key)
-          }
+    // The space's own workers, each holding one shared slot per delivery: however many of its
+    // lanes hang, the space never holds more than spaceConcurrency slots.
+    const width = Math.min(this.opts.spaceConcurrency, this.opts.concurrency, queue.length)
+    const workers = Array.from({ length: width }, async () => {
+      for (let lane = queue.shift(); lane; lane = queue.shift()) {
+        await this.slots.take()
+        try {
+          results.push(
+            await this.runLane(
+              lane,
+              events.filter((e) => e.spaceRev > (lane.cursor ?? '')),
+            ),
+          )
+        } finally {
+          this.slots.give()
         }
-      },
-    )
+      }
+    })
     await Promise.all(workers)
     await this.record(space, results)
     return results.reduce((n, r) => n + r.sent, 0)

@@ -2,14 +2,17 @@
  * The durable relay to real loopback syncers: every notification in order with a prevSpaceRev chain a
  * syncer can check for gaps; retries after failures; a hanging syncer never slows the others (timeout,
  * then the breaker); delivery resumes after a restart; expired registrations get nothing; dead
- * letters after the retry window or a permanent refusal; notifySpaceDeleted through the same lanes.
+ * letters after the retry window or a permanent refusal; notifySpaceDeleted through the same lanes;
+ * a space whose syncers hang holds at most its share of the delivery slots and never holds up
+ * another space's deliveries, in a single pass or in the running loop.
  */
 import t from 'tap'
 import { Keypair } from '../../src/crypto/keypair.js'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
+import type { ServerResponse } from 'node:http'
 import { TestArbiter } from '../_helpers/arbiter.js'
 import { MockService } from '../_helpers/services.js'
-import { spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
+import { MEMBERS_ONLY, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
 import { notifier, tidAt } from '../_helpers/sync.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
@@ -20,6 +23,7 @@ async function syncer(
   w: SpaceWorld,
   name: string,
   behaviour: Behaviour = () => 200,
+  space = w.space,
 ) {
   const svc = await MockService.start(t)
   svc.handler = (_req, res) => {
@@ -32,7 +36,7 @@ async function syncer(
   })
   const service = `${id.did}#atproto_space_syncer`
   await w.a.ctx.notify.register(
-    w.space,
+    space,
     service,
     svc.origin,
     new Date(w.a.clock.nowMs() + 86_400_000),
@@ -325,3 +329,126 @@ t.test('GATEHOUSE_RELAY_WARM_LANES=0: nothing is signed ahead', async (t) => {
   }
   t.equal(w.a.ctx.outbound.peek(lane), undefined)
 })
+
+/**
+ * Syncers on one endpoint that never answer until released (then 200): only the relay's own
+ * timeout could end their deliveries, and the tests below release them long before it.
+ */
+async function hangingSyncers(
+  t: Parameters<typeof spaceWorld>[0],
+  w: SpaceWorld,
+  space: string,
+  count: number,
+) {
+  const held: ServerResponse[] = []
+  let released = false
+  const svc = await MockService.start(t, (_req, res) => {
+    if (released) svc.json(res, 200, {})
+    else held.push(res)
+  })
+  for (let i = 0; i < count; i++) {
+    const id = w.web.create(`hangs-${i}`, {
+      services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: svc.origin } },
+    })
+    await w.a.ctx.notify.register(
+      space,
+      `${id.did}#atproto_space_syncer`,
+      svc.origin,
+      new Date(w.a.clock.nowMs() + 86_400_000),
+    )
+  }
+  return {
+    /** Deliveries it holds unanswered. */
+    pending: () => held.filter((r) => !r.writableEnded).length,
+    release() {
+      released = true
+      for (const res of held) svc.json(res, 200, {})
+    },
+  }
+}
+
+/** Waits (polling, not timing anything) until `done`, or until `giveUp` says it never will be. */
+async function until(done: () => boolean, giveUp: () => boolean) {
+  while (!done() && !giveUp()) await new Promise((r) => setTimeout(r, 10))
+}
+
+async function twoSpaces(
+  t: Parameters<typeof spaceWorld>[0] & { equal(a: unknown, b: unknown): void },
+) {
+  // Two slots, one per space; a hanging delivery could only be ended by the relay's 20 s timeout.
+  const ctx = await setup(t, {
+    GATEHOUSE_RELAY_CONCURRENCY: '2',
+    GATEHOUSE_RELAY_SPACE_CONCURRENCY: '1',
+    GATEHOUSE_RELAY_TIMEOUT_MS: '20000',
+    GATEHOUSE_FETCH_TIMEOUT_MS: '20000',
+  })
+  const { w, writer } = ctx
+  const other = (
+    await w.a.ctx.spaces.create({
+      authority: w.authority.did,
+      spaceType: 'com.example.forum',
+      skey: 'unrelated',
+      ...MEMBERS_ONLY,
+    })
+  ).uri
+  await w.a.ctx.spaces.putMember(other, writer.did, { read: true, write: true })
+  const notify = notifier(w)
+  let n = 0
+  const writeTo = async (space: string) =>
+    t.equal((await notify(writer, { space, repoRev: tidAt(w.a.clock.nowMs() + ++n) })).status, 200)
+  return { ...ctx, other, writeTo }
+}
+
+t.test(
+  "one pass: a space whose syncers hang takes only its share of the slots, and another space's syncer is served before they time out",
+  async (t) => {
+    const { w, other, writeTo } = await twoSpaces(t)
+    // The hanging space's lanes are due first, so a pass that walked spaces in turn would wait on them.
+    const hangs = await hangingSyncers(t, w, w.space, 3)
+    w.a.clock.advance(1)
+    const fine = await syncer(t, w, 'unrelated-syncer', () => 200, other)
+    await writeTo(w.space)
+    await writeTo(other)
+    const pass = w.a.ctx.relay.runOnce()
+    let passEnded = false
+    void pass.then(() => (passEnded = true))
+    await until(
+      () => fine.received().length > 0,
+      () => passEnded,
+    )
+    t.equal(fine.received().length, 1, 'the unrelated syncer got its notification')
+    t.equal(w.a.ctx.relay.counters.retried, 0, 'before any hanging delivery had timed out')
+    t.notOk(passEnded, 'the pass was still going')
+    t.equal(hangs.pending(), 1, 'the hanging space held one delivery slot, its share, not both')
+    hangs.release()
+    t.equal(await pass, 4, 'the pass ends once the hanging syncers answer')
+  },
+)
+
+t.test(
+  "the running loop serves another space's new write while a space's syncers hang",
+  async (t) => {
+    const { w, other, writeTo } = await twoSpaces(t)
+    const hangs = await hangingSyncers(t, w, w.space, 1)
+    const fine = await syncer(t, w, 'unrelated-syncer', () => 200, other)
+    w.a.ctx.relay.start(50)
+    t.teardown(() => w.a.ctx.relay.stop())
+    await writeTo(w.space)
+    await until(
+      () => hangs.pending() === 1,
+      () => w.a.ctx.relay.counters.retried > 0,
+    )
+    t.equal(hangs.pending(), 1, 'a delivery to the hanging syncer is in flight')
+    await writeTo(other)
+    await until(
+      () => fine.received().length > 0,
+      () => w.a.ctx.relay.counters.retried > 0,
+    )
+    t.equal(fine.received().length, 1, 'the other space was served')
+    t.equal(w.a.ctx.relay.counters.retried, 0, 'before the hanging delivery had timed out')
+    t.equal(hangs.pending(), 1, 'which was still waiting')
+    hangs.release()
+    await w.a.ctx.relay.stop()
+    t.equal(w.a.ctx.relay.counters.forwarded, 2)
+  },
+)

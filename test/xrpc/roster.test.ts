@@ -125,3 +125,44 @@ t.test('setRosterVisibility: admins only, real spaces only', async (t) => {
     body: { error: 'SpaceNotFound' },
   })
 })
+
+t.test('listMembers sends a cursor only while another page follows', async (t) => {
+  const w = await spaceWorld(t)
+  const manager = w.user('manager')
+  await w.a.ctx.managers.set(w.authority.did, manager.did, 'moderator')
+  const nsid = 'com.atproto.simplespace.listMembers'
+  const page = async (limit: number, cursor?: string) => {
+    const q = new URLSearchParams({ space: w.space, limit: String(limit) })
+    if (cursor) q.set('cursor', cursor)
+    const res = await w.a.fetch(`/xrpc/${nsid}?${q}`, {
+      headers: {
+        authorization: `Bearer ${serviceJwt({ iss: manager, aud: w.authority.did, lxm: nsid, nowSec: w.now() })}`,
+      },
+    })
+    t.equal(res.status, 200)
+    return (await res.json()) as { members: { did: string }[]; cursor?: string }
+  }
+  const dids = [1, 2, 3, 4].map((i) => `did:plc:${String(i).padStart(24, 'm')}`)
+  for (const did of dids) await w.a.ctx.spaces.putMember(w.space, did, { read: true, write: true })
+
+  const first = await page(3)
+  t.same(
+    first.members.map((m) => m.did),
+    dids.slice(0, 3),
+  )
+  t.equal(first.cursor, dids[2], 'more follow: the cursor is the last DID of the page')
+  const last = await page(3, first.cursor)
+  t.same(
+    last.members.map((m) => m.did),
+    dids.slice(3),
+  )
+  t.notOk('cursor' in last, 'a short last page has no cursor')
+
+  const exact = await page(2, dids[1])
+  t.same(
+    exact.members.map((m) => m.did),
+    dids.slice(2),
+  )
+  t.notOk('cursor' in exact, 'a last page that is exactly full has no cursor either')
+  t.same(await page(4), { members: dids.map((did) => ({ did, read: true, write: true })) })
+})

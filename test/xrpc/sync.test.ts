@@ -275,3 +275,71 @@ t.test(
     t.equal(await w.a.ctx.db.prisma.notifyRegistration.count({ where: { space: w.space } }), 0)
   },
 )
+
+t.test(
+  'registerNotify: a space holds at most GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX live registrations; renewals always fit',
+  async (t) => {
+    // As reported: a non-member holding a credential for a public-read space registers lane after lane.
+    const w = await spaceWorld(t, {
+      policy: {
+        readPolicy: { kind: 'public' },
+        writePolicy: { kind: 'member-list' },
+        appAccess: { kind: 'open' },
+      },
+      env: { GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: '3' },
+    })
+    const stranger = w.user('stranger')
+    const cred = await w.getCredential(stranger)
+    t.equal(cred.status, 200, 'a non-member gets a credential for a public-read space')
+    const { presentHeaders } = await import('../_helpers/tokens.js')
+    const register = async (name: string) => {
+      const syncer = w.web.create(name, {
+        services: {
+          atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'http://127.0.0.1:9/' },
+        },
+      })
+      const res = await w.a.fetch('/xrpc/com.atproto.space.registerNotify', {
+        method: 'POST',
+        headers: {
+          ...presentHeaders(cred.body.credential as string, w.authority.did, cred.holder),
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ space: w.space, service: `${syncer.did}#atproto_space_syncer` }),
+      })
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    }
+    const live = () =>
+      w.a.ctx.db.prisma.notifyRegistration.count({
+        where: { space: w.space, expiresAt: { gt: w.a.clock.now() } },
+      })
+    for (const n of ['s1', 's2', 's3']) t.equal((await register(n)).status, 200, `${n} registered`)
+    t.match(await register('s4'), {
+      status: 400,
+      body: { error: 'RegistrationLimitExceeded', message: /3 live notification registrations/ },
+    })
+    t.equal(await live(), 3, 'the refused one was not stored')
+    w.a.clock.advance(60_000)
+    t.equal((await register('s2')).status, 200, 'renewing at the cap is never refused')
+    t.equal(await w.a.ctx.db.prisma.notifyRegistration.count({ where: { space: w.space } }), 3)
+
+    await w.a.ctx.notify.unregister(w.space, `${w.user('s1').did}#atproto_space_syncer`)
+    t.equal((await register('s4')).status, 200, 'an unregistration frees a place')
+    t.equal((await register('s5')).status, 400, 'and only one')
+
+    // s3 lapses (s2 and s4 were registered a minute later): a lapsed registration takes no place,
+    // and reviving it counts as new.
+    w.a.clock.advance(86_400_000 - 30_000)
+    t.equal(await live(), 2)
+    const again = await w.getCredential(stranger)
+    cred.body = again.body
+    cred.holder = again.holder
+    t.equal((await register('s5')).status, 200, 's5 takes the place s3 left')
+    t.match(
+      await register('s3'),
+      { status: 400, body: { error: 'RegistrationLimitExceeded' } },
+      'reviving a lapsed registration counts as a new one',
+    )
+    t.equal(await w.a.ctx.notify.pruneExpired(), 1, 'the janitor deletes the lapsed one (s3)')
+    t.equal(await w.a.ctx.db.prisma.notifyRegistration.count({ where: { space: w.space } }), 3)
+  },
+)

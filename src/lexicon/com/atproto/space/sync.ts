@@ -60,7 +60,7 @@ export const registerNotify = defineProcedure({
   nsid: 'com.atproto.space.registerNotify',
   input: z.object({ space: spaceRef, service: serviceId }),
   output: z.object({ expiresAt: datetime }),
-  errors: ['SpaceNotFound', 'ServiceNotResolvable'],
+  errors: ['SpaceNotFound', 'ServiceNotResolvable', 'RegistrationLimitExceeded'],
 })
 
 export const unregisterNotify = defineProcedure({

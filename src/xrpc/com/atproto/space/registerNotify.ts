@@ -1,13 +1,16 @@
 import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { ServiceResolutionError } from '../../../../identity/resolver.js'
 import { registerNotify } from '../../../../lexicon/com/atproto/space/sync.js'
+import { RegistrationLimitError } from '../../../../notify/notify-service.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
  * Asks for a space's write notifications (contract §1.3): the service identifier must resolve now
  * (ServiceNotResolvable otherwise); re-registering extends the expiry. As in the reference, nothing
  * proves the caller controls the service: a registration only ever receives what a credential holder
- * could read from listRepos anyway.
+ * could read from listRepos anyway. A space holds at most GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX live
+ * registrations: a new one past that is `RegistrationLimitExceeded` (400, not 429: waiting does not
+ * help, only an unregisterNotify or an expiry frees a place); renewing one never is.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(registerNotify, {
@@ -29,7 +32,13 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       if ((await ctx.spaces.lookup(input.space)).state !== 'active')
         throw fail('SpaceNotFound', 'Space not found')
       const expiresAt = new Date(ctx.clock.nowMs() + ctx.cfg.notify.registrationTtlMs)
-      await ctx.notify.register(input.space, input.service, endpoint, expiresAt)
+      try {
+        await ctx.notify.register(input.space, input.service, endpoint, expiresAt)
+      } catch (err) {
+        if (err instanceof RegistrationLimitError)
+          throw fail('RegistrationLimitExceeded', err.message)
+        throw err
+      }
       return { expiresAt: expiresAt.toISOString() }
     },
   })
