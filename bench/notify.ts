@@ -61,7 +61,13 @@ const bench: Bench = {
         const id = web.create(`syncer${i}`, {
           services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint } },
         })
-        await ctx.notify.register(space, `${id.did}#atproto_space_syncer`, endpoint, expires)
+        await ctx.notify.register(
+          space,
+          `${id.did}#atproto_space_syncer`,
+          endpoint,
+          expires,
+          id.did,
+        )
         await ctx.idResolver.resolve(id.did) // warm the DID cache, as a running host would have it
       }
       const writers = Array.from({ length: WRITERS }, (_, i) => web.create(`writer${i}`))

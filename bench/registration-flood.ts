@@ -85,7 +85,13 @@ const bench: Bench = {
         const id = web.create(name, {
           services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint } },
         })
-        await ctx.notify.register(space, `${id.did}#atproto_space_syncer`, endpoint, expires)
+        await ctx.notify.register(
+          space,
+          `${id.did}#atproto_space_syncer`,
+          endpoint,
+          expires,
+          id.did,
+        )
         await ctx.idResolver.resolve(id.did) // a running host has it cached
       }
       await register(unrelated, 'syncer', healthyOrigin)

@@ -110,6 +110,8 @@ export interface Config {
     relaySpaceConcurrency: number
     /** Live registerNotify registrations one space may have (renewals never count). */
     registrationsPerSpaceMax: number
+    /** Live registrations made with one user's credentials, across all spaces. */
+    registrationsPerUserMax: number
   }
 }
 
@@ -230,6 +232,7 @@ export const envSchema = z.object({
   GATEHOUSE_RELAY_SPACE_CONCURRENCY: int(1, 1024).optional(),
   GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
   GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: int(1, 100_000).default(100),
+  GATEHOUSE_REGISTRATIONS_PER_USER_MAX: int(1, 100_000).default(20),
   GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
   GATEHOUSE_KEK: z
     .string()
@@ -383,6 +386,7 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
           Math.max(1, Math.floor(e.GATEHOUSE_RELAY_CONCURRENCY / 4)),
       ),
       registrationsPerSpaceMax: e.GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX,
+      registrationsPerUserMax: e.GATEHOUSE_REGISTRATIONS_PER_USER_MAX,
     },
   }
   const secrets: Secrets = {}

@@ -173,6 +173,7 @@ export async function createContext(
     overrides.notify ??
     new NotifyService(db, clock, {
       registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
+      registrationsPerUser: cfg.notify.registrationsPerUserMax,
     })
   const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =

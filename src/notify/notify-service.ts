@@ -22,9 +22,14 @@ export interface WriterRow {
 /** A new registration would take the space past its cap (renewals never do). */
 export class RegistrationLimitError extends Error {
   override name = 'RegistrationLimitError'
-  constructor(readonly limit: number) {
+  constructor(
+    readonly limit: number,
+    readonly per: 'space' | 'user' = 'space',
+  ) {
     super(
-      `the space already has ${limit} live notification registrations, the most this host keeps`,
+      per === 'space'
+        ? `the space already has ${limit} live notification registrations, the most this host keeps`
+        : `this user's credentials already hold ${limit} live notification registrations, the most this host keeps`,
     )
   }
 }
@@ -32,6 +37,8 @@ export class RegistrationLimitError extends Error {
 export interface NotifyLimits {
   /** Live registrations one space may have; a renewal never counts against it. */
   registrationsPerSpace: number
+  /** Live registrations made with one user's credentials, across spaces; renewals never count. */
+  registrationsPerUser: number
 }
 
 export class NotifyService {
@@ -44,7 +51,10 @@ export class NotifyService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly limits: NotifyLimits = { registrationsPerSpace: 100 },
+    private readonly limits: NotifyLimits = {
+      registrationsPerSpace: 100,
+      registrationsPerUser: 20,
+    },
   ) {}
 
   private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
@@ -131,10 +141,20 @@ export class NotifyService {
    * an authority-signed POST per write, so a credential holder must not be able to add them without
    * bound. Renewing a live registration is always allowed; reviving an expired one counts as new.
    */
-  async register(space: string, service: string, endpoint: string, expiresAt: Date): Promise<void> {
+  async register(
+    space: string,
+    service: string,
+    endpoint: string,
+    expiresAt: Date,
+    /** The user whose credential asked (counted against the per-user cap). */
+    registeredBy: string,
+  ): Promise<void> {
     await this.db.transact(async (tx) => {
-      // Under the space's lock, so two registrations cannot both take the last place.
+      // Under the space's lock, so two registrations cannot both take the last place; on
+      // PostgreSQL also under the user's, since one user may register on several spaces at once.
       await this.db.lockSpace(tx, space)
+      if (this.db.kind === 'postgres')
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`registrations:${registeredBy}`}))`
       const now = this.clock.now()
       const existing = await tx.notifyRegistration.findUnique({
         where: { space_service: { space, service } },
@@ -146,16 +166,33 @@ export class NotifyService {
         })
         if (live >= this.limits.registrationsPerSpace)
           throw new RegistrationLimitError(this.limits.registrationsPerSpace)
+        const mine = await tx.notifyRegistration.count({
+          where: { registeredBy, expiresAt: { gt: now } },
+        })
+        if (mine >= this.limits.registrationsPerUser)
+          throw new RegistrationLimitError(this.limits.registrationsPerUser, 'user')
       }
       if (existing) {
+        // A live registration renewed by anyone stays its registrant's; a lapsed one revived is
+        // the reviver's (and was counted against them above).
+        const lapsed = existing.expiresAt <= now
         await tx.notifyRegistration.update({
           where: { space_service: { space, service } },
-          data: { endpoint, expiresAt },
+          data: { endpoint, expiresAt, ...(lapsed ? { registeredBy } : {}) },
         })
       } else {
         const cursor = (await this.maxSpaceRev(tx, space)) ?? null
         await tx.notifyRegistration.create({
-          data: { space, service, endpoint, expiresAt, createdAt: now, cursor, nextAttemptAt: now },
+          data: {
+            space,
+            service,
+            endpoint,
+            expiresAt,
+            createdAt: now,
+            cursor,
+            nextAttemptAt: now,
+            registeredBy,
+          },
         })
       }
     })

@@ -105,6 +105,15 @@ export class CredentialService {
     return signed
   }
 
+  /** Who the credential `jti` for `space` was issued to, from our issuance record. */
+  async holderOf(space: string, jti: string): Promise<string | undefined> {
+    const row = await this.deps.db.prisma.issuedCredential.findUnique({
+      where: { space_jti: { space, jti } },
+      select: { userDid: true },
+    })
+    return row?.userDid
+  }
+
   /** The users holding live (unexpired, unrevoked) credentials for a space. */
   async liveHolders(space: string): Promise<string[]> {
     const rows = await this.deps.db.prisma.issuedCredential.findMany({

@@ -40,6 +40,7 @@ async function syncer(
     service,
     svc.origin,
     new Date(w.a.clock.nowMs() + 86_400_000),
+    id.did,
   )
   return {
     svc,
@@ -355,6 +356,7 @@ async function hangingSyncers(
       `${id.did}#atproto_space_syncer`,
       svc.origin,
       new Date(w.a.clock.nowMs() + 86_400_000),
+      id.did,
     )
   }
   return {

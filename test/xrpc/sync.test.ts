@@ -343,3 +343,65 @@ t.test(
     t.equal(await w.a.ctx.db.prisma.notifyRegistration.count({ where: { space: w.space } }), 3)
   },
 )
+
+t.test(
+  'registerNotify: one user holds at most GATEHOUSE_REGISTRATIONS_PER_USER_MAX live registrations, across spaces',
+  async (t) => {
+    const PUBLIC = {
+      readPolicy: { kind: 'public' as const },
+      writePolicy: { kind: 'member-list' as const },
+      appAccess: { kind: 'open' as const },
+    }
+    const w = await spaceWorld(t, {
+      policy: PUBLIC,
+      env: { GATEHOUSE_REGISTRATIONS_PER_USER_MAX: '2' },
+    })
+    const other = await w.a.ctx.spaces.create({
+      authority: w.authority.did,
+      spaceType: 'com.example.forum',
+      skey: 'second',
+      ...PUBLIC,
+    })
+    const { presentHeaders } = await import('../_helpers/tokens.js')
+    const register = async (who: string, space: string, name: string) => {
+      const cred = await w.getCredential(w.user(who), { space })
+      const syncer = w.web.create(name, {
+        services: {
+          atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'http://127.0.0.1:9/' },
+        },
+      })
+      const res = await w.a.fetch('/xrpc/com.atproto.space.registerNotify', {
+        method: 'POST',
+        headers: {
+          ...presentHeaders(cred.body.credential as string, w.authority.did, cred.holder),
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ space, service: `${syncer.did}#atproto_space_syncer` }),
+      })
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    }
+    t.equal((await register('stranger', w.space, 'a1')).status, 200)
+    t.equal((await register('stranger', other.uri, 'b1')).status, 200, 'on another space')
+    t.match(
+      await register('stranger', w.space, 'a2'),
+      {
+        status: 400,
+        body: {
+          error: 'RegistrationLimitExceeded',
+          message: /this user's credentials already hold 2/,
+        },
+      },
+      'a third, with a fresh credential, is refused',
+    )
+    t.equal((await register('stranger', w.space, 'a1')).status, 200, 'a renewal still fits')
+    t.equal((await register('someone', w.space, 'a3')).status, 200, 'others are not affected')
+    const rows = await w.a.ctx.db.prisma.notifyRegistration.findMany({
+      select: { registeredBy: true },
+    })
+    t.same(
+      rows.map((r) => r.registeredBy).sort(),
+      [w.user('someone').did, w.user('stranger').did, w.user('stranger').did].sort(),
+      'each registration records its registrant',
+    )
+  },
+)

@@ -2,6 +2,7 @@ import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { ServiceResolutionError } from '../../../../identity/resolver.js'
 import { registerNotify } from '../../../../lexicon/com/atproto/space/sync.js'
 import { RegistrationLimitError } from '../../../../notify/notify-service.js'
+import { InvalidRequestError } from '../../../../errors.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
@@ -10,7 +11,9 @@ import type { XrpcRouter } from '../../../method.js'
  * proves the caller controls the service: a registration only ever receives what a credential holder
  * could read from listRepos anyway. A space holds at most GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX live
  * registrations: a new one past that is `RegistrationLimitExceeded` (400, not 429: waiting does not
- * help, only an unregisterNotify or an expiry frees a place); renewing one never is.
+ * help, only an unregisterNotify or an expiry frees a place); renewing one never is. The same holds
+ * per user across spaces (GATEHOUSE_REGISTRATIONS_PER_USER_MAX), the user being whoever the
+ * credential was issued to (our issuance record; a generation C credential does not name them).
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(registerNotify, {
@@ -31,9 +34,12 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       }
       if ((await ctx.spaces.lookup(input.space)).state !== 'active')
         throw fail('SpaceNotFound', 'Space not found')
+      const holder = await ctx.credentials.holderOf(input.space, auth.jti)
+      // Fail closed: a credential this host has no issuance record of registers nothing.
+      if (!holder) throw new InvalidRequestError('Unknown credential', 'InvalidCredential')
       const expiresAt = new Date(ctx.clock.nowMs() + ctx.cfg.notify.registrationTtlMs)
       try {
-        await ctx.notify.register(input.space, input.service, endpoint, expiresAt)
+        await ctx.notify.register(input.space, input.service, endpoint, expiresAt, holder)
       } catch (err) {
         if (err instanceof RegistrationLimitError)
           throw fail('RegistrationLimitExceeded', err.message)
