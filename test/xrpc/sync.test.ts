@@ -7,6 +7,8 @@
 import t from 'tap'
 import { spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
 import { HASH, notifier, tidAt } from '../_helpers/sync.js'
+import { presentHeaders } from '../_helpers/tokens.js'
+import type { Keypair } from '../../src/crypto/keypair.js'
 
 const LXM = 'com.atproto.space.notifyWrite'
 
@@ -27,7 +29,6 @@ async function setup(t: Parameters<typeof spaceWorld>[0]) {
     payload: Record<string, string>,
     method: 'GET' | 'POST' = 'GET',
   ) => {
-    const { presentHeaders } = await import('../_helpers/tokens.js')
     const headers = presentHeaders(cred.body.credential as string, w.authority.did, cred.holder)
     const res =
       method === 'GET'
@@ -44,6 +45,29 @@ async function setup(t: Parameters<typeof spaceWorld>[0]) {
     }
   }
   return { w, writers, reader, notify: notifier(w), asReader }
+}
+
+/** registerNotify for a new syncer `name` (resolvable, never reached), with `cred` as its holder presents it. */
+async function registerSyncer(
+  w: SpaceWorld,
+  cred: { body: Record<string, unknown>; holder: Keypair },
+  space: string,
+  name: string,
+) {
+  const syncer = w.web.create(name, {
+    services: {
+      atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'http://127.0.0.1:9/' },
+    },
+  })
+  const res = await w.a.fetch('/xrpc/com.atproto.space.registerNotify', {
+    method: 'POST',
+    headers: {
+      ...presentHeaders(cred.body.credential as string, w.authority.did, cred.holder),
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ space, service: `${syncer.did}#atproto_space_syncer` }),
+  })
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
 t.test('an accepted write is in listRepos with its repoRev, hash and a spaceRev', async (t) => {
@@ -291,23 +315,7 @@ t.test(
     const stranger = w.user('stranger')
     const cred = await w.getCredential(stranger)
     t.equal(cred.status, 200, 'a non-member gets a credential for a public-read space')
-    const { presentHeaders } = await import('../_helpers/tokens.js')
-    const register = async (name: string) => {
-      const syncer = w.web.create(name, {
-        services: {
-          atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'http://127.0.0.1:9/' },
-        },
-      })
-      const res = await w.a.fetch('/xrpc/com.atproto.space.registerNotify', {
-        method: 'POST',
-        headers: {
-          ...presentHeaders(cred.body.credential as string, w.authority.did, cred.holder),
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({ space: w.space, service: `${syncer.did}#atproto_space_syncer` }),
-      })
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
-    }
+    const register = (name: string) => registerSyncer(w, cred, w.space, name)
     const live = () =>
       w.a.ctx.db.prisma.notifyRegistration.count({
         where: { space: w.space, expiresAt: { gt: w.a.clock.now() } },
@@ -362,24 +370,8 @@ t.test(
       skey: 'second',
       ...PUBLIC,
     })
-    const { presentHeaders } = await import('../_helpers/tokens.js')
-    const register = async (who: string, space: string, name: string) => {
-      const cred = await w.getCredential(w.user(who), { space })
-      const syncer = w.web.create(name, {
-        services: {
-          atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'http://127.0.0.1:9/' },
-        },
-      })
-      const res = await w.a.fetch('/xrpc/com.atproto.space.registerNotify', {
-        method: 'POST',
-        headers: {
-          ...presentHeaders(cred.body.credential as string, w.authority.did, cred.holder),
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({ space, service: `${syncer.did}#atproto_space_syncer` }),
-      })
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
-    }
+    const register = async (who: string, space: string, name: string) =>
+      registerSyncer(w, await w.getCredential(w.user(who), { space }), space, name)
     t.equal((await register('stranger', w.space, 'a1')).status, 200)
     t.equal((await register('stranger', other.uri, 'b1')).status, 200, 'on another space')
     t.match(
