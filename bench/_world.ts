@@ -204,3 +204,28 @@ export async function sendNotifyWrite(
   })
   if (r.status !== 200) throw new Error(`notifyWrite ${r.status}: ${await r.text()}`)
 }
+
+/**
+ * A syncer's identity (a did:web whose `#atproto_space_syncer` is `endpoint`) registered for
+ * `space` directly through the notify service, as registerNotify would: setup, not measurement.
+ * Returns its DID.
+ */
+export async function registerSyncer(
+  world: Pick<BenchWorld, 'ctx' | 'web'>,
+  space: string,
+  name: string,
+  endpoint: string,
+  expiresAt: Date,
+): Promise<string> {
+  const id = world.web.create(name, {
+    services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint } },
+  })
+  await world.ctx.notify.register(
+    space,
+    `${id.did}#atproto_space_syncer`,
+    endpoint,
+    expiresAt,
+    id.did,
+  )
+  return id.did
+}

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { encodeTid } from '../src/spaces/tid.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
-import { benchWorld, sendNotifyWrite } from './_world.js'
+import { benchWorld, registerSyncer, sendNotifyWrite } from './_world.js'
 import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
 
 /**
@@ -58,17 +58,8 @@ const bench: Bench = {
       ctx.relay.start(50)
       for (let i = 0; i < SYNCERS; i++) {
         const endpoint = `${origins[i % SERVERS]}/s/${i}`
-        const id = web.create(`syncer${i}`, {
-          services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint } },
-        })
-        await ctx.notify.register(
-          space,
-          `${id.did}#atproto_space_syncer`,
-          endpoint,
-          expires,
-          id.did,
-        )
-        await ctx.idResolver.resolve(id.did) // warm the DID cache, as a running host would have it
+        const did = await registerSyncer(world, space, `syncer${i}`, endpoint, expires)
+        await ctx.idResolver.resolve(did) // warm the DID cache, as a running host would have it
       }
       const writers = Array.from({ length: WRITERS }, (_, i) => web.create(`writer${i}`))
       for (const w of writers) await ctx.idResolver.resolve(w.did)

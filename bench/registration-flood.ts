@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { encodeTid } from '../src/spaces/tid.js'
 import type { WebIdentity } from '../test/_helpers/identities.js'
-import { benchWorld, sendNotifyWrite } from './_world.js'
+import { benchWorld, registerSyncer, sendNotifyWrite } from './_world.js'
 import { percentile, type Bench } from './_lib.js'
 
 /**
@@ -82,17 +82,8 @@ const bench: Bench = {
       ).uri
       const expires = new Date(Date.now() + 86_400_000)
       const register = async (space: string, name: string, endpoint: string) => {
-        const id = web.create(name, {
-          services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint } },
-        })
-        await ctx.notify.register(
-          space,
-          `${id.did}#atproto_space_syncer`,
-          endpoint,
-          expires,
-          id.did,
-        )
-        await ctx.idResolver.resolve(id.did) // a running host has it cached
+        const did = await registerSyncer(world, space, name, endpoint, expires)
+        await ctx.idResolver.resolve(did) // a running host has it cached
       }
       await register(unrelated, 'syncer', healthyOrigin)
       const writer = web.create('writer')

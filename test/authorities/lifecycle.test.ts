@@ -83,6 +83,25 @@ async function world(t: Tap, env: Record<string, string> = {}) {
   return { a, plc, web, alice, port, verifier, call, get }
 }
 
+/** Runs `gatehouse kek VERB` in process against the world's database and data dir; its JSON result. */
+async function kekCli(
+  w: Awaited<ReturnType<typeof world>>,
+  verb: 'rotate' | 'rewrap',
+  env: Record<string, string> = {},
+): Promise<{ rewrapped: number; kekId: string }> {
+  const { config, secrets } = loadConfig({
+    GATEHOUSE_DATA_DIR: w.a.dataDir,
+    GATEHOUSE_DATABASE_URL: w.a.database.url,
+    GATEHOUSE_PLC_URL: w.plc.url,
+    GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+    GATEHOUSE_LOG_LEVEL: 'silent',
+    ...env,
+  })
+  const out: string[] = []
+  await runCli(['kek', verb], config, secrets, (l) => out.push(l))
+  return JSON.parse(out[0]!) as { rewrapped: number; kekId: string }
+}
+
 const NS = 'dev.gatehouse.authority'
 const activeKey = (view: Record<string, any>, purpose: string) =>
   (view.keys as { purpose: string; status: string; publicKey: string }[]).find(
@@ -587,16 +606,7 @@ t.test(
     const w = await world(t)
     const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
     const did = created.body.did as string
-    const { config, secrets } = loadConfig({
-      GATEHOUSE_DATA_DIR: w.a.dataDir,
-      GATEHOUSE_DATABASE_URL: w.a.database.url,
-      GATEHOUSE_PLC_URL: w.plc.url,
-      GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-      GATEHOUSE_LOG_LEVEL: 'silent',
-    })
-    const out: string[] = []
-    await runCli(['kek', 'rotate'], config, secrets, (l) => out.push(l))
-    const { kekId } = JSON.parse(out[0]!) as { kekId: string }
+    const { kekId } = await kekCli(w, 'rotate')
 
     // The running server, started with the old KEK, changes keys after the rotation.
     const rotated = await w.call(`${NS}.rotateSigningKey`, { did })
@@ -646,18 +656,10 @@ t.test(
     const w = await world(t, { GATEHOUSE_KEK: oldKek })
     const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
     const did = created.body.did as string
-    const { config, secrets } = loadConfig({
-      GATEHOUSE_DATA_DIR: w.a.dataDir,
-      GATEHOUSE_DATABASE_URL: w.a.database.url,
-      GATEHOUSE_PLC_URL: w.plc.url,
-      GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-      GATEHOUSE_LOG_LEVEL: 'silent',
+    const { kekId } = await kekCli(w, 'rewrap', {
       GATEHOUSE_KEK: newKek,
       GATEHOUSE_KEK_RETIRED: oldKek,
     })
-    const out: string[] = []
-    await runCli(['kek', 'rewrap'], config, secrets, (l) => out.push(l))
-    const { kekId } = JSON.parse(out[0]!) as { kekId: string }
 
     const refused = await w.call(`${NS}.rotateSigningKey`, { did })
     t.equal(refused.status, 500, 'refused: this process does not hold the sealing KEK')
