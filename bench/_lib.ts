@@ -1,6 +1,7 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { format, resolveConfig } from 'prettier'
 import { PACKAGE_ROOT } from '../src/paths.js'
 
 /**
@@ -182,4 +183,40 @@ export function printResult(result: BenchResult): void {
 
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)
+}
+
+const LATEST_BEGIN = '<!-- latest figures: written by `npm run bench`, do not edit by hand -->'
+const LATEST_END = '<!-- end of latest figures -->'
+
+/**
+ * Rewrites the "Latest figures" part of bench/RESULTS.md from bench/results/*.json: each bench's
+ * newest figures, ratios and targets, with the time it ran. The dated journals below stay as written.
+ */
+export async function writeResultsPage(): Promise<string> {
+  const dir = join(PACKAGE_ROOT, 'bench/results')
+  const results = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as BenchResult & { at: string })
+  const lines = [LATEST_BEGIN, '']
+  for (const r of results) {
+    lines.push(`### ${r.bench} (${r.at.slice(0, 16).replace('T', ' ')} UTC)`, '')
+    lines.push('| figure | value |', '| --- | --- |')
+    for (const f of r.figures) lines.push(`| ${f.name} | ${fmt(f.value)} ${f.unit} |`)
+    for (const [k, v] of Object.entries(r.ratios)) lines.push(`| ratio ${k} | ${v.toFixed(3)} |`)
+    for (const [k, v] of Object.entries(r.targets ?? {}))
+      lines.push(`| target ${k} | ${v.target}: ${v.met ? 'met' : '**not met**'} |`)
+    lines.push('', ...(r.notes ?? []).map((n) => `- ${n}`), '')
+  }
+  lines.push(LATEST_END)
+  const page = join(PACKAGE_ROOT, 'bench/RESULTS.md')
+  const text = readFileSync(page, 'utf8')
+  const begin = text.indexOf(LATEST_BEGIN)
+  const end = text.indexOf(LATEST_END)
+  if (begin < 0 || end < begin)
+    throw new Error('bench/RESULTS.md: the latest-figures markers are missing')
+  const next = text.slice(0, begin) + lines.join('\n') + text.slice(end + LATEST_END.length)
+  // Formatted as the rest of the tree is, so `prettier --check` stays clean after a run.
+  writeFileSync(page, await format(next, { ...(await resolveConfig(page)), filepath: page }))
+  return page
 }

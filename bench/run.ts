@@ -1,11 +1,11 @@
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { printResult, writeResult, type Bench } from './_lib.js'
+import { printResult, writeResult, writeResultsPage, type Bench } from './_lib.js'
 
 /**
  * `npm run bench [-- name …]`: runs every bench/*.ts (or the named ones), prints each one's figures
- * and ratios, and writes bench/results/<name>.json. GATEHOUSE_BENCH_SECONDS sets the measuring time
+ * and ratios, writes bench/results/<name>.json, and rewrites the latest figures in bench/RESULTS.md. GATEHOUSE_BENCH_SECONDS sets the measuring time
  * of each phase (default 3).
  */
 const here = dirname(fileURLToPath(import.meta.url))
@@ -28,4 +28,5 @@ for (const file of files) {
     console.error(`bench ${file} failed:`, err)
   }
 }
+console.log(`\nwrote ${await writeResultsPage()}`)
 process.exit(failed ? 1 : 0)
