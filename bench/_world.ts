@@ -13,8 +13,9 @@ import { serviceJwt } from '../test/_helpers/tokens.js'
 import { freePort } from '../test/_helpers/process.js'
 
 /**
- * What every benchmark starts from: a real Gatehouse as production runs it (no output validation) on loopback (its own data dir
- * and SQLite database), a did:web host, an authority Gatehouse holds the key of, and one space.
+ * What every benchmark starts from: a real Gatehouse without output validation, as in production, on
+ * loopback (its own data dir and SQLite database), a did:web host, an authority Gatehouse holds the
+ * key of, and one space.
  */
 export interface BenchWorld {
   /** In this process: for setup and in-process measurements (with `serverProcess`, on the same database). */
