@@ -3,10 +3,8 @@ import { z } from 'zod'
 import { KEK_FILE } from './keys/vault.js'
 
 /**
- * Gatehouse configuration: one declaration per GATEHOUSE_* variable in SCHEMA below (name, type and
- * bounds, default, description), from which the nested Config type, the parser and
- * docs/configuration.md (`node scripts/config-docs.mjs`) all follow. Every default works with no
- * setup. `process.env` is read only in bin.ts; tests call `loadConfig({...})` with a plain object.
+ * One declaration per GATEHOUSE_* variable (SCHEMA) gives the Config type, the parser and the docs
+ * (scripts/config-docs.ts). Only bin.ts reads process.env; tests call `loadConfig({...})`.
  */
 
 export type DatabaseKind = 'sqlite' | 'postgres'
@@ -14,23 +12,17 @@ export type DatabaseKind = 'sqlite' | 'postgres'
 /** How a setting whose variable is unset gets its value: its default, loadConfig, or none. */
 type Fallback = 'default' | 'derived' | 'optional'
 
+/** `default`: as written in the environment; for derived and optional settings, what docs say. */
 export interface Setting<T = unknown, F extends Fallback = Fallback> {
   readonly env: string
-  /** Parses the variable's text (and the default's) into the value Config holds. */
   readonly schema: z.ZodType<T>
   readonly fallback: F
-  /** The default as written in the environment; for derived and optional ones, what docs show. */
   readonly default: string
 }
 
 const setting =
   <F extends Fallback>(fallback: F) =>
-  <T>(env: string, schema: z.ZodType<T>, dflt: string): Setting<T, F> => ({
-    env,
-    schema,
-    fallback,
-    default: dflt,
-  })
+  <T>(env: string, schema: z.ZodType<T>, text: string) => ({ env, schema, fallback, default: text })
 const v = setting('default')
 const derived = setting('derived')
 const optional = setting('optional')
@@ -57,23 +49,19 @@ const bool = z
   .stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] })
   .meta({ values: 'true, false' })
 
+const isOrigin = (s: string) => {
+  const u = URL.parse(s)
+  return (u?.protocol === 'http:' || u?.protocol === 'https:') && u.pathname === '/' && !u.search
+}
 const origin = z
   .string()
-  .refine((s) => {
-    try {
-      const u = new URL(s)
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search
-    } catch {
-      return false
-    }
-  }, 'must be an http(s) origin such as https://gatehouse.example.com (no path)')
+  .refine(isOrigin, 'must be an http(s) origin such as https://gatehouse.example.com (no path)')
   .transform((s) => s.replace(/\/$/, ''))
 
 const did = z.string().regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/, 'must be a DID')
 const dbUrl = z
   .string()
   .regex(/^(file:|postgres:\/\/|postgresql:\/\/)/, 'must be a file: path or a postgres:// URL')
-const absolute = (path: string) => resolve(path)
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 const hex64 = (what: string) =>
   z.string().regex(/^[0-9a-f]{64}$/, `must be 64 lowercase hex characters (${what})`)
@@ -112,7 +100,14 @@ export const SCHEMA = {
     /** The service's own DID; a did:web of this host is served at /.well-known/did.json. */
     did: derived('GATEHOUSE_SERVICE_DID', did, 'the did:web of the public URL'),
     /** Where Gatehouse keeps its files: SQLite database, service key, KEK file. */
-    dataDir: v('GATEHOUSE_DATA_DIR', z.string().min(1).transform(absolute), './data'),
+    dataDir: v(
+      'GATEHOUSE_DATA_DIR',
+      z
+        .string()
+        .min(1)
+        .transform((p) => resolve(p)),
+      './data',
+    ),
     /** Production: accept a KEK kept in `<data dir>/kek.key`, beside the keys it protects. */
     allowKekInDataDir: v('GATEHOUSE_ALLOW_KEK_IN_DATA_DIR', bool, 'false'),
     /** Largest request body accepted; larger ones get 413. */
@@ -133,7 +128,7 @@ export const SCHEMA = {
     requestTimeoutMs: v('GATEHOUSE_REQUEST_TIMEOUT_MS', int(1000, 3_600_000), '300000'),
     /** Connections held open at once; more are closed on accept. Keep it under `ulimit -n`. */
     maxConnections: v('GATEHOUSE_MAX_CONNECTIONS', int(1, 1_000_000), '900'),
-    /** Connections held open at once from one client address (IPv6: a /64); raise it behind a proxy. */
+    /** Connections held at once from one client address (IPv6: a /64); raise it behind a proxy. */
     maxConnectionsPerAddress: v('GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS', int(1, 1_000_000), '128'),
   },
   db: {
@@ -217,7 +212,7 @@ export const SCHEMA = {
     relayWarmLanes: v('GATEHOUSE_RELAY_WARM_LANES', int(0, 1_000_000), '2000'),
     /** Lanes of spaces written to, or registered, within this long are kept warm. */
     relayWarmWindowMs: v('GATEHOUSE_RELAY_WARM_WINDOW_SEC', int(1, 86_400, SEC), '600'),
-    /** Deliveries of one space in flight at once (at most RELAY_CONCURRENCY); the rest for others. */
+    /** One space's deliveries in flight (at most RELAY_CONCURRENCY); the rest serve others. */
     relaySpaceConcurrency: derived(
       'GATEHOUSE_RELAY_SPACE_CONCURRENCY',
       int(1, 1024),
@@ -345,12 +340,9 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
 
 /** What production will not run with, each refusal naming its variable. */
 function refuseInProduction(config: Config, secrets: Secrets): void {
-  const { publicUrl, allowKekInDataDir, dataDir } = config.service
-  if (!publicUrl.startsWith('https://'))
-    throw new ConfigError(
-      'GATEHOUSE_PUBLIC_URL',
-      `must be https in production (got "${publicUrl}")`,
-    )
+  const { publicUrl: url, allowKekInDataDir, dataDir } = config.service
+  if (!url.startsWith('https://'))
+    throw new ConfigError('GATEHOUSE_PUBLIC_URL', `must be https in production (got "${url}")`)
   if (config.net.allowPrivateNetwork)
     throw new ConfigError('GATEHOUSE_ALLOW_PRIVATE_NETWORK', 'must not be true in production')
   if (!secrets.kekHex && !allowKekInDataDir) {
