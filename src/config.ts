@@ -9,10 +9,10 @@ import { KEK_FILE } from './keys/vault.js'
 
 export type DatabaseKind = 'sqlite' | 'postgres'
 
-/** How a setting whose variable is unset gets its value: its default, loadConfig, or none. */
-type Fallback = 'default' | 'derived' | 'optional'
+/** A setting whose variable is unset takes its default, or is computed (by loadConfig, or none). */
+type Fallback = 'default' | 'computed'
 
-/** `default`: as written in the environment; for derived and optional settings, what docs say. */
+/** `default`: as written in the environment; for a computed setting, what the docs say instead. */
 export interface Setting<T = unknown, F extends Fallback = Fallback> {
   readonly env: string
   readonly schema: z.ZodType<T>
@@ -24,8 +24,7 @@ const setting =
   <F extends Fallback>(fallback: F) =>
   <T>(env: string, schema: z.ZodType<T>, text: string) => ({ env, schema, fallback, default: text })
 const v = setting('default')
-const derived = setting('derived')
-const optional = setting('optional')
+const computed = setting('computed')
 
 const SEC = 1000
 const DAY = 86_400 * SEC
@@ -96,9 +95,9 @@ export const SCHEMA = {
     /** Port to listen on. */
     port: v('GATEHOUSE_PORT', int(1, 65535), '2590'),
     /** The origin peers reach this host at (no path); https in production. */
-    publicUrl: derived('GATEHOUSE_PUBLIC_URL', origin, 'http://localhost:<port>'),
+    publicUrl: computed('GATEHOUSE_PUBLIC_URL', origin, 'http://localhost:<port>'),
     /** The service's own DID; a did:web of this host is served at /.well-known/did.json. */
-    did: derived('GATEHOUSE_SERVICE_DID', did, 'the did:web of the public URL'),
+    did: computed('GATEHOUSE_SERVICE_DID', did, 'the did:web of the public URL'),
     /** Where Gatehouse keeps its files: SQLite database, service key, KEK file. */
     dataDir: v(
       'GATEHOUSE_DATA_DIR',
@@ -123,7 +122,7 @@ export const SCHEMA = {
     /** Nonces per curve the signing threads make ahead (0: none). */
     signingNonces: v('GATEHOUSE_SIGNING_NONCES', int(0, 100_000), '64'),
     /** Check every XRPC output against its schema (catches our own bugs; costs CPU). */
-    validateOutput: derived('GATEHOUSE_VALIDATE_OUTPUT', bool, 'true, except in production'),
+    validateOutput: computed('GATEHOUSE_VALIDATE_OUTPUT', bool, 'true, except in production'),
     /** Time to send a whole request, body included (bulk imports too); then 408 and close. */
     requestTimeoutMs: v('GATEHOUSE_REQUEST_TIMEOUT_MS', int(1000, 3_600_000), '300000'),
     /** Connections held open at once; more are closed on accept. Keep it under `ulimit -n`. */
@@ -133,7 +132,7 @@ export const SCHEMA = {
   },
   db: {
     /** `file:` path (SQLite) or `postgres://` URL (PostgreSQL; `?schema=` picks a schema). */
-    url: derived('GATEHOUSE_DATABASE_URL', dbUrl, 'file:<data dir>/gatehouse.sqlite'),
+    url: computed('GATEHOUSE_DATABASE_URL', dbUrl, 'file:<data dir>/gatehouse.sqlite'),
     /** PostgreSQL connection pool size. */
     poolSize: v('GATEHOUSE_DATABASE_POOL_SIZE', int(1, 500), '10'),
     /** SQLite: how long a write waits for another process's lock. */
@@ -213,7 +212,7 @@ export const SCHEMA = {
     /** Lanes of spaces written to, or registered, within this long are kept warm. */
     relayWarmWindowMs: v('GATEHOUSE_RELAY_WARM_WINDOW_SEC', int(1, 86_400, SEC), '600'),
     /** One space's deliveries in flight (at most RELAY_CONCURRENCY); the rest serve others. */
-    relaySpaceConcurrency: derived(
+    relaySpaceConcurrency: computed(
       'GATEHOUSE_RELAY_SPACE_CONCURRENCY',
       int(1, 1024),
       'RELAY_CONCURRENCY / 4',
@@ -225,18 +224,18 @@ export const SCHEMA = {
   },
   secrets: {
     /** The service's signing key (secp256k1, hex); else kept in `<data dir>/service-key.json`. */
-    serviceKeyHex: optional('GATEHOUSE_SERVICE_KEY', hex64('a secp256k1 private key'), 'generated'),
+    serviceKeyHex: computed('GATEHOUSE_SERVICE_KEY', hex64('a secp256k1 private key'), 'generated'),
     /** Key-encryption key for keys at rest (hex); else kept in `<data dir>/kek.key`. */
-    kekHex: optional('GATEHOUSE_KEK', hex64('a 32-byte key'), 'generated'),
+    kekHex: computed('GATEHOUSE_KEK', hex64('a 32-byte key'), 'generated'),
     /** Earlier KEKs (comma-separated hex) needed until `gatehouse kek rewrap` has re-sealed. */
-    retiredKekHex: optional('GATEHOUSE_KEK_RETIRED', hexList, 'none'),
+    retiredKekHex: computed('GATEHOUSE_KEK_RETIRED', hexList, 'none'),
   },
 }
 
-/** The value type of a tree of settings; `Draft`: derived ones not filled in yet. */
+/** The value type of a tree of settings; `Draft`: computed ones not filled in yet. */
 type Values<T, Draft = false> =
   T extends Setting<infer V, infer F>
-    ? F extends 'optional' | (Draft extends true ? 'derived' : never)
+    ? [F, Draft] extends ['computed', true]
       ? V | undefined
       : V
     : { [K in keyof T]: Values<T[K], Draft> }
@@ -300,8 +299,8 @@ function readTree(tree: Tree, env: EnvInput): object {
 }
 
 /**
- * Parses the environment. Throws ConfigError naming the first bad variable; the message is one line.
- * Unknown GATEHOUSE_* variables are refused too: a typo should not silently fall back to a default.
+ * Parses the environment; throws a one-line ConfigError naming the first bad variable. Unknown
+ * GATEHOUSE_* variables are refused too: a typo should not silently fall back to a default.
  */
 export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; secrets: Secrets } {
   for (const key of Object.keys(env)) {

@@ -11,35 +11,16 @@ export type Logger = PinoLogger
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
 /** Paths that can carry secrets: a second defence (request headers are never logged at all). */
+const SECRET_FIELDS = [
+  ...['authorization', 'signature', 'dpop', 'cookie', 'password', 'secret', 'token'],
+  ...['credential', 'privateKey', 'privateKeyHex', 'kek'],
+]
 export const REDACT_PATHS = [
-  'authorization',
-  'signature',
-  'dpop',
-  'cookie',
-  'password',
-  'secret',
-  'token',
-  'credential',
-  'privateKey',
-  'privateKeyHex',
-  'kek',
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((field) => `*.${field}`),
   'jwk.d',
-  '*.authorization',
-  '*.signature',
-  '*.dpop',
-  '*.cookie',
-  '*.password',
-  '*.secret',
-  '*.token',
-  '*.credential',
-  '*.privateKey',
-  '*.privateKeyHex',
-  '*.kek',
   '*.d',
-  'req.headers.authorization',
-  'req.headers.signature',
-  'req.headers.dpop',
-  'req.headers.cookie',
+  ...['authorization', 'signature', 'dpop', 'cookie'].map((h) => `req.headers.${h}`),
   'res.headers["set-cookie"]',
 ]
 
