@@ -33,13 +33,11 @@ const MiB = 1024 * KiB
 
 /** An integer in [min, max]; `scale` converts it to the unit Config holds (seconds to ms: SEC). */
 const int = (min: number, max: number, scale = 1) => {
-  const message = `must be an integer between ${min} and ${max}`
+  const inRange = (s: string) => /^\d+$/.test(s) && Number(s) >= min && Number(s) <= max
   return z
     .string()
-    .regex(/^\d+$/, message)
-    .transform(Number)
-    .pipe(z.number().int().min(min, message).max(max, message))
-    .transform((n) => n * scale)
+    .refine(inRange, `must be an integer between ${min} and ${max}`)
+    .transform((s) => Number(s) * scale)
     .meta({ values: `${min}–${max}` })
 }
 
@@ -258,12 +256,11 @@ export class ConfigError extends Error {
   }
 }
 
-export const ENV_PREFIX = 'GATEHOUSE_'
-
 /** Variables that belong to tooling (tests, benchmarks, the Prisma CLI), not to the service. */
 const TOOLING_PREFIXES = ['GATEHOUSE_TEST_', 'GATEHOUSE_BENCH_', 'GATEHOUSE_PRISMA_CLI_']
 
 type Tree = { [key: string]: Tree | Setting }
+type Env = Record<string, string | undefined>
 const isSetting = (node: Tree | Setting): node is Setting => typeof node.env === 'string'
 const leaves = (tree: Tree): Setting[] =>
   Object.values(tree).flatMap((node) => (isSetting(node) ? [node] : leaves(node)))
@@ -273,8 +270,6 @@ export const SETTINGS: readonly Setting[] = leaves(SCHEMA)
 const KNOWN = new Set(SETTINGS.map((s) => s.env))
 const SECRET = new Set(leaves(SCHEMA.secrets))
 
-export type EnvInput = Record<string, string | undefined>
-
 /** `did:web` for an origin: the port's colon is percent-encoded, as did:web requires. */
 export function didWebForUrl(url: string): string {
   const u = new URL(url)
@@ -282,7 +277,7 @@ export function didWebForUrl(url: string): string {
 }
 
 /** One variable's value; an empty variable counts as unset. */
-function read(s: Setting, env: EnvInput): unknown {
+function read(s: Setting, env: Env): unknown {
   const given = env[s.env] || undefined
   const text = given ?? (s.fallback === 'default' ? s.default : undefined)
   if (text === undefined) return undefined
@@ -292,7 +287,7 @@ function read(s: Setting, env: EnvInput): unknown {
   throw new ConfigError(s.env, `${parsed.error.issues[0]!.message}${shown}`)
 }
 
-function readTree(tree: Tree, env: EnvInput): object {
+function readTree(tree: Tree, env: Env): object {
   return Object.fromEntries(
     Object.entries(tree).map(([k, n]) => [k, isSetting(n) ? read(n, env) : readTree(n, env)]),
   )
@@ -302,9 +297,9 @@ function readTree(tree: Tree, env: EnvInput): object {
  * Parses the environment; throws a one-line ConfigError naming the first bad variable. Unknown
  * GATEHOUSE_* variables are refused too: a typo should not silently fall back to a default.
  */
-export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; secrets: Secrets } {
+export function loadConfig(env: Env, version = '0.0.0'): { config: Config; secrets: Secrets } {
   for (const key of Object.keys(env)) {
-    if (!key.startsWith(ENV_PREFIX) || KNOWN.has(key)) continue
+    if (!key.startsWith('GATEHOUSE_') || KNOWN.has(key)) continue
     if (TOOLING_PREFIXES.some((p) => key.startsWith(p))) continue
     throw new ConfigError(key, 'unknown variable (see .env.example for the supported ones)')
   }

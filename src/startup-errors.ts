@@ -7,26 +7,14 @@ import { ConfigError, type Config } from './config.js'
  */
 export type StartupPhase = 'open' | 'listen'
 
-type SystemError = Error & {
-  code?: string
-  syscall?: string
-  path?: string
-  errors?: unknown[]
-}
+type SystemError = Error & { code?: string; syscall?: string; path?: string; errors?: unknown[] }
 
 /** PostgreSQL connection failures, and server answers refusing the connection. */
 const DB_UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
+  ...['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH'],
   'ENETUNREACH',
-  '28000', // invalid_authorization_specification
-  '28P01', // invalid_password
-  '3D000', // invalid_catalog_name: no such database
-  '57P03', // cannot_connect_now
+  // invalid_authorization_specification, invalid_password, no such database, cannot_connect_now
+  ...['28000', '28P01', '3D000', '57P03'],
 ])
 
 export function explainStartupError(
