@@ -13,8 +13,9 @@ import { serviceJwt } from '../test/_helpers/tokens.js'
 import { freePort } from '../test/_helpers/process.js'
 
 /**
- * What every benchmark starts from: a real Gatehouse in production mode on loopback (its own data dir
- * and SQLite database), a did:web host, an authority Gatehouse holds the key of, and one space.
+ * What every benchmark starts from: a real Gatehouse without output validation, as in production, on
+ * loopback (its own data dir and SQLite database), a did:web host, an authority Gatehouse holds the
+ * key of, and one space.
  */
 export interface BenchWorld {
   /** In this process: for setup and in-process measurements (with `serverProcess`, on the same database). */
@@ -47,7 +48,7 @@ export async function benchWorld(opts: {
   try {
     const web = await DidWebHost.start({ teardown: (fn) => void teardowns.push(fn) })
     const { config, secrets } = loadConfig({
-      GATEHOUSE_ENV: 'production',
+      GATEHOUSE_VALIDATE_OUTPUT: 'false',
       GATEHOUSE_DATA_DIR: dataDir,
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
       GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
@@ -95,7 +96,7 @@ async function serve(
     cwd: PACKAGE_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
-      GATEHOUSE_ENV: 'production',
+      GATEHOUSE_VALIDATE_OUTPUT: 'false',
       GATEHOUSE_DATA_DIR: dataDir,
       GATEHOUSE_PORT: String(port),
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',

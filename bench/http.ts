@@ -18,7 +18,7 @@ const bench: Bench = {
   async run({ seconds }) {
     const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
     const { config, secrets } = loadConfig({
-      GATEHOUSE_ENV: 'production',
+      GATEHOUSE_VALIDATE_OUTPUT: 'false',
       GATEHOUSE_DATA_DIR: dataDir,
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
     })

@@ -146,7 +146,7 @@ const bench: Bench = {
       cwd: PACKAGE_ROOT,
       env: {
         PATH: process.env.PATH ?? '',
-        GATEHOUSE_ENV: 'production',
+        GATEHOUSE_VALIDATE_OUTPUT: 'false',
         GATEHOUSE_DATA_DIR: dataDir,
         GATEHOUSE_PORT: String(port),
         GATEHOUSE_LOG_LEVEL: 'warn',

@@ -9,11 +9,7 @@ import { buildServer } from './server.js'
 import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
 
-/**
- * The command line, and the only reader of process.env.
- *   gatehouse [serve]   apply migrations, then serve (the default)
- *   gatehouse migrate   apply migrations and exit
- */
+/** The command line, and the only reader of process.env. */
 
 /** Signals this close after the first are the same request (see shutdown). */
 const SAME_SIGNAL_WINDOW_MS = 1000
@@ -25,11 +21,9 @@ function fail(message: string, code = 1): never {
   process.exit(code)
 }
 
-/** Exits with the variable-naming line when a setting explains `err`; rethrows it otherwise. */
-function failToStart(err: unknown, config: Config, phase: StartupPhase): never {
-  const named = explainStartupError(err, config, phase)
-  if (named) fail(`invalid configuration: ${named.message}`)
-  throw err
+/** Rethrows a failure to start as the ConfigError of the setting that explains it, if one does. */
+const failToStart = (config: Config, phase: StartupPhase) => (err: unknown) => {
+  throw explainStartupError(err, config, phase) ?? err
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -45,14 +39,7 @@ async function main(argv: string[]): Promise<void> {
   const operator = command === 'authority' || command === 'kek'
   if (command !== 'serve' && command !== 'migrate' && !operator) fail(USAGE, 2)
 
-  let loaded
-  try {
-    loaded = loadConfig(process.env, VERSION)
-  } catch (err) {
-    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`)
-    throw err
-  }
-  const { config, secrets } = loaded
+  const { config, secrets } = loadConfig(process.env, VERSION)
 
   if (operator) {
     // Results go to stdout and log lines to stderr, so `gatehouse authority list | jq` works.
@@ -64,7 +51,7 @@ async function main(argv: string[]): Promise<void> {
       await runCli(argv, config, secrets, (line) => process.stdout.write(`${line}\n`), logger)
     } catch (err) {
       if (err instanceof CliUsageError) fail(err.message, 2)
-      failToStart(err, config, 'open')
+      failToStart(config, 'open')(err)
     } finally {
       logger.flush()
     }
@@ -72,24 +59,19 @@ async function main(argv: string[]): Promise<void> {
   }
 
   if (command === 'migrate') {
-    const applied = await migrate(config.db.kind, config.db.url).catch((err: unknown) =>
-      failToStart(err, config, 'open'),
-    )
+    const applied = await migrate(config.db.kind, config.db.url).catch(failToStart(config, 'open'))
     process.stdout.write(
       applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n',
     )
     return
   }
 
-  const ctx = await createContext(config, secrets).catch((err: unknown) =>
-    failToStart(err, config, 'open'),
-  )
+  const ctx = await createContext(config, secrets).catch(failToStart(config, 'open'))
   const app = await buildServer(ctx)
   let closingSince = 0
   const shutdown = (signal: string) => {
     if (closingSince) {
-      // A Ctrl-C in a terminal reaches both `npm start` and this process, and npm passes it on
-      // again: that is one request, not an operator insisting.
+      // A terminal's Ctrl-C reaches us directly and again through npm: one request.
       if (Date.now() - closingSince < SAME_SIGNAL_WINDOW_MS) return
       ctx.logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
@@ -119,7 +101,7 @@ async function main(argv: string[]): Promise<void> {
 
   await app
     .listen({ host: config.service.host, port: config.service.port })
-    .catch((err: unknown) => failToStart(err, config, 'listen'))
+    .catch(failToStart(config, 'listen'))
   ctx.relay.start()
   ctx.logger.info(
     {
@@ -133,8 +115,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`)
   const e = err as { message?: unknown; code?: unknown } | undefined
-  // An AggregateError (a connection refused on every address) has an empty message but a code.
+  // An AggregateError (refused on every address) has an empty message but a code.
   const message = (typeof e?.message === 'string' && e.message) || String(e?.code ?? err)
   fail(message.split('\n')[0] || 'failed to start')
 })

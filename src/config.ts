@@ -1,128 +1,250 @@
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { z } from 'zod'
+import { KEK_FILE } from './keys/vault.js'
 
 /**
- * Gatehouse configuration: one zod schema over the GATEHOUSE_* environment variables, turned into a
- * nested Config. Every default works with no setup. `process.env` is read only in bin.ts; tests call
- * `loadConfig({...})` with a plain object.
+ * One declaration per GATEHOUSE_* variable (SCHEMA) gives the Config type, the parser and the docs
+ * (scripts/config-docs.ts). Only bin.ts reads process.env; tests call `loadConfig({...})`.
  */
 
 export type DatabaseKind = 'sqlite' | 'postgres'
-export type RunMode = 'development' | 'production' | 'test'
 
-export interface Config {
-  mode: RunMode
+/** A setting whose variable is unset takes its default, or is computed (by loadConfig, or none). */
+type Fallback = 'default' | 'computed'
+
+/** `default`: as written in the environment; for a computed setting, what the docs say instead. */
+export interface Setting<T = unknown, F extends Fallback = Fallback> {
+  readonly env: string
+  readonly schema: z.ZodType<T>
+  readonly fallback: F
+  readonly default: string
+}
+
+const setting =
+  <F extends Fallback>(fallback: F) =>
+  <T>(env: string, schema: z.ZodType<T>, text: string) => ({ env, schema, fallback, default: text })
+const v = setting('default')
+const computed = setting('computed')
+
+const SEC = 1000
+const DAY = 86_400 * SEC
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** An integer in [min, max]; `scale` converts it to the unit Config holds (seconds to ms: SEC). */
+const int = (min: number, max: number, scale = 1) => {
+  const inRange = (s: string) => /^\d+$/.test(s) && Number(s) >= min && Number(s) <= max
+  return z
+    .string()
+    .refine(inRange, `must be an integer between ${min} and ${max}`)
+    .transform((s) => Number(s) * scale)
+    .meta({ values: `${min}–${max}` })
+}
+
+// Never z.coerce.boolean(): it turns the string "false" into true.
+const bool = z
+  .stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] })
+  .meta({ values: 'true, false' })
+
+const isOrigin = (s: string) => {
+  const u = URL.parse(s)
+  return (u?.protocol === 'http:' || u?.protocol === 'https:') && u.pathname === '/' && !u.search
+}
+const origin = z
+  .string()
+  .refine(isOrigin, 'must be an http(s) origin such as https://gatehouse.example.com (no path)')
+  .transform((s) => s.replace(/\/$/, ''))
+
+const did = z.string().regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/, 'must be a DID')
+const dbUrl = z
+  .string()
+  .regex(/^(file:|postgres:\/\/|postgresql:\/\/)/, 'must be a file: path or a postgres:// URL')
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+const hex64 = (what: string) =>
+  z.string().regex(/^[0-9a-f]{64}$/, `must be 64 lowercase hex characters (${what})`)
+
+/** A comma-separated list of `item`s; '' is the empty list. */
+const list = (item: string, message: string) =>
+  z
+    .string()
+    .regex(new RegExp(`^(${item}(,${item})*)?$`), message)
+    .transform((s) => s.split(',').filter(Boolean))
+const hosts = list(
+  '[a-z0-9.-]+(%3A\\d+)?',
+  'must be a comma-separated list of host names (a port as %3A<port>)',
+)
+const hexList = list('[0-9a-f]{64}', 'must be a comma-separated list of 64-hex-character keys')
+const DID = 'did:[a-z]+:[a-zA-Z0-9._:%-]+'
+const creators = z
+  .string()
+  .regex(new RegExp(`^(\\*|${DID}(,${DID})*)?$`), 'must be * or a comma-separated list of DIDs')
+  .transform((s) => (s === '*' ? ('*' as const) : s.split(',').filter(Boolean)))
+
+/**
+ * Every setting, in the nested shape Config has (`secrets` is split off into Secrets). The comment
+ * on each is its line in docs/configuration.md; a name ends in its unit (_MS, _SEC, _DAYS, _BYTES).
+ */
+export const SCHEMA = {
+  /** `production` turns output validation off and refuses what only development may do. */
+  mode: v('GATEHOUSE_ENV', z.enum(['development', 'production', 'test']), 'development'),
   service: {
-    host: string
-    port: number
-    publicUrl: string
-    did: string
-    version: string
-    dataDir: string
-    bodyLimitBytes: number
-    rateLimitPerMinute: number
-    trustProxy: boolean
-    shutdownTimeoutMs: number
+    /** Address to listen on. */
+    host: v('GATEHOUSE_HOST', z.string().min(1), '127.0.0.1'),
+    /** Port to listen on. */
+    port: v('GATEHOUSE_PORT', int(1, 65535), '2590'),
+    /** The origin peers reach this host at (no path); https in production. */
+    publicUrl: computed('GATEHOUSE_PUBLIC_URL', origin, 'http://localhost:<port>'),
+    /** The service's own DID; a did:web of this host is served at /.well-known/did.json. */
+    did: computed('GATEHOUSE_SERVICE_DID', did, 'the did:web of the public URL'),
+    /** Where Gatehouse keeps its files: SQLite database, service key, KEK file. */
+    dataDir: v(
+      'GATEHOUSE_DATA_DIR',
+      z
+        .string()
+        .min(1)
+        .transform((p) => resolve(p)),
+      './data',
+    ),
+    /** Production: accept a KEK kept in `<data dir>/kek.key`, beside the keys it protects. */
+    allowKekInDataDir: v('GATEHOUSE_ALLOW_KEK_IN_DATA_DIR', bool, 'false'),
+    /** Largest request body accepted; larger ones get 413. */
+    bodyLimitBytes: v('GATEHOUSE_BODY_LIMIT_BYTES', int(KiB, 64 * MiB), String(MiB)),
+    /** Requests per minute per client address (0: no limit); health checks are exempt. */
+    rateLimitPerMinute: v('GATEHOUSE_RATE_LIMIT_PER_MINUTE', int(0, 10_000_000), '6000'),
+    /** Honour `X-Forwarded-*` headers from a reverse proxy. */
+    trustProxy: v('GATEHOUSE_TRUST_PROXY', bool, 'false'),
+    /** How long a graceful shutdown (SIGTERM, SIGINT) may take before the process exits anyway. */
+    shutdownTimeoutMs: v('GATEHOUSE_SHUTDOWN_TIMEOUT_MS', int(0, 600_000), '10000'),
     /** Worker threads that make signatures (0: sign on the event loop). */
-    signingThreads: number
-    /** Nonces per curve the signing threads keep made ahead (keys/sign-pool.ts); 0: none. */
-    signingNonces: number
-    /** Validate every XRPC output against its schema (catches our own bugs; costs CPU). */
-    validateOutput: boolean
-    /** Time a client has to send a whole request, headers and body (Node's requestTimeout). */
-    requestTimeoutMs: number
-    /** Connections held open at once, in all (more are closed as soon as they are accepted). */
-    maxConnections: number
-    /** Connections held open at once from one client address (IPv6: one /64). */
-    maxConnectionsPerAddress: number
-  }
+    signingThreads: v('GATEHOUSE_SIGNING_THREADS', int(0, 64), '1'),
+    /** Nonces per curve the signing threads make ahead (0: none). */
+    signingNonces: v('GATEHOUSE_SIGNING_NONCES', int(0, 100_000), '64'),
+    /** Check every XRPC output against its schema (catches our own bugs; costs CPU). */
+    validateOutput: computed('GATEHOUSE_VALIDATE_OUTPUT', bool, 'true, except in production'),
+    /** Time to send a whole request, body included (bulk imports too); then 408 and close. */
+    requestTimeoutMs: v('GATEHOUSE_REQUEST_TIMEOUT_MS', int(1000, 3_600_000), '300000'),
+    /** Connections held open at once; more are closed on accept. Keep it under `ulimit -n`. */
+    maxConnections: v('GATEHOUSE_MAX_CONNECTIONS', int(1, 1_000_000), '900'),
+    /** Connections held at once from one client address (IPv6: a /64); raise it behind a proxy. */
+    maxConnectionsPerAddress: v('GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS', int(1, 1_000_000), '128'),
+  },
   db: {
-    kind: DatabaseKind
-    /** `file:` path for SQLite, connection string for PostgreSQL. */
-    url: string
-    poolSize: number
-    /** SQLite only: how long a writer waits on a lock held by another process. */
-    busyTimeoutMs: number
-    /**
-     * SQLite only: `normal` (WAL commits survive a crash of the process; a power cut may lose the
-     * last ones) or `full` (an fsync on every commit).
-     */
-    sqliteSynchronous: 'normal' | 'full'
-  }
+    /** `file:` path (SQLite) or `postgres://` URL (PostgreSQL; `?schema=` picks a schema). */
+    url: computed('GATEHOUSE_DATABASE_URL', dbUrl, 'file:<data dir>/gatehouse.sqlite'),
+    /** PostgreSQL connection pool size. */
+    poolSize: v('GATEHOUSE_DATABASE_POOL_SIZE', int(1, 500), '10'),
+    /** SQLite: how long a write waits for another process's lock. */
+    busyTimeoutMs: v('GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS', int(0, 600_000), '5000'),
+    /** SQLite: `normal` (a power cut may lose the last commits) or `full` (fsync per commit). */
+    sqliteSynchronous: v('GATEHOUSE_SQLITE_SYNCHRONOUS', z.enum(['normal', 'full']), 'normal'),
+  },
   log: {
-    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
-  }
+    /** Log level. */
+    level: v('GATEHOUSE_LOG_LEVEL', z.enum([...LEVELS]), 'info'),
+  },
   identity: {
-    plcUrl: string
-    didCacheTtlMs: number
-    didCacheMaxEntries: number
-    /** Total size of the cached DID documents, in bytes (least recently used dropped first). */
-    didCacheMaxBytes: number
-    /** DID documents larger than this are refused (their issuers' requests with them). */
-    didDocMaxBytes: number
-  }
+    /** PLC directory for did:plc (only its own client may reach it on a private network). */
+    plcUrl: v('GATEHOUSE_PLC_URL', origin, 'https://plc.directory'),
+    /** How long a resolved DID document is reused. */
+    didCacheTtlMs: v('GATEHOUSE_DID_CACHE_TTL_SEC', int(0, 86_400, SEC), '600'),
+    /** DID documents cached (least recently used dropped first). */
+    didCacheMaxEntries: v('GATEHOUSE_DID_CACHE_MAX_ENTRIES', int(1, 10_000_000), '10000'),
+    /** Total size of the cached DID documents (least recently used dropped first). */
+    didCacheMaxBytes: v('GATEHOUSE_DID_CACHE_MAX_BYTES', int(MiB, 1024 * MiB), String(8 * MiB)),
+    /** Larger DID documents are refused (their issuer cannot be resolved: 401 BadJwtIss). */
+    didDocMaxBytes: v('GATEHOUSE_DID_DOC_MAX_BYTES', int(KiB, MiB), String(32 * KiB)),
+  },
   net: {
-    /** Let outbound requests reach private and loopback addresses (development and tests only). */
-    allowPrivateNetwork: boolean
-    fetchTimeoutMs: number
-  }
+    /** Let outbound requests reach private and loopback addresses: development and tests only. */
+    allowPrivateNetwork: v('GATEHOUSE_ALLOW_PRIVATE_NETWORK', bool, 'false'),
+    /** Timeout of every outbound request. */
+    fetchTimeoutMs: v('GATEHOUSE_FETCH_TIMEOUT_MS', int(100, 60_000), '3000'),
+  },
   auth: {
-    /** Accept generation A DPoP-bound requests as well as generation C request signatures. */
-    acceptDpop: boolean
-    /** Seconds an outbound service-auth token is reused for the same callee and method (0: never). */
-    outboundTokenReuseSec: number
-    /** Client attestations may not live longer than this (their jti is held until exp). */
-    attestationMaxLifetimeSec: number
-  }
+    /** Also accept generation A (DPoP-bound) requests. */
+    acceptDpop: v('GATEHOUSE_ACCEPT_DPOP', bool, 'true'),
+    /** Reuse an outbound service-auth token for the same callee and method this long (0: never). */
+    outboundTokenReuseSec: v('GATEHOUSE_SERVICE_AUTH_REUSE_SEC', int(0, 45), '30'),
+    /** Client attestations living longer are refused (their jti is held until exp). */
+    attestationMaxLifetimeSec: v('GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC', int(10, 3600), '300'),
+  },
   policy: {
-    /** Space configs and authority statuses are reused this long (other processes' changes show within it). */
-    configCacheMs: number
-    managingAppTimeoutMs: number
-    /** Reuse a managing app's definite answers this long; 0 (default) asks every time. */
-    managingAppCacheMs: number
-  }
+    /** Space configs and authority statuses are cached this long (own changes apply at once). */
+    configCacheMs: v('GATEHOUSE_CONFIG_CACHE_MS', int(0, 60_000), '1000'),
+    /** A managing app's checkUserAccess must answer within this, or the user is refused. */
+    managingAppTimeoutMs: v('GATEHOUSE_MANAGING_APP_TIMEOUT_MS', int(100, 30_000), '2000'),
+    /** Reuse a managing app's definite answers this long (0: ask every time). */
+    managingAppCacheMs: v('GATEHOUSE_MANAGING_APP_CACHE_SEC', int(0, 3600, SEC), '0'),
+  },
   revocation: {
-    retryBaseMs: number
-    retryAttempts: number
-  }
+    /** First retry delay of a revocation notice to a repo host (doubles, with jitter). */
+    retryBaseMs: v('GATEHOUSE_REVOCATION_RETRY_BASE_MS', int(1, 600_000), '1000'),
+    /** Attempts per repo host before a revocation notice is given up. */
+    retryAttempts: v('GATEHOUSE_REVOCATION_RETRY_ATTEMPTS', int(1, 30), '8'),
+  },
   members: {
-    /** Member-oplog entries older than this are compacted away (mirrors further behind resync). */
-    oplogRetentionMs: number
-  }
+    /** Member-oplog history kept; an older `since` gets OplogCompacted (the mirror resyncs). */
+    oplogRetentionMs: v('GATEHOUSE_OPLOG_RETENTION_DAYS', int(1, 36_500, DAY), '30'),
+  },
   authorities: {
-    /** did:web hosts Gatehouse answers DID documents for (`example.com`, `localhost%3A8080`). */
-    didWebHosts: string[]
-    /** Who may create or adopt authorities over XRPC: everyone (`*`) or these DIDs. The CLI always may. */
-    creators: '*' | string[]
-  }
+    /** Hosts served did:web authority documents for (`forum.example.com`; a port as `%3A8080`). */
+    didWebHosts: v('GATEHOUSE_DID_WEB_HOSTS', hosts, ''),
+    /** Who may create or adopt authorities over XRPC: `*` or DIDs (the CLI always may). */
+    creators: v('GATEHOUSE_AUTHORITY_CREATORS', creators, ''),
+  },
   notify: {
     /** How long a registerNotify lasts unless renewed. */
-    registrationTtlMs: number
-    relayConcurrency: number
-    relayTimeoutMs: number
-    relayRetryBaseMs: number
-    /** After this, an undeliverable notification is dead-lettered and its lane moves on. */
-    relayRetryWindowMs: number
-    relayBreakerCooldownMs: number
-    relayWarmLanes: number
-    relayWarmWindowMs: number
-    /** Deliveries of one space in flight at once: the rest of relayConcurrency stays for others. */
-    relaySpaceConcurrency: number
+    registrationTtlMs: v('GATEHOUSE_REGISTRATION_TTL_SEC', int(60, 30 * 86_400, SEC), '86400'),
+    /** Syncer lanes delivered in parallel. */
+    relayConcurrency: v('GATEHOUSE_RELAY_CONCURRENCY', int(1, 1024), '32'),
+    /** Timeout of one delivery. */
+    relayTimeoutMs: v('GATEHOUSE_RELAY_TIMEOUT_MS', int(100, 60_000), '5000'),
+    /** First retry delay of a lane (doubles, with jitter, up to an hour). */
+    relayRetryBaseMs: v('GATEHOUSE_RELAY_RETRY_BASE_MS', int(1, 600_000), '1000'),
+    /** How long a notification is retried before it is dead-lettered and its lane moves on. */
+    relayRetryWindowMs: v('GATEHOUSE_RELAY_RETRY_WINDOW_SEC', int(1, 7 * 86_400, SEC), '86400'),
+    /** An endpoint that failed 5 times in a row is skipped this long. */
+    relayBreakerCooldownMs: v('GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS', int(0, 3_600_000), '30000'),
+    /** At most this many lanes keep a notifyWrite token signed ahead (0: none). */
+    relayWarmLanes: v('GATEHOUSE_RELAY_WARM_LANES', int(0, 1_000_000), '2000'),
+    /** Lanes of spaces written to, or registered, within this long are kept warm. */
+    relayWarmWindowMs: v('GATEHOUSE_RELAY_WARM_WINDOW_SEC', int(1, 86_400, SEC), '600'),
+    /** One space's deliveries in flight (at most RELAY_CONCURRENCY); the rest serve others. */
+    relaySpaceConcurrency: computed(
+      'GATEHOUSE_RELAY_SPACE_CONCURRENCY',
+      int(1, 1024),
+      'RELAY_CONCURRENCY / 4',
+    ),
     /** Live registerNotify registrations one space may have (renewals never count). */
-    registrationsPerSpaceMax: number
-    /** Live registrations made with one user's credentials, across all spaces. */
-    registrationsPerUserMax: number
-  }
+    registrationsPerSpaceMax: v('GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX', int(1, 100_000), '100'),
+    /** Live registerNotify registrations made with one user's credentials, across spaces. */
+    registrationsPerUserMax: v('GATEHOUSE_REGISTRATIONS_PER_USER_MAX', int(1, 100_000), '20'),
+  },
+  secrets: {
+    /** The service's signing key (secp256k1, hex); else kept in `<data dir>/service-key.json`. */
+    serviceKeyHex: computed('GATEHOUSE_SERVICE_KEY', hex64('a secp256k1 private key'), 'generated'),
+    /** Key-encryption key for keys at rest (hex); else kept in `<data dir>/kek.key`. */
+    kekHex: computed('GATEHOUSE_KEK', hex64('a 32-byte key'), 'generated'),
+    /** Earlier KEKs (comma-separated hex) needed until `gatehouse kek rewrap` has re-sealed. */
+    retiredKekHex: computed('GATEHOUSE_KEK_RETIRED', hexList, 'none'),
+  },
 }
 
-export interface Secrets {
-  /** The service's own did:web signing key (secp256k1, 32 bytes hex). Absent: kept under dataDir. */
-  serviceKeyHex?: string
-  /** The key-encryption key for keys at rest (32 bytes hex). Absent: kept under dataDir. */
-  kekHex?: string
-  /** Earlier KEKs still needed to open keys during a KEK rotation (GATEHOUSE_KEK_RETIRED). */
-  retiredKekHex?: string[]
+/** The value type of a tree of settings; `Draft`: computed ones not filled in yet. */
+type Values<T, Draft = false> =
+  T extends Setting<infer V, infer F>
+    ? [F, Draft] extends ['computed', true]
+      ? V | undefined
+      : V
+    : { [K in keyof T]: Values<T[K], Draft> }
+
+type Parsed<Draft = false> = Values<typeof SCHEMA, Draft>
+
+export type Config = Omit<Parsed, 'secrets'> & {
+  service: { version: string }
+  db: { kind: DatabaseKind }
 }
+export type Secrets = Partial<Parsed['secrets']>
 
 export class ConfigError extends Error {
   constructor(
@@ -134,138 +256,19 @@ export class ConfigError extends Error {
   }
 }
 
-export const ENV_PREFIX = 'GATEHOUSE_'
-
 /** Variables that belong to tooling (tests, benchmarks, the Prisma CLI), not to the service. */
 const TOOLING_PREFIXES = ['GATEHOUSE_TEST_', 'GATEHOUSE_BENCH_', 'GATEHOUSE_PRISMA_CLI_']
 
-const port = z
-  .string()
-  .regex(/^\d+$/, 'must be an integer between 1 and 65535')
-  .transform(Number)
-  .pipe(
-    z
-      .number()
-      .int()
-      .min(1, 'must be between 1 and 65535')
-      .max(65535, 'must be between 1 and 65535'),
-  )
+type Tree = { [key: string]: Tree | Setting }
+type Env = Record<string, string | undefined>
+const isSetting = (node: Tree | Setting): node is Setting => typeof node.env === 'string'
+const leaves = (tree: Tree): Setting[] =>
+  Object.values(tree).flatMap((node) => (isSetting(node) ? [node] : leaves(node)))
 
-const int = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
-    .transform(Number)
-    .pipe(
-      z
-        .number()
-        .int()
-        .min(min, `must be between ${min} and ${max}`)
-        .max(max, `must be between ${min} and ${max}`),
-    )
-
-// Never z.coerce.boolean(): it turns the string "false" into true.
-const bool = z.stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] })
-
-const httpUrl = z.string().refine((s) => {
-  try {
-    const u = new URL(s)
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search
-  } catch {
-    return false
-  }
-}, 'must be an http(s) origin such as https://gatehouse.example.com (no path)')
-
-/** The raw variables, with their defaults. The README's configuration table mirrors this. */
-export const envSchema = z.object({
-  GATEHOUSE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  GATEHOUSE_HOST: z.string().min(1).default('127.0.0.1'),
-  GATEHOUSE_PORT: port.default(2590),
-  GATEHOUSE_PUBLIC_URL: httpUrl.optional(),
-  GATEHOUSE_SERVICE_DID: z
-    .string()
-    .regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/, 'must be a DID')
-    .optional(),
-  GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
-  GATEHOUSE_DATABASE_URL: z
-    .string()
-    .regex(/^(file:|postgres:\/\/|postgresql:\/\/)/, 'must be a file: path or a postgres:// URL')
-    .optional(),
-  GATEHOUSE_DATABASE_POOL_SIZE: int(1, 500).default(10),
-  GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS: int(0, 600_000).default(5000),
-  GATEHOUSE_SQLITE_SYNCHRONOUS: z.enum(['normal', 'full']).default('normal'),
-  GATEHOUSE_LOG_LEVEL: z
-    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-    .default('info'),
-  GATEHOUSE_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  GATEHOUSE_RATE_LIMIT_PER_MINUTE: int(0, 10_000_000).default(6000),
-  GATEHOUSE_TRUST_PROXY: bool.default(false),
-  GATEHOUSE_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
-  GATEHOUSE_SIGNING_THREADS: int(0, 64).default(1),
-  GATEHOUSE_SIGNING_NONCES: int(0, 100_000).default(64),
-  GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
-  GATEHOUSE_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(300_000),
-  GATEHOUSE_MAX_CONNECTIONS: int(1, 1_000_000).default(900),
-  GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(128),
-  GATEHOUSE_PLC_URL: httpUrl.default('https://plc.directory'),
-  GATEHOUSE_DID_CACHE_TTL_SEC: int(0, 86_400).default(600),
-  GATEHOUSE_DID_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
-  GATEHOUSE_DID_CACHE_MAX_BYTES: int(1024 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
-  GATEHOUSE_DID_DOC_MAX_BYTES: int(1024, 1024 * 1024).default(32 * 1024),
-  GATEHOUSE_ALLOW_PRIVATE_NETWORK: bool.default(false),
-  GATEHOUSE_FETCH_TIMEOUT_MS: int(100, 60_000).default(3000),
-  GATEHOUSE_ACCEPT_DPOP: bool.default(true),
-  GATEHOUSE_SERVICE_AUTH_REUSE_SEC: int(0, 45).default(30),
-  GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC: int(10, 3600).default(300),
-  GATEHOUSE_CONFIG_CACHE_MS: int(0, 60_000).default(1000),
-  GATEHOUSE_MANAGING_APP_TIMEOUT_MS: int(100, 30_000).default(2000),
-  GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
-  GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
-  GATEHOUSE_REVOCATION_RETRY_ATTEMPTS: int(1, 30).default(8),
-  GATEHOUSE_RELAY_CONCURRENCY: int(1, 1024).default(32),
-  GATEHOUSE_RELAY_TIMEOUT_MS: int(100, 60_000).default(5000),
-  GATEHOUSE_RELAY_RETRY_BASE_MS: int(1, 600_000).default(1000),
-  GATEHOUSE_RELAY_RETRY_WINDOW_SEC: int(1, 7 * 86_400).default(86_400),
-  GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
-  GATEHOUSE_RELAY_WARM_LANES: int(0, 1_000_000).default(2000),
-  GATEHOUSE_RELAY_WARM_WINDOW_SEC: int(1, 86_400).default(600),
-  GATEHOUSE_RELAY_SPACE_CONCURRENCY: int(1, 1024).optional(),
-  GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
-  GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: int(1, 100_000).default(100),
-  GATEHOUSE_REGISTRATIONS_PER_USER_MAX: int(1, 100_000).default(20),
-  GATEHOUSE_OPLOG_RETENTION_DAYS: int(1, 36_500).default(30),
-  GATEHOUSE_KEK: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a 32-byte key)')
-    .optional(),
-  GATEHOUSE_KEK_RETIRED: z
-    .string()
-    .regex(
-      /^[0-9a-f]{64}(,[0-9a-f]{64})*$/,
-      'must be a comma-separated list of 64-hex-character keys',
-    )
-    .optional(),
-  GATEHOUSE_DID_WEB_HOSTS: z
-    .string()
-    .regex(
-      /^[a-z0-9.-]+(%3A\d+)?(,[a-z0-9.-]+(%3A\d+)?)*$/,
-      'must be a comma-separated list of host names (a port as %3A<port>)',
-    )
-    .optional(),
-  GATEHOUSE_AUTHORITY_CREATORS: z
-    .string()
-    .regex(
-      /^(\*|(did:[a-z]+:[a-zA-Z0-9._:%-]+(,did:[a-z]+:[a-zA-Z0-9._:%-]+)*))?$/,
-      'must be * or a comma-separated list of DIDs',
-    )
-    .default(''),
-  GATEHOUSE_SERVICE_KEY: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a secp256k1 private key)')
-    .optional(),
-})
-
-export type EnvInput = Record<string, string | undefined>
+/** Every setting, in declaration order (docs/configuration.md and .env.example follow it). */
+export const SETTINGS: readonly Setting[] = leaves(SCHEMA)
+const KNOWN = new Set(SETTINGS.map((s) => s.env))
+const SECRET = new Set(leaves(SCHEMA.secrets))
 
 /** `did:web` for an origin: the port's colon is percent-encoded, as did:web requires. */
 export function didWebForUrl(url: string): string {
@@ -273,125 +276,72 @@ export function didWebForUrl(url: string): string {
   return `did:web:${u.hostname}${u.port ? `%3A${u.port}` : ''}`
 }
 
+/** One variable's value; an empty variable counts as unset. */
+function read(s: Setting, env: Env): unknown {
+  const given = env[s.env] || undefined
+  const text = given ?? (s.fallback === 'default' ? s.default : undefined)
+  if (text === undefined) return undefined
+  const parsed = s.schema.safeParse(text)
+  if (parsed.success) return parsed.data
+  const shown = given === undefined || SECRET.has(s) ? '' : ` (got "${given}")`
+  throw new ConfigError(s.env, `${parsed.error.issues[0]!.message}${shown}`)
+}
+
+function readTree(tree: Tree, env: Env): object {
+  return Object.fromEntries(
+    Object.entries(tree).map(([k, n]) => [k, isSetting(n) ? read(n, env) : readTree(n, env)]),
+  )
+}
+
 /**
- * Parses the environment. Throws ConfigError naming the first bad variable; the message is one line.
- * Unknown GATEHOUSE_* variables are refused too: a typo should not silently fall back to a default.
+ * Parses the environment; throws a one-line ConfigError naming the first bad variable. Unknown
+ * GATEHOUSE_* variables are refused too: a typo should not silently fall back to a default.
  */
-export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; secrets: Secrets } {
-  const known = new Set(Object.keys(envSchema.shape))
+export function loadConfig(env: Env, version = '0.0.0'): { config: Config; secrets: Secrets } {
   for (const key of Object.keys(env)) {
-    if (!key.startsWith(ENV_PREFIX) || known.has(key)) continue
+    if (!key.startsWith('GATEHOUSE_') || KNOWN.has(key)) continue
     if (TOOLING_PREFIXES.some((p) => key.startsWith(p))) continue
     throw new ConfigError(key, 'unknown variable (see .env.example for the supported ones)')
   }
-  const raw: Record<string, string> = {}
-  for (const key of known) {
-    const value = env[key]
-    if (value !== undefined && value !== '') raw[key] = value
-  }
-  const parsed = envSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!
-    const variable = String(issue.path[0] ?? 'environment')
-    const got = raw[variable]
-    const secret =
-      variable === 'GATEHOUSE_SERVICE_KEY' ||
-      variable === 'GATEHOUSE_KEK' ||
-      variable === 'GATEHOUSE_KEK_RETIRED'
-    const shown = secret || got === undefined ? '' : ` (got "${got}")`
-    throw new ConfigError(variable, `${issue.message}${shown}`)
-  }
-  const e = parsed.data
-  const dataDir = resolve(e.GATEHOUSE_DATA_DIR)
-  const publicUrl = (e.GATEHOUSE_PUBLIC_URL ?? `http://localhost:${e.GATEHOUSE_PORT}`).replace(
-    /\/$/,
-    '',
-  )
-  const dbUrl = e.GATEHOUSE_DATABASE_URL ?? `file:${resolve(dataDir, 'gatehouse.sqlite')}`
+  const { secrets, ...draft } = readTree(SCHEMA, env) as Parsed<true>
+  const { service, db, notify } = draft
+  const publicUrl = service.publicUrl ?? `http://localhost:${service.port}`
+  const url = db.url ?? `file:${resolve(service.dataDir, 'gatehouse.sqlite')}`
   const config: Config = {
-    mode: e.GATEHOUSE_ENV,
+    ...draft,
     service: {
-      host: e.GATEHOUSE_HOST,
-      port: e.GATEHOUSE_PORT,
+      ...service,
       publicUrl,
-      did: e.GATEHOUSE_SERVICE_DID ?? didWebForUrl(publicUrl),
+      did: service.did ?? didWebForUrl(publicUrl),
       version,
-      dataDir,
-      bodyLimitBytes: e.GATEHOUSE_BODY_LIMIT_BYTES,
-      rateLimitPerMinute: e.GATEHOUSE_RATE_LIMIT_PER_MINUTE,
-      trustProxy: e.GATEHOUSE_TRUST_PROXY,
-      shutdownTimeoutMs: e.GATEHOUSE_SHUTDOWN_TIMEOUT_MS,
-      signingThreads: e.GATEHOUSE_SIGNING_THREADS,
-      signingNonces: e.GATEHOUSE_SIGNING_NONCES,
-      validateOutput: e.GATEHOUSE_VALIDATE_OUTPUT ?? e.GATEHOUSE_ENV !== 'production',
-      requestTimeoutMs: e.GATEHOUSE_REQUEST_TIMEOUT_MS,
-      maxConnections: e.GATEHOUSE_MAX_CONNECTIONS,
-      maxConnectionsPerAddress: e.GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS,
+      validateOutput: service.validateOutput ?? draft.mode !== 'production',
     },
-    db: {
-      kind: dbUrl.startsWith('file:') ? 'sqlite' : 'postgres',
-      url: dbUrl,
-      poolSize: e.GATEHOUSE_DATABASE_POOL_SIZE,
-      busyTimeoutMs: e.GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS,
-      sqliteSynchronous: e.GATEHOUSE_SQLITE_SYNCHRONOUS,
-    },
-    log: { level: e.GATEHOUSE_LOG_LEVEL },
-    identity: {
-      plcUrl: e.GATEHOUSE_PLC_URL.replace(/\/$/, ''),
-      didCacheTtlMs: e.GATEHOUSE_DID_CACHE_TTL_SEC * 1000,
-      didCacheMaxEntries: e.GATEHOUSE_DID_CACHE_MAX_ENTRIES,
-      didCacheMaxBytes: e.GATEHOUSE_DID_CACHE_MAX_BYTES,
-      didDocMaxBytes: e.GATEHOUSE_DID_DOC_MAX_BYTES,
-    },
-    net: {
-      allowPrivateNetwork: e.GATEHOUSE_ALLOW_PRIVATE_NETWORK,
-      fetchTimeoutMs: e.GATEHOUSE_FETCH_TIMEOUT_MS,
-    },
-    auth: {
-      acceptDpop: e.GATEHOUSE_ACCEPT_DPOP,
-      outboundTokenReuseSec: e.GATEHOUSE_SERVICE_AUTH_REUSE_SEC,
-      attestationMaxLifetimeSec: e.GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC,
-    },
-    policy: {
-      configCacheMs: e.GATEHOUSE_CONFIG_CACHE_MS,
-      managingAppTimeoutMs: e.GATEHOUSE_MANAGING_APP_TIMEOUT_MS,
-      managingAppCacheMs: e.GATEHOUSE_MANAGING_APP_CACHE_SEC * 1000,
-    },
-    revocation: {
-      retryBaseMs: e.GATEHOUSE_REVOCATION_RETRY_BASE_MS,
-      retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
-    },
-    members: { oplogRetentionMs: e.GATEHOUSE_OPLOG_RETENTION_DAYS * 86_400_000 },
-    authorities: {
-      didWebHosts: e.GATEHOUSE_DID_WEB_HOSTS ? e.GATEHOUSE_DID_WEB_HOSTS.split(',') : [],
-      creators:
-        e.GATEHOUSE_AUTHORITY_CREATORS === '*'
-          ? '*'
-          : e.GATEHOUSE_AUTHORITY_CREATORS.split(',').filter(Boolean),
-    },
+    db: { ...db, url, kind: url.startsWith('file:') ? 'sqlite' : 'postgres' },
     notify: {
-      registrationTtlMs: e.GATEHOUSE_REGISTRATION_TTL_SEC * 1000,
-      relayConcurrency: e.GATEHOUSE_RELAY_CONCURRENCY,
-      relayTimeoutMs: e.GATEHOUSE_RELAY_TIMEOUT_MS,
-      relayRetryBaseMs: e.GATEHOUSE_RELAY_RETRY_BASE_MS,
-      relayRetryWindowMs: e.GATEHOUSE_RELAY_RETRY_WINDOW_SEC * 1000,
-      relayBreakerCooldownMs: e.GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS,
-      relayWarmLanes: e.GATEHOUSE_RELAY_WARM_LANES,
-      relayWarmWindowMs: e.GATEHOUSE_RELAY_WARM_WINDOW_SEC * 1000,
+      ...notify,
       // A quarter of the slots by default: four spaces whose syncers all hang are needed to fill
       // the relay, and a space alone still has several deliveries in flight.
       relaySpaceConcurrency: Math.min(
-        e.GATEHOUSE_RELAY_CONCURRENCY,
-        e.GATEHOUSE_RELAY_SPACE_CONCURRENCY ??
-          Math.max(1, Math.floor(e.GATEHOUSE_RELAY_CONCURRENCY / 4)),
+        notify.relayConcurrency,
+        notify.relaySpaceConcurrency ?? Math.max(1, Math.floor(notify.relayConcurrency / 4)),
       ),
-      registrationsPerSpaceMax: e.GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX,
-      registrationsPerUserMax: e.GATEHOUSE_REGISTRATIONS_PER_USER_MAX,
     },
   }
-  const secrets: Secrets = {}
-  if (e.GATEHOUSE_SERVICE_KEY) secrets.serviceKeyHex = e.GATEHOUSE_SERVICE_KEY
-  if (e.GATEHOUSE_KEK) secrets.kekHex = e.GATEHOUSE_KEK
-  if (e.GATEHOUSE_KEK_RETIRED) secrets.retiredKekHex = e.GATEHOUSE_KEK_RETIRED.split(',')
-  return { config, secrets }
+  if (config.mode === 'production') refuseInProduction(config, secrets)
+  const set = Object.entries(secrets).filter(([, value]) => value !== undefined)
+  return { config, secrets: Object.fromEntries(set) }
+}
+
+/** What production will not run with, each refusal naming its variable. */
+function refuseInProduction(config: Config, secrets: Secrets): void {
+  const { publicUrl: url, allowKekInDataDir, dataDir } = config.service
+  if (!url.startsWith('https://'))
+    throw new ConfigError('GATEHOUSE_PUBLIC_URL', `must be https in production (got "${url}")`)
+  if (config.net.allowPrivateNetwork)
+    throw new ConfigError('GATEHOUSE_ALLOW_PRIVATE_NETWORK', 'must not be true in production')
+  if (!secrets.kekHex && !allowKekInDataDir) {
+    const why = `${join(dataDir, KEK_FILE)} would sit beside the keys it protects`
+    const accept = 'GATEHOUSE_ALLOW_KEK_IN_DATA_DIR=true accepts that'
+    throw new ConfigError('GATEHOUSE_KEK', `must be set in production (${why}; ${accept})`)
+  }
 }

@@ -4,17 +4,9 @@ import ipaddr from 'ipaddr.js'
 import type { Logger } from './logger.js'
 
 /**
- * Limits on the TCP connections the HTTP server holds, so that one client (or many) cannot take
- * every file descriptor and lock everyone else out, health checks included:
- * - in all: `server.maxConnections`, which makes Node close a connection past the limit as soon as
- *   it is accepted, before any HTTP parsing;
- * - per client address: counted here on 'connection', and a connection past the limit is destroyed
- *   at once. IPv6 clients are counted per /64 (one subscriber usually holds a whole /64), and an
- *   IPv4-mapped IPv6 address counts as its IPv4 address.
- *
- * Both close the connection without an HTTP response: under a flood, writing one costs more than
- * the refusal. What holds a connection open for long (a body sent a byte at a time) is bounded
- * separately, by the server's request timeout (server.ts).
+ * Limits on the TCP connections held, so no client takes every file descriptor: in all (Node's
+ * `server.maxConnections`) and per client address (IPv6 per /64, as one subscriber holds a /64).
+ * Both close without an HTTP response: under a flood, writing one costs more than the refusal.
  */
 
 export interface ConnectionLimits {
@@ -46,7 +38,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, log: 
   const noteRefusal = (kind: 'total' | 'perAddress', address: string) => {
     refused[kind]++
     const now = Date.now()
-    // One line when refusals start and a count every interval after, not a line per connection.
+    // A line when refusals start, then a count per interval: not a line per connection.
     if (refused.since !== 0 && now - refused.since < REFUSAL_LOG_INTERVAL_MS) return
     log.warn(
       {

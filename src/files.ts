@@ -1,20 +1,15 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
-/**
- * Files Gatehouse keeps (the SQLite database, the key files) hold rosters, issued ids and keys: they
- * are its own, so it makes them readable by its own user only.
- */
+/** Gatehouse's files (database, keys) hold rosters and keys: readable by its own user only. */
 
 const OWNER_ONLY_DIR = 0o700
 const OWNER_ONLY_FILE = 0o600
 const OWNER_BITS = 0o700
 
 /**
- * Creates `path` and any missing parents, each 0700, one level at a time. An existing directory
- * keeps the mode its operator gave it. Not `mkdirSync(…, { recursive: true })`: on Linux that loops
- * for ever under /proc (GATEHOUSE_DATA_DIR=/proc/nope spun at 100 % CPU); this fails with the
- * error of the level that cannot be made, which names it.
+ * Creates `path` and missing parents, 0700, one level at a time (existing ones keep their mode).
+ * Not `recursive: true`: on Linux that loops for ever under /proc; this fails naming the level.
  */
 export function ensurePrivateDir(path: string): void {
   const missing: string[] = []
@@ -40,9 +35,8 @@ export function ensurePrivateFile(path: string): void {
 }
 
 /**
- * Takes group and other permissions off an existing file (one written by an older Gatehouse, or
- * through a wider umask). Absent: nothing. A file of another user's (EPERM) is left as it is: the
- * operator chose to share it.
+ * Takes group and other permissions off an existing file (an older one, or a wider umask's). A file
+ * of another user's (EPERM) is left as it is: the operator chose to share it.
  */
 export function narrowToOwner(path: string): void {
   let mode: number

@@ -3,10 +3,7 @@ import { didWebForRequest, didWebLocation } from './authorities/did-web.js'
 import type { AppContext } from './context.js'
 import { ServiceUnavailableError } from './errors.js'
 
-/**
- * Liveness, readiness and the service's own DID document. Not XRPC methods (no NSID), so they sit
- * outside the router and outside rate limiting.
- */
+/** Liveness, readiness and DID documents: outside the XRPC router and its rate limit. */
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
   const noLimit = { rateLimit: false as const }
 
@@ -23,10 +20,7 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
     return { ready: true, version: ctx.cfg.service.version, db: ctx.db.kind }
   })
 
-  /**
-   * did:web documents: a did:web authority Gatehouse holds on a host it is configured to serve
-   * (GATEHOUSE_DID_WEB_HOSTS), by the Host header and path; otherwise, at the root, Gatehouse's own.
-   */
+  /** A did:web authority's on a GATEHOUSE_DID_WEB_HOSTS host (by Host and path), else our own. */
   const didDocument = async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?', 1)[0]!
     const did = didWebForRequest(req.headers.host ?? '', path)

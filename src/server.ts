@@ -31,10 +31,7 @@ const CONNECTIONS_CHECK_INTERVAL_MS = 1000
 /** Retry-After of a 503 (and of a 429 that does not carry its own). */
 const DEFAULT_RETRY_AFTER_SEC = 5
 
-/**
- * Whether `err` is the client hanging up (the request stream aborted, or a premature close of it),
- * rather than a failure of ours. Other errors stay errors even when the client has gone.
- */
+/** Whether `err` is the client hanging up while we read its request, not a failure of ours. */
 function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
   const code = (err as { code?: unknown } | undefined)?.code
   const reset = code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE'
@@ -42,10 +39,8 @@ function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
 }
 
 /**
- * Answers what Node refuses before a request reaches Fastify (a request not received in time,
- * oversized headers, malformed HTTP) in the XRPC envelope, then closes the connection. Nothing is
- * written when a response has already gone out on the connection (a refusal sent while the body
- * was still arriving): a second status line would be garbage to the client.
+ * Answers what Node refuses before Fastify sees it (timeout, oversized headers, malformed HTTP) in
+ * the XRPC envelope and closes; not when a response already went out (a second would be garbage).
  */
 function clientErrorHandler(log: Logger) {
   return (err: Error & { code?: string }, socket: Socket) => {
@@ -70,17 +65,13 @@ function clientErrorHandler(log: Logger) {
   }
 }
 
-/**
- * Builds the HTTP server around a context: XRPC routes, health, the one error handler and the
- * not-found handler. Does not listen; the caller does (bin.ts, or tests on port 0).
- */
+/** The HTTP server around a context (XRPC, health, error and not-found handlers); not listening. */
 export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   const cfg = ctx.cfg.service
   const app = Fastify({
     loggerInstance: subsystem(ctx.logger, 'xrpc') as FastifyBaseLogger,
     bodyLimit: cfg.bodyLimitBytes,
-    // A whole request (headers and body) must arrive within this; Fastify's default is no limit,
-    // which let bodies sent a byte at a time hold connections for ever. Node answers 408 and closes.
+    // Fastify's default is none: a body sent a byte at a time would hold a connection for ever.
     requestTimeout: cfg.requestTimeoutMs,
     clientErrorHandler: clientErrorHandler(subsystem(ctx.logger, 'http')),
     http: {
@@ -99,12 +90,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID()
     },
-    // JSON bodies with __proto__ or constructor.prototype keys are refused, not silently stripped.
-    // (Fastify's defaults; stated so that a change of default cannot weaken them.)
+    // Fastify's defaults, stated so that a change of default cannot weaken them.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
   })
 
-  // XRPC procedures take application/json only; Fastify's text/plain parser would let other bodies
-  // reach the input schema as strings.
+  // Procedures take JSON only: text/plain bodies would reach input schemas as strings.
   app.removeContentTypeParser('text/plain')
   // Bulk methods stream JSON lines; their handlers read the body themselves (with their own limits).
   app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload))
@@ -115,8 +106,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id)
   })
-  // Written by the server's logger with the request id as a field: the same line a per-request
-  // child would write, without making one for every request.
+  // The server's logger with reqId as a field: a per-request child's line, without the child.
   app.addHook('onResponse', async (req, reply) => {
     app.log.info(
       {
@@ -133,16 +123,14 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   app.setErrorHandler(async (err, req, reply) => {
     const x = toXrpcError(err)
     if (clientWentAway(err, req.raw)) {
-      // The client hung up while we read its request: no one will see an answer, and nothing of
-      // ours failed (the reset surfaces as ECONNRESET, which would otherwise read as a 503).
+      // No one will see an answer, and nothing of ours failed (not a 503 for an ECONNRESET).
       req.log.info({ method: req.method, url: redactUrl(req.url) }, 'request aborted by the client')
     } else if (x.status >= 500 && x.status !== 501) {
       req.log.error({ err: x === err ? err : (x.cause ?? err) }, 'request failed')
     } else {
       req.log.info({ status: x.status, error: x.error, message: x.message }, 'request refused')
     }
-    // The rate limiter has already said when its window resets (Retry-After, in step with
-    // x-ratelimit-reset); a made-up figure here would contradict it.
+    // The rate limiter's own Retry-After (in step with x-ratelimit-reset) must not be contradicted.
     if ((x.status === 503 || x.status === 429) && !reply.hasHeader('retry-after')) {
       reply.header('retry-after', String(DEFAULT_RETRY_AFTER_SEC))
     }

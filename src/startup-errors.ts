@@ -2,35 +2,19 @@ import { relative, resolve, isAbsolute } from 'node:path'
 import { ConfigError, type Config } from './config.js'
 
 /**
- * Names the setting behind a failure to start, so it reads like any other configuration mistake
- * (`GATEHOUSE_PORT: 127.0.0.1:2590 is already in use (EADDRINUSE)`) instead of a bare system error
- * code. Only failures that a setting explains are named; anything else is left to the caller.
- *
- * - `open`: opening the data directory and the database (migrations, keys, the first queries);
- * - `listen`: binding the HTTP server.
+ * Names the setting behind a failure to start (`GATEHOUSE_PORT: 127.0.0.1:2590 is already in use
+ * (EADDRINUSE)`) when one explains it. `open`: the data dir and database; `listen`: the HTTP port.
  */
 export type StartupPhase = 'open' | 'listen'
 
-type SystemError = Error & {
-  code?: string
-  syscall?: string
-  path?: string
-  errors?: unknown[]
-}
+type SystemError = Error & { code?: string; syscall?: string; path?: string; errors?: unknown[] }
 
-/** Connection failures of the PostgreSQL client, and server answers that refuse the connection. */
+/** PostgreSQL connection failures, and server answers refusing the connection. */
 const DB_UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
+  ...['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH'],
   'ENETUNREACH',
-  '28000', // invalid_authorization_specification
-  '28P01', // invalid_password
-  '3D000', // invalid_catalog_name: no such database
-  '57P03', // cannot_connect_now
+  // invalid_authorization_specification, invalid_password, no such database, cannot_connect_now
+  ...['28000', '28P01', '3D000', '57P03'],
 ])
 
 export function explainStartupError(
@@ -40,7 +24,7 @@ export function explainStartupError(
 ): ConfigError | undefined {
   const e = err as SystemError | undefined
   if (!e || typeof e !== 'object') return undefined
-  // Node's happy-eyeballs connect reports every address it tried in an AggregateError.
+  // An AggregateError from Node's happy-eyeballs connect: one error per address tried.
   const code = e.code ?? (e.errors?.[0] as SystemError | undefined)?.code
   const { host, port } = config.service
 
@@ -80,10 +64,9 @@ export function explainStartupError(
 function variableForPath(path: string, config: Config): string | undefined {
   const dataDir = config.service.dataDir
   if (isWithin(path, dataDir) || isWithin(dataDir, path)) return 'GATEHOUSE_DATA_DIR'
-  if (config.db.kind === 'sqlite') {
-    const db = resolve(config.db.url.replace(/^file:/, ''))
-    if (isWithin(db, path) || path.startsWith(db)) return 'GATEHOUSE_DATABASE_URL'
-  }
+  const db = resolve(config.db.url.replace(/^file:/, ''))
+  if (config.db.kind === 'sqlite' && (isWithin(db, path) || path.startsWith(db)))
+    return 'GATEHOUSE_DATABASE_URL'
   return undefined
 }
 
@@ -106,10 +89,7 @@ function reason(e: SystemError): string {
 
 /** host:port/database of a PostgreSQL URL, without the user or password. */
 function describeDbUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.hostname}:${u.port || '5432'}${u.pathname}`
-  } catch {
-    return 'the configured URL'
-  }
+  if (!URL.canParse(url)) return 'the configured URL'
+  const u = new URL(url)
+  return `${u.hostname}:${u.port || '5432'}${u.pathname}`
 }

@@ -35,10 +35,56 @@ t.test('a postgres:// URL selects PostgreSQL', async (t) => {
   t.equal(config.db.kind, 'postgres')
 })
 
+/** What production needs: an https public URL and a KEK outside the data dir. */
+const PRODUCTION = {
+  GATEHOUSE_ENV: 'production',
+  GATEHOUSE_PUBLIC_URL: 'https://gatehouse.example.com',
+  GATEHOUSE_KEK: 'ab'.repeat(32),
+}
+
 t.test('production turns output validation off unless asked for', async (t) => {
-  t.equal(loadConfig({ GATEHOUSE_ENV: 'production' }).config.service.validateOutput, false)
-  const forced = loadConfig({ GATEHOUSE_ENV: 'production', GATEHOUSE_VALIDATE_OUTPUT: 'true' })
+  t.equal(loadConfig(PRODUCTION).config.service.validateOutput, false)
+  const forced = loadConfig({ ...PRODUCTION, GATEHOUSE_VALIDATE_OUTPUT: 'true' })
   t.equal(forced.config.service.validateOutput, true)
+})
+
+t.test('production refuses what only development may do, naming the variable', async (t) => {
+  const refusals: [Record<string, string>, string, RegExp][] = [
+    [{ GATEHOUSE_PUBLIC_URL: '' }, 'GATEHOUSE_PUBLIC_URL', /https.*"http:\/\/localhost:2590"/],
+    [
+      { GATEHOUSE_PUBLIC_URL: 'http://gatehouse.example.com' },
+      'GATEHOUSE_PUBLIC_URL',
+      /must be https in production/,
+    ],
+    [{ GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true' }, 'GATEHOUSE_ALLOW_PRIVATE_NETWORK', /production/],
+    [
+      { GATEHOUSE_KEK: '' },
+      'GATEHOUSE_KEK',
+      /\/data\/kek\.key.*GATEHOUSE_ALLOW_KEK_IN_DATA_DIR=true/,
+    ],
+    [
+      { GATEHOUSE_KEK: '', GATEHOUSE_ALLOW_KEK_IN_DATA_DIR: 'false' },
+      'GATEHOUSE_KEK',
+      /must be set in production/,
+    ],
+  ]
+  for (const [env, variable, message] of refusals) {
+    const err = t.throws(() => loadConfig({ ...PRODUCTION, ...env })) as ConfigError
+    t.ok(err instanceof ConfigError, `${JSON.stringify(env)} is refused`)
+    t.equal(err.variable, variable)
+    t.match(err.message, new RegExp(`^${variable}: `))
+    t.match(err.message, message)
+    t.notMatch(err.message, /\n/, 'one line')
+  }
+  const kekInDataDir = { ...PRODUCTION, GATEHOUSE_KEK: '', GATEHOUSE_ALLOW_KEK_IN_DATA_DIR: 'true' }
+  const accepted = loadConfig(kekInDataDir)
+  t.equal(accepted.config.service.allowKekInDataDir, true, 'the explicit setting accepts the file')
+  t.same(accepted.secrets, {}, 'and the KEK comes from the data dir')
+  t.equal(loadConfig(PRODUCTION).secrets.kekHex, 'ab'.repeat(32))
+  t.doesNotThrow(
+    () => loadConfig({ GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true' }),
+    'outside production all three are fine',
+  )
 })
 
 t.test('booleans parse "false" as false (no JavaScript truthiness)', async (t) => {
@@ -70,10 +116,12 @@ t.test('a bad value names its variable in one line', async (t) => {
   }
 })
 
-t.test('a bad service key is named but never echoed', async (t) => {
-  const err = t.throws(() => loadConfig({ GATEHOUSE_SERVICE_KEY: 'zz-secret-zz' })) as Error
-  t.match(err.message, /^GATEHOUSE_SERVICE_KEY: /)
-  t.notMatch(err.message, /zz-secret-zz/)
+t.test('a bad key is named but never echoed', async (t) => {
+  for (const variable of ['GATEHOUSE_SERVICE_KEY', 'GATEHOUSE_KEK', 'GATEHOUSE_KEK_RETIRED']) {
+    const err = t.throws(() => loadConfig({ [variable]: 'zz-secret-zz' })) as Error
+    t.match(err.message, new RegExp(`^${variable}: `))
+    t.notMatch(err.message, /zz-secret-zz/)
+  }
 })
 
 t.test('tooling variables do not count as unknown', async (t) => {
@@ -120,4 +168,30 @@ t.test("notify limits: registrations per space, and one space's share of the rel
   )
   t.throws(() => loadConfig({ GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: '0' }), /PER_SPACE_MAX/)
   t.throws(() => loadConfig({ GATEHOUSE_RELAY_SPACE_CONCURRENCY: '0' }), /SPACE_CONCURRENCY/)
+})
+
+t.test('units are converted once, where the setting is declared', async (t) => {
+  const c = loadConfig({
+    GATEHOUSE_DID_CACHE_TTL_SEC: '2',
+    GATEHOUSE_OPLOG_RETENTION_DAYS: '3',
+    GATEHOUSE_SERVICE_AUTH_REUSE_SEC: '4',
+  }).config
+  t.equal(c.identity.didCacheTtlMs, 2000)
+  t.equal(c.members.oplogRetentionMs, 3 * 86_400_000)
+  t.equal(c.auth.outboundTokenReuseSec, 4, 'a setting Config holds in seconds stays in seconds')
+})
+
+t.test('lists: authorities, did:web hosts, retired KEKs', async (t) => {
+  const { config, secrets } = loadConfig({
+    GATEHOUSE_AUTHORITY_CREATORS: 'did:plc:aaa,did:web:b.example',
+    GATEHOUSE_DID_WEB_HOSTS: 'forum.example.com,localhost%3A8080',
+    GATEHOUSE_KEK_RETIRED: `${'a'.repeat(64)},${'b'.repeat(64)}`,
+  })
+  t.same(config.authorities.creators, ['did:plc:aaa', 'did:web:b.example'])
+  t.same(config.authorities.didWebHosts, ['forum.example.com', 'localhost%3A8080'])
+  t.same(secrets.retiredKekHex, ['a'.repeat(64), 'b'.repeat(64)])
+  t.equal(loadConfig({ GATEHOUSE_AUTHORITY_CREATORS: '*' }).config.authorities.creators, '*')
+  t.same(loadConfig({}).config.authorities, { didWebHosts: [], creators: [] })
+  t.throws(() => loadConfig({ GATEHOUSE_AUTHORITY_CREATORS: 'bob' }), /^GATEHOUSE_AUTHORITY_/)
+  t.throws(() => loadConfig({ GATEHOUSE_DID_WEB_HOSTS: 'a.example,' }), /^GATEHOUSE_DID_WEB_/)
 })

@@ -2,13 +2,16 @@
  * Settings that parse but cannot be used stop the real `gatehouse` process promptly, with the same
  * one line naming the variable that a value which does not parse gets: a data dir that cannot be
  * made (under /proc, Node's recursive mkdir used to spin for ever) or written, a port in use, a
- * database that does not answer (never showing its password).
+ * database that does not answer (never showing its password); and in production, what only
+ * development may do.
  */
+import { existsSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { platform } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { processWorld } from './_helpers/db.js'
-import { runGatehouse } from './_helpers/process.js'
+import { freePort, runGatehouse } from './_helpers/process.js'
 
 /** A generous bound on "promptly": a start that hangs is killed, and the test fails. */
 const GUARD_MS = 60_000
@@ -80,4 +83,52 @@ t.test('an unreachable database is named in one line, without its password', asy
     ),
   )
   t.notMatch(line, /pw-s3cret/)
+})
+
+t.test(
+  'production refuses what only development may do, naming the variable in one line',
+  async (t) => {
+    // Its own data dir and a free port: were a refusal missing, the server would start there.
+    const { dataDir } = await processWorld(t, 'production')
+    const production = {
+      GATEHOUSE_ENV: 'production',
+      GATEHOUSE_KEK: 'ab'.repeat(32),
+      GATEHOUSE_DATA_DIR: dataDir,
+      GATEHOUSE_PORT: String(await freePort()),
+    }
+    const https = { ...production, GATEHOUSE_PUBLIC_URL: 'https://gatehouse.example.com' }
+    const refusals: [Record<string, string>, RegExp][] = [
+      [
+        production,
+        /GATEHOUSE_PUBLIC_URL: must be https in production \(got "http:\/\/localhost:\d+"\)$/,
+      ],
+      [{ ...https, GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true' }, /GATEHOUSE_ALLOW_PRIVATE_NETWORK: /],
+      [
+        { ...https, GATEHOUSE_KEK: '' },
+        /GATEHOUSE_KEK: must be set in production .*kek\.key.*GATEHOUSE_ALLOW_KEK_IN_DATA_DIR=true/,
+      ],
+    ]
+    for (const [env, message] of refusals) {
+      const line = await refusesToStart(t, [], env)
+      t.match(line, /^gatehouse: invalid configuration: GATEHOUSE_/)
+      t.match(line, message)
+    }
+  },
+)
+
+t.test('production serves with the KEK in the data dir once that is accepted', async (t) => {
+  const { dataDir, db } = await processWorld(t, 'kek-in-data-dir')
+  const proc = runGatehouse([], {
+    GATEHOUSE_ENV: 'production',
+    GATEHOUSE_PUBLIC_URL: 'https://gatehouse.example.com',
+    GATEHOUSE_ALLOW_KEK_IN_DATA_DIR: 'true',
+    GATEHOUSE_PORT: String(await freePort()),
+    GATEHOUSE_DATA_DIR: dataDir,
+    GATEHOUSE_DATABASE_URL: db.url,
+  })
+  t.teardown(() => proc.child.kill('SIGKILL'))
+  await proc.waitFor(/gatehouse is serving/)
+  t.ok(existsSync(join(dataDir, 'kek.key')), 'the KEK is kept in the data dir')
+  proc.child.kill('SIGTERM')
+  t.equal((await proc.exited).code, 0)
 })
