@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { CLI_USAGE, CliUsageError, runCli } from './cli.js'
+import { CLI_GROUPS, CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
 import { createLogger } from './logger.js'
@@ -9,11 +9,7 @@ import { buildServer } from './server.js'
 import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
 
-/**
- * The command line, and the only reader of process.env.
- *   gatehouse [serve]   apply migrations, then serve (the default)
- *   gatehouse migrate   apply migrations and exit
- */
+/** The command line (`gatehouse [serve|migrate|version]` and operator commands), and the only reader of process.env. */
 
 /** Signals this close after the first are the same request (see shutdown). */
 const SAME_SIGNAL_WINDOW_MS = 1000
@@ -42,7 +38,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`)
     return
   }
-  const operator = command === 'authority' || command === 'kek'
+  const operator = CLI_GROUPS.includes(command)
   if (command !== 'serve' && command !== 'migrate' && !operator) fail(USAGE, 2)
 
   let loaded

@@ -1,3 +1,5 @@
+import { setImmediate as turn } from 'node:timers/promises'
+import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
 import type { CredentialService } from './credentials.js'
@@ -31,6 +33,28 @@ export class SpaceManager {
     const removed = await this.spaces.removeMember(config.uri, did)
     if (removed && config.readPolicy.kind === 'member-list')
       await this.credentials.revoke(config, { userDid: did })
+  }
+
+  /**
+   * One batch of a bulk import, the last entry for a DID winning: transactions of at most `slice`
+   * members, each after a turn of the event loop (so other requests' queries get the SQLite
+   * connection first); members who lost read lose their live credentials. Returns how many changed.
+   */
+  async importBatch(
+    config: SpaceConfig,
+    batch: { did: string; flags: Flags | undefined }[],
+    slice: number,
+  ): Promise<number> {
+    const entries = [...new Map(batch.map((e) => [e.did, e])).values()]
+    const done: { did: string; before?: Flags; after?: Flags }[] = []
+    for (let i = 0; i < entries.length; i += slice) {
+      await turn()
+      done.push(...(await this.spaces.applyMembers(config.uri, entries.slice(i, i + slice))))
+    }
+    const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
+    if (lostRead.length && config.readPolicy.kind === 'member-list')
+      await this.credentials.revoke(config, { userDidIn: lostRead })
+    return done.length
   }
 
   /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */
