@@ -77,10 +77,8 @@ export async function runCli(
 }
 
 /**
- * KEK rotation. With the key file: a new KEK is written first beside the old one (both in the
- * file, new first), every key is re-sealed in one transaction, then the old KEK is dropped from the
- * file; a crash in between leaves a file that still opens everything. With GATEHOUSE_KEK the
- * operator supplies both (GATEHOUSE_KEK new, GATEHOUSE_KEK_RETIRED old) and runs `kek rewrap`.
+ * KEK rotation. Key file: the new KEK is written beside the old one, every key re-sealed in one
+ * transaction, then the old KEK dropped (a crash in between leaves a file that opens everything).
  */
 async function kek(
   verb: string | undefined,

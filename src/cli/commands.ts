@@ -2,7 +2,6 @@ import { createReadStream, readFileSync } from 'node:fs'
 import type { parseArgs } from 'node:util'
 import type { AppContext } from '../context.js'
 import { isDid, parseSpaceRef } from '../lexicon/formats.js'
-import { importLine } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
 import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
 import type { Flags } from '../members/member-list.js'
 import { appAccessToLex, userPolicyToLex } from '../policy/codec.js'
@@ -188,16 +187,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         const skey = o.skey ?? nextTid(ctx.clock.nowMs())
         if (!parseSpaceRef(`at://${authority}/space/${spaceType}/${skey}`))
           throw new CliUsageError('TYPE must be an NSID and --skey a record key')
-        const policy = preset(ctx, o)
-        return spaceView(
-          ctx,
-          await ctx.spaces.create({
-            authority: authority!,
-            spaceType: spaceType!,
-            skey,
-            ...policy,
-          }),
-        )
+        const input = { authority: authority!, spaceType: spaceType!, skey, ...preset(ctx, o) }
+        return spaceView(ctx, await ctx.spaces.create(input))
       },
     },
     list: {
@@ -213,10 +204,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       async run(ctx, [space], o) {
         await getHostedSpace(ctx, space!)
         const { readPolicy, writePolicy, appAccess } = preset(ctx, o)
-        return spaceView(
-          ctx,
-          await ctx.manager.updatePolicy(space!, { readPolicy, writePolicy, appAccess }),
-        )
+        const change = { readPolicy, writePolicy, appAccess }
+        return spaceView(ctx, await ctx.manager.updatePolicy(space!, change))
       },
     },
     delete: {
@@ -253,29 +242,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       usage: 'SPACE [FILE|-]',
       async run(ctx, [space, file]) {
         const config = await getHostedSpace(ctx, space!)
-        const count = { received: 0, changed: 0, batches: 0 }
-        let batch: { did: string; flags: Flags | undefined }[] = []
-        const flush = async () => {
-          count.changed += await ctx.manager.importBatch(config, batch, IMPORT_SLICE)
-          count.batches += batch.length ? 1 : 0
-          batch = []
-        }
-        for await (const { line, value } of importEntries(file ?? '-')) {
-          const entry = importLine.safeParse(value)
-          if (!entry.success)
-            throw new CliUsageError(
-              `line ${line}: expected {"did","read","write"} or {"did","remove":true}`,
-            )
-          const e = entry.data
-          batch.push({
-            did: e.did,
-            flags: 'remove' in e ? undefined : { read: e.read, write: e.write },
-          })
-          count.received++
-          if (batch.length >= IMPORT_BATCH) await flush()
-        }
-        await flush()
-        return { ...count, unchanged: count.received - count.changed }
+        const sizes = { batch: IMPORT_BATCH, slice: IMPORT_SLICE }
+        return ctx.manager.importMembers(config, importEntries(file ?? '-'), sizes)
       },
     },
     export: {

@@ -1,4 +1,6 @@
 import { setImmediate as turn } from 'node:timers/promises'
+import { InvalidRequestError } from '../errors.js'
+import { importLine } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
 import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
@@ -36,25 +38,49 @@ export class SpaceManager {
   }
 
   /**
-   * One batch of a bulk import, the last entry for a DID winning: transactions of at most `slice`
-   * members, each after a turn of the event loop (so other requests' queries get the SQLite
-   * connection first); members who lost read lose their live credentials. Returns how many changed.
+   * A bulk import from JSON lines (`{"did","read","write"}` or `{"did","remove":true}`), taken in
+   * batches of `sizes.batch` lines where the last line for a DID wins, each committed in
+   * transactions of at most `sizes.slice` members after a turn of the event loop (other requests'
+   * queries get the SQLite connection first). Members who lost read lose their live credentials.
+   * A bad line stops it with a 400 naming the line; what was committed before stays.
    */
-  async importBatch(
+  async importMembers(
     config: SpaceConfig,
-    batch: { did: string; flags: Flags | undefined }[],
-    slice: number,
-  ): Promise<number> {
-    const entries = [...new Map(batch.map((e) => [e.did, e])).values()]
-    const done: { did: string; before?: Flags; after?: Flags }[] = []
-    for (let i = 0; i < entries.length; i += slice) {
-      await turn()
-      done.push(...(await this.spaces.applyMembers(config.uri, entries.slice(i, i + slice))))
+    lines: AsyncIterable<{ line: number; value: unknown }>,
+    sizes: { batch: number; slice: number },
+  ) {
+    const count = { received: 0, changed: 0, batches: 0 }
+    let batch = new Map<string, Flags | undefined>()
+    const flush = async () => {
+      const entries = [...batch].map(([did, flags]) => ({ did, flags }))
+      batch = new Map()
+      const done: { did: string; before?: Flags; after?: Flags }[] = []
+      for (let i = 0; i < entries.length; i += sizes.slice) {
+        await turn()
+        done.push(
+          ...(await this.spaces.applyMembers(config.uri, entries.slice(i, i + sizes.slice))),
+        )
+      }
+      count.changed += done.length
+      count.batches += entries.length ? 1 : 0
+      const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
+      if (lostRead.length && config.readPolicy.kind === 'member-list')
+        await this.credentials.revoke(config, { userDidIn: lostRead })
     }
-    const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
-    if (lostRead.length && config.readPolicy.kind === 'member-list')
-      await this.credentials.revoke(config, { userDidIn: lostRead })
-    return done.length
+    for await (const { line, value } of lines) {
+      const parsed = importLine.safeParse(value)
+      if (!parsed.success)
+        throw new InvalidRequestError(
+          `line ${line}: expected {"did","read","write"} or {"did","remove":true}`,
+        )
+      const e = parsed.data
+      batch.delete(e.did)
+      batch.set(e.did, 'remove' in e ? undefined : { read: e.read, write: e.write })
+      count.received++
+      if (count.received % sizes.batch === 0) await flush()
+    }
+    await flush()
+    return { ...count, unchanged: count.received - count.changed }
   }
 
   /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */
