@@ -9,7 +9,7 @@ import { buildServer } from './server.js'
 import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
 
-/** The command line: serve (the default), migrate, version, operator commands. Only reader of process.env. */
+/** The command line; the only reader of process.env. */
 
 /** Signals this close after the first are the same request (see shutdown). */
 const SAME_SIGNAL_WINDOW_MS = 1000
