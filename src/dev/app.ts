@@ -74,6 +74,8 @@ export async function devApp(
       method: body ? 'POST' : 'GET',
       headers: body ? { ...headers, 'content-type': 'application/json' } : headers,
       body: body && JSON.stringify(body),
+    }).catch((err: Error) => {
+      throw new Error(`${url}: ${(err.cause as Error | undefined)?.message ?? err.message}`)
     })
     const text = await res.text()
     const got = { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined }
