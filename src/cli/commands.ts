@@ -6,6 +6,7 @@ import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
 import type { Flags } from '../members/member-list.js'
 import { appAccessToLex, userPolicyToLex } from '../policy/codec.js'
 import type { SpaceConfig } from '../policy/types.js'
+import { importEntries } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
 import { getHostedSpace } from '../spaces/hosted.js'
 import { nextTid } from '../spaces/tid.js'
 import { readJsonLines } from '../xrpc/ndjson.js'
@@ -96,7 +97,7 @@ async function putMember(ctx: AppContext, [space, member]: string[], flags: Flag
 }
 
 /** A `.json` file holds one array; anything else (`-`: stdin) is JSON lines, read as they stream. */
-async function* importEntries(file: string) {
+async function* memberLines(file: string) {
   if (file.endsWith('.json')) {
     const all: unknown = JSON.parse(readFileSync(file, 'utf8'))
     if (!Array.isArray(all)) throw new CliUsageError(`${file} is not a JSON array`)
@@ -191,10 +192,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         return spaceView(ctx, await ctx.spaces.create(input))
       },
     },
-    list: {
-      usage: '[AUTHORITY]',
-      run: (ctx, [authority]) => ctx.spaces.list(authority),
-    },
+    list: { usage: '[AUTHORITY]', run: (ctx, [authority]) => ctx.spaces.list(authority) },
     show: {
       usage: 'SPACE',
       run: async (ctx, [space]) => spaceView(ctx, await getHostedSpace(ctx, space!)),
@@ -243,7 +241,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       async run(ctx, [space, file]) {
         const config = await getHostedSpace(ctx, space!)
         const sizes = { batch: IMPORT_BATCH, slice: IMPORT_SLICE }
-        return ctx.manager.importMembers(config, importEntries(file ?? '-'), sizes)
+        return ctx.manager.importMembers(config, importEntries(memberLines(file ?? '-')), sizes)
       },
     },
     export: {
@@ -265,10 +263,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         return { authority, did: member, role }
       },
     },
-    list: {
-      usage: 'AUTHORITY',
-      run: (ctx, [authority]) => ctx.managers.list(authority!),
-    },
+    list: { usage: 'AUTHORITY', run: (ctx, [authority]) => ctx.managers.list(authority!) },
     revoke: {
       usage: 'AUTHORITY DID',
       async run(ctx, [authority, member]) {

@@ -1,6 +1,4 @@
 import { setImmediate as turn } from 'node:timers/promises'
-import { InvalidRequestError } from '../errors.js'
-import { importLine } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
 import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
@@ -38,44 +36,38 @@ export class SpaceManager {
   }
 
   /**
-   * A bulk import from JSON lines (`{"did","read","write"}` or `{"did","remove":true}`), taken in
-   * batches of `sizes.batch` lines where the last line for a DID wins, each committed in
-   * transactions of at most `sizes.slice` members after a turn of the event loop (other requests'
-   * queries get the SQLite connection first). Members who lost read lose their live credentials.
-   * A bad line stops it with a 400 naming the line; what was committed before stays.
+   * A bulk import (`flags` undefined: remove), in batches of `sizes.batch` entries where the last
+   * one for a DID wins, each committed in transactions of at most `sizes.slice` members after a
+   * turn of the event loop (other requests' queries get the SQLite connection first). Members who
+   * lost read lose their live credentials. An error from `entries` (a bad line) stops it; what was
+   * committed before stays.
    */
   async importMembers(
     config: SpaceConfig,
-    lines: AsyncIterable<{ line: number; value: unknown }>,
+    entries: AsyncIterable<{ did: string; flags: Flags | undefined }>,
     sizes: { batch: number; slice: number },
   ) {
     const count = { received: 0, changed: 0, batches: 0 }
     let batch = new Map<string, Flags | undefined>()
     const flush = async () => {
-      const entries = [...batch].map(([did, flags]) => ({ did, flags }))
+      const pending = [...batch].map(([did, flags]) => ({ did, flags }))
       batch = new Map()
       const done: { did: string; before?: Flags; after?: Flags }[] = []
-      for (let i = 0; i < entries.length; i += sizes.slice) {
+      for (let i = 0; i < pending.length; i += sizes.slice) {
         await turn()
         done.push(
-          ...(await this.spaces.applyMembers(config.uri, entries.slice(i, i + sizes.slice))),
+          ...(await this.spaces.applyMembers(config.uri, pending.slice(i, i + sizes.slice))),
         )
       }
       count.changed += done.length
-      count.batches += entries.length ? 1 : 0
+      count.batches += pending.length ? 1 : 0
       const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
       if (lostRead.length && config.readPolicy.kind === 'member-list')
         await this.credentials.revoke(config, { userDidIn: lostRead })
     }
-    for await (const { line, value } of lines) {
-      const parsed = importLine.safeParse(value)
-      if (!parsed.success)
-        throw new InvalidRequestError(
-          `line ${line}: expected {"did","read","write"} or {"did","remove":true}`,
-        )
-      const e = parsed.data
-      batch.delete(e.did)
-      batch.set(e.did, 'remove' in e ? undefined : { read: e.read, write: e.write })
+    for await (const { did, flags } of entries) {
+      batch.delete(did)
+      batch.set(did, flags)
       count.received++
       if (count.received % sizes.batch === 0) await flush()
     }

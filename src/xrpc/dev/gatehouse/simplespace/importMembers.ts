@@ -1,5 +1,5 @@
 import { authorizeSpaceManagement } from '../../../../auth/managers.js'
-import { importMembers } from '../../../../lexicon/dev/gatehouse/simplespace/bulk.js'
+import { importEntries, importMembers } from '../../../../lexicon/dev/gatehouse/simplespace/bulk.js'
 import { readJsonLines } from '../../../ndjson.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -24,7 +24,10 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ params, auth, body }) => {
       const config = await authorizeSpaceManagement(ctx, auth, params.space, 'admin')
       const lines = readJsonLines(body!, { maxLineBytes: 4096, maxLines: MAX_LINES })
-      return ctx.manager.importMembers(config, lines, { batch: IMPORT_BATCH, slice: IMPORT_SLICE })
+      return ctx.manager.importMembers(config, importEntries(lines), {
+        batch: IMPORT_BATCH,
+        slice: IMPORT_SLICE,
+      })
     },
   })
 }
