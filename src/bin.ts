@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { CLI_USAGE, CliUsageError, runCli } from './cli.js'
+import { CLI_GROUPS, CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
 import { createLogger } from './logger.js'
@@ -36,7 +36,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`)
     return
   }
-  const operator = command === 'authority' || command === 'kek'
+  const operator = CLI_GROUPS.includes(command)
   if (command !== 'serve' && command !== 'migrate' && !operator) fail(USAGE, 2)
 
   const { config, secrets } = loadConfig(process.env, VERSION)

@@ -29,6 +29,14 @@ export class ManagerService {
     })
   }
 
+  async list(authorityDid: string): Promise<{ did: string; role: string; createdAt: Date }[]> {
+    return this.db.prisma.authorityManager.findMany({
+      where: { authorityDid },
+      select: { did: true, role: true, createdAt: true },
+      orderBy: { did: 'asc' },
+    })
+  }
+
   async remove(authorityDid: string, did: string): Promise<void> {
     await this.db.prisma.authorityManager.deleteMany({ where: { authorityDid, did } })
   }

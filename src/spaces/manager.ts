@@ -1,3 +1,5 @@
+import { setImmediate as turn } from 'node:timers/promises'
+import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
 import type { CredentialService } from './credentials.js'
@@ -31,6 +33,46 @@ export class SpaceManager {
     const removed = await this.spaces.removeMember(config.uri, did)
     if (removed && config.readPolicy.kind === 'member-list')
       await this.credentials.revoke(config, { userDid: did })
+  }
+
+  /**
+   * A bulk import (`flags` undefined: remove), in batches of `sizes.batch` entries where the last
+   * one for a DID wins, each committed in transactions of at most `sizes.slice` members after a
+   * turn of the event loop (other requests' queries get the SQLite connection first). Members who
+   * lost read lose their live credentials. An error from `entries` (a bad line) stops it; what was
+   * committed before stays.
+   */
+  async importMembers(
+    config: SpaceConfig,
+    entries: AsyncIterable<{ did: string; flags: Flags | undefined }>,
+    sizes: { batch: number; slice: number },
+  ) {
+    const count = { received: 0, changed: 0, batches: 0 }
+    let batch = new Map<string, Flags | undefined>()
+    const flush = async () => {
+      const pending = [...batch].map(([did, flags]) => ({ did, flags }))
+      batch = new Map()
+      const done: { did: string; before?: Flags; after?: Flags }[] = []
+      for (let i = 0; i < pending.length; i += sizes.slice) {
+        await turn()
+        done.push(
+          ...(await this.spaces.applyMembers(config.uri, pending.slice(i, i + sizes.slice))),
+        )
+      }
+      count.changed += done.length
+      count.batches += pending.length ? 1 : 0
+      const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
+      if (lostRead.length && config.readPolicy.kind === 'member-list')
+        await this.credentials.revoke(config, { userDidIn: lostRead })
+    }
+    for await (const { did, flags } of entries) {
+      batch.delete(did)
+      batch.set(did, flags)
+      count.received++
+      if (count.received % sizes.batch === 0) await flush()
+    }
+    await flush()
+    return { ...count, unchanged: count.received - count.changed }
   }
 
   /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */

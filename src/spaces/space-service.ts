@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js'
-import { MemberList } from '../members/member-list.js'
+import { MemberList, type Flags } from '../members/member-list.js'
 import type { Db, Tx } from '../db/client.js'
 import { sqlBool } from '../db/hot-sql.js'
 import { UniqueViolationError } from '../db/errors.js'
@@ -294,6 +294,21 @@ export class SpaceService {
     )
     const row = rows[0]
     return row ? sqlBool(row[access]) : false
+  }
+
+  /** URIs of the active spaces, of one authority when given (operator listing). */
+  async list(authority?: string): Promise<string[]> {
+    const rows = await this.db.prisma.space.findMany({
+      where: { deletedAt: null, ...(authority ? { authorityDid: authority } : {}) },
+      select: { uri: true },
+      orderBy: { uri: 'asc' },
+    })
+    return rows.map((r) => r.uri)
+  }
+
+  /** One transaction of a bulk import: the changes it made. */
+  applyMembers(uri: string, entries: { did: string; flags: Flags | undefined }[]) {
+    return this.db.hot.transaction((q) => this.members.applyBatch(q, uri, entries))
   }
 
   private async assertActive(tx: Tx, uri: string): Promise<void> {

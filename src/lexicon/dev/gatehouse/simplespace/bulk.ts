@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { InvalidRequestError } from '../../../../errors.js'
 import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
 import { did, param, spaceRef } from '../../../formats.js'
 
@@ -9,6 +10,19 @@ export const importLine = z.union([
   z.object({ did, read: z.boolean(), write: z.boolean() }).strict(),
   z.object({ did, remove: z.literal(true) }).strict(),
 ])
+
+/** An import's entries (`flags` undefined: remove), from JSON lines; a bad line is a 400 naming it. */
+export async function* importEntries(lines: AsyncIterable<{ line: number; value: unknown }>) {
+  for await (const { line, value } of lines) {
+    const parsed = importLine.safeParse(value)
+    if (!parsed.success)
+      throw new InvalidRequestError(
+        `line ${line}: expected {"did","read","write"} or {"did","remove":true}`,
+      )
+    const e = parsed.data
+    yield { did: e.did, flags: 'remove' in e ? undefined : { read: e.read, write: e.write } }
+  }
+}
 
 export const importMembers = defineProcedure({
   nsid: 'dev.gatehouse.simplespace.importMembers',

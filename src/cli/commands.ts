@@ -1,0 +1,275 @@
+import { createReadStream, readFileSync } from 'node:fs'
+import type { parseArgs } from 'node:util'
+import type { AppContext } from '../context.js'
+import { isDid, parseSpaceRef } from '../lexicon/formats.js'
+import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
+import type { Flags } from '../members/member-list.js'
+import { appAccessToLex, userPolicyToLex } from '../policy/codec.js'
+import type { SpaceConfig } from '../policy/types.js'
+import { importEntries } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
+import { getHostedSpace } from '../spaces/hosted.js'
+import { nextTid } from '../spaces/tid.js'
+import { readJsonLines } from '../xrpc/ndjson.js'
+import { IMPORT_BATCH, IMPORT_SLICE } from '../xrpc/dev/gatehouse/simplespace/importMembers.js'
+
+const KEY_PURPOSES = ['atproto', 'atproto_space'] as const
+
+export class CliUsageError extends Error {
+  override name = 'CliUsageError'
+}
+
+export const OPTIONS = {
+  plc: { type: 'boolean' },
+  web: { type: 'string' },
+  handle: { type: 'string' },
+  owner: { type: 'string' },
+  'owner-rotation-key': { type: 'string' },
+  'remove-owner-rotation-key': { type: 'boolean' },
+  'separate-space-key': { type: 'boolean' },
+  signing: { type: 'string' },
+  purpose: { type: 'string' },
+  'rotation-key': { type: 'string', multiple: true },
+  endpoint: { type: 'string' },
+  'pds-service': { type: 'string' },
+  preset: { type: 'string' },
+  skey: { type: 'string' },
+  'managing-app': { type: 'string' },
+  client: { type: 'string', multiple: true },
+  read: { type: 'string' },
+  write: { type: 'string' },
+  role: { type: 'string' },
+  port: { type: 'string' },
+  server: { type: 'string' },
+} as const
+
+export type Options = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>['values']
+
+/** A command: its arguments (upper-case words are required positionals) and what it does. */
+export interface Command {
+  usage: string
+  run(ctx: AppContext, args: string[], o: Options, out: (line: string) => void): Promise<unknown>
+}
+
+/** `--NAME on|off`: undefined when not given. */
+export function onOff(o: Options, name: 'pds-service' | 'read' | 'write'): boolean | undefined {
+  const value = o[name]
+  if (value === undefined) return undefined
+  if (value === 'on' || value === 'off') return value === 'on'
+  throw new CliUsageError(`--${name} is on or off`)
+}
+
+/** `value` if it is one of `allowed`, else a usage error naming `--name`. */
+export function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) throw new CliUsageError(`--${name} is ${allowed.join(' or ')}`)
+  return value as T
+}
+
+function did(value: string): string {
+  if (!isDid(value)) throw new CliUsageError(`not a DID: ${value}`)
+  return value
+}
+
+/** The policy of `--preset`, its parameters from `--managing-app` and `--client`. */
+function preset(ctx: AppContext, o: Options) {
+  if (!o.preset) throw new CliUsageError(`--preset is one of: ${ctx.presets.names().join(', ')}`)
+  return ctx.presets.resolve(o.preset, { managingApp: o['managing-app'], clients: o.client })
+}
+
+async function spaceView(ctx: AppContext, c: SpaceConfig) {
+  return {
+    uri: c.uri,
+    readPolicy: userPolicyToLex(c.readPolicy),
+    writePolicy: userPolicyToLex(c.writePolicy),
+    appAccess: appAccessToLex(c.appAccess),
+    credentialTtlSec: c.credentialTtlSec,
+    dpopCredentialTtlSec: c.dpopCredentialTtlSec,
+    rosterVisibility: c.rosterVisibility,
+    members: (await ctx.spaces.members.state(c.uri)).count,
+    createdAt: c.createdAt.toISOString(),
+  }
+}
+
+async function putMember(ctx: AppContext, [space, member]: string[], flags: Flags) {
+  await ctx.manager.putMember(await getHostedSpace(ctx, space!), did(member!), flags)
+  return { did: member, ...flags }
+}
+
+/** A `.json` file holds one array; anything else (`-`: stdin) is JSON lines, read as they stream. */
+async function* memberLines(file: string) {
+  if (file.endsWith('.json')) {
+    const all: unknown = JSON.parse(readFileSync(file, 'utf8'))
+    if (!Array.isArray(all)) throw new CliUsageError(`${file} is not a JSON array`)
+    return yield* all.map((value: unknown, i) => ({ line: i + 1, value }))
+  }
+  const stream = file === '-' ? process.stdin : createReadStream(file)
+  yield* readJsonLines(stream, { maxLineBytes: 4096, maxLines: 10_000_000 })
+}
+
+/**
+ * Operator commands, on the database directly (no HTTP, no service auth), through the services and
+ * rules of the XRPC handlers (hosted space, the space manager's revocations, the relay's deletion
+ * notice), the operator being the root manager of every authority. Never prints a private key.
+ */
+export const COMMANDS: Record<string, Record<string, Command>> = {
+  authority: {
+    create: {
+      usage:
+        '--plc|--web DID [--handle H] [--owner-rotation-key DIDKEY] [--owner DID] [--separate-space-key] [--pds-service on|off]',
+      run(ctx, _args, o) {
+        if (!!o.plc === !!o.web)
+          throw new CliUsageError('authority create needs --plc or --web DID')
+        const common = {
+          handle: o.handle,
+          owner: o.owner,
+          separateSpaceKey: o['separate-space-key'],
+          pdsService: onOff(o, 'pds-service'),
+        }
+        return o.plc
+          ? ctx.lifecycle.createPlc({ ...common, ownerRotationKey: o['owner-rotation-key'] })
+          : ctx.lifecycle.createWeb({ ...common, did: o.web! })
+      },
+    },
+    adopt: {
+      usage: 'DID [--signing atproto|atproto_space] [--owner DID] [--pds-service on|off]',
+      run: (ctx, [did], o) =>
+        ctx.lifecycle.adopt({
+          did: did!,
+          signing: oneOf('signing', o.signing ?? 'atproto', KEY_PURPOSES),
+          owner: o.owner,
+          pdsService: onOff(o, 'pds-service'),
+        }),
+    },
+    set: {
+      usage: 'DID --pds-service on|off',
+      run(ctx, [did], o) {
+        const on = onOff(o, 'pds-service')
+        if (on === undefined) throw new CliUsageError('authority set needs --pds-service on|off')
+        return ctx.lifecycle.setPdsService(did!, on)
+      },
+    },
+    activate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.activate(did!) },
+    deactivate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.deactivate(did!) },
+    show: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.describe(did!) },
+    list: { usage: '', run: (ctx) => ctx.authorities.list() },
+    'rotate-key': {
+      usage: 'DID [--purpose atproto|atproto_space]',
+      run: (ctx, [did], o) =>
+        ctx.lifecycle.rotateSigningKey(
+          did!,
+          oneOf('purpose', o.purpose ?? 'atproto', KEY_PURPOSES),
+        ),
+    },
+    'rotate-rotation-keys': {
+      usage: 'DID [--owner-rotation-key DIDKEY | --remove-owner-rotation-key]',
+      run: (ctx, [did], o) =>
+        ctx.lifecycle.rotateRotationKeys(did!, {
+          ownerRotationKey: o['remove-owner-rotation-key'] ? null : o['owner-rotation-key'],
+        }),
+    },
+    transfer: {
+      usage: 'DID [--rotation-key DIDKEY ...] [--endpoint URL]',
+      run: (ctx, [did], o) =>
+        ctx.lifecycle.transfer(did!, {
+          rotationKeys: o['rotation-key'],
+          services: o.endpoint
+            ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: o.endpoint } }
+            : undefined,
+        }),
+    },
+  },
+  space: {
+    create: {
+      usage: 'AUTHORITY TYPE --preset NAME [--skey KEY] [--managing-app ID] [--client ID ...]',
+      async run(ctx, [authority, spaceType], o) {
+        if (!(await ctx.authorities.isActive(authority!)))
+          throw new CliUsageError(`${authority} is not an active authority here`)
+        const skey = o.skey ?? nextTid(ctx.clock.nowMs())
+        if (!parseSpaceRef(`at://${authority}/space/${spaceType}/${skey}`))
+          throw new CliUsageError('TYPE must be an NSID and --skey a record key')
+        const input = { authority: authority!, spaceType: spaceType!, skey, ...preset(ctx, o) }
+        return spaceView(ctx, await ctx.spaces.create(input))
+      },
+    },
+    list: { usage: '[AUTHORITY]', run: (ctx, [authority]) => ctx.spaces.list(authority) },
+    show: {
+      usage: 'SPACE',
+      run: async (ctx, [space]) => spaceView(ctx, await getHostedSpace(ctx, space!)),
+    },
+    update: {
+      usage: 'SPACE --preset NAME [--managing-app ID] [--client ID ...]',
+      async run(ctx, [space], o) {
+        await getHostedSpace(ctx, space!)
+        const { readPolicy, writePolicy, appAccess } = preset(ctx, o)
+        const change = { readPolicy, writePolicy, appAccess }
+        return spaceView(ctx, await ctx.manager.updatePolicy(space!, change))
+      },
+    },
+    delete: {
+      usage: 'SPACE',
+      async run(ctx, [space]) {
+        const deleted = await ctx.manager.deleteSpace(space!)
+        if (deleted) await ctx.notify.spaceDeleted(space!)
+        return { uri: space, deleted }
+      },
+    },
+  },
+  member: {
+    add: {
+      usage: 'SPACE DID [--read on|off] [--write on|off]',
+      run: (ctx, args, o) =>
+        putMember(ctx, args, { read: onOff(o, 'read') ?? true, write: onOff(o, 'write') ?? true }),
+    },
+    update: {
+      usage: 'SPACE DID [--read on|off] [--write on|off]',
+      run: async (ctx, args, o) =>
+        putMember(ctx, args, {
+          read: onOff(o, 'read') ?? (await ctx.spaces.isMember(args[0]!, args[1]!, 'read')),
+          write: onOff(o, 'write') ?? (await ctx.spaces.isMember(args[0]!, args[1]!, 'write')),
+        }),
+    },
+    remove: {
+      usage: 'SPACE DID',
+      async run(ctx, [space, member]) {
+        await ctx.manager.removeMember(await getHostedSpace(ctx, space!), did(member!))
+        return { did: member, removed: true }
+      },
+    },
+    import: {
+      usage: 'SPACE [FILE|-]',
+      async run(ctx, [space, file]) {
+        const config = await getHostedSpace(ctx, space!)
+        const sizes = { batch: IMPORT_BATCH, slice: IMPORT_SLICE }
+        return ctx.manager.importMembers(config, importEntries(memberLines(file ?? '-')), sizes)
+      },
+    },
+    export: {
+      usage: 'SPACE',
+      async run(ctx, [space], _o, out) {
+        await getHostedSpace(ctx, space!)
+        for await (const m of ctx.spaces.members.iterate(space!)) out(JSON.stringify(m))
+      },
+    },
+  },
+  manager: {
+    grant: {
+      usage: `AUTHORITY DID --role ${MANAGER_ROLES.join('|')}`,
+      async run(ctx, [authority, member], o) {
+        const role: ManagerRole = oneOf('role', o.role ?? '', MANAGER_ROLES)
+        if (!(await ctx.authorities.status(authority!)))
+          throw new CliUsageError(`AuthorityNotFound: ${authority} is not an authority here`)
+        await ctx.managers.set(authority!, did(member!), role)
+        return { authority, did: member, role }
+      },
+    },
+    list: { usage: 'AUTHORITY', run: (ctx, [authority]) => ctx.managers.list(authority!) },
+    revoke: {
+      usage: 'AUTHORITY DID',
+      async run(ctx, [authority, member]) {
+        await ctx.managers.remove(authority!, member!)
+        return { authority, did: member, revoked: true }
+      },
+    },
+  },
+}
