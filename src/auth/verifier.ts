@@ -19,7 +19,7 @@ import {
 import { AuthRequiredError } from '../errors.js'
 import type { DidResolver } from '../identity/resolver.js'
 import { isDid, type SpaceRef } from '../lexicon/formats.js'
-import type { RequestView } from '../xrpc/method.js'
+import type { RequestView } from './output.js'
 import type {
   AnonymousAuth,
   CredentialAuth,

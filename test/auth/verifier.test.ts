@@ -7,7 +7,7 @@
 import t from 'tap'
 import { z } from 'zod'
 import { assertCredentialFor } from '../../src/auth/credential-scope.js'
-import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../src/lexicon/method.js'
 import {
   CLOCK_SKEW_SEC,
   createSpaceToken,

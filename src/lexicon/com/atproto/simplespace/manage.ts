@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { did, nsid, param, recordKey, spaceRef } from '../../../formats.js'
 import { DEFS } from '../../../../policy/codec.js'
 import { appAccess, userPolicy } from './defs.js'

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { did, param, spaceRef } from '../../../formats.js'
 
 /** Bulk member-list methods — lexicons/dev/gatehouse/simplespace/{importMembers,exportMembers}.json */
