@@ -1,5 +1,5 @@
 import { spaceAuthority } from '../lexicon/formats.js'
-import { lookupHostedSpace } from '../spaces/hosted.js'
+import { activeConfig, lookupHostedSpace } from '../spaces/hosted.js'
 import { assertAddressedToHost } from './audience.js'
 import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
@@ -67,8 +67,7 @@ export async function authorizeSpaceManagement(
     if (apps.includes(caller)) return found.config
   }
   await assertRole(ctx, auth, authority, needed)
-  if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
-  return found.config
+  return activeConfig(found)
 }
 
 /**
@@ -113,6 +112,5 @@ export async function authorizeRosterRead(
       'NotSpaceOwner',
     )
   }
-  if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
-  return { config: found.config, full }
+  return { config: activeConfig(found), full }
 }

@@ -28,6 +28,7 @@ import type {
   ServiceAuth,
   SpaceTokenFacts,
 } from './output.js'
+import { hostService } from './audience.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationStore } from './revocations.js'
 
@@ -167,7 +168,7 @@ export class AuthVerifier {
       if (!isDid(token.claims.iss))
         throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
       // A host answering for many authorities derives the audience from the token itself.
-      const expectedAud = `${space.authority}#atproto_space_host`
+      const expectedAud = hostService(space.authority)
       // The token's signature is checked once its key is looked up (ES256K inline by libsecp256k1,
       // ES256 on the thread pool), the exchange signature meanwhile on the thread pool; their
       // verdicts are then taken in the contract's order, token first.

@@ -66,29 +66,6 @@ export class AuthorityService {
     private readonly statusCacheMs = 0,
   ) {}
 
-  /**
-   * Starts answering for `did` with the given keys (generated when absent). Idempotent for the
-   * authority row; each call adds the keys it is given as the active ones for their purposes.
-   */
-  async register(
-    did: string,
-    keys: Partial<Record<KeyPurpose, Keypair>> = {},
-  ): Promise<{ atproto: Keypair }> {
-    const atproto = keys.atproto ?? Keypair.generate('secp256k1')
-    const now = this.clock.now()
-    await this.db.transact(async (tx) => {
-      await tx.authority.upsert({
-        where: { did },
-        create: { did, status: 'active', createdAt: now, updatedAt: now },
-        update: { status: 'active', updatedAt: now },
-      })
-      await this.addKeys(did, { ...keys, atproto }, 'pending', tx)
-      await this.promotePending(did, tx)
-    })
-    this.forget(did)
-    return { atproto }
-  }
-
   async status(did: string): Promise<AuthorityStatus | undefined> {
     const hit = this.statuses.get(did)
     if (hit && hit.expiresAtMs > this.clock.nowMs()) return hit.value

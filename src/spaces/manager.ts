@@ -1,7 +1,7 @@
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
 import type { CredentialService } from './credentials.js'
-import type { SpaceService } from './space-service.js'
+import type { ImportEntry, SpaceService } from './space-service.js'
 
 /**
  * Changes that take read access away also revoke the credentials it was granted by, here at once
@@ -31,6 +31,15 @@ export class SpaceManager {
     const removed = await this.spaces.removeMember(config.uri, did)
     if (removed && config.readPolicy.kind === 'member-list')
       await this.credentials.revoke(config, { userDid: did })
+  }
+
+  /** One batch of a bulk import; members who lost read lose their live credentials. Returns how many changed. */
+  async importMembers(config: SpaceConfig, entries: ImportEntry[]): Promise<number> {
+    const done = await this.spaces.importMembers(config.uri, entries)
+    const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
+    if (lostRead.length && config.readPolicy.kind === 'member-list')
+      await this.credentials.revoke(config, { userDidIn: lostRead })
+    return done.length
   }
 
   /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */

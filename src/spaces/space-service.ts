@@ -1,9 +1,10 @@
+import { setImmediate as turn } from 'node:timers/promises'
 import type { Clock } from '../clock.js'
-import { MemberList } from '../members/member-list.js'
+import { MemberList, type Flags } from '../members/member-list.js'
 import type { Db, Tx } from '../db/client.js'
 import { sqlBool } from '../db/hot-sql.js'
 import { UniqueViolationError } from '../db/errors.js'
-import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
+import { formatSpaceRef } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
 import type { Access, RosterVisibility, SpaceConfig, SpacePolicy } from '../policy/types.js'
 import {
@@ -12,10 +13,7 @@ import {
   DPOP_CREDENTIAL_TTL_SEC,
 } from '../crypto/space-token.js'
 
-/**
- * Spaces and their member lists. Every read a handler needs is a named method
- * (`getActiveConfig` throws the contract's errors), and every multi-row write is one transaction.
- */
+/** Spaces and their member lists; every multi-row write is one transaction. */
 
 export type SpaceErrorName = 'SpaceNotFound' | 'SpaceDeleted' | 'SpaceAlreadyExists'
 
@@ -36,6 +34,16 @@ export interface CreateSpaceInput extends SpacePolicy {
   credentialTtlSec?: number
   dpopCredentialTtlSec?: number
 }
+
+/**
+ * Members written per transaction. A transaction holds the SQLite writer (and, being synchronous
+ * there, the event loop) for its whole length: with 100 members the import-interference bench reads
+ * other requests' p99 at about 2x idle (4.5-8x with 250), and the import is no slower.
+ */
+export const IMPORT_SLICE = 100
+
+export type ImportEntry = { did: string; flags: Flags | undefined }
+export type MemberChange = { did: string; before: Flags | undefined; after: Flags | undefined }
 
 type SpaceRow = Awaited<ReturnType<Db['prisma']['space']['findUnique']>> & object
 
@@ -151,13 +159,6 @@ export class SpaceService {
       if (this.configs.size > 10_000) this.configs.delete(this.configs.keys().next().value!)
     }
     return value
-  }
-
-  /** The active config, or SpaceNotFound (absent or deleted: every method but getSpaceCredential says so). */
-  async getActiveConfig(uri: string): Promise<SpaceConfig> {
-    const found = await this.lookup(uri)
-    if (found.state !== 'active') throw new SpaceError('SpaceNotFound', 'Space not found')
-    return found.config
   }
 
   /** Replaces the given parts of a space's policy. Returns the config before and after. */
@@ -285,6 +286,22 @@ export class SpaceService {
     return rows.map((r) => ({ did: r.did, read: sqlBool(r.read), write: sqlBool(r.write) }))
   }
 
+  /**
+   * A bulk import's entries (one per DID), in transactions of at most IMPORT_SLICE members, each
+   * with its oplog entries, giving every other request a turn before each. Returns what changed.
+   */
+  async importMembers(uri: string, entries: ImportEntry[]): Promise<MemberChange[]> {
+    const done: MemberChange[] = []
+    for (let i = 0; i < entries.length; i += IMPORT_SLICE) {
+      // Through the event loop, not just the microtask queue: requests that arrived meanwhile run
+      // first, and their queries get the SQLite connection (handed out in order) before this one.
+      await turn()
+      const slice = entries.slice(i, i + IMPORT_SLICE)
+      done.push(...(await this.db.hot.transaction((q) => this.members.applyBatch(q, uri, slice))))
+    }
+    return done
+  }
+
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
     // On every credential request: one primary-key lookup, outside the query compiler.
@@ -299,9 +316,5 @@ export class SpaceService {
   private async assertActive(tx: Tx, uri: string): Promise<void> {
     const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
     if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
-  }
-
-  static parse(uri: string) {
-    return parseSpaceRef(uri)
   }
 }

@@ -1,6 +1,8 @@
 import { getSpaceCredential } from '../../../../lexicon/com/atproto/space/getSpaceCredential.js'
 import { AttestationError } from '../../../../identity/attestation.js'
 import { authorizeCredential, AuthorizationError } from '../../../../policy/authorize.js'
+import { hostService } from '../../../../auth/audience.js'
+import { lookupHostedSpace } from '../../../../spaces/hosted.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
@@ -19,8 +21,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           'Delegation token subject does not match requested space',
         )
       }
-      if (!(await ctx.authorities.isActive(auth.space.authority)))
-        throw fail('SpaceNotFound', 'Space not found')
+      const found = await lookupHostedSpace(ctx, input.space)
+      if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
 
       let clientId: string | undefined
       if (input.clientAttestation !== undefined) {
@@ -28,7 +30,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           clientId = (
             await ctx.attestations.verify(
               input.clientAttestation,
-              `${auth.space.authority}#atproto_space_host`,
+              hostService(auth.space.authority),
             )
           ).clientId
         } catch (err) {
@@ -37,7 +39,6 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         }
       }
 
-      const found = await ctx.spaces.lookup(input.space)
       if (found.state === 'deleted') throw fail('SpaceDeleted', 'Space has been deleted')
       if (found.state === 'absent') throw fail('SpaceNotFound', 'Space not found')
 

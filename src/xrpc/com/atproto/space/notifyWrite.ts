@@ -1,5 +1,6 @@
-import { hostAudiences } from '../../../../auth/audience.js'
+import { isAddressedTo } from '../../../../auth/audience.js'
 import { spaceAuthority } from '../../../../lexicon/formats.js'
+import { activeConfig, lookupHostedSpace } from '../../../../spaces/hosted.js'
 import { decodeTid } from '../../../../spaces/tid.js'
 import { ForbiddenError } from '../../../../errors.js'
 import { notifyWrite, writeRevOf } from '../../../../lexicon/com/atproto/space/sync.js'
@@ -28,18 +29,16 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
       // Generation A hosts address the bare authority DID, generation C its #atproto_space_host;
       // never Gatehouse's own DID: a write is addressed to the space's authority.
-      if (!hostAudiences(authority).includes(auth.aud)) {
+      if (!isAddressedTo(auth.aud, authority)) {
         throw new ForbiddenError('notifyWrite aud does not match the space authority')
       }
-      if (!(await ctx.authorities.isActive(authority)))
-        throw fail('SpaceNotFound', 'Space not found')
+      const found = await lookupHostedSpace(ctx, input.space)
+      if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
       if (Number(decodeTid(repoRev).micros / 1000n) > ctx.clock.nowMs() + FUTURE_REV_WINDOW_MS) {
         throw fail('FutureRev', 'repoRev is too far in the future')
       }
-      const found = await ctx.spaces.lookup(input.space)
-      if (found.state !== 'active') throw fail('SpaceNotFound', 'Space not found')
       // The write perimeter: no app check, since a PDS has no client attestation.
-      if (!(await authorizeUser(found.config, input.repo, 'write', ctx.policyDeps))) {
+      if (!(await authorizeUser(activeConfig(found), input.repo, 'write', ctx.policyDeps))) {
         throw new ForbiddenError('notifyWrite writer is not authorized')
       }
       await ctx.notify.acceptWrite(input.space, {

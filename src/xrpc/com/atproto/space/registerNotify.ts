@@ -3,6 +3,7 @@ import { ServiceResolutionError } from '../../../../identity/resolver.js'
 import { registerNotify } from '../../../../lexicon/com/atproto/space/sync.js'
 import { RegistrationLimitError } from '../../../../notify/notify-service.js'
 import { InvalidRequestError } from '../../../../errors.js'
+import { activeConfig, lookupHostedSpace } from '../../../../spaces/hosted.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
@@ -20,8 +21,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.spaceCredential(),
     handler: async ({ input, auth, fail }) => {
       assertCredentialFor(auth, input.space)
-      if (!(await ctx.authorities.isActive(auth.space.authority)))
-        throw fail('SpaceNotFound', 'Space not found')
+      const found = await lookupHostedSpace(ctx, input.space)
+      if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
       let endpoint: string
       try {
         endpoint = await ctx.idResolver.resolveServiceEndpoint(input.service)
@@ -32,8 +33,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         }
         throw err
       }
-      if ((await ctx.spaces.lookup(input.space)).state !== 'active')
-        throw fail('SpaceNotFound', 'Space not found')
+      activeConfig(found)
       const holder = await ctx.credentials.holderOf(input.space, auth.jti)
       // Fail closed: a credential this host has no issuance record of registers nothing.
       if (!holder) throw new InvalidRequestError('Unknown credential', 'InvalidCredential')
