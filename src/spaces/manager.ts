@@ -4,11 +4,9 @@ import type { CredentialService } from './credentials.js'
 import type { ImportEntry, SpaceService } from './space-service.js'
 
 /**
- * Changes that take read access away also revoke the credentials it was granted by, here at once
- * and at repo hosts by notice: removing a member or clearing its read flag (member-list spaces),
- * narrowing the read perimeter (policy or app access), and deleting the space. Revocation covers
- * credentials still alive; new requests are refused by the policy itself. The authority is never
- * revoked by a user-perimeter change, since it always passes one.
+ * Changes that take read access away revoke the live credentials it granted, here and at repo
+ * hosts: removing a member or clearing its read flag (member-list spaces, bulk imports included),
+ * narrowing the read or app perimeter, deleting the space. The authority always passes.
  */
 export class SpaceManager {
   constructor(
@@ -51,10 +49,8 @@ export class SpaceManager {
   }
 
   /**
-   * Deletes a space and revokes every credential still alive for it, so none outlives the
-   * instance it was issued for: re-created with the same key, the space is a new one whose
-   * perimeter the old credentials never passed. The repo hosts told are those of the writers the
-   * deletion dropped. Returns false when the space was already deleted.
+   * Deletes a space and revokes its live credentials: re-created with the same key it is a new
+   * space whose perimeter they never passed. False when already deleted.
    */
   async deleteSpace(uri: string): Promise<boolean> {
     const deleted = await this.spaces.delete(uri)
@@ -78,11 +74,7 @@ export class SpaceManager {
     }
   }
 
-  /**
-   * The user perimeter after the read policy changed: public admits every holder; a member list
-   * only its read members; a managing app (or another one) nobody until it is asked again, which
-   * happens only when a credential is requested.
-   */
+  /** After the read policy changed: public admits all; a member list its readers; a managing app nobody until asked again. */
   private async revokeOutsideReaders(config: SpaceConfig): Promise<void> {
     const policy = config.readPolicy
     if (policy.kind === 'public') return

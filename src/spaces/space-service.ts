@@ -36,9 +36,8 @@ export interface CreateSpaceInput extends SpacePolicy {
 }
 
 /**
- * Members written per transaction. A transaction holds the SQLite writer (and, being synchronous
- * there, the event loop) for its whole length: with 100 members the import-interference bench reads
- * other requests' p99 at about 2x idle (4.5-8x with 250), and the import is no slower.
+ * Members per import transaction, which holds the SQLite writer and the event loop: at 100 the
+ * import-interference bench reads others' p99 at about 2x idle (4.5-8x at 250), the import no slower.
  */
 export const IMPORT_SLICE = 100
 
@@ -50,11 +49,7 @@ type SpaceRow = Awaited<ReturnType<Db['prisma']['space']['findUnique']>> & objec
 type Lookup = { state: 'absent' } | { state: 'deleted' } | { state: 'active'; config: SpaceConfig }
 
 export class SpaceService {
-  /**
-   * Space configs read in the last `configCacheMs`, by URI. This process's own writes drop the
-   * entry at once; other processes on the same database see a change within the TTL. Membership and
-   * revocations are never cached.
-   */
+  /** Configs read in the last `configCacheMs`; our own writes drop the entry at once. */
   private readonly configs = new Map<string, { value: Lookup; expiresAtMs: number }>()
 
   readonly members: MemberList
@@ -213,11 +208,9 @@ export class SpaceService {
   }
 
   /**
-   * Deletes a space (contract §4.5): the row stays as a tombstone so getSpaceCredential can answer
-   * SpaceDeleted; members, app rules and the writer set go. Deleting a deleted space is a no-op.
-   * Returns the writers it dropped (their repo hosts hold the space's data, and must hear of the
-   * credentials revoked with it), or false when it was already deleted. Revokes nothing itself:
-   * SpaceManager.deleteSpace does.
+   * Deletes a space (contract §4.5), leaving a tombstone so getSpaceCredential answers SpaceDeleted.
+   * Returns the writers dropped (their repo hosts must hear of the revocation SpaceManager makes),
+   * or false when already deleted.
    */
   async delete(uri: string): Promise<{ writers: string[] } | false> {
     this.forget(uri)
@@ -238,11 +231,7 @@ export class SpaceService {
     })
   }
 
-  /**
-   * When the current instance of an active space began, in whole seconds (as a credential's
-   * `iat`); undefined when the space is absent or deleted. From the cached config: cheap enough
-   * for every credential-authenticated request.
-   */
+  /** When an active space's current instance began, in whole seconds (as `iat`); from the cache. */
   async instanceSinceSec(uri: string): Promise<number | undefined> {
     const found = await this.lookup(uri)
     return found.state === 'active'
@@ -278,7 +267,6 @@ export class SpaceService {
     limit: number,
     cursor?: string,
   ): Promise<{ did: string; read: boolean; write: boolean }[]> {
-    // Pages of up to a thousand rows: the query compiler and row mapping would cost more than the read.
     const rows = await this.db.hot.query<{ did: string; read: unknown; write: unknown }>(
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ? ORDER BY did LIMIT ?',
       [uri, cursor ?? '', limit],
@@ -304,7 +292,6 @@ export class SpaceService {
 
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
-    // On every credential request: one primary-key lookup, outside the query compiler.
     const rows = await this.db.hot.query<{ read: unknown; write: unknown }>(
       'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
       [uri, did],

@@ -8,10 +8,9 @@ import type { MethodSpec } from '../lexicon/method.js'
 import type { RequestView } from '../auth/output.js'
 
 /**
- * The XRPC plumbing: a method is declared once (NSID, params, input, output, declared error names)
- * and registered with an auth function and a handler. The registrar owns the order of work, which
- * follows the reference host: auth in `onRequest` (before any body is read), then params and input
- * through zod, then the handler, then (in development and test) the output through its schema.
+ * Registers a method (lexicon/method.ts) with its auth and handler, in the reference host's order:
+ * auth in `onRequest` (before the body is read), params and input through zod, the handler, then
+ * (development and test) the output through its schema.
  */
 
 export type AuthFn<A> = (req: RequestView, ctx: AppContext) => Promise<A>
@@ -32,10 +31,7 @@ export interface HandlerArgs<M extends MethodSpec, A> {
 
 export interface Registration<M extends MethodSpec, A> {
   auth?: AuthFn<A>
-  /**
-   * Authenticate after params and input validate, not before the body is read. For methods whose
-   * contract refuses malformed input before any auth check (notifyWrite).
-   */
+  /** Authenticate after params and input validate (notifyWrite's contract refuses bad input first). */
   authAfterInput?: boolean
   handler: (args: HandlerArgs<M, A>) => Promise<Out<M['output']>>
 }

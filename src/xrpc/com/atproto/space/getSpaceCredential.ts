@@ -6,10 +6,9 @@ import { lookupHostedSpace } from '../../../../spaces/hosted.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
- * Trades a delegation token for a space credential, in the contract's order (§1.1): the token, its
- * binding and its single use are settled by the auth step; then the space must match the token, the
- * authority must be ours, an attestation (if any) must verify even for open spaces, a deleted space
- * says so, and the decision runs app perimeter first.
+ * Trades a delegation token (settled by the auth step) for a credential, in the contract's order
+ * (§1.1): space matches the token, authority ours, attestation verifies (even for open spaces),
+ * deleted space says so, then the decision.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpaceCredential, {

@@ -11,12 +11,9 @@ import type { XrpcRouter } from '../../../method.js'
 export const FUTURE_REV_WINDOW_MS = 5 * 60_000
 
 /**
- * A member's repo host says its repo advanced (contract §1.5), in the contract's order: the body
- * first (a malformed repoRev is a 400 before any auth check), then service auth, `iss` = the writer,
- * `aud` = the authority, the FutureRev window, an active space, the write perimeter, and the
- * writer-set update. Permanent refusals are 4xx; only transient trouble is 5xx (repo hosts retry
- * those for 24 h and drop everything else; generation A hosts send once and never retry).
- * A generation A body names the revision `rev`; after parsing, both generations take one path.
+ * A repo host says its repo advanced (contract §1.5), in the contract's order: body (a bad repoRev
+ * is a 400 before auth), service auth, `iss` = writer, `aud` = authority, FutureRev, active space,
+ * write perimeter. Only transient trouble is 5xx: repo hosts retry that for 24 h and drop the rest.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(notifyWrite, {
@@ -27,8 +24,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const repoRev = writeRevOf(input)
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
-      // Generation A hosts address the bare authority DID, generation C its #atproto_space_host;
-      // never Gatehouse's own DID: a write is addressed to the space's authority.
+      // Addressed to the space's authority, never to Gatehouse's own DID.
       if (!isAddressedTo(auth.aud, authority)) {
         throw new ForbiddenError('notifyWrite aud does not match the space authority')
       }
