@@ -1,9 +1,6 @@
 import type { DidDocument } from './did-doc.js'
 
-/**
- * A least-recently-used map of DID documents bounded both by entries and by their total size, so
- * memory stays bounded whatever documents the DIDs' hosts serve. Map order is the LRU order.
- */
+/** An LRU map of DID documents bounded by entries and total bytes (Map order is LRU order). */
 
 export interface CachedDocument {
   doc: DidDocument

@@ -41,9 +41,8 @@ export const createSpace = defineProcedure({
 })
 
 /**
- * A checked createSpace body in generation C terms. Generation A had one `policy`, which decided
- * who may read; writes were the members' (the reference PDS accepted notifyWrite from members only),
- * so it becomes `readPolicy: policy, writePolicy: memberList`.
+ * A createSpace body in generation C terms: A's one `policy` decided reads, and writes were the
+ * members' (the reference PDS), so it becomes `readPolicy: policy, writePolicy: memberList`.
  */
 export function createSpaceRequest(input: z.infer<typeof createSpace.input>) {
   return {
