@@ -29,7 +29,6 @@ export interface KeyInfo {
   id: string
   purpose: KeyPurpose
   status: KeyStatus
-  /** The public key as a did:key. */
   publicKey: string
   createdAt: Date
   retiredAt: Date | null
@@ -77,7 +76,6 @@ export class AuthorityService {
     return value
   }
 
-  /** True when Gatehouse answers for `did` right now. */
   async isActive(did: string): Promise<boolean> {
     return (await this.status(did)) === 'active'
   }
@@ -90,7 +88,6 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  /** The active key for `purpose`, decrypted (cached), or undefined. */
   async key(did: string, purpose: KeyPurpose): Promise<Keypair | undefined> {
     const cacheKey = `${did}|${purpose}`
     if (this.keyCache.has(cacheKey)) return this.keyCache.get(cacheKey) ?? undefined
@@ -159,7 +156,6 @@ export class AuthorityService {
     return (await read())!
   }
 
-  /** addKey for each key given (absent purposes are skipped). */
   async addKeys(
     did: string,
     keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
@@ -199,7 +195,6 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  /** Forgets one key that was never published. */
   async dropKey(did: string, id: string): Promise<void> {
     await this.db.prisma.authorityKey.deleteMany({
       where: { id, authorityDid: did, status: 'pending' },

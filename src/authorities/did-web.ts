@@ -5,7 +5,6 @@ export function webDidDocument(opts: {
   did: string
   /** Verification methods by fragment (`atproto`, `atproto_space`), each as a did:key or Multikey. */
   keys: Record<string, string>
-  /** Services by fragment. */
   services: Record<string, { type: string; endpoint: string }>
   alsoKnownAs?: string[]
 }): object {
@@ -27,7 +26,6 @@ export function webDidDocument(opts: {
   }
 }
 
-/** A did:key is `did:key:` followed by the key's Multikey encoding. */
 function toMultikey(key: string): string {
   return key.startsWith(DID_KEY_PREFIX) ? key.slice(DID_KEY_PREFIX.length) : key
 }

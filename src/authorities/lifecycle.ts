@@ -58,7 +58,6 @@ export interface LifecycleDeps {
   clock: Clock
   logger: Logger
   publicUrl: string
-  /** did:web hosts Gatehouse serves documents for. */
   didWebHosts: string[]
   /** Gatehouse's own DID: a root did:web on its own host is taken by it. */
   serviceDid: string
@@ -68,7 +67,6 @@ const SPACE_HOST = { type: 'AtprotoSpaceHost' }
 /** Generation A repo hosts send notifyWrite only to the authority's `#atproto_pds`: we answer there too. */
 const PDS = { type: 'AtprotoPersonalDataServer' }
 
-/** The services Gatehouse publishes for an authority, by id. */
 function ourServices(endpoint: string, pdsService: boolean): Record<string, PlcService> {
   return {
     atproto_space_host: { ...SPACE_HOST, endpoint },
@@ -459,7 +457,6 @@ export class AuthorityLifecycle {
     this.deps.authorities.forget(did)
   }
 
-  /** The pending keys become the active ones and Gatehouse answers for the authority. */
   private async finish(did: string): Promise<void> {
     await this.deps.db.transact(async (tx) => {
       await this.deps.authorities.promotePending(did, tx)
@@ -561,7 +558,6 @@ export class AuthorityLifecycle {
     }
   }
 
-  /** Whether `did`'s current document names a PDS other than Gatehouse (unresolvable: no). */
   private async hasOwnPds(did: string): Promise<boolean> {
     try {
       const doc = await this.deps.resolver.resolve(did, { forceRefresh: true })

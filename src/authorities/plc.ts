@@ -78,7 +78,6 @@ export async function genesisOperation(
   return { did: await lib.didForCreateOp(op), op }
 }
 
-/** The operation after `last` that sets `state`, signed by `rotationKey`. */
 export function updateOperation(
   last: unknown,
   state: (current: PlcState) => PlcState,
@@ -102,7 +101,6 @@ export async function unsignedUpdateOperation(
   return op
 }
 
-/** A did:plc, as the directory's paths name it. */
 const DID_PLC = 'did:plc:[a-z2-7]{24}'
 const DIRECTORY_REQUESTS = {
   GET: new RegExp(`^/${DID_PLC}(?:/data|/log/last)?$`),
@@ -127,7 +125,6 @@ export class PlcClient {
     private readonly url: string,
   ) {}
 
-  /** The newest operation in `did`'s log. */
   async lastOperation(did: string): Promise<unknown> {
     try {
       return await this.fetcher.getJson(`${this.url}/${did}/log/last`)

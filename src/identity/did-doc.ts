@@ -14,7 +14,6 @@ export class DidDocumentError extends Error {
   override name = 'DidDocumentError'
 }
 
-/** Validates a resolved document's structure and that it is the document of `did`. */
 export function parseDidDocument(did: string, json: unknown): DidDocument {
   const res = didDocumentValidator.safeParse(json)
   if (!res.success) throw new DidDocumentError(`DID document of ${did} is malformed`)

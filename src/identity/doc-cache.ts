@@ -18,7 +18,6 @@ export class DocumentLru {
     private readonly maxBytes: number,
   ) {}
 
-  /** The entry for `did`, now the most recently used; undefined when absent. */
   get(did: string): CachedDocument | undefined {
     const hit = this.entries.get(did)
     if (hit) {
@@ -32,7 +31,6 @@ export class DocumentLru {
     return this.entries.has(did)
   }
 
-  /** Keeps `entry` as the most recently used, evicting the least recently used beyond a bound. */
   set(did: string, entry: CachedDocument): void {
     this.delete(did)
     if (entry.bytes > this.maxBytes) return
@@ -43,7 +41,6 @@ export class DocumentLru {
     }
   }
 
-  /** Removes and returns the entry for `did`. */
   delete(did: string): CachedDocument | undefined {
     const hit = this.entries.get(did)
     if (hit) {

@@ -41,9 +41,7 @@ export interface DidResolverOptions {
   plcFetcher?: SafeFetcher
   cacheTtlMs: number
   cacheMaxEntries: number
-  /** Total size of the cached documents, in bytes (default 8 MiB). */
   cacheMaxBytes?: number
-  /** Largest DID document accepted, in bytes, as fetched (default 32 KiB). */
   maxDocumentBytes?: number
 }
 
@@ -95,7 +93,6 @@ export class DidResolver {
     this.unverified.delete(did)
   }
 
-  /** What the cache holds, per tier. */
   cacheSize(): { verified: DocumentLru['size']; unverified: DocumentLru['size'] } {
     return { verified: this.verified.size, unverified: this.unverified.size }
   }
@@ -126,7 +123,6 @@ export class DidResolver {
     return entry.doc
   }
 
-  /** The unexpired entry of `did` in `tier`; an expired one is dropped. */
   private live(tier: DocumentLru, did: string): CachedDocument | undefined {
     const hit = tier.get(did)
     if (hit && hit.expiresAtMs <= this.clock.nowMs()) {

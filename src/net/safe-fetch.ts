@@ -31,7 +31,6 @@ export type FetchMethod = 'GET' | 'POST'
 
 /** A service the operator configured: the requests it serves reach it at any address, no others. */
 export interface TrustedService {
-  /** `scheme://host[:port]`. */
   origin: string
   /** Whether `method` on `path` (path and query, as sent) is a request the service serves. */
   allows(method: FetchMethod, path: string): boolean
@@ -68,7 +67,6 @@ const UNDICI_TIMEOUTS = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ])
 
-/** How many URLs check() remembers its verdict on. */
 const CHECKED_MAX = 10_000
 
 type LookupCallback = (
@@ -77,7 +75,6 @@ type LookupCallback = (
   family?: number,
 ) => void
 
-/** A dns.lookup asking for every address. */
 export type LookupAll = (
   hostname: string,
   cb: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
@@ -307,12 +304,10 @@ export class SafeFetcher {
     }
   }
 
-  /** GET a JSON document; any status but 200 is FetchError('http'). */
   async getJson(url: string, opts: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<unknown> {
     return (await this.getJsonSized(url, opts)).json
   }
 
-  /** getJson, with the size of the body the document was parsed from, in bytes. */
   async getJsonSized(
     url: string,
     opts: Omit<RequestOptions, 'method' | 'body'> = {},

@@ -125,11 +125,7 @@ export class SpaceService {
                 ...data,
               },
             })
-        await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-        if (clientIds.length)
-          await tx.spaceAppRule.createMany({
-            data: clientIds.map((clientId) => ({ space: uri, clientId })),
-          })
+        await replaceAppRules(tx, uri, clientIds)
         return this.toConfig(row, tx)
       })
     } catch (err) {
@@ -176,13 +172,7 @@ export class SpaceService {
         where: { uri },
         data: { ...columns, updatedAt: this.clock.now() },
       })
-      if (change.appAccess) {
-        await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-        if (clientIds.length)
-          await tx.spaceAppRule.createMany({
-            data: clientIds.map((clientId) => ({ space: uri, clientId })),
-          })
-      }
+      if (change.appAccess) await replaceAppRules(tx, uri, clientIds)
       return { before, after: await this.toConfig(updated, tx) }
     })
   }
@@ -304,4 +294,12 @@ export class SpaceService {
     const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
     if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
   }
+}
+
+async function replaceAppRules(tx: Tx, uri: string, clientIds: string[]): Promise<void> {
+  await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+  if (clientIds.length)
+    await tx.spaceAppRule.createMany({
+      data: clientIds.map((clientId) => ({ space: uri, clientId })),
+    })
 }

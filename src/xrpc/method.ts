@@ -75,7 +75,6 @@ export class XrpcRouter {
     private readonly ctx: AppContext,
   ) {}
 
-  /** The context handlers are registered with. */
   get context(): AppContext {
     return this.ctx
   }
