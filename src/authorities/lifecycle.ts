@@ -295,11 +295,7 @@ export class AuthorityLifecycle {
     opts: { ownerRotationKey?: string | null } = {},
   ): Promise<AuthorityView> {
     const record = await this.requireActive(did)
-    if (!did.startsWith('did:plc:'))
-      throw new AuthorityLifecycleError('InvalidAuthorityState', 'only a did:plc has rotation keys')
-    const old = await this.deps.authorities.key(did, 'rotation')
-    if (!old)
-      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did}: no rotation key held`)
+    const old = await this.requireRotationKey(did)
     const next = Keypair.generate('secp256k1')
     const owner =
       opts.ownerRotationKey === undefined ? record.ownerRotationKey : opts.ownerRotationKey
@@ -339,14 +335,7 @@ export class AuthorityLifecycle {
     if (record.status === 'transferred')
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was already transferred`)
     if (to.rotationKeys) {
-      if (!did.startsWith('did:plc:'))
-        throw new AuthorityLifecycleError(
-          'InvalidAuthorityState',
-          'only a did:plc has rotation keys',
-        )
-      const rotation = await this.deps.authorities.key(did, 'rotation')
-      if (!rotation)
-        throw new AuthorityLifecycleError('InvalidAuthorityState', `${did}: no rotation key held`)
+      const rotation = await this.requireRotationKey(did)
       const last = await this.lastOperation(did)
       const ours = new Set((await this.deps.authorities.keys(did)).map((k) => k.publicKey))
       const op = await updateOperation(
@@ -570,6 +559,8 @@ export class AuthorityLifecycle {
 
   /** Gatehouse's rotation key for a did:plc: without one, only its owner can change the document. */
   private async requireRotationKey(did: string): Promise<Keypair> {
+    if (!did.startsWith('did:plc:'))
+      throw new AuthorityLifecycleError('InvalidAuthorityState', 'only a did:plc has rotation keys')
     const rotation = await this.deps.authorities.key(did, 'rotation')
     if (!rotation)
       throw new AuthorityLifecycleError(
