@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from '../src/paths.js'
 import { DidWebHost, type WebIdentity } from '../test/_helpers/identities.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
 import { freePort } from '../test/_helpers/process.js'
+import { registerAuthority } from '../test/_helpers/spaces.js'
 
 /**
  * What every benchmark starts from: a real Gatehouse without output validation, as in production, on
@@ -59,7 +60,7 @@ export async function benchWorld(opts: {
     })
     teardowns.push(() => ctx.destroy())
     const authority = web.create('authority')
-    await ctx.authorities.register(authority.did, { atproto: authority.key })
+    await registerAuthority(ctx, authority.did, { atproto: authority.key })
     const space = (
       await ctx.spaces.create({
         authority: authority.did,

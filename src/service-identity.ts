@@ -8,10 +8,7 @@ import { Keypair } from './crypto/keypair.js'
 /** The file, under the data dir, that keeps the service's own signing key when none is configured. */
 export const SERVICE_KEY_FILE = 'service-key.json'
 
-/**
- * Gatehouse's own identity: a did:web of its public URL with one secp256k1 `#atproto` key and the
- * `#atproto_space_host` service. Authorities it governs point their `#atproto_space_host` here.
- */
+/** Gatehouse's own identity: a did:web of its public URL, one `#atproto` key, `#atproto_space_host`. */
 export class ServiceIdentity {
   constructor(
     readonly did: string,
@@ -31,10 +28,7 @@ export class ServiceIdentity {
   }
 }
 
-/**
- * The service key: from GATEHOUSE_SERVICE_KEY if set, else from `<dataDir>/service-key.json`, which
- * is created on first start with mode 0600. The file is never rewritten once it exists.
- */
+/** GATEHOUSE_SERVICE_KEY, else `<dataDir>/service-key.json`, created once (mode 0600), never rewritten. */
 export function loadServiceKey(config: Config, secrets: Secrets): Keypair {
   if (secrets.serviceKeyHex) {
     return Keypair.fromSecretKey('secp256k1', Buffer.from(secrets.serviceKeyHex, 'hex'))

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import type { z } from 'zod'
 import { PACKAGE_ROOT } from '../src/paths.js'
-import type { MethodSpec } from '../src/xrpc/method.js'
+import type { MethodSpec } from '../src/lexicon/method.js'
 import { TestArbiter } from './_helpers/arbiter.js'
 
 interface LexObject {

@@ -2,10 +2,8 @@ import { AuthRequiredError, InvalidRequestError } from '../errors.js'
 import type { CredentialAuth } from './output.js'
 
 /**
- * The handler-side checks of a presented credential, in the contract's order (§3.3): first the
- * credential must be for the requested space (400 InvalidCredential), then — generation C — the
- * signed Atproto-Space-Audience must be the bare authority DID (401 BadSpaceAudience). Generation A
- * (DPoP) requests carry no audience.
+ * A credential's handler-side checks, in the contract's order (§3.3): for the requested space (400
+ * InvalidCredential), then (generation C) audience the bare authority DID (401 BadSpaceAudience).
  */
 export function assertCredentialFor(auth: CredentialAuth, spaceUri: string): void {
   if (auth.spaceUri !== spaceUri) {

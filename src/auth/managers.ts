@@ -1,5 +1,5 @@
 import { spaceAuthority } from '../lexicon/formats.js'
-import { lookupHostedSpace } from '../spaces/hosted.js'
+import { activeConfig, lookupHostedSpace } from '../spaces/hosted.js'
 import { assertAddressedToHost } from './audience.js'
 import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
@@ -9,11 +9,8 @@ import type { SpaceConfig } from '../policy/types.js'
 import type { AnonymousAuth, CredentialAuth, ServiceAuth } from './output.js'
 
 /**
- * Management calls (simplespace.*, dev.gatehouse.*) arrive with service auth from a manager's DID.
- * The token must be addressed to this host — Gatehouse's own DID, or the authority it answers for
- * (`assertAddressedToHost`, else 403) — and its issuer must hold at least `needed` for the space's
- * authority. Anyone else gets the lexicon's NotSpaceOwner (400), the error the reference gives a
- * non-owner.
+ * A management call's service auth: addressed to this host (else 403), from a manager holding at
+ * least `needed` for the authority (else NotSpaceOwner, 400, as the reference answers a non-owner).
  */
 export async function assertManager(
   ctx: AppContext,
@@ -43,9 +40,8 @@ async function assertRole(
 }
 
 /**
- * Authorizes a management call on an existing space: a manager with at least `needed`, or — when
- * `managingApp` is allowed — the service the space names as its managing app (read or write), for
- * the member operations it is delegated. Returns the active config; SpaceNotFound when there is none.
+ * A management call on an existing space: a manager with at least `needed`, or (with `managingApp`)
+ * the space's managing app, for the member operations it is delegated. Returns the active config.
  */
 export async function authorizeSpaceManagement(
   ctx: AppContext,
@@ -55,8 +51,7 @@ export async function authorizeSpaceManagement(
   opts: { managingApp?: boolean } = {},
 ): Promise<SpaceConfig> {
   const authority = spaceAuthority(spaceUri)
-  // The audience first, for every caller: the managing app's tokens are bound to us as a
-  // manager's are, and a misaddressed token learns nothing about the space.
+  // The audience first, for every caller: a misaddressed token learns nothing about the space.
   assertAddressedToHost(auth, ctx.cfg.service.did, authority)
   const found = await lookupHostedSpace(ctx, spaceUri)
   if (opts.managingApp && found.state === 'active') {
@@ -67,18 +62,14 @@ export async function authorizeSpaceManagement(
     if (apps.includes(caller)) return found.config
   }
   await assertRole(ctx, auth, authority, needed)
-  if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
-  return found.config
+  return activeConfig(found)
 }
 
 /**
- * Who may read a space's member list (listMembers, listMemberOps) or only its size
- * (getMemberState with `what: 'count'`), by the space's roster visibility:
- * - managers and the managing app: always, everything;
- * - holders of a credential for the space: `members` and `public` (everything), `count` (the count);
- * - anyone: `public` (everything), `count` (the count).
- * Anonymous callers are refused before the space is looked up, so they cannot probe which
- * non-public spaces exist. Returns the config and whether the caller sees more than the count.
+ * Who may read a member list, or only its size (`what: 'count'`), by roster visibility: managers
+ * and the managing app always; credential holders under `members`/`public`; anyone under `public`;
+ * the count under `count`. Refused callers cannot tell which non-public spaces exist. `full`: more
+ * than the count.
  */
 export async function authorizeRosterRead(
   ctx: AppContext,
@@ -113,6 +104,5 @@ export async function authorizeRosterRead(
       'NotSpaceOwner',
     )
   }
-  if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
-  return { config: found.config, full }
+  return { config: activeConfig(found), full }
 }

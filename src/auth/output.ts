@@ -43,3 +43,15 @@ export interface AnonymousAuth {
 }
 
 export type AuthOutput = DelegationAuth | CredentialAuth | ServiceAuth | AnonymousAuth
+
+/** What auth functions and handlers see of a request: never the Fastify request itself. */
+export interface RequestView {
+  id: string
+  method: string
+  /** Path and query as received. */
+  url: string
+  headers: Readonly<Record<string, string | string[] | undefined>>
+  /** Header names and values as received, alternating; repeated headers appear repeatedly. */
+  rawHeaders: readonly string[]
+  ip: string
+}

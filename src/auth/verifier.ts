@@ -19,26 +19,24 @@ import {
 import { AuthRequiredError } from '../errors.js'
 import type { DidResolver } from '../identity/resolver.js'
 import { isDid, type SpaceRef } from '../lexicon/formats.js'
-import type { RequestView } from '../xrpc/method.js'
 import type {
   AnonymousAuth,
   CredentialAuth,
   DelegationAuth,
   KeyBinding,
+  RequestView,
   ServiceAuth,
   SpaceTokenFacts,
 } from './output.js'
+import { hostService } from './audience.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationStore } from './revocations.js'
 
 /**
- * The one place requests are authenticated, one method per credential kind, and the only place where
- * crypto errors become XRPC errors (401, named by the code). Each method runs the contract's steps in
- * its order: the token's signature, then the bindings to this request, then single-use bookkeeping —
- * so a stranger holding a copy of a token cannot burn its `jti` without also holding its key.
- * Only once a request is authenticated does its issuer's DID document leave the resolver's small
- * unverified tier for the main cache (DidResolver.confirm), so tokens that merely name a DID,
- * forged or unsigned, cannot fill the cache.
+ * The one place requests are authenticated (one method per credential kind) and crypto errors
+ * become 401s. Steps run in the contract's order: signature, bindings to this request, then
+ * single use, so a copy of a token without its key cannot burn its `jti`. Only an authenticated
+ * issuer's document enters the resolver's main cache (DidResolver.confirm).
  */
 
 export interface AuthVerifierDeps {
@@ -50,10 +48,7 @@ export interface AuthVerifierDeps {
   publicUrl: string
   /** Accept generation A DPoP proofs as well as generation C request signatures. */
   acceptDpop: boolean
-  /**
-   * When the current instance of a space began (whole seconds), undefined when it has none.
-   * Credentials issued before it were issued for a deleted instance.
-   */
+  /** When the space's current instance began (whole seconds); undefined when it has none. */
   spaceSinceSec(spaceUri: string): Promise<number | undefined>
 }
 
@@ -81,11 +76,7 @@ function translate(err: unknown): never {
   throw err
 }
 
-/**
- * `Scheme token` from the Authorization header, or undefined when there is none. Several
- * Authorization headers make the request ambiguous (which one did the signature cover?): refused
- * with `repeatedError`.
- */
+/** `Scheme token` from the one Authorization header; several are ambiguous (`repeatedError`). */
 function authorization(
   headers: HeaderLookup,
   repeatedError: string,
@@ -139,8 +130,7 @@ export class AuthVerifier {
       accessToken: presented?.token,
       expectedJkt: presented?.jkt,
     })
-    // Held for exactly as long as the proof could be accepted (its `iat` is no more than the skew
-    // ahead of us, or verifyDpopProof refused it).
+    // Held for exactly as long as the proof could be accepted.
     const fresh = await this.deps.replay.consume(
       `dpop@${proof.jkt}`,
       proof.jti,
@@ -151,9 +141,8 @@ export class AuthVerifier {
   }
 
   /**
-   * getSpaceCredential: `Authorization: Bearer <delegation token>` plus an `atproto-space` exchange
-   * signature (or, for generation A clients, a DPoP proof). The token's `jti` is consumed here, before
-   * the handler runs, so a later refusal still spends it (contract §1.1 step 3).
+   * getSpaceCredential: a Bearer delegation token plus an exchange signature (generation A: a DPoP
+   * proof). Its `jti` is spent here, so a later refusal still spends it (contract §1.1 step 3).
    */
   delegationToken = async (req: RequestView): Promise<DelegationAuth> => {
     try {
@@ -166,14 +155,10 @@ export class AuthVerifier {
       const space = token.space!
       if (!isDid(token.claims.iss))
         throw new TokenError('BadJwtIss', 'delegation token "iss" must be a DID')
-      // A host answering for many authorities derives the audience from the token itself.
-      const expectedAud = `${space.authority}#atproto_space_host`
-      // The token's signature is checked once its key is looked up (ES256K inline by libsecp256k1,
-      // ES256 on the thread pool), the exchange signature meanwhile on the thread pool; their
-      // verdicts are then taken in the contract's order, token first.
+      // Both signatures are checked at once; their verdicts are taken in order, token first.
       const tokenChecked = verifySpaceToken(token, {
         nowSec: now,
-        expectedAud,
+        expectedAud: hostService(space.authority),
         getSigningKey: this.getSigningKey,
       }).catch((err: unknown) => {
         if (err instanceof TokenError && err.code === 'BadJwtAudience') {
@@ -190,7 +175,6 @@ export class AuthVerifier {
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
       } else {
-        // Both checks run at once; the token's verdict is taken first.
         const signature = settled(() =>
           verifyRequestSignatureAsync(headers, 'exchange', { nowSec: now }),
         )
@@ -199,8 +183,7 @@ export class AuthVerifier {
         if ('error' in checked) throw checked.error
         binding = { kind: 'signature', keyDid: checked.value.keyDid }
       }
-      // Held until the token expires: no later than MAX_DELEGATION_TTL_SEC from now, as
-      // parseSpaceToken bounds `exp`.
+      // Held until the token expires (parseSpaceToken bounds `exp`).
       const fresh = await this.deps.replay.consume(
         `delegation@${token.claims.iss}`,
         token.claims.jti,
@@ -208,7 +191,6 @@ export class AuthVerifier {
       )
       if (!fresh)
         throw new AuthRequiredError('delegation token has already been used', 'JwtReplayed')
-      // Authenticated: the issuer's document may now take a place in the resolver's main cache.
       this.deps.resolver.confirm(token.claims.iss)
       return { type: 'delegation_token', ...facts(token, binding) }
     } catch (err) {
@@ -223,11 +205,9 @@ export class AuthVerifier {
   }
 
   /**
-   * Any method authenticated by a space credential: `Authorization: Atproto-Space <credential>` with
-   * a presentation signature over it and `Atproto-Space-Audience` (generation C), or
-   * `Authorization: DPoP <credential>` with a proof (generation A). Checks the token, its issuer,
-   * the binding and revocation. The handler then calls `assertCredentialFor` (auth/credential-scope.ts):
-   * the space first, then the signed audience, which for host methods is the bare authority DID.
+   * A space credential: `Atproto-Space` with a presentation signature and audience (generation C),
+   * or `DPoP` with a proof (A). Checks token, issuer, binding and revocation; the handler then
+   * checks space and audience (`assertCredentialFor`).
    */
   spaceCredential() {
     return async (req: RequestView): Promise<CredentialAuth> => {
@@ -257,18 +237,14 @@ export class AuthVerifier {
           auth.token,
           now,
         )
-        // Revocation applies to the space's current instance. On a space that is no longer active
-        // the contract (§4.5) answers every method SpaceNotFound, which the handler does: deletion
-        // revokes credentials for the repo hosts' sake, not to change that answer here.
+        // Only for an active space: on any other the handler answers SpaceNotFound (§4.5).
         const since = await this.deps.spaceSinceSec(token.claims.sub)
         if (since !== undefined) {
           if (await this.deps.revocations.isRevoked(token.claims.sub, token.claims.jti)) {
             throw new AuthRequiredError('space credential has been revoked', 'CredentialRevoked')
           }
-          // Should a deletion's revocation have been missed (a crash between the two), a credential
-          // issued before the space's current instance is still refused: it never passed this
-          // instance's perimeter. `iat` is whole seconds, so the second of re-creation itself
-          // counts as the new instance's.
+          // Issued before the current instance (a deletion's revocation missed in a crash): it
+          // never passed this perimeter. The second of re-creation counts as the new instance's.
           if (token.claims.iat! < since) {
             throw new AuthRequiredError(
               'space credential was issued for a deleted instance of this space',
@@ -318,10 +294,7 @@ export class AuthVerifier {
     return { binding: { kind: 'signature', keyDid: cnf.kid }, audience }
   }
 
-  /**
-   * Either a space credential (as `spaceCredential`) or, for `Authorization: Bearer`, service auth
-   * for `lxm` (a manager). For methods both readers and managers call, such as getSpace.
-   */
+  /** A space credential, or for `Bearer` service auth for `lxm` (getSpace: readers and managers). */
   credentialOrService(lxm: string) {
     const credential = this.spaceCredential()
     const service = this.serviceAuth(lxm)
@@ -331,20 +304,14 @@ export class AuthVerifier {
     }
   }
 
-  /**
-   * Reads whose audience depends on the space (member lists): no Authorization header is an
-   * anonymous caller; otherwise as `credentialOrService`. The handler decides what each may see.
-   */
+  /** Member-list reads: no Authorization header is anonymous, else as `credentialOrService`. */
   rosterReader(lxm: string) {
     const authenticated = this.credentialOrService(lxm)
     return async (req: RequestView): Promise<CredentialAuth | ServiceAuth | AnonymousAuth> =>
       headerLookup(req)('authorization').length === 0 ? { type: 'anonymous' } : authenticated(req)
   }
 
-  /**
-   * Service auth for `lxm`: `Authorization: Bearer <service JWT>`. The audience is the handler's to
-   * check (notifyWrite accepts two forms); there is no replay check on the wire for service auth.
-   */
+  /** Service auth for `lxm` (Bearer); the audience is the handler's to check (auth/audience.ts). */
   serviceAuth(lxm: string) {
     return async (req: RequestView): Promise<ServiceAuth> => {
       try {

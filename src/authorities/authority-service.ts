@@ -5,11 +5,7 @@ import type { Curve } from '../crypto/did-key.js'
 import { Keypair } from '../crypto/keypair.js'
 import type { KeyVault } from '../keys/vault.js'
 
-/**
- * The space authorities Gatehouse answers for, and the keys it holds for them (sealed in the
- * KeyVault). This is the part the credential path needs; creating DIDs through PLC, adoption,
- * rotation and transfer build on it.
- */
+/** The authorities Gatehouse answers for, and their keys (sealed in the KeyVault). */
 
 export type AuthorityStatus = 'pending' | 'active' | 'deactivated' | 'transferred'
 export type AuthorityOrigin = 'created' | 'adopted' | 'registered'
@@ -33,7 +29,6 @@ export interface KeyInfo {
   id: string
   purpose: KeyPurpose
   status: KeyStatus
-  /** The public key as a did:key. */
   publicKey: string
   createdAt: Date
   retiredAt: Date | null
@@ -66,29 +61,6 @@ export class AuthorityService {
     private readonly statusCacheMs = 0,
   ) {}
 
-  /**
-   * Starts answering for `did` with the given keys (generated when absent). Idempotent for the
-   * authority row; each call adds the keys it is given as the active ones for their purposes.
-   */
-  async register(
-    did: string,
-    keys: Partial<Record<KeyPurpose, Keypair>> = {},
-  ): Promise<{ atproto: Keypair }> {
-    const atproto = keys.atproto ?? Keypair.generate('secp256k1')
-    const now = this.clock.now()
-    await this.db.transact(async (tx) => {
-      await tx.authority.upsert({
-        where: { did },
-        create: { did, status: 'active', createdAt: now, updatedAt: now },
-        update: { status: 'active', updatedAt: now },
-      })
-      await this.addKeys(did, { ...keys, atproto }, 'pending', tx)
-      await this.promotePending(did, tx)
-    })
-    this.forget(did)
-    return { atproto }
-  }
-
   async status(did: string): Promise<AuthorityStatus | undefined> {
     const hit = this.statuses.get(did)
     if (hit && hit.expiresAtMs > this.clock.nowMs()) return hit.value
@@ -104,7 +76,6 @@ export class AuthorityService {
     return value
   }
 
-  /** True when Gatehouse answers for `did` right now. */
   async isActive(did: string): Promise<boolean> {
     return (await this.status(did)) === 'active'
   }
@@ -117,7 +88,6 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  /** The active key for `purpose`, decrypted (cached), or undefined. */
   async key(did: string, purpose: KeyPurpose): Promise<Keypair | undefined> {
     const cacheKey = `${did}|${purpose}`
     if (this.keyCache.has(cacheKey)) return this.keyCache.get(cacheKey) ?? undefined
@@ -130,10 +100,7 @@ export class AuthorityService {
     return key
   }
 
-  /**
-   * Stores `key` for `purpose` with `status`, sealed under the current KEK. Inside the caller's
-   * transaction when one is given.
-   */
+  /** Stores `key` sealed under the current KEK, inside `tx` when given. */
   async addKey(
     did: string,
     purpose: KeyPurpose,
@@ -165,11 +132,9 @@ export class AuthorityService {
   }
 
   /**
-   * The KEK that seals new keys, as the database says (written on first use), read inside `tx`: on
-   * PostgreSQL the row stays share-locked until `tx` ends, so a rotation (which moves it in the
-   * transaction that re-seals every key) waits for seals in flight and re-seals them too; SQLite
-   * serialises writers anyway. This is what keeps a running process from sealing under a KEK that
-   * `gatehouse kek rotate` is retiring.
+   * The KEK that seals new keys, as the database says, read inside `tx`. On PostgreSQL the row stays
+   * share-locked until `tx` ends, so a KEK rotation waits for seals in flight and re-seals them:
+   * no process seals under a KEK being retired. SQLite serialises writers anyway.
    */
   private async sealingKekId(tx: Tx): Promise<string> {
     const read = async () =>
@@ -191,7 +156,6 @@ export class AuthorityService {
     return (await read())!
   }
 
-  /** addKey for each key given (absent purposes are skipped). */
   async addKeys(
     did: string,
     keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
@@ -231,7 +195,6 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  /** Forgets one key that was never published. */
   async dropKey(did: string, id: string): Promise<void> {
     await this.db.prisma.authorityKey.deleteMany({
       where: { id, authorityDid: did, status: 'pending' },
@@ -265,16 +228,10 @@ export class AuthorityService {
     }))
   }
 
-  /**
-   * Re-seals every key not yet under this process's KEK and makes it the sealing KEK for every
-   * process (a KEK rotation), in one transaction: a failure leaves every key as it was. Returns how
-   * many were re-sealed.
-   */
+  /** A KEK rotation, in one transaction: re-seals every key under ours, which every process then seals under. */
   async rewrapAll(): Promise<number> {
     const count = await this.db.transact(async (tx) => {
-      // The sealing KEK moves first: its row lock waits for seals in flight (which are then
-      // re-sealed below) and holds new ones until this commits; from then on every process seals
-      // under this KEK (or, not holding it, seals nothing).
+      // The sealing KEK first: its row lock waits for seals in flight and holds new ones.
       const now = this.clock.now()
       await tx.kekState.upsert({
         where: { id: 1 },

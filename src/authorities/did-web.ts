@@ -1,15 +1,10 @@
 import { DID_KEY_PREFIX } from '../crypto/did-key.js'
 
-/**
- * did:web documents Gatehouse serves: its own, and those of the did:web authorities it holds. Keys
- * are published as Multikey verification methods (`#atproto`, `#atproto_space`), services by id
- * (the space host as `#atproto_space_host` of type AtprotoSpaceHost, contract §4.8 item 1).
- */
+/** did:web documents Gatehouse serves (its own, its did:web authorities'): contract §4.8 item 1. */
 export function webDidDocument(opts: {
   did: string
   /** Verification methods by fragment (`atproto`, `atproto_space`), each as a did:key or Multikey. */
   keys: Record<string, string>
-  /** Services by fragment. */
   services: Record<string, { type: string; endpoint: string }>
   alsoKnownAs?: string[]
 }): object {
@@ -31,15 +26,11 @@ export function webDidDocument(opts: {
   }
 }
 
-/** A did:key is `did:key:` followed by the key's Multikey encoding. */
 function toMultikey(key: string): string {
   return key.startsWith(DID_KEY_PREFIX) ? key.slice(DID_KEY_PREFIX.length) : key
 }
 
-/**
- * Where a did:web lives: `did:web:host` at `/.well-known/did.json`, `did:web:host:a:b` at
- * `/a/b/did.json`. Undefined when `did` is not a did:web this function can place.
- */
+/** Where a did:web lives: `did:web:host` at `/.well-known/did.json`, `did:web:host:a:b` at `/a/b/did.json`. */
 export function didWebLocation(did: string): { host: string; path: string } | undefined {
   const m = /^did:web:([a-z0-9.-]+(?:%3A\d+)?)((?::[A-Za-z0-9._-]+)*)$/.exec(did)
   if (!m) return undefined

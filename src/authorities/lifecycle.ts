@@ -21,20 +21,15 @@ import {
 } from './plc.js'
 
 /**
- * The life of a space authority DID that Gatehouse controls: creating it (did:plc through the
- * directory, or did:web served by Gatehouse), adopting an existing one, rotating its keys, handing it
- * to someone else, and deactivating it.
- *
- * Every change to a did:plc follows the same order, so that no crash can leave the directory naming
- * a key Gatehouse does not hold: new keys are stored first as `pending`, the signed operation is sent,
- * and only when the directory has taken it do the pending keys become the active ones. A refused
- * operation drops the pending keys; an unanswered one leaves them for `activate` to reconcile.
+ * The life of an authority DID Gatehouse controls: create (did:plc, or did:web served here), adopt,
+ * rotate, transfer, deactivate. So that no crash leaves the directory naming a key Gatehouse does not
+ * hold, new keys are stored `pending`, the operation is sent, and only once the directory took it do
+ * they become active; a refused operation drops them, an unanswered one leaves them to `activate`.
  */
 
 export class AuthorityLifecycleError extends Error {
   override name = 'AuthorityLifecycleError'
   constructor(
-    /** The XRPC error name it maps to. */
     readonly code:
       | 'AuthorityNotFound'
       | 'AuthorityExists'
@@ -63,21 +58,15 @@ export interface LifecycleDeps {
   clock: Clock
   logger: Logger
   publicUrl: string
-  /** did:web hosts Gatehouse serves documents for. */
   didWebHosts: string[]
   /** Gatehouse's own DID: a root did:web on its own host is taken by it. */
   serviceDid: string
 }
 
 const SPACE_HOST = { type: 'AtprotoSpaceHost' }
-/**
- * Generation A repo hosts send notifyWrite to the bare authority DID's `#atproto_pds` and to no
- * other service, so an authority that publishes only `#atproto_space_host` loses every write they
- * report. Gatehouse answers the space methods there (anything else: 501).
- */
+/** Generation A repo hosts send notifyWrite only to the authority's `#atproto_pds`: we answer there too. */
 const PDS = { type: 'AtprotoPersonalDataServer' }
 
-/** The services Gatehouse publishes for an authority, by id. */
 function ourServices(endpoint: string, pdsService: boolean): Record<string, PlcService> {
   return {
     atproto_space_host: { ...SPACE_HOST, endpoint },
@@ -89,10 +78,8 @@ export class AuthorityLifecycle {
   constructor(private readonly deps: LifecycleDeps) {}
 
   /**
-   * A new did:plc: Gatehouse's rotation key signs the genesis operation (the owner's own rotation
-   * key, when given, is ranked above it), `#atproto` (and `#atproto_space` when asked) are keys
-   * Gatehouse holds, and `#atproto_space_host` (and, unless `pdsService` is false, `#atproto_pds`)
-   * points here. Both must be there from the start: repo hosts cache documents for up to a day.
+   * A new did:plc, genesis signed by our rotation key (ranked below the owner's, if given), with our
+   * keys and services from the start: repo hosts cache documents for up to a day.
    */
   async createPlc(opts: {
     handle?: string
@@ -122,12 +109,10 @@ export class AuthorityLifecycle {
       { rotation, atproto, atproto_space: space },
       false,
     )
-    try {
-      await this.deps.plc.submit(did, op)
-    } catch (err) {
+    await this.submit(did, op).catch(async (err: unknown) => {
       await this.discard(did)
-      throw plcFailure(err)
-    }
+      throw err
+    })
     await this.finish(did)
     return this.describe(did)
   }
@@ -143,7 +128,6 @@ export class AuthorityLifecycle {
     this.assertServable(opts.did)
     const atproto = Keypair.generate('secp256k1')
     const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
-    // Gatehouse serves the document itself: the keys are published as soon as they are stored.
     await this.insert(
       opts.did,
       'created',
@@ -155,24 +139,17 @@ export class AuthorityLifecycle {
   }
 
   /**
-   * Prepares adoption of a DID someone else controls: Gatehouse generates the keys it will sign with
-   * and returns what the owner must publish — a PLC operation for them to sign with their rotation
-   * key (it adds Gatehouse's rotation key below theirs), or the did.json entries. Gatehouse answers for
-   * the authority only after `activate` has seen them published.
-   *
-   * `signing: 'atproto_space'` leaves `#atproto` with the owner: credentials still work (signed with
-   * `#atproto_space`), but Gatehouse then cannot sign service auth as the authority, which the
-   * contract requires for notifyWrite relaying, notifySpaceDeleted, notifyCredentialRevoked and
-   * managing-app checks (§4.7 item 5).
+   * Prepares adopting a DID someone else controls: returns what the owner must publish (a PLC
+   * operation for their rotation key to sign, adding ours below theirs, or did.json entries); we
+   * answer for it once `activate` sees them. `signing: 'atproto_space'` leaves `#atproto` with the
+   * owner, so we cannot sign service auth as the authority (relaying, notices, managing-app checks:
+   * contract §4.7 item 5).
    */
   async adopt(opts: {
     did: string
     signing?: 'atproto' | 'atproto_space'
     owner?: string
-    /**
-     * Also name Gatehouse the DID's `#atproto_pds`. By default only when the document has no
-     * `#atproto_pds` of its own: an account's PDS entry is never taken over unless asked.
-     */
+    /** Also be its `#atproto_pds`; by default only when it has none (never take over an account's). */
     pdsService?: boolean
   }): Promise<{
     authority: AuthorityView
@@ -223,9 +200,8 @@ export class AuthorityLifecycle {
   }
 
   /**
-   * Publishes or withdraws `#atproto_pds` pointing here. For a did:plc the directory's current
-   * state decides whether an operation is needed, so repeating a call that was cut off after the
-   * directory took it just records the setting.
+   * Publishes or withdraws `#atproto_pds` pointing here; for a did:plc only when the directory's
+   * state differs, so repeating a call cut off after the directory took it just records the setting.
    */
   async setPdsService(did: string, on: boolean): Promise<AuthorityView> {
     const record = await this.requireActive(did)
@@ -248,14 +224,7 @@ export class AuthorityLifecycle {
         },
         rotation,
       )
-      if (needed) {
-        try {
-          await this.deps.plc.submit(did, op)
-        } catch (err) {
-          throw plcFailure(err)
-        }
-        this.deps.resolver.invalidate(did)
-      }
+      if (needed) await this.submit(did, op)
     } else if (record.origin !== 'created') {
       throw new AuthorityLifecycleError(
         'InvalidAuthorityState',
@@ -272,9 +241,8 @@ export class AuthorityLifecycle {
   }
 
   /**
-   * Starts (or resumes) answering for an authority. A pending one must first show, in its freshly
-   * resolved document, the keys Gatehouse generated and `#atproto_space_host` pointing here; a
-   * deactivated one is simply switched back on.
+   * Starts (or resumes) answering for an authority: a pending one once its resolved document shows
+   * our keys and `#atproto_space_host` here; a deactivated one at once.
    */
   async activate(did: string): Promise<AuthorityView> {
     const record = await this.require(did)
@@ -301,11 +269,7 @@ export class AuthorityLifecycle {
     return this.describe(did)
   }
 
-  /**
-   * A new signing key for `purpose` (`atproto`, or `atproto_space` when the authority has one).
-   * Credentials minted from now on carry it; verifiers that cached the old document pick the new
-   * key up on their first failure (one forced refresh).
-   */
+  /** A new signing key; verifiers holding the old document refetch it on their first failure. */
   async rotateSigningKey(
     did: string,
     purpose: 'atproto' | 'atproto_space',
@@ -325,20 +289,13 @@ export class AuthorityLifecycle {
     return this.describe(did)
   }
 
-  /**
-   * did:plc: a new Gatehouse rotation key replaces the old one (signed by the old one), and the
-   * owner's rotation key is replaced or removed when `ownerRotationKey` is given (null removes it).
-   */
+  /** did:plc: a new rotation key of ours replaces the old; the owner's is replaced, or removed by null. */
   async rotateRotationKeys(
     did: string,
     opts: { ownerRotationKey?: string | null } = {},
   ): Promise<AuthorityView> {
     const record = await this.requireActive(did)
-    if (!did.startsWith('did:plc:'))
-      throw new AuthorityLifecycleError('InvalidAuthorityState', 'only a did:plc has rotation keys')
-    const old = await this.deps.authorities.key(did, 'rotation')
-    if (!old)
-      throw new AuthorityLifecycleError('InvalidAuthorityState', `${did}: no rotation key held`)
+    const old = await this.requireRotationKey(did)
     const next = Keypair.generate('secp256k1')
     const owner =
       opts.ownerRotationKey === undefined ? record.ownerRotationKey : opts.ownerRotationKey
@@ -362,11 +319,9 @@ export class AuthorityLifecycle {
   }
 
   /**
-   * Hands the authority over: for a did:plc, Gatehouse signs an operation giving the directory
-   * entry to `rotationKeys` (with the `verificationMethods` and `services` the new controller asks
-   * for; by default Gatehouse's keys and service are removed). Without `rotationKeys` (the owner moved
-   * it with their own rotation key, or a did:web whose document now lives elsewhere), Gatehouse just
-   * lets go. Either way Gatehouse stops minting credentials and relaying writes for it.
+   * Hands the authority over and stops minting and relaying for it. With `rotationKeys` (did:plc) we
+   * sign the entry over to them, dropping our keys and services unless told otherwise; without, we
+   * just let go (the owner moved it, or a did:web document now lives elsewhere).
    */
   async transfer(
     did: string,
@@ -380,14 +335,7 @@ export class AuthorityLifecycle {
     if (record.status === 'transferred')
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was already transferred`)
     if (to.rotationKeys) {
-      if (!did.startsWith('did:plc:'))
-        throw new AuthorityLifecycleError(
-          'InvalidAuthorityState',
-          'only a did:plc has rotation keys',
-        )
-      const rotation = await this.deps.authorities.key(did, 'rotation')
-      if (!rotation)
-        throw new AuthorityLifecycleError('InvalidAuthorityState', `${did}: no rotation key held`)
+      const rotation = await this.requireRotationKey(did)
       const last = await this.lastOperation(did)
       const ours = new Set((await this.deps.authorities.keys(did)).map((k) => k.publicKey))
       const op = await updateOperation(
@@ -412,12 +360,7 @@ export class AuthorityLifecycle {
         }),
         rotation,
       )
-      try {
-        await this.deps.plc.submit(did, op)
-      } catch (err) {
-        throw plcFailure(err)
-      }
-      this.deps.resolver.invalidate(did)
+      await this.submit(did, op)
     }
     await this.deps.authorities.setStatus(did, 'transferred')
     this.deps.logger.info({ did }, 'authority transferred: no longer minting or relaying for it')
@@ -454,8 +397,6 @@ export class AuthorityLifecycle {
       alsoKnownAs: record.handle ? [`at://${record.handle}`] : undefined,
     })
   }
-
-  // --- internals ---
 
   private async insert(
     did: string,
@@ -505,7 +446,6 @@ export class AuthorityLifecycle {
     this.deps.authorities.forget(did)
   }
 
-  /** The pending keys become the active ones and Gatehouse answers for the authority. */
   private async finish(did: string): Promise<void> {
     await this.deps.db.transact(async (tx) => {
       await this.deps.authorities.promotePending(did, tx)
@@ -518,11 +458,7 @@ export class AuthorityLifecycle {
     this.deps.resolver.invalidate(did)
   }
 
-  /**
-   * Publishes new keys: stored as pending, then (did:plc) the operation signed by Gatehouse's
-   * rotation key goes to the directory, then they become active. did:web documents are ours to
-   * serve, so there the swap is all.
-   */
+  /** Publishes new keys: pending, then (did:plc) the operation, then active; a did:web just swaps. */
   private async changeDocument(
     record: AuthorityRecord,
     keys: Partial<Record<KeyPurpose, Keypair>>,
@@ -540,15 +476,12 @@ export class AuthorityLifecycle {
       const last = await this.lastOperation(did)
       const op = await updateOperation(last, state, rotation)
       await this.deps.db.transact((tx) => this.deps.authorities.addKeys(did, keys, 'pending', tx))
-      try {
-        await this.deps.plc.submit(did, op)
-      } catch (err) {
-        if (err instanceof PlcError && err.refused) await this.deps.authorities.dropPending(did)
-        throw plcFailure(err)
-      }
+      await this.submit(did, op).catch(async (err: AuthorityLifecycleError) => {
+        if (err.code === 'PlcRefused') await this.deps.authorities.dropPending(did)
+        throw err
+      })
       await this.deps.authorities.promotePending(did)
     } else {
-      // A did:web document is ours to serve: storing and switching is one step.
       await this.deps.db.transact(async (tx) => {
         await this.deps.authorities.addKeys(did, keys, 'pending', tx)
         await this.deps.authorities.promotePending(did, tx)
@@ -559,10 +492,7 @@ export class AuthorityLifecycle {
     this.deps.logger.info({ did, purposes: Object.keys(keys) }, 'authority keys rotated')
   }
 
-  /**
-   * The published document must carry every pending key and point `#atproto_space_host` (and, when
-   * the authority publishes it, `#atproto_pds`) here.
-   */
+  /** The resolved document carries every pending key, and our services point here. */
   private async assertPublished(did: string): Promise<void> {
     let doc
     try {
@@ -598,10 +528,7 @@ export class AuthorityLifecycle {
     }
   }
 
-  /**
-   * An owner may publish the adoption operation without Gatehouse's rotation key (their call): then
-   * Gatehouse holds no rotation key for the DID, and only the owner can change its document.
-   */
+  /** The owner may publish the adoption without our rotation key: then we drop it (only they can rotate). */
   private async keepRotationKeyIfGranted(did: string): Promise<void> {
     if (!did.startsWith('did:plc:')) return
     const pending = (await this.deps.authorities.keys(did)).find(
@@ -620,7 +547,6 @@ export class AuthorityLifecycle {
     }
   }
 
-  /** Whether `did`'s current document names a PDS other than Gatehouse (unresolvable: no). */
   private async hasOwnPds(did: string): Promise<boolean> {
     try {
       const doc = await this.deps.resolver.resolve(did, { forceRefresh: true })
@@ -633,6 +559,8 @@ export class AuthorityLifecycle {
 
   /** Gatehouse's rotation key for a did:plc: without one, only its owner can change the document. */
   private async requireRotationKey(did: string): Promise<Keypair> {
+    if (!did.startsWith('did:plc:'))
+      throw new AuthorityLifecycleError('InvalidAuthorityState', 'only a did:plc has rotation keys')
     const rotation = await this.deps.authorities.key(did, 'rotation')
     if (!rotation)
       throw new AuthorityLifecycleError(
@@ -656,6 +584,16 @@ export class AuthorityLifecycle {
     }
     if (did === this.deps.serviceDid)
       throw new AuthorityLifecycleError('DidNotServed', `${did} is Gatehouse's own DID`)
+  }
+
+  /** Sends a signed operation to the directory (its refusals as AuthorityLifecycleError). */
+  private async submit(did: string, op: Parameters<PlcClient['submit']>[1]): Promise<void> {
+    try {
+      await this.deps.plc.submit(did, op)
+    } catch (err) {
+      throw plcFailure(err)
+    }
+    this.deps.resolver.invalidate(did)
   }
 
   private async lastOperation(did: string): Promise<unknown> {

@@ -42,7 +42,6 @@ export class ManagerService {
   }
 }
 
-/** True when `role` is at least `needed`. */
 export function hasRole(role: ManagerRole | undefined, needed: ManagerRole): boolean {
   return role !== undefined && MANAGER_ROLES.indexOf(role) <= MANAGER_ROLES.indexOf(needed)
 }

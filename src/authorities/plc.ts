@@ -2,11 +2,7 @@ import plcLib from '@did-plc/lib'
 import type { Keypair } from '../crypto/keypair.js'
 import { FetchError, type SafeFetcher, type TrustedService } from '../net/safe-fetch.js'
 
-/**
- * The PLC directory, as an authority's controller sees it: operations are built and signed with
- * @did-plc/lib (the directory's own encoding: DAG-CBOR, CIDs, the DID derived from the genesis
- * operation), and sent through the SSRF-guarded fetcher to the configured directory only.
- */
+/** The PLC directory, as an authority's controller: operations built and signed with @did-plc/lib. */
 
 export interface PlcService {
   type: string
@@ -82,7 +78,6 @@ export async function genesisOperation(
   return { did: await lib.didForCreateOp(op), op }
 }
 
-/** The operation after `last` that sets `state`, signed by `rotationKey`. */
 export function updateOperation(
   last: unknown,
   state: (current: PlcState) => PlcState,
@@ -106,7 +101,6 @@ export async function unsignedUpdateOperation(
   return op
 }
 
-/** A did:plc, as the directory's paths name it. */
 const DID_PLC = 'did:plc:[a-z2-7]{24}'
 const DIRECTORY_REQUESTS = {
   GET: new RegExp(`^/${DID_PLC}(?:/data|/log/last)?$`),
@@ -114,11 +108,9 @@ const DIRECTORY_REQUESTS = {
 }
 
 /**
- * What Gatehouse asks of the PLC directory at `plcUrl`, and nothing more: a DID's document, state
- * and last operation (GET `/{did}`, `/{did}/data`, `/{did}/log/last`) and new operations (POST
- * `/{did}`). The operator chose the directory, so its client may send these wherever it runs, a
- * private network included; its host's other paths (an admin page, another service behind the
- * same proxy) are judged like any other address, and only the directory's client holds this trust.
+ * What we ask of the directory and nothing more (GET `/{did}`, `/{did}/data`, `/{did}/log/last`,
+ * POST `/{did}`): the operator chose it, so these reach it on any network; its host's other paths
+ * are judged like any other address.
  */
 export function plcDirectoryService(plcUrl: string): TrustedService {
   return {
@@ -133,7 +125,6 @@ export class PlcClient {
     private readonly url: string,
   ) {}
 
-  /** The newest operation in `did`'s log. */
   async lastOperation(did: string): Promise<unknown> {
     try {
       return await this.fetcher.getJson(`${this.url}/${did}/log/last`)

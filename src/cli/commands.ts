@@ -10,7 +10,6 @@ import { importEntries } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
 import { getHostedSpace } from '../spaces/hosted.js'
 import { nextTid } from '../spaces/tid.js'
 import { readJsonLines } from '../xrpc/ndjson.js'
-import { IMPORT_BATCH, IMPORT_SLICE } from '../xrpc/dev/gatehouse/simplespace/importMembers.js'
 
 const KEY_PURPOSES = ['atproto', 'atproto_space'] as const
 
@@ -240,8 +239,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       usage: 'SPACE [FILE|-]',
       async run(ctx, [space, file]) {
         const config = await getHostedSpace(ctx, space!)
-        const sizes = { batch: IMPORT_BATCH, slice: IMPORT_SLICE }
-        return ctx.manager.importMembers(config, importEntries(memberLines(file ?? '-')), sizes)
+        return ctx.manager.importMembers(config, importEntries(memberLines(file ?? '-')))
       },
     },
     export: {

@@ -6,10 +6,8 @@ import { parseSpaceToken, SPACE_TOKEN_TYPES } from '../crypto/space-token.js'
 import type { SafeFetcher } from '../net/safe-fetch.js'
 
 /**
- * Client attestations (contract §3.2): a JWT an app signs with one of the keys its OAuth client
- * metadata publishes, addressed to the space host. Verifying it proves which app (client_id) is
- * asking. Metadata and JWKS are fetched through the SSRF guard and cached; every failure is an
- * AttestationError, which the handler answers as 400 InvalidClientAttestation.
+ * Client attestations (contract §3.2): a JWT signed with a key the app's OAuth client metadata
+ * publishes, proving its client_id. Every failure is an AttestationError (400 InvalidClientAttestation).
  */
 
 export class AttestationError extends Error {
@@ -108,10 +106,7 @@ export class ClientAttestationVerifier {
     return this.remember(this.jwks, uri, set as JSONWebKeySet)
   }
 
-  /**
-   * Verifies `token` for `expectedAud` (`{authority}#atproto_space_host`) and spends its `jti`.
-   * Returns the attested client_id.
-   */
+  /** Verifies `token` for `expectedAud`, spends its `jti`, and returns the attested client_id. */
   async verify(token: string, expectedAud: string): Promise<{ clientId: string }> {
     const now = this.opts.clock.nowSec()
     let clientId: string

@@ -8,16 +8,12 @@ import {
 
 export type { DidDocument }
 
-/**
- * Reading what atproto needs out of a DID document: signing keys by fragment and service endpoints
- * by fragment. Pure; resolution (network, cache) is resolver.ts.
- */
+/** Signing keys and service endpoints out of a DID document, by fragment. Pure. */
 
 export class DidDocumentError extends Error {
   override name = 'DidDocumentError'
 }
 
-/** Validates a resolved document's structure and that it is the document of `did`. */
 export function parseDidDocument(did: string, json: unknown): DidDocument {
   const res = didDocumentValidator.safeParse(json)
   if (!res.success) throw new DidDocumentError(`DID document of ${did} is malformed`)
@@ -32,12 +28,10 @@ function idMatches(doc: DidDocument, id: string, fragment: string): boolean {
 }
 
 /**
- * The key of the verification method `fragment` (e.g. `#atproto`), or undefined when absent or of
- * an unsupported kind. Accepts `Multikey` and the legacy `EcdsaSecp256k1VerificationKey2019` /
- * `EcdsaSecp256r1VerificationKey2019` forms that PLC directories still serve.
+ * The key of verification method `fragment`, or undefined: `Multikey`, or the legacy
+ * `EcdsaSecp256{k,r}1VerificationKey2019` forms PLC directories still serve.
  */
 export function getVerificationKey(doc: DidDocument, fragment: string): ParsedKey | undefined {
-  // Cached documents are the same object until refetched, so their parsed keys can be kept with them.
   let memo = parsedKeys.get(doc)
   if (!memo) parsedKeys.set(doc, (memo = new Map()))
   if (memo.has(fragment)) return memo.get(fragment)
@@ -77,10 +71,7 @@ export type ServiceLookup =
   | { status: 'absent' }
   | { status: 'invalid'; reason: string }
 
-/**
- * The endpoint of service `fragment`. "invalid" (present but not a usable http(s) URL) is kept apart
- * from "absent": the contract lets callers fall back only when an entry is absent.
- */
+/** The endpoint of service `fragment`; "invalid" is kept apart from "absent" (only absent falls back). */
 export function getServiceEndpoint(doc: DidDocument, fragment: string): ServiceLookup {
   const entry = (doc.service ?? []).find((s) => idMatches(doc, s.id, fragment))
   if (!entry) return { status: 'absent' }

@@ -1,9 +1,6 @@
 import type { DidDocument } from './did-doc.js'
 
-/**
- * A least-recently-used map of DID documents bounded both by entries and by their total size, so
- * memory stays bounded whatever documents the DIDs' hosts serve. Map order is the LRU order.
- */
+/** An LRU map of DID documents bounded by entries and total bytes (Map order is LRU order). */
 
 export interface CachedDocument {
   doc: DidDocument
@@ -21,7 +18,6 @@ export class DocumentLru {
     private readonly maxBytes: number,
   ) {}
 
-  /** The entry for `did`, now the most recently used; undefined when absent. */
   get(did: string): CachedDocument | undefined {
     const hit = this.entries.get(did)
     if (hit) {
@@ -35,7 +31,6 @@ export class DocumentLru {
     return this.entries.has(did)
   }
 
-  /** Keeps `entry` as the most recently used, evicting the least recently used beyond a bound. */
   set(did: string, entry: CachedDocument): void {
     this.delete(did)
     if (entry.bytes > this.maxBytes) return
@@ -46,7 +41,6 @@ export class DocumentLru {
     }
   }
 
-  /** Removes and returns the entry for `did`. */
   delete(did: string): CachedDocument | undefined {
     const hit = this.entries.get(did)
     if (hit) {

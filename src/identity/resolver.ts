@@ -12,17 +12,11 @@ import {
 import { DocumentLru, type CachedDocument } from './doc-cache.js'
 
 /**
- * DID resolution for did:plc (through the configured PLC directory) and did:web, with a bounded
- * cache. Every fetch goes through the SSRF-guarded fetcher (timeouts, size cap, no redirects).
- * `forceRefresh` bypasses the cache: verifiers use it once after a signature failure, so a key
- * rotation is picked up at the first request signed with the new key.
- *
- * The cache is bounded by entries and by bytes, in two tiers. Anyone can make Gatehouse fetch a
- * document, by presenting a token "issued" by any DID: a document fetched for a signature check
- * (getKey) waits in a small unverified tier until a signature made with one of its keys verifies
- * (confirm), so strangers churn that tier only and cannot push out the documents of the peers
- * Gatehouse actually talks to. Documents asked for by callers acting on our own state (resolve:
- * authorities, syncers, managing apps, repo hosts) go to the main tier directly.
+ * DID resolution (did:plc through the configured directory, did:web) through the SSRF-guarded
+ * fetcher, cached by entries and bytes in two tiers. Anyone can make us fetch a document by naming a
+ * DID in a token, so a document fetched for a signature check (getKey) waits in a small unverified
+ * tier until a signature by one of its keys verifies (confirm): strangers churn that tier only.
+ * `forceRefresh` (once, after a signature failure) picks up a key rotation.
  */
 
 export class DidResolutionError extends Error {
@@ -43,16 +37,11 @@ export class ServiceResolutionError extends Error {
 
 export interface DidResolverOptions {
   plcUrl: string
-  /**
-   * The PLC directory client's fetcher (trusted for the directory's DID paths, see
-   * plcDirectoryService), for did:plc documents. Default: the fetcher did:web documents use.
-   */
+  /** For did:plc documents: the directory client's fetcher (see plcDirectoryService). */
   plcFetcher?: SafeFetcher
   cacheTtlMs: number
   cacheMaxEntries: number
-  /** Total size of the cached documents, in bytes (default 8 MiB). */
   cacheMaxBytes?: number
-  /** Largest DID document accepted, in bytes, as fetched (default 32 KiB). */
   maxDocumentBytes?: number
 }
 
@@ -85,30 +74,25 @@ export class DidResolver {
   }
 
   /**
-   * The DID document of `did`, for a caller acting on Gatehouse's own state (the DID is an
-   * authority, a registered syncer, a managing app, a repo host): kept in the main cache. Cached
-   * unless `forceRefresh`. Throws DidResolutionError.
+   * The DID document of `did`, for a caller acting on our own state (an authority, syncer, managing
+   * app, repo host): kept in the main tier. Throws DidResolutionError.
    */
   resolve(did: string, opts: { forceRefresh?: boolean } = {}): Promise<DidDocument> {
     return this.lookup(did, opts.forceRefresh ?? false, true)
   }
 
-  /**
-   * A signature made with a key of `did`'s document has verified: the document, if it waits in
-   * the unverified tier, moves to the main cache.
-   */
+  /** A signature by a key of `did`'s document verified: its document moves to the main tier. */
   confirm(did: string): void {
     const entry = this.unverified.delete(did)
     if (entry) this.verified.set(did, entry)
   }
 
-  /** Drops a cached document (for instance after the authority rotated it itself). */
+  /** Drops a cached document (after we changed it). */
   invalidate(did: string): void {
     this.verified.delete(did)
     this.unverified.delete(did)
   }
 
-  /** What the cache holds, per tier. */
   cacheSize(): { verified: DocumentLru['size']; unverified: DocumentLru['size'] } {
     return { verified: this.verified.size, unverified: this.unverified.size }
   }
@@ -129,10 +113,7 @@ export class DidResolver {
       this.inflight.set(key, pending)
     }
     const entry = await pending
-    // Straight to the main tier when the caller stands for the DID, or when the DID is there
-    // already (a refresh: its own host is the authority on its document, whoever asked). A
-    // document fetched for a signature check that has not passed yet waits in the unverified tier,
-    // so a stranger's documents cannot push out anyone else's.
+    // A refresh of a document already in the main tier stays there, whoever asked.
     if (vouched || this.verified.has(did)) {
       this.unverified.delete(did)
       this.verified.set(did, entry)
@@ -142,7 +123,6 @@ export class DidResolver {
     return entry.doc
   }
 
-  /** The unexpired entry of `did` in `tier`; an expired one is dropped. */
   private live(tier: DocumentLru, did: string): CachedDocument | undefined {
     const hit = tier.get(did)
     if (hit && hit.expiresAtMs <= this.clock.nowMs()) {
@@ -154,15 +134,12 @@ export class DidResolver {
 
   private async fetchDocument(did: string): Promise<CachedDocument> {
     const url = this.documentUrl(did)
-    // did:plc documents come from the directory, through its own client's fetcher; did:web
-    // documents from wherever their DID says, through the fetcher that trusts nobody.
     const fetcher = did.startsWith('did:plc:')
       ? (this.opts.plcFetcher ?? this.fetcher)
       : this.fetcher
     let fetched: { json: unknown; bytes: number }
     try {
-      // An oversized document is refused while it arrives (FetchError 'too_large'): real ones
-      // are about a kilobyte, and every byte accepted may end up in the cache.
+      // Refused while it arrives when oversized: real ones are about a kilobyte.
       fetched = await fetcher.getJsonSized(url, { maxBytes: this.maxDocumentBytes })
     } catch (err) {
       if (
@@ -172,14 +149,8 @@ export class DidResolver {
       ) {
         throw new DidResolutionError(did, 'not_found', `${did} was not found`, { cause: err })
       }
-      throw new DidResolutionError(
-        did,
-        'unreachable',
-        `could not resolve ${did}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      )
+      const message = `could not resolve ${did}: ${(err as Error).message}`
+      throw new DidResolutionError(did, 'unreachable', message, { cause: err })
     }
     let doc: DidDocument
     try {
@@ -189,8 +160,7 @@ export class DidResolver {
     }
     return {
       doc,
-      // Counted as fetched: what is kept (the validated document, unknown members dropped) is
-      // no larger, and measuring it would cost a serialisation per fetch.
+      // As fetched: what is kept is no larger, and measuring it would cost a serialisation.
       bytes: fetched.bytes,
       expiresAtMs: this.clock.nowMs() + this.opts.cacheTtlMs,
     }
@@ -217,10 +187,7 @@ export class DidResolver {
     throw new DidResolutionError(did, 'unsupported', `unsupported DID method: ${did.split(':')[1]}`)
   }
 
-  /**
-   * The key of verification method `kid` (`#atproto`, `#atproto_space`, …), or undefined, for a
-   * signature check: the document is kept in the unverified tier until `confirm(did)`.
-   */
+  /** The key of verification method `kid`, or undefined, for a signature check (unverified tier). */
   async getKey(did: string, kid: string, forceRefresh = false): Promise<ParsedKey | undefined> {
     try {
       return getVerificationKey(await this.lookup(did, forceRefresh, false), kid)
@@ -231,9 +198,8 @@ export class DidResolver {
   }
 
   /**
-   * The endpoint a service identifier names: `did#fragment` is that service entry, a bare DID is its
-   * `#atproto_pds`. An absent `#atproto_space_host` falls back to `#atproto_pds`; an entry that is
-   * present but invalid does not. Throws ServiceResolutionError.
+   * The endpoint of `did#fragment` (a bare DID: `#atproto_pds`); an absent, not an invalid,
+   * `#atproto_space_host` falls back to `#atproto_pds`. Throws ServiceResolutionError.
    */
   async resolveServiceEndpoint(serviceId: string): Promise<string> {
     const hash = serviceId.indexOf('#')
@@ -248,8 +214,7 @@ export class DidResolver {
     } catch (err) {
       throw new ServiceResolutionError(`could not resolve ${did}`, { cause: err })
     }
-    // Worked out once per document and fragment: a relay asks for the same syncer's endpoint on
-    // every delivery. A refreshed document is a new object, so the answers go with it.
+    // Once per document object and fragment: a relay asks on every delivery.
     let byFragment = this.endpoints.get(doc)
     if (!byFragment) this.endpoints.set(doc, (byFragment = new Map()))
     let found = byFragment.get(fragment)

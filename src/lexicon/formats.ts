@@ -1,10 +1,8 @@
 import { z } from 'zod'
 
 /**
- * zod versions of the atproto string formats and XRPC parameter encodings used by our lexicons
- * (https://atproto.com/specs/lexicon#string-formats). Query parameters arrive as strings, and a
- * repeated key arrives as an array: the param helpers accept exactly one value unless they are
- * array params.
+ * zod versions of the atproto string formats (https://atproto.com/specs/lexicon#string-formats) and
+ * XRPC parameter encodings: a repeated query key arrives as an array, accepted by array params only.
  */
 
 const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/
@@ -19,9 +17,8 @@ const UNSTORABLE_RE =
   /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /**
- * The first string in `value` (a parsed JSON body or query, keys included) that no database can
- * store the same way, as its path; undefined when there is none. PostgreSQL refuses NUL and lone
- * surrogates in text while SQLite keeps them, so they are refused at the edge, for both alike.
+ * The path of the first string in `value` (keys included) that PostgreSQL would refuse and SQLite
+ * keep (NUL, lone surrogates), refused at the edge for both alike; undefined when none.
  */
 export function findUnstorableText(value: unknown, path = ''): string | undefined {
   if (typeof value === 'string') return UNSTORABLE_RE.test(value) ? path || '(value)' : undefined
@@ -67,10 +64,7 @@ export function parseSpaceRef(s: string): SpaceRef | undefined {
   return { authority, spaceType, skey }
 }
 
-/**
- * The authority DID of a space URI that has already passed `spaceRef` (every stored one has), without
- * parsing it again: the part between `at://` and the next slash.
- */
+/** The authority of a space URI already checked by `spaceRef`, without parsing it again. */
 export function spaceAuthority(uri: string): string {
   const end = uri.indexOf('/', 5)
   return uri.slice(5, end < 0 ? undefined : end)
@@ -87,12 +81,12 @@ export const spaceRef = z
     'must be a space reference (at://<did>/space/<nsid>/<skey>)',
   )
 
-/** Lexicon `bytes` in JSON: `{ "$bytes": "<base64, no padding>" }`. */
+/** Lexicon `bytes` in JSON: `{ "$bytes": base64 without padding }`. */
 export const bytes = z
   .object({ $bytes: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64') })
   .strict()
 
-/** Bytes as lexicon JSON: `{ "$bytes": base64 without padding }`. */
+/** Bytes as lexicon JSON. */
 export function toBytesJson(bytes: Uint8Array): { $bytes: string } {
   return { $bytes: Buffer.from(bytes).toString('base64').replace(/=+$/, '') }
 }

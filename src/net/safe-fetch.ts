@@ -4,13 +4,10 @@ import { Agent, request, type Dispatcher } from 'undici'
 import { isNonPublicAddress } from './addresses.js'
 
 /**
- * Every outbound request Gatehouse makes (DID documents, client metadata, managing apps, syncers)
- * goes through here. Targets on private, loopback, link-local and other non-public ranges are
- * refused unless the operator allows them (development and tests), or unless the request is one a
- * fetcher was built to trust (the PLC directory's client, for the directory's DID paths only).
- * Addresses are checked when the connection is made, after DNS, so a name that resolves to a
- * public address once and a private one later cannot slip through.
- * No redirects are followed; every request has a timeout and a response-size cap.
+ * Every outbound request goes through here. Non-public targets are refused unless the operator
+ * allows them, or the request is one the fetcher was built to trust (the PLC directory's DID paths).
+ * Addresses are checked at connect time, after DNS, so a name cannot resolve public once and private
+ * later. No redirects; every request has a timeout and a size cap.
  */
 
 export type FetchErrorKind =
@@ -28,18 +25,12 @@ export class FetchError extends Error {
   }
 }
 
-/** The address classification lives in addresses.ts; callers of the fetcher find it here too. */
 export { isNonPublicAddress }
 
 export type FetchMethod = 'GET' | 'POST'
 
-/**
- * One service the operator configured, trusted for the requests it serves and nothing else: those
- * reach it whatever its address (a private network included); any other request to its host is
- * judged like a request anywhere else.
- */
+/** A service the operator configured: the requests it serves reach it at any address, no others. */
 export interface TrustedService {
-  /** `scheme://host[:port]`. */
   origin: string
   /** Whether `method` on `path` (path and query, as sent) is a request the service serves. */
   allows(method: FetchMethod, path: string): boolean
@@ -48,10 +39,7 @@ export interface TrustedService {
 export interface SafeFetchOptions {
   /** Allow non-public targets (development and tests only). */
   allowPrivate: boolean
-  /**
-   * The service this fetcher's holder is the client of. Give such a fetcher to that client alone:
-   * the trust goes with the fetcher, not with the service's host.
-   */
+  /** Give such a fetcher to that service's client alone: the trust goes with the fetcher. */
   trusted?: TrustedService
   timeoutMs: number
   maxBytes: number
@@ -79,7 +67,6 @@ const UNDICI_TIMEOUTS = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ])
 
-/** How many URLs check() remembers its verdict on. */
 const CHECKED_MAX = 10_000
 
 type LookupCallback = (
@@ -88,7 +75,6 @@ type LookupCallback = (
   family?: number,
 ) => void
 
-/** A dns.lookup asking for every address. */
 export type LookupAll = (
   hostname: string,
   cb: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
@@ -99,12 +85,9 @@ const LOOKUP_THREADS = 2
 const LOOKUP_QUEUE = 512
 
 /**
- * dns.lookup runs getaddrinfo on a thread of libuv's pool and holds that thread for as long as the
- * resolver takes: seconds, for a name whose servers do not answer. The same pool (four threads
- * unless UV_THREADPOOL_SIZE says otherwise) verifies every exchange's P-256 signature and does file
- * I/O, and the names come from DIDs and client ids anyone can choose. So at most `max` lookups run at
- * once and up to `maxQueued` more wait their turn (a request's connect timeout still runs while it
- * waits); beyond that a lookup fails at once with EAI_AGAIN, as an overloaded resolver's would.
+ * dns.lookup holds a libuv pool thread (four by default, shared with P-256 verification and file
+ * I/O) for as long as the resolver takes, and anyone can choose the names. So at most `max` run at
+ * once and `maxQueued` wait; beyond that a lookup fails at once with EAI_AGAIN.
  */
 export function limitLookups(lookup: LookupAll, max: number, maxQueued: number): LookupAll {
   let running = 0
@@ -182,10 +165,8 @@ export class SafeFetcher {
   }
 
   /**
-   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched with `method`. Apart from
-   * the trusted service's requests the verdict depends only on the URL (addresses behind host
-   * names are judged at connect time), so verdicts are kept (bounded): a relay posts to the same
-   * endpoints over and over.
+   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched with `method`. Verdicts
+   * depend on the URL alone (names are judged at connect time), so a bounded number are kept.
    */
   check(url: string, method: FetchMethod = 'GET'): URL {
     let hit = this.checked.get(url)
@@ -200,10 +181,7 @@ export class SafeFetcher {
     return hit.url
   }
 
-  /**
-   * A request the trusted service serves. Only those skip the address check; the same host's other
-   * paths, or the same path with another method, are anyone's requests.
-   */
+  /** A request the trusted service serves: only those skip the address check. */
   private isTrusted(u: URL, method: FetchMethod): boolean {
     const t = this.trusted
     return t !== undefined && u.origin === t.origin && t.allows(method, u.pathname + u.search)
@@ -235,8 +213,7 @@ export class SafeFetcher {
     const u = this.check(url, opts.method ?? 'GET')
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
     const maxBytes = opts.maxBytes ?? this.opts.maxBytes
-    // One deadline for the answer and its body. A controller and a plain timer, cleared when done,
-    // cost far less per request than AbortSignal.timeout (which a relay fan-out pays per delivery).
+    // One deadline for answer and body; far cheaper per request than AbortSignal.timeout.
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), timeoutMs)
     try {
@@ -292,11 +269,8 @@ export class SafeFetcher {
   }
 
   /**
-   * POSTs and answers with the status only; the answer's body is drained (at most `maxBytes`, past
-   * that the connection is dropped), not kept. For deliveries that only need to know they landed
-   * (the relay, once per syncer per event). Deadlines: the connect timeout of the agents, undici's
-   * own timer for the answer (`timeoutMs`), and a plain timer ending the body at `timeoutMs` from
-   * the start, instead of an AbortController per request.
+   * POSTs and answers with the status only; the body is drained (at most `maxBytes`), not kept. For
+   * the relay's deliveries: undici's own timers and one plain timer, no AbortController per request.
    */
   async postForStatus(
     url: string,
@@ -306,8 +280,7 @@ export class SafeFetcher {
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
     const deadline = Date.now() + timeoutMs
     try {
-      // The agent's own request(): the module-level one adds a URL parse and a redirect layer per
-      // call, which a relay pays per delivery. A dispatcher never follows redirects by itself.
+      // The agent's own request(): no URL parse or redirect layer per call; it never redirects.
       const res = await this.dispatcher(u, 'POST').request({
         origin: u.origin,
         path: u.pathname + u.search,
@@ -317,9 +290,8 @@ export class SafeFetcher {
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       })
-      // The body gets what is left of the deadline in all (a trickle of small chunks would
-      // otherwise keep it open chunk after chunk); once the status is in, giving up on the body
-      // still counts the answer.
+      // The body gets what is left of the deadline (a trickle would renew per chunk); once the
+      // status is in, giving up on the body still counts the answer.
       const cutOff = setTimeout(() => res.body.destroy(), Math.max(0, deadline - Date.now()))
       try {
         await res.body.dump({ limit: opts.maxBytes ?? this.opts.maxBytes })
@@ -332,12 +304,10 @@ export class SafeFetcher {
     }
   }
 
-  /** GET a JSON document; any status but 200 is FetchError('http'). */
   async getJson(url: string, opts: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<unknown> {
     return (await this.getJsonSized(url, opts)).json
   }
 
-  /** getJson, with the size of the body the document was parsed from, in bytes. */
   async getJsonSized(
     url: string,
     opts: Omit<RequestOptions, 'method' | 'body'> = {},

@@ -2,8 +2,7 @@ import type { Access, AccessQuestion, AppAccess, SpaceConfig, UserPolicy } from 
 
 /**
  * The one question the protocol layer asks: may this user, through this app, have a credential
- * (read) — or may this writer's notifications be accepted (write)? Handlers never look at policy
- * kinds themselves. Pure apart from the two callbacks it is handed.
+ * (read), or may this writer notify (write)? Pure apart from its two callbacks.
  */
 
 export type Refusal = 'AppNotAuthorized' | 'UserNotAuthorized'
@@ -22,19 +21,13 @@ export class AuthorizationError extends Error {
 export interface AuthorizeDeps {
   /** The member row's flag for `access`, or false when there is no row. */
   isMember(space: string, did: string, access: Access): Promise<boolean>
-  /**
-   * Asks the managing app. Must resolve false on any failure (unreachable, slow, malformed): the
-   * decision fails closed.
-   */
+  /** Asks the managing app; resolves false on any failure (fail closed). */
   checkUserAccess(req: AccessQuestion): Promise<boolean>
 }
 
 /**
- * The app perimeter, from the configuration alone. `clientId` is the *attested* client id, or
- * undefined when the request carried no attestation.
- *
- * A deny list cannot be enforced against an app that does not say who it is — a denied app could
- * simply leave its attestation out — so deny-list spaces require an attestation.
+ * The app perimeter, from configuration alone; `clientId` is the attested one. A denied app could
+ * leave its attestation out, so deny-list spaces require one.
  */
 export function isAppAllowed(appAccess: AppAccess, clientId: string | undefined): boolean {
   switch (appAccess.kind) {
@@ -74,9 +67,8 @@ export async function authorizeUser(
 }
 
 /**
- * getSpaceCredential's decision. The app perimeter is checked first, from configuration alone, so
- * a refused app is never disclosed to a managing app; then the user perimeter with access = read.
- * Throws AuthorizationError.
+ * getSpaceCredential's decision, throwing AuthorizationError: the app perimeter first (so a refused
+ * app is never disclosed to a managing app), then the user's read access.
  */
 export async function authorizeCredential(
   req: { config: SpaceConfig; user: string; clientId: string | undefined },

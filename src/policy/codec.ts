@@ -1,10 +1,8 @@
 import type { AppAccess, SpacePolicy, UserPolicy } from './types.js'
 
 /**
- * Conversions between the three forms of a policy: the lexicon unions on the wire
- * (`com.atproto.simplespace.defs#…`, plus `dev.gatehouse.simplespace.defs#denyList`), the domain
- * types, and the database columns. Unsupported variants are refused when written, so stored
- * configuration is always something the decision code understands.
+ * A policy's three forms: lexicon unions, domain types, database columns. Unsupported variants are
+ * refused when written, so stored configuration is always something the decision code understands.
  */
 
 export const DEFS = 'com.atproto.simplespace.defs'

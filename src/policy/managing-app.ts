@@ -25,8 +25,7 @@ export interface ManagingAppDeps {
 
 /**
  * Asks a space's managing app whether a user may read or write (`checkUserAccess`, contract §1.8).
- * Fails closed: an unresolvable app, a network error, a timeout, any status but 200, or any body but
- * `{ "authorized": true }` is a denial.
+ * Anything but a timely 200 `{ "authorized": true }` is a denial.
  */
 export class ManagingAppClient {
   private readonly cache = new Map<string, { authorized: boolean; expiresAtMs: number }>()

@@ -7,10 +7,8 @@ import { appAccessFromLex, userPolicyFromLex } from './codec.js'
 import type { SpacePolicy } from './types.js'
 
 /**
- * Policy presets: declarative JSON under policies/, each a complete space policy in its lexicon form,
- * where `"$name"` strings stand for parameters the caller supplies (`managingApp`, `clients`). Every
- * preset is validated at boot — structure with zod, and each policy decoded with sample parameters —
- * so a broken preset stops the boot rather than a request.
+ * Policy presets: JSON under policies/, each a whole space policy in lexicon form, with `"$name"`
+ * strings for the caller's parameters. Validated at boot, so a broken preset stops the boot.
  */
 
 export const PRESETS_DIR = join(PACKAGE_ROOT, 'policies')

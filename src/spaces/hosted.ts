@@ -6,24 +6,24 @@ import type { SpaceService } from './space-service.js'
 
 type HostedDeps = { authorities: AuthorityService; spaces: SpaceService }
 
+export type Hosted = Awaited<ReturnType<SpaceService['lookup']>> | { state: 'foreign' }
+
 /**
- * "Is this host the authority, and is the space active?" (contract §4.2): the active config of a space
- * whose authority Gatehouse answers for, or 400 SpaceNotFound — the same answer for an unknown
- * authority, an unknown space and a deleted one.
+ * "Is this host the authority, and is the space active?" (contract §4.2): `foreign` when Gatehouse
+ * does not answer for the space's authority (the space is then not read), else the space's state.
  */
-export async function getHostedSpace(deps: HostedDeps, uri: string): Promise<SpaceConfig> {
-  const found = await lookupHostedSpace(deps, uri)
+export async function lookupHostedSpace(deps: HostedDeps, uri: string): Promise<Hosted> {
+  return (await deps.authorities.isActive(spaceAuthority(uri)))
+    ? deps.spaces.lookup(uri)
+    : { state: 'foreign' }
+}
+
+/** The active config, or 400 SpaceNotFound: one answer for a foreign authority, an unknown space and a deleted one. */
+export function activeConfig(found: Hosted): SpaceConfig {
   if (found.state !== 'active') throw new InvalidRequestError('Space not found', 'SpaceNotFound')
   return found.config
 }
 
-/** The space's state; `absent` when Gatehouse does not answer for its authority. */
-export async function lookupHostedSpace(
-  deps: HostedDeps,
-  uri: string,
-): ReturnType<SpaceService['lookup']> {
-  const authority = spaceAuthority(uri)
-  return (await deps.authorities.isActive(authority))
-    ? deps.spaces.lookup(uri)
-    : { state: 'absent' }
+export async function getHostedSpace(deps: HostedDeps, uri: string): Promise<SpaceConfig> {
+  return activeConfig(await lookupHostedSpace(deps, uri))
 }

@@ -1,16 +1,16 @@
-import { setImmediate as turn } from 'node:timers/promises'
 import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
 import type { CredentialService } from './credentials.js'
-import type { SpaceService } from './space-service.js'
+import type { ImportEntry, SpaceService } from './space-service.js'
+
+/** Lines of a bulk import committed (and revoked for) together. */
+export const IMPORT_BATCH = 1000
 
 /**
- * Changes that take read access away also revoke the credentials it was granted by, here at once
- * and at repo hosts by notice: removing a member or clearing its read flag (member-list spaces),
- * narrowing the read perimeter (policy or app access), and deleting the space. Revocation covers
- * credentials still alive; new requests are refused by the policy itself. The authority is never
- * revoked by a user-perimeter change, since it always passes one.
+ * Changes that take read access away revoke the live credentials it granted, here and at repo
+ * hosts: removing a member or clearing its read flag (member-list spaces, bulk imports included),
+ * narrowing the read or app perimeter, deleting the space. The authority always passes.
  */
 export class SpaceManager {
   constructor(
@@ -36,31 +36,21 @@ export class SpaceManager {
   }
 
   /**
-   * A bulk import (`flags` undefined: remove), in batches of `sizes.batch` entries where the last
-   * one for a DID wins, each committed in transactions of at most `sizes.slice` members after a
-   * turn of the event loop (other requests' queries get the SQLite connection first). Members who
-   * lost read lose their live credentials. An error from `entries` (a bad line) stops it; what was
-   * committed before stays.
+   * A bulk import (`flags` undefined: remove), in batches of IMPORT_BATCH entries where the last one
+   * for a DID wins (SpaceService.importMembers commits each in slices). Members who lost read lose
+   * their live credentials. An error from `entries` (a bad line) stops it; what was committed
+   * before stays.
    */
-  async importMembers(
-    config: SpaceConfig,
-    entries: AsyncIterable<{ did: string; flags: Flags | undefined }>,
-    sizes: { batch: number; slice: number },
-  ) {
+  async importMembers(config: SpaceConfig, entries: AsyncIterable<ImportEntry>) {
     const count = { received: 0, changed: 0, batches: 0 }
     let batch = new Map<string, Flags | undefined>()
     const flush = async () => {
       const pending = [...batch].map(([did, flags]) => ({ did, flags }))
       batch = new Map()
-      const done: { did: string; before?: Flags; after?: Flags }[] = []
-      for (let i = 0; i < pending.length; i += sizes.slice) {
-        await turn()
-        done.push(
-          ...(await this.spaces.applyMembers(config.uri, pending.slice(i, i + sizes.slice))),
-        )
-      }
+      if (pending.length === 0) return
+      const done = await this.spaces.importMembers(config.uri, pending)
       count.changed += done.length
-      count.batches += pending.length ? 1 : 0
+      count.batches++
       const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
       if (lostRead.length && config.readPolicy.kind === 'member-list')
         await this.credentials.revoke(config, { userDidIn: lostRead })
@@ -69,7 +59,7 @@ export class SpaceManager {
       batch.delete(did)
       batch.set(did, flags)
       count.received++
-      if (count.received % sizes.batch === 0) await flush()
+      if (count.received % IMPORT_BATCH === 0) await flush()
     }
     await flush()
     return { ...count, unchanged: count.received - count.changed }
@@ -84,10 +74,8 @@ export class SpaceManager {
   }
 
   /**
-   * Deletes a space and revokes every credential still alive for it, so none outlives the
-   * instance it was issued for: re-created with the same key, the space is a new one whose
-   * perimeter the old credentials never passed. The repo hosts told are those of the writers the
-   * deletion dropped. Returns false when the space was already deleted.
+   * Deletes a space and revokes its live credentials: re-created with the same key it is a new
+   * space whose perimeter they never passed. False when already deleted.
    */
   async deleteSpace(uri: string): Promise<boolean> {
     const deleted = await this.spaces.delete(uri)
@@ -111,11 +99,7 @@ export class SpaceManager {
     }
   }
 
-  /**
-   * The user perimeter after the read policy changed: public admits every holder; a member list
-   * only its read members; a managing app (or another one) nobody until it is asked again, which
-   * happens only when a credential is requested.
-   */
+  /** After the read policy changed: public admits all; a member list its readers; a managing app nobody until asked again. */
   private async revokeOutsideReaders(config: SpaceConfig): Promise<void> {
     const policy = config.readPolicy
     if (policy.kind === 'public') return

@@ -1,9 +1,10 @@
+import { setImmediate as turn } from 'node:timers/promises'
 import type { Clock } from '../clock.js'
 import { MemberList, type Flags } from '../members/member-list.js'
 import type { Db, Tx } from '../db/client.js'
 import { sqlBool } from '../db/hot-sql.js'
 import { UniqueViolationError } from '../db/errors.js'
-import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
+import { formatSpaceRef } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
 import type { Access, RosterVisibility, SpaceConfig, SpacePolicy } from '../policy/types.js'
 import {
@@ -12,10 +13,7 @@ import {
   DPOP_CREDENTIAL_TTL_SEC,
 } from '../crypto/space-token.js'
 
-/**
- * Spaces and their member lists. Every read a handler needs is a named method
- * (`getActiveConfig` throws the contract's errors), and every multi-row write is one transaction.
- */
+/** Spaces and their member lists; every multi-row write is one transaction. */
 
 export type SpaceErrorName = 'SpaceNotFound' | 'SpaceDeleted' | 'SpaceAlreadyExists'
 
@@ -37,16 +35,21 @@ export interface CreateSpaceInput extends SpacePolicy {
   dpopCredentialTtlSec?: number
 }
 
+/**
+ * Members per import transaction, which holds the SQLite writer and the event loop: at 100 the
+ * import-interference bench reads others' p99 at about 2x idle (4.5-8x at 250), the import no slower.
+ */
+export const IMPORT_SLICE = 100
+
+export type ImportEntry = { did: string; flags: Flags | undefined }
+export type MemberChange = { did: string; before: Flags | undefined; after: Flags | undefined }
+
 type SpaceRow = Awaited<ReturnType<Db['prisma']['space']['findUnique']>> & object
 
 type Lookup = { state: 'absent' } | { state: 'deleted' } | { state: 'active'; config: SpaceConfig }
 
 export class SpaceService {
-  /**
-   * Space configs read in the last `configCacheMs`, by URI. This process's own writes drop the
-   * entry at once; other processes on the same database see a change within the TTL. Membership and
-   * revocations are never cached.
-   */
+  /** Configs read in the last `configCacheMs`; our own writes drop the entry at once. */
   private readonly configs = new Map<string, { value: Lookup; expiresAtMs: number }>()
 
   readonly members: MemberList
@@ -122,11 +125,7 @@ export class SpaceService {
                 ...data,
               },
             })
-        await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-        if (clientIds.length)
-          await tx.spaceAppRule.createMany({
-            data: clientIds.map((clientId) => ({ space: uri, clientId })),
-          })
+        await replaceAppRules(tx, uri, clientIds)
         return this.toConfig(row, tx)
       })
     } catch (err) {
@@ -153,13 +152,6 @@ export class SpaceService {
     return value
   }
 
-  /** The active config, or SpaceNotFound (absent or deleted: every method but getSpaceCredential says so). */
-  async getActiveConfig(uri: string): Promise<SpaceConfig> {
-    const found = await this.lookup(uri)
-    if (found.state !== 'active') throw new SpaceError('SpaceNotFound', 'Space not found')
-    return found.config
-  }
-
   /** Replaces the given parts of a space's policy. Returns the config before and after. */
   async updatePolicy(
     uri: string,
@@ -180,13 +172,7 @@ export class SpaceService {
         where: { uri },
         data: { ...columns, updatedAt: this.clock.now() },
       })
-      if (change.appAccess) {
-        await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-        if (clientIds.length)
-          await tx.spaceAppRule.createMany({
-            data: clientIds.map((clientId) => ({ space: uri, clientId })),
-          })
-      }
+      if (change.appAccess) await replaceAppRules(tx, uri, clientIds)
       return { before, after: await this.toConfig(updated, tx) }
     })
   }
@@ -212,11 +198,9 @@ export class SpaceService {
   }
 
   /**
-   * Deletes a space (contract §4.5): the row stays as a tombstone so getSpaceCredential can answer
-   * SpaceDeleted; members, app rules and the writer set go. Deleting a deleted space is a no-op.
-   * Returns the writers it dropped (their repo hosts hold the space's data, and must hear of the
-   * credentials revoked with it), or false when it was already deleted. Revokes nothing itself:
-   * SpaceManager.deleteSpace does.
+   * Deletes a space (contract §4.5), leaving a tombstone so getSpaceCredential answers SpaceDeleted.
+   * Returns the writers dropped (their repo hosts must hear of the revocation SpaceManager makes),
+   * or false when already deleted.
    */
   async delete(uri: string): Promise<{ writers: string[] } | false> {
     this.forget(uri)
@@ -237,11 +221,7 @@ export class SpaceService {
     })
   }
 
-  /**
-   * When the current instance of an active space began, in whole seconds (as a credential's
-   * `iat`); undefined when the space is absent or deleted. From the cached config: cheap enough
-   * for every credential-authenticated request.
-   */
+  /** When an active space's current instance began, in whole seconds (as `iat`); from the cache. */
   async instanceSinceSec(uri: string): Promise<number | undefined> {
     const found = await this.lookup(uri)
     return found.state === 'active'
@@ -277,7 +257,6 @@ export class SpaceService {
     limit: number,
     cursor?: string,
   ): Promise<{ did: string; read: boolean; write: boolean }[]> {
-    // Pages of up to a thousand rows: the query compiler and row mapping would cost more than the read.
     const rows = await this.db.hot.query<{ did: string; read: unknown; write: unknown }>(
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ? ORDER BY did LIMIT ?',
       [uri, cursor ?? '', limit],
@@ -285,9 +264,24 @@ export class SpaceService {
     return rows.map((r) => ({ did: r.did, read: sqlBool(r.read), write: sqlBool(r.write) }))
   }
 
+  /**
+   * A bulk import's entries (one per DID), in transactions of at most IMPORT_SLICE members, each
+   * with its oplog entries, giving every other request a turn before each. Returns what changed.
+   */
+  async importMembers(uri: string, entries: ImportEntry[]): Promise<MemberChange[]> {
+    const done: MemberChange[] = []
+    for (let i = 0; i < entries.length; i += IMPORT_SLICE) {
+      // Through the event loop, not just the microtask queue: requests that arrived meanwhile run
+      // first, and their queries get the SQLite connection (handed out in order) before this one.
+      await turn()
+      const slice = entries.slice(i, i + IMPORT_SLICE)
+      done.push(...(await this.db.hot.transaction((q) => this.members.applyBatch(q, uri, slice))))
+    }
+    return done
+  }
+
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
-    // On every credential request: one primary-key lookup, outside the query compiler.
     const rows = await this.db.hot.query<{ read: unknown; write: unknown }>(
       'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
       [uri, did],
@@ -306,17 +300,16 @@ export class SpaceService {
     return rows.map((r) => r.uri)
   }
 
-  /** One transaction of a bulk import: the changes it made. */
-  applyMembers(uri: string, entries: { did: string; flags: Flags | undefined }[]) {
-    return this.db.hot.transaction((q) => this.members.applyBatch(q, uri, entries))
-  }
-
   private async assertActive(tx: Tx, uri: string): Promise<void> {
     const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
     if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
   }
+}
 
-  static parse(uri: string) {
-    return parseSpaceRef(uri)
-  }
+async function replaceAppRules(tx: Tx, uri: string, clientIds: string[]): Promise<void> {
+  await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+  if (clientIds.length)
+    await tx.spaceAppRule.createMany({
+      data: clientIds.map((clientId) => ({ space: uri, clientId })),
+    })
 }

@@ -1,10 +1,8 @@
 import { randomInt } from 'node:crypto'
 
 /**
- * TIDs (atproto timestamp identifiers): 13 characters of base32-sortable encoding of a 64-bit value
- * whose top bit is 0, then 53 bits of microseconds since the epoch, then a 10-bit clock id. String
- * order is time order. `nextTid` hands out strictly increasing TIDs per sequence: greater than the
- * clock and greater than the previous one, even when the clock stands still or steps back.
+ * TIDs: base32-sortable 64 bits (0, 53 bits of microseconds, a 10-bit clock id), so string order is
+ * time order. `nextTid` is strictly increasing even when the clock stands still or steps back.
  */
 
 const S32 = '234567abcdefghijklmnopqrstuvwxyz'

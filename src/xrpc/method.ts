@@ -4,94 +4,14 @@ import { z } from 'zod'
 import type { AppContext } from '../context.js'
 import { InternalServerError, InvalidRequestError } from '../errors.js'
 import { findUnstorableText } from '../lexicon/formats.js'
+import type { MethodSpec } from '../lexicon/method.js'
+import type { RequestView } from '../auth/output.js'
 
 /**
- * The XRPC plumbing: a method is declared once (NSID, params, input, output, declared error names)
- * and registered with an auth function and a handler. The registrar owns the order of work, which
- * follows the reference host: auth in `onRequest` (before any body is read), then params and input
- * through zod, then the handler, then (in development and test) the output through its schema.
+ * Registers a method (lexicon/method.ts) with its auth and handler, in the reference host's order:
+ * auth in `onRequest` (before the body is read), params and input through zod, the handler, then
+ * (development and test) the output through its schema.
  */
-
-type AnyObject = z.ZodObject<z.ZodRawShape>
-
-export interface MethodSpec<
-  P extends AnyObject = AnyObject,
-  I extends z.ZodType | undefined = z.ZodType | undefined,
-  O extends z.ZodType | undefined = z.ZodType | undefined,
-  E extends string = string,
-> {
-  nsid: string
-  type: 'query' | 'procedure'
-  params: P
-  input: I
-  output: O
-  /** Lexicon-declared error names: the only names a handler's `fail` accepts. */
-  errors: readonly E[]
-  /** `application/x-ndjson`: the handler gets the request body as a stream, unparsed. */
-  inputEncoding?: 'application/json' | 'application/x-ndjson'
-  /** `application/x-ndjson`: the handler returns a stream of lines, sent as it is produced. */
-  outputEncoding?: 'application/json' | 'application/x-ndjson'
-}
-
-const noParams = z.object({})
-
-export function defineQuery<
-  O extends z.ZodType | undefined,
-  P extends AnyObject = typeof noParams,
-  const E extends string = never,
->(spec: {
-  nsid: string
-  params?: P
-  output: O
-  errors?: readonly E[]
-  outputEncoding?: MethodSpec['outputEncoding']
-}): MethodSpec<P, undefined, O, E> {
-  return {
-    outputEncoding: spec.outputEncoding,
-    nsid: spec.nsid,
-    type: 'query',
-    params: (spec.params ?? noParams) as P,
-    input: undefined,
-    output: spec.output,
-    errors: spec.errors ?? [],
-  }
-}
-
-export function defineProcedure<
-  I extends z.ZodType | undefined,
-  O extends z.ZodType | undefined = undefined,
-  P extends AnyObject = typeof noParams,
-  const E extends string = never,
->(spec: {
-  nsid: string
-  params?: P
-  input: I
-  output?: O
-  errors?: readonly E[]
-  inputEncoding?: MethodSpec['inputEncoding']
-}): MethodSpec<P, I, O, E> {
-  return {
-    inputEncoding: spec.inputEncoding,
-    nsid: spec.nsid,
-    type: 'procedure',
-    params: (spec.params ?? noParams) as P,
-    input: spec.input,
-    output: spec.output as O,
-    errors: spec.errors ?? [],
-  }
-}
-
-/** What auth functions and handlers see of a request: never the Fastify request itself. */
-export interface RequestView {
-  id: string
-  method: string
-  /** Path and query as received. */
-  url: string
-  headers: Readonly<Record<string, string | string[] | undefined>>
-  /** Header names and values as received, alternating; repeated headers appear repeatedly. */
-  rawHeaders: readonly string[]
-  ip: string
-}
 
 export type AuthFn<A> = (req: RequestView, ctx: AppContext) => Promise<A>
 
@@ -111,10 +31,7 @@ export interface HandlerArgs<M extends MethodSpec, A> {
 
 export interface Registration<M extends MethodSpec, A> {
   auth?: AuthFn<A>
-  /**
-   * Authenticate after params and input validate, not before the body is read. For methods whose
-   * contract refuses malformed input before any auth check (notifyWrite).
-   */
+  /** Authenticate after params and input validate (notifyWrite's contract refuses bad input first). */
   authAfterInput?: boolean
   handler: (args: HandlerArgs<M, A>) => Promise<Out<M['output']>>
 }
@@ -158,7 +75,6 @@ export class XrpcRouter {
     private readonly ctx: AppContext,
   ) {}
 
-  /** The context handlers are registered with. */
   get context(): AppContext {
     return this.ctx
   }

@@ -1,11 +1,7 @@
 import type { Readable } from 'node:stream'
 import { InvalidRequestError } from '../errors.js'
 
-/**
- * Reads JSON lines from a request body as they arrive (nothing buffers the whole body). Bounded: a
- * line longer than `maxLineBytes` or more than `maxLines` lines is a 400, so a client cannot make the
- * server hold an unbounded line. Blank lines are skipped.
- */
+/** JSON lines from a body as they arrive, blank ones skipped; an overlong line or too many: 400. */
 export async function* readJsonLines(
   stream: Readable,
   opts: { maxLineBytes: number; maxLines: number },

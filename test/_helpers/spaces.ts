@@ -1,9 +1,34 @@
+import type { KeyPurpose } from '../../src/authorities/authority-service.js'
+import type { AppContext } from '../../src/context.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 import { parseJws } from '../../src/crypto/jws.js'
 import type { SpacePolicy } from '../../src/policy/types.js'
 import { TestArbiter, type TestLike } from './arbiter.js'
 import { DidWebHost, type WebIdentity } from './identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey, presentHeaders } from './tokens.js'
+
+/**
+ * Makes Gatehouse answer for `did` with the given keys, as an active authority held here (without a
+ * DID document change): idempotent for the authority row; each call adds the keys it is given as
+ * the active ones for their purposes.
+ */
+export async function registerAuthority(
+  ctx: Pick<AppContext, 'db' | 'clock' | 'authorities'>,
+  did: string,
+  keys: Partial<Record<KeyPurpose, Keypair>>,
+): Promise<void> {
+  const now = ctx.clock.now()
+  await ctx.db.transact(async (tx) => {
+    await tx.authority.upsert({
+      where: { did },
+      create: { did, status: 'active', createdAt: now, updatedAt: now },
+      update: { status: 'active', updatedAt: now },
+    })
+    await ctx.authorities.addKeys(did, keys, 'pending', tx)
+    await ctx.authorities.promotePending(did, tx)
+  })
+  ctx.authorities.forget(did)
+}
 
 /**
  * A world for credential tests: a real Gatehouse, a did:web host for users and the authority, the
@@ -59,7 +84,7 @@ export async function spaceWorld(
   const web = await DidWebHost.start(t)
   const a = await TestArbiter.create(t, { env: opts.env })
   const authority = web.create('authority')
-  await a.ctx.authorities.register(authority.did, { atproto: authority.key })
+  await registerAuthority(a.ctx, authority.did, { atproto: authority.key })
   const config = await a.ctx.spaces.create({
     authority: authority.did,
     spaceType: 'com.example.forum',

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { z } from 'zod'
 import { assertCredentialFor } from '../../src/auth/credential-scope.js'
-import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../src/lexicon/method.js'
 import {
   CLOCK_SKEW_SEC,
   createSpaceToken,
@@ -20,6 +20,7 @@ import { Keypair } from '../../src/crypto/keypair.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 import { DidWebHost, type WebIdentity } from '../_helpers/identities.js'
 import { highS, rewrite, tamperSignature } from '../_helpers/tamper.js'
+import { registerAuthority } from '../_helpers/spaces.js'
 import {
   delegationToken,
   exchangeHeaders,
@@ -640,7 +641,7 @@ t.test('credential: a revoked credential is refused until it would have expired'
     'revocation applies to a space hosted here; for any other the handler answers (SpaceNotFound)',
   )
   const [, , spaceType, skey] = w.space.slice('at://'.length).split('/')
-  await w.a.ctx.authorities.register(w.authority.did, { atproto: w.authority.key })
+  await registerAuthority(w.a.ctx, w.authority.did, { atproto: w.authority.key })
   await w.a.ctx.spaces.create({
     authority: w.authority.did,
     spaceType: spaceType!,

@@ -15,7 +15,7 @@ import {
   encodeCommitCtx,
   verifyCommit,
   type SignedCommit,
-} from '../../src/crypto/repo-commit.js'
+} from '../_helpers/repo-commit.js'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import {
   parseSpaceToken,

@@ -24,7 +24,7 @@ import {
   serviceJwt,
 } from '../_helpers/tokens.js'
 import { Keypair } from '../../src/crypto/keypair.js'
-import { defineProcedure } from '../../src/xrpc/method.js'
+import { defineProcedure } from '../../src/lexicon/method.js'
 import { plcDirectoryService } from '../../src/authorities/plc.js'
 import { z } from 'zod'
 

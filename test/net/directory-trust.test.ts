@@ -15,7 +15,7 @@ import { TestArbiter } from '../_helpers/arbiter.js'
 import { kindOf } from '../_helpers/fetch.js'
 import { PlcDirectory } from '../_helpers/identities.js'
 import { MockService } from '../_helpers/services.js'
-import { slugOf } from '../_helpers/spaces.js'
+import { registerAuthority, slugOf } from '../_helpers/spaces.js'
 import {
   delegationToken,
   exchangeHeaders,
@@ -75,7 +75,7 @@ t.test(
     const a = await TestArbiter.create(t, {
       env: { GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'false', GATEHOUSE_PLC_URL: dir.origin },
     })
-    await a.ctx.authorities.register(authority.did, { atproto: authority.key })
+    await registerAuthority(a.ctx, authority.did, { atproto: authority.key })
     const space = (
       await a.ctx.spaces.create({
         authority: authority.did,

@@ -16,7 +16,13 @@ import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import { getVerificationKey, parseDidDocument } from '../../src/identity/did-doc.js'
 import type { SpacePolicy } from '../../src/policy/types.js'
 import { ClientApp, MockService, unpublishedKey } from '../_helpers/services.js'
-import { decodeToken, MEMBERS_ONLY, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
+import {
+  decodeToken,
+  MEMBERS_ONLY,
+  registerAuthority,
+  spaceWorld,
+  type SpaceWorld,
+} from '../_helpers/spaces.js'
 import { delegationToken, presentHeaders } from '../_helpers/tokens.js'
 
 const refusal = (error: string) => ({ status: 400, body: { error } })
@@ -345,7 +351,7 @@ t.test(
     const spaceKey = Keypair.generate('p256')
     const { payload } = decodeToken((await w.getCredential(alice)).body.credential as string)
     t.equal((payload.exp as number) - (payload.iat as number), 300)
-    await w.a.ctx.authorities.register(w.authority.did, {
+    await registerAuthority(w.a.ctx, w.authority.did, {
       atproto: w.authority.key,
       atproto_space: spaceKey,
     })

@@ -7,7 +7,7 @@ import { connect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../src/xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../src/lexicon/method.js'
 import { param, spaceRef } from '../../src/lexicon/formats.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 

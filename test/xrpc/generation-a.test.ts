@@ -11,6 +11,7 @@
 import t from 'tap'
 import { accessTokenHash } from '../../src/crypto/dpop.js'
 import { Keypair } from '../../src/crypto/keypair.js'
+import { getHostedSpace } from '../../src/spaces/hosted.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 import { dpopHolder, dpopProof } from '../_helpers/dpop.js'
 import { DidWebHost, type Actor } from '../_helpers/identities.js'
@@ -31,6 +32,7 @@ import {
   serviceJwt,
 } from '../_helpers/tokens.js'
 import { loadVectors } from '../_helpers/vectors.js'
+import { registerAuthority } from '../_helpers/spaces.js'
 
 const v = loadVectors('notify-write')
 const NOTIFY = 'com.atproto.space.notifyWrite'
@@ -70,7 +72,7 @@ async function vectorWorld(t: TestLike & { name?: string }) {
     },
   })
   a.clock.advance(v.clockAt * 1000 - a.clock.nowMs())
-  await a.ctx.authorities.register(v.authority.did, { atproto: keyOf(v.authority.privateKeyHex) })
+  await registerAuthority(a.ctx, v.authority.did, { atproto: keyOf(v.authority.privateKeyHex) })
   const [, , spaceType, skey] = SPACE.slice('at://'.length).split('/')
   await a.ctx.spaces.create({
     authority: v.authority.did,
@@ -434,7 +436,7 @@ t.test(
       hash: new Uint8Array(32),
       spaceRev: '3lzq2abcdefg2',
     })
-    const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+    const config = await getHostedSpace(w.a.ctx, w.space)
     t.equal(await w.a.ctx.credentials.revoke(config, { userDid: reader.did }), 1)
     await w.a.ctx.background.processAll()
     const notice = host.calls.find(

@@ -12,7 +12,7 @@ import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import type { ServerResponse } from 'node:http'
 import { TestArbiter } from '../_helpers/arbiter.js'
 import { MockService } from '../_helpers/services.js'
-import { MEMBERS_ONLY, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
+import { MEMBERS_ONLY, registerAuthority, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
 import { notifier, tidAt } from '../_helpers/sync.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
@@ -256,7 +256,7 @@ t.test(
     const { w, write, drain } = await setup(t)
     // Signed by noble on the signing thread, where a token made ahead saves the send its signature.
     const key = Keypair.generate('p256')
-    await w.a.ctx.authorities.register(w.authority.did, { atproto: key })
+    await registerAuthority(w.a.ctx, w.authority.did, { atproto: key })
     t.equal((await w.a.ctx.authorities.key(w.authority.did, 'atproto'))?.curve, 'p256')
     const s = await syncer(t, w, 'syncer')
     const lane = {

@@ -10,6 +10,7 @@ import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import { ClientApp, MockService } from '../_helpers/services.js'
 import { decodeToken, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
+import { getHostedSpace } from '../../src/spaces/hosted.js'
 import { presentHeaders, serviceJwt } from '../_helpers/tokens.js'
 
 async function repoHost(t: Parameters<typeof spaceWorld>[0], answers: number[] = []) {
@@ -49,7 +50,7 @@ t.test(
     const jti = decodeToken(cred.body.credential as string).payload.jti
     t.equal((await w.getSpace(cred.body.credential as string, cred.holder)).status, 200)
 
-    const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+    const config = await getHostedSpace(w.a.ctx, w.space)
     await w.a.ctx.manager.removeMember(config, alice.did)
     t.match(await w.getSpace(cred.body.credential as string, cred.holder), {
       status: 401,
@@ -90,7 +91,7 @@ t.test('clearing the read flag revokes; clearing only write does not', async (t)
   const bob = w.user('bob')
   await w.a.ctx.spaces.putMember(w.space, bob.did, { read: true, write: true })
   const cred = await w.getCredential(bob)
-  const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+  const config = await getHostedSpace(w.a.ctx, w.space)
   await w.a.ctx.manager.putMember(config, bob.did, { read: true, write: false })
   t.equal((await w.getSpace(cred.body.credential as string, cred.holder)).status, 200)
   await w.a.ctx.manager.putMember(config, bob.did, { read: false, write: false })
@@ -138,7 +139,7 @@ t.test('explicit revoke; transient failures are retried, permanent ones are not'
   await w.a.ctx.spaces.putMember(w.space, dan.did, { read: true, write: true })
   const cred = await w.getCredential(dan)
   const jti = decodeToken(cred.body.credential as string).payload.jti as string
-  const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+  const config = await getHostedSpace(w.a.ctx, w.space)
   t.equal(await w.a.ctx.credentials.revoke(config, { jtis: [jti] }), 1)
   t.equal(await w.a.ctx.credentials.revoke(config, { jtis: [jti] }), 0, 'already revoked')
   await w.a.ctx.background.processAll()
@@ -160,7 +161,7 @@ t.test(
     const erin = w.user('erin')
     await w.a.ctx.spaces.putMember(w.space, erin.did, { read: true, write: true })
     const cred = await w.getCredential(erin)
-    const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+    const config = await getHostedSpace(w.a.ctx, w.space)
     t.equal(await w.a.ctx.credentials.revoke(config, { userDid: erin.did }), 1)
     await w.a.ctx.background.processAll()
     t.equal(genA.calls.length, 1, 'not retried')
@@ -189,7 +190,7 @@ t.test('more than 100 revoked credentials go out in batches of 100', async (t) =
   const eve = w.user('eve')
   await w.a.ctx.spaces.putMember(w.space, eve.did, { read: true, write: true })
   for (let i = 0; i < 101; i++) t.equal((await w.getCredential(eve)).status, 200)
-  const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+  const config = await getHostedSpace(w.a.ctx, w.space)
   t.equal(await w.a.ctx.credentials.revoke(config, { userDid: eve.did }), 101)
   await w.a.ctx.background.processAll()
   t.same(
@@ -204,7 +205,7 @@ t.test('expired credentials are not revoked (nothing to refuse)', async (t) => {
   await w.a.ctx.spaces.putMember(w.space, fay.did, { read: true, write: true })
   await w.getCredential(fay)
   w.a.clock.advance(601_000)
-  const config = await w.a.ctx.spaces.getActiveConfig(w.space)
+  const config = await getHostedSpace(w.a.ctx, w.space)
   t.equal(await w.a.ctx.credentials.revoke(config, { userDid: fay.did }), 0)
 })
 

@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import type { RosterVisibility } from '../../src/policy/types.js'
+import { getHostedSpace } from '../../src/spaces/hosted.js'
 import { spaceWorld } from '../_helpers/spaces.js'
 import { presentHeaders, serviceJwt } from '../_helpers/tokens.js'
 
@@ -111,7 +112,7 @@ t.test('setRosterVisibility: admins only, real spaces only', async (t) => {
     return { status: res.status, body: res.status === 200 ? {} : await res.json() }
   }
   t.equal((await set(admin, { space: w.space, visibility: 'public' })).status, 200)
-  t.equal((await w.a.ctx.spaces.getActiveConfig(w.space)).rosterVisibility, 'public')
+  t.equal((await getHostedSpace(w.a.ctx, w.space)).rosterVisibility, 'public')
   t.match(await set(moderator, { space: w.space, visibility: 'owner' }), {
     status: 400,
     body: { error: 'NotSpaceOwner' },

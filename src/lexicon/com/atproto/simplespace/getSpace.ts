@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineQuery } from '../../../../xrpc/method.js'
+import { defineQuery } from '../../../method.js'
 import { param, spaceRef } from '../../../formats.js'
 import { appAccess, userPolicy } from './defs.js'
 

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { did, nsid, param, recordKey, spaceRef } from '../../../formats.js'
 import { DEFS } from '../../../../policy/codec.js'
 import { appAccess, userPolicy } from './defs.js'
@@ -41,9 +41,8 @@ export const createSpace = defineProcedure({
 })
 
 /**
- * A checked createSpace body in generation C terms. Generation A had one `policy`, which decided
- * who may read; writes were the members' (the reference PDS accepted notifyWrite from members only),
- * so it becomes `readPolicy: policy, writePolicy: memberList`.
+ * A createSpace body in generation C terms: A's one `policy` decided reads, and writes were the
+ * members' (the reference PDS), so it becomes `readPolicy: policy, writePolicy: memberList`.
  */
 export function createSpaceRequest(input: z.infer<typeof createSpace.input>) {
   return {

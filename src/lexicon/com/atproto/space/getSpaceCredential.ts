@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineProcedure } from '../../../../xrpc/method.js'
+import { defineProcedure } from '../../../method.js'
 import { spaceRef } from '../../../formats.js'
 
 /** com.atproto.space.getSpaceCredential — lexicons/com/atproto/space/getSpaceCredential.json */

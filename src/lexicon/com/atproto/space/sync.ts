@@ -1,12 +1,10 @@
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { bytes, datetime, did, param, spaceRef, tid } from '../../../formats.js'
 
 /**
- * com.atproto.space notifyWrite, listRepos, registerNotify, unregisterNotify: generation C, read and
- * written so that generation A peers understand them too. Generation A names the writer's revision
- * `rev` where C says `repoRev`: notifyWrite accepts either (both must then agree), and what we send
- * (relayed notifyWrite, listRepos rows) carries both.
+ * com.atproto.space sync methods, generation C, understood by A peers too: A says `rev` where C
+ * says `repoRev`; notifyWrite accepts either (both must agree), and what we send carries both.
  */
 
 export const notifyWrite = defineProcedure({

@@ -1,12 +1,8 @@
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { did } from '../../../formats.js'
 
-/**
- * dev.gatehouse.authority.* — lexicons/dev/gatehouse/authority/*.json: the life of the authority DIDs
- * Gatehouse controls. Service auth; creating and adopting need GATEHOUSE_AUTHORITY_CREATORS, the
- * rest an owner of the authority (getAuthority: any manager).
- */
+/** dev.gatehouse.authority.* (lexicons/dev/gatehouse/authority/*.json): the authority DIDs' life. */
 
 const didKey = z.string().regex(/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/, 'must be a did:key')
 const handle = z

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineQuery } from '../../../../xrpc/method.js'
+import { defineQuery } from '../../../method.js'
 import { param, spaceRef, tid } from '../../../formats.js'
 
 /** dev.gatehouse.notify.listDeadLetters — lexicons/dev/gatehouse/notify/listDeadLetters.json */

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineQuery } from '../../../../xrpc/method.js'
+import { defineQuery } from '../../../method.js'
 import { did, nsid } from '../../../formats.js'
 
 /** dev.gatehouse.server.describeServer — lexicons/dev/gatehouse/server/describeServer.json */

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { InvalidRequestError } from '../../../../errors.js'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { did, param, spaceRef } from '../../../formats.js'
 
 /** Bulk member-list methods — lexicons/dev/gatehouse/simplespace/{importMembers,exportMembers}.json */

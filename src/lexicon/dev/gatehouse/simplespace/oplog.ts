@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineProcedure, defineQuery } from '../../../../xrpc/method.js'
+import { defineProcedure, defineQuery } from '../../../method.js'
 import { bytes, did, param, spaceRef, tid } from '../../../formats.js'
 
 /** Gatehouse's member-list sync methods — lexicons/dev/gatehouse/simplespace/*.json */

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { defineProcedure } from '../../../../xrpc/method.js'
+import { defineProcedure } from '../../../method.js'
 import { did, spaceRef } from '../../../formats.js'
 
 /** dev.gatehouse.space.revokeCredentials — lexicons/dev/gatehouse/space/revokeCredentials.json */

@@ -13,10 +13,8 @@ import type { XrpcRouter } from '../../../method.js'
 import { decodePolicy } from './_policy-input.js'
 
 /**
- * Creates a space under an authority Gatehouse answers for. The reference derives the authority from
- * the caller (the authority's own account); here the caller is a manager, so the service-auth
- * audience names the authority: `aud` = `{authority}` or `{authority}#atproto_space_host`.
- * Both body shapes are read (generation A's `{type, policy, appAccess}`: see createSpaceRequest).
+ * Creates a space. The caller is a manager, not the authority's account as in the reference, so the
+ * service-auth `aud` names the authority. Both generations' body shapes are read.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(createSpace, {

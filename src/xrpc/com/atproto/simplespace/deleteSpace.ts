@@ -4,10 +4,7 @@ import { deleteSpace } from '../../../../lexicon/com/atproto/simplespace/manage.
 import { SpaceError } from '../../../../spaces/space-service.js'
 import type { XrpcRouter } from '../../../method.js'
 
-/**
- * Deletes a space (tombstone; idempotent). Afterwards getSpaceCredential answers SpaceDeleted, and
- * every credential issued for it is revoked (SpaceManager.deleteSpace).
- */
+/** Deletes a space (idempotent), revoking its credentials; syncers are told through the relay. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(deleteSpace, {
     auth: ctx.auth.serviceAuth(deleteSpace.nsid),
@@ -15,7 +12,6 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const authority = spaceAuthority(input.space)
       await assertManager(ctx, auth, authority, 'admin')
       try {
-        // Registered syncers are told (notifySpaceDeleted), durably, through the relay.
         if (await ctx.manager.deleteSpace(input.space)) await ctx.notify.spaceDeleted(input.space)
       } catch (err) {
         if (err instanceof SpaceError) throw fail('SpaceNotFound', err.message)

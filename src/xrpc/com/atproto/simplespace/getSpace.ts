@@ -7,11 +7,7 @@ import { getSpace } from '../../../../lexicon/com/atproto/simplespace/getSpace.j
 import { appAccessToLex, userPolicyToLex } from '../../../../policy/codec.js'
 import type { XrpcRouter } from '../../../method.js'
 
-/**
- * A space's configuration, for any holder of a credential for that space (audience: the authority),
- * and for the authority's managers (service auth).
- * Note (contract §4.7 item 6): this shows the whole policy, allow list included, to every reader.
- */
+/** A space's configuration, for its credential holders and managers: all of it (contract §4.7 item 6). */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpace, {
     auth: ctx.auth.credentialOrService(getSpace.nsid),

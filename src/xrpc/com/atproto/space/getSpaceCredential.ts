@@ -1,13 +1,14 @@
 import { getSpaceCredential } from '../../../../lexicon/com/atproto/space/getSpaceCredential.js'
 import { AttestationError } from '../../../../identity/attestation.js'
 import { authorizeCredential, AuthorizationError } from '../../../../policy/authorize.js'
+import { hostService } from '../../../../auth/audience.js'
+import { lookupHostedSpace } from '../../../../spaces/hosted.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
- * Trades a delegation token for a space credential, in the contract's order (§1.1): the token, its
- * binding and its single use are settled by the auth step; then the space must match the token, the
- * authority must be ours, an attestation (if any) must verify even for open spaces, a deleted space
- * says so, and the decision runs app perimeter first.
+ * Trades a delegation token (settled by the auth step) for a credential, in the contract's order
+ * (§1.1): space matches the token, authority ours, attestation verifies (even for open spaces),
+ * deleted space says so, then the decision.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpaceCredential, {
@@ -19,8 +20,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           'Delegation token subject does not match requested space',
         )
       }
-      if (!(await ctx.authorities.isActive(auth.space.authority)))
-        throw fail('SpaceNotFound', 'Space not found')
+      const found = await lookupHostedSpace(ctx, input.space)
+      if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
 
       let clientId: string | undefined
       if (input.clientAttestation !== undefined) {
@@ -28,7 +29,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           clientId = (
             await ctx.attestations.verify(
               input.clientAttestation,
-              `${auth.space.authority}#atproto_space_host`,
+              hostService(auth.space.authority),
             )
           ).clientId
         } catch (err) {
@@ -37,7 +38,6 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         }
       }
 
-      const found = await ctx.spaces.lookup(input.space)
       if (found.state === 'deleted') throw fail('SpaceDeleted', 'Space has been deleted')
       if (found.state === 'absent') throw fail('SpaceNotFound', 'Space not found')
 

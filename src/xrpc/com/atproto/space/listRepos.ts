@@ -5,9 +5,8 @@ import { listRepos } from '../../../../lexicon/com/atproto/space/sync.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
- * The writer set in spaceRev order (contract §1.2): repos after `cursor` (an exclusive spaceRev
- * checkpoint); a repo that writes again while a client pages moves later and shows up again. The
- * response cursor is the last row's spaceRev; an empty page has none (the client keeps its own).
+ * The writer set in spaceRev order after `cursor` (contract §1.2); a repo that writes again while a
+ * client pages shows up again later. An empty page has no cursor (the client keeps its own).
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listRepos, {

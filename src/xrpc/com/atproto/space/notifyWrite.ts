@@ -1,5 +1,6 @@
-import { hostAudiences } from '../../../../auth/audience.js'
+import { isAddressedTo } from '../../../../auth/audience.js'
 import { spaceAuthority } from '../../../../lexicon/formats.js'
+import { activeConfig, lookupHostedSpace } from '../../../../spaces/hosted.js'
 import { decodeTid } from '../../../../spaces/tid.js'
 import { ForbiddenError } from '../../../../errors.js'
 import { notifyWrite, writeRevOf } from '../../../../lexicon/com/atproto/space/sync.js'
@@ -10,12 +11,9 @@ import type { XrpcRouter } from '../../../method.js'
 export const FUTURE_REV_WINDOW_MS = 5 * 60_000
 
 /**
- * A member's repo host says its repo advanced (contract §1.5), in the contract's order: the body
- * first (a malformed repoRev is a 400 before any auth check), then service auth, `iss` = the writer,
- * `aud` = the authority, the FutureRev window, an active space, the write perimeter, and the
- * writer-set update. Permanent refusals are 4xx; only transient trouble is 5xx (repo hosts retry
- * those for 24 h and drop everything else; generation A hosts send once and never retry).
- * A generation A body names the revision `rev`; after parsing, both generations take one path.
+ * A repo host says its repo advanced (contract §1.5), in the contract's order: body (a bad repoRev
+ * is a 400 before auth), service auth, `iss` = writer, `aud` = authority, FutureRev, active space,
+ * write perimeter. Only transient trouble is 5xx: repo hosts retry that for 24 h and drop the rest.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(notifyWrite, {
@@ -26,20 +24,17 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const repoRev = writeRevOf(input)
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
-      // Generation A hosts address the bare authority DID, generation C its #atproto_space_host;
-      // never Gatehouse's own DID: a write is addressed to the space's authority.
-      if (!hostAudiences(authority).includes(auth.aud)) {
+      // Addressed to the space's authority, never to Gatehouse's own DID.
+      if (!isAddressedTo(auth.aud, authority)) {
         throw new ForbiddenError('notifyWrite aud does not match the space authority')
       }
-      if (!(await ctx.authorities.isActive(authority)))
-        throw fail('SpaceNotFound', 'Space not found')
+      const found = await lookupHostedSpace(ctx, input.space)
+      if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
       if (Number(decodeTid(repoRev).micros / 1000n) > ctx.clock.nowMs() + FUTURE_REV_WINDOW_MS) {
         throw fail('FutureRev', 'repoRev is too far in the future')
       }
-      const found = await ctx.spaces.lookup(input.space)
-      if (found.state !== 'active') throw fail('SpaceNotFound', 'Space not found')
       // The write perimeter: no app check, since a PDS has no client attestation.
-      if (!(await authorizeUser(found.config, input.repo, 'write', ctx.policyDeps))) {
+      if (!(await authorizeUser(activeConfig(found), input.repo, 'write', ctx.policyDeps))) {
         throw new ForbiddenError('notifyWrite writer is not authorized')
       }
       await ctx.notify.acceptWrite(input.space, {

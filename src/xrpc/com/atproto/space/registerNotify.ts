@@ -3,25 +3,23 @@ import { ServiceResolutionError } from '../../../../identity/resolver.js'
 import { registerNotify } from '../../../../lexicon/com/atproto/space/sync.js'
 import { RegistrationLimitError } from '../../../../notify/notify-service.js'
 import { InvalidRequestError } from '../../../../errors.js'
+import { activeConfig, lookupHostedSpace } from '../../../../spaces/hosted.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
- * Asks for a space's write notifications (contract §1.3): the service identifier must resolve now
- * (ServiceNotResolvable otherwise); re-registering extends the expiry. As in the reference, nothing
- * proves the caller controls the service: a registration only ever receives what a credential holder
- * could read from listRepos anyway. A space holds at most GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX live
- * registrations: a new one past that is `RegistrationLimitExceeded` (400, not 429: waiting does not
- * help, only an unregisterNotify or an expiry frees a place); renewing one never is. The same holds
- * per user across spaces (GATEHOUSE_REGISTRATIONS_PER_USER_MAX), the user being whoever the
- * credential was issued to (our issuance record; a generation C credential does not name them).
+ * Asks for a space's write notifications (contract §1.3); the service must resolve now, and
+ * re-registering extends the expiry. As in the reference nothing proves the caller controls the
+ * service: it only receives what listRepos shows a credential holder. New registrations past the
+ * per-space or per-user cap (the user from our issuance record) are RegistrationLimitExceeded (400:
+ * waiting does not help); renewals never are.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(registerNotify, {
     auth: ctx.auth.spaceCredential(),
     handler: async ({ input, auth, fail }) => {
       assertCredentialFor(auth, input.space)
-      if (!(await ctx.authorities.isActive(auth.space.authority)))
-        throw fail('SpaceNotFound', 'Space not found')
+      const found = await lookupHostedSpace(ctx, input.space)
+      if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
       let endpoint: string
       try {
         endpoint = await ctx.idResolver.resolveServiceEndpoint(input.service)
@@ -32,8 +30,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         }
         throw err
       }
-      if ((await ctx.spaces.lookup(input.space)).state !== 'active')
-        throw fail('SpaceNotFound', 'Space not found')
+      activeConfig(found)
       const holder = await ctx.credentials.holderOf(input.space, auth.jti)
       // Fail closed: a credential this host has no issuance record of registers nothing.
       if (!holder) throw new InvalidRequestError('Unknown credential', 'InvalidCredential')

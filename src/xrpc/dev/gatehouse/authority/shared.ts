@@ -28,10 +28,7 @@ export function authorityOut(view: AuthorityView) {
   }
 }
 
-/**
- * Runs a lifecycle step, turning its refusals into the lexicon's errors: the directory being
- * unreachable is transient (503), everything else is the caller's to fix (400).
- */
+/** A lifecycle step, its refusals as the lexicon's errors: PlcUnavailable 503, the rest 400. */
 export async function lifecycleStep<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
@@ -55,12 +52,8 @@ export async function authorizeAuthority(
   await assertManager(ctx, auth, did, needed)
 }
 
-/**
- * Creating or adopting: addressed to Gatehouse itself, from a DID the operator lets create
- * authorities (GATEHOUSE_AUTHORITY_CREATORS). The caller becomes the authority's owner.
- */
+/** Creating or adopting: addressed to Gatehouse itself, from one of GATEHOUSE_AUTHORITY_CREATORS. */
 export function authorizeCreator(ctx: AppContext, auth: ServiceAuth): string {
-  // No authority exists yet, so only Gatehouse itself can be the audience.
   assertAddressedToHost(auth, ctx.cfg.service.did)
   const creators = ctx.cfg.authorities.creators
   if (creators !== '*' && !creators.includes(auth.iss))

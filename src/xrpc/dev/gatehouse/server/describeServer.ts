@@ -14,11 +14,9 @@ const row = (
 ): z.infer<typeof methodGenerations> => ({ nsid, role, accepts: [...accepts], emits: [...emits] })
 
 /**
- * Which generations each Spaces method speaks with. Generation A peers (DPoP credentials, `rev`,
- * a single `policy`) run today beside generation C ones: what we send carries both generations'
- * fields wherever the two schemas allow it, and what we read is accepted in either shape.
- * `notifyCredentialRevoked` exists only in C: generation A repo hosts cannot be told of a
- * revocation (DPoP-bound credentials are short-lived for that reason).
+ * Which generations each Spaces method speaks: what we send carries both generations' fields where
+ * the schemas allow, what we read is accepted in either shape. notifyCredentialRevoked is C only
+ * (so DPoP-bound credentials are short-lived).
  */
 export const METHOD_GENERATIONS = [
   row('com.atproto.space.getSpaceCredential', 'served', BOTH),

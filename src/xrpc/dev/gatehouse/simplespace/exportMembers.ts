@@ -3,10 +3,7 @@ import { authorizeRosterRead } from '../../../../auth/managers.js'
 import { exportMembers } from '../../../../lexicon/dev/gatehouse/simplespace/bulk.js'
 import type { XrpcRouter } from '../../../method.js'
 
-/**
- * The whole member list as JSON lines in DID order, streamed page by page (constant memory), in the
- * format importMembers takes. Readable by whoever may read the roster.
- */
+/** The member list as JSON lines in DID order, streamed page by page, as importMembers takes it. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(exportMembers, {
     auth: ctx.auth.rosterReader(exportMembers.nsid),

@@ -5,9 +5,8 @@ import { OplogCompactedError } from '../../../../members/member-list.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /**
- * The member oplog after `since`, oldest first, with the list's current rev, count and digest. A
- * mirror applies the ops, follows `cursor` until it reaches `rev`, and can check its own LtHash of
- * `{did}/{read}/{write}` elements against `digest`. `since` older than the kept window: OplogCompacted.
+ * The member oplog after `since`, oldest first, with the current rev, count and digest (LtHash of
+ * `{did}/{read}/{write}`) a mirror can check. `since` older than the kept window: OplogCompacted.
  */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listMemberOps, {

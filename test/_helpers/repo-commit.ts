@@ -1,9 +1,9 @@
 import { expand } from '@noble/hashes/hkdf.js'
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import type { Curve } from './did-key.js'
-import { utf8 } from './encoding.js'
-import { verifySignature } from './keypair.js'
+import type { Curve } from '../../src/crypto/did-key.js'
+import { utf8 } from '../../src/crypto/encoding.js'
+import { verifySignature } from '../../src/crypto/keypair.js'
 
 /**
  * The signed space-repo commit (`com.atproto.space.defs#signedCommit`, contract §2.2): the author
