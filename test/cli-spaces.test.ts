@@ -205,6 +205,7 @@ t.test('gatehouse dev app is refused in production', async (t) => {
     cli(w, ['dev', 'app', w.space], {
       GATEHOUSE_ENV: 'production',
       GATEHOUSE_PUBLIC_URL: 'https://gatehouse.example',
+      GATEHOUSE_ALLOW_KEK_IN_DATA_DIR: 'true',
     }),
     new CliUsageError('gatehouse dev is refused when GATEHOUSE_ENV=production'),
   )
