@@ -23,10 +23,6 @@ export interface Config {
     rateLimitPerMinute: number
     trustProxy: boolean
     shutdownTimeoutMs: number
-    /** Worker threads that make signatures (0: sign on the event loop). */
-    signingThreads: number
-    /** Nonces per curve the signing threads keep made ahead (keys/sign-pool.ts); 0: none. */
-    signingNonces: number
     /** Validate every XRPC output against its schema (catches our own bugs; costs CPU). */
     validateOutput: boolean
     /** Time a client has to send a whole request, headers and body (Node's requestTimeout). */
@@ -201,8 +197,6 @@ export const envSchema = z.object({
   GATEHOUSE_RATE_LIMIT_PER_MINUTE: int(0, 10_000_000).default(6000),
   GATEHOUSE_TRUST_PROXY: bool.default(false),
   GATEHOUSE_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
-  GATEHOUSE_SIGNING_THREADS: int(0, 64).default(1),
-  GATEHOUSE_SIGNING_NONCES: int(0, 100_000).default(64),
   GATEHOUSE_VALIDATE_OUTPUT: bool.optional(),
   GATEHOUSE_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(300_000),
   GATEHOUSE_MAX_CONNECTIONS: int(1, 1_000_000).default(900),
@@ -321,8 +315,6 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       rateLimitPerMinute: e.GATEHOUSE_RATE_LIMIT_PER_MINUTE,
       trustProxy: e.GATEHOUSE_TRUST_PROXY,
       shutdownTimeoutMs: e.GATEHOUSE_SHUTDOWN_TIMEOUT_MS,
-      signingThreads: e.GATEHOUSE_SIGNING_THREADS,
-      signingNonces: e.GATEHOUSE_SIGNING_NONCES,
       validateOutput: e.GATEHOUSE_VALIDATE_OUTPUT ?? e.GATEHOUSE_ENV !== 'production',
       requestTimeoutMs: e.GATEHOUSE_REQUEST_TIMEOUT_MS,
       maxConnections: e.GATEHOUSE_MAX_CONNECTIONS,

@@ -1,5 +1,4 @@
 import { createPublicKey, ECDH, type KeyObject } from 'node:crypto'
-import type { Curve } from './did-key.js'
 
 /**
  * Compressed public keys as OpenSSL key objects, cached. This happens for every key a request
@@ -10,6 +9,9 @@ import type { Curve } from './did-key.js'
  * key it makes is quicker to use the first time (about 90 µs less per fresh key with the
  * verification on the thread pool).
  */
+
+/** The two atproto curves. */
+export type Curve = 'secp256k1' | 'p256'
 
 /** Curve names as OpenSSL (for the point decompression) and JWK (for the import) spell them. */
 const OPENSSL_NAME: Record<Curve, string> = { p256: 'prime256v1', secp256k1: 'secp256k1' }

@@ -19,7 +19,6 @@ function impl(curve: Curve) {
  */
 export class Keypair {
   readonly #secret: Uint8Array
-  #scalar: bigint | undefined
   #did: string | undefined
   readonly publicKey: Uint8Array
 
@@ -69,26 +68,6 @@ export class Keypair {
     return signWithNoble(this.curve, data, this.#secret)
   }
 
-  /**
-   * The same kind of signature (ECDSA over SHA-256(data), compact, low-S), finished from a nonce made
-   * ahead of time (keys/sign-pool.ts): s = k⁻¹ · (H(data) + r · d) mod n, a few microseconds instead
-   * of the scalar multiplication k·G that makes a signature cost most of a millisecond. The nonce is
-   * random, not RFC 6979's, so the signature differs from `sign`'s; it is just as valid. A nonce
-   * must be used for one signature only: two signatures with one nonce give away the key. Undefined
-   * in the one-in-2²⁵⁶ case where s comes out 0 (the caller signs the usual way).
-   */
-  signPresigned(data: Uint8Array, nonce: Presignature): Uint8Array | undefined {
-    const { Fn } = impl(this.curve).Point
-    const h = Fn.create(bigintOf(sha256(data)))
-    const d = (this.#scalar ??= Fn.fromBytes(this.#secret))
-    const s = Fn.mul(nonce.kInverse, Fn.add(h, Fn.mul(nonce.r, d)))
-    if (s === 0n) return undefined
-    const sig = new Uint8Array(64)
-    sig.set(Fn.toBytes(nonce.r), 0)
-    sig.set(Fn.toBytes(s > HALF_ORDER[this.curve] ? Fn.neg(s) : s), 32)
-    return sig
-  }
-
   /** The raw 32-byte secret, for encryption at rest. Callers must not log or persist it in clear. */
   exportSecretKey(): Uint8Array {
     return Uint8Array.from(this.#secret)
@@ -101,16 +80,6 @@ export class Keypair {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `Keypair(${this.curve}, ${this.did()})`
   }
-}
-
-/**
- * A nonce made ahead of a signature (FIPS 186-5 lets the per-message secret be made before the
- * message is known): r = (k·G).x mod n and k⁻¹ mod n for a random k in [1, n-1]. Secret, and good
- * for one signature only.
- */
-export interface Presignature {
-  readonly r: bigint
-  readonly kInverse: bigint
 }
 
 /**
