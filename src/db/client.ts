@@ -1,11 +1,12 @@
 import { createRequire } from 'node:module'
+import Database from 'better-sqlite3'
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
 import { Checkpointer } from './checkpointer.js'
 import { PrismaHotSql, SqliteHotSql, type HotQueries, type HotSql } from './hot-sql.js'
-import { serialiseSqlite, type SerialConnection } from './sqlite-serial.js'
+import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 
 export type { PrismaClient, Prisma }
@@ -44,25 +45,31 @@ export class Db {
       const { PrismaClient } = require('../../generated/prisma-sqlite/index.js') as {
         PrismaClient: new (opts: object) => PrismaClient
       }
-      let connection: SerialConnection | undefined
+      const gate = new Gate()
+      const path = sqlitePath(cfg.url)
       const adapter = serialiseSqlite(
-        new PrismaBetterSQLite3({ url: sqlitePath(cfg.url), timeout: cfg.busyTimeoutMs }),
-        (c) => (connection = c),
+        new PrismaBetterSQLite3({ url: path, timeout: cfg.busyTimeoutMs }),
+        gate,
       )
       const prisma = new PrismaClient({ adapter })
+      const hot = new Database(path, { timeout: cfg.busyTimeoutMs })
       // Per connection: enforce foreign keys, and how hard a commit syncs; WAL itself is persistent
-      // and set by the migrator. The first query also opens the connection.
-      await prisma.$executeRawUnsafe('PRAGMA foreign_keys = ON')
-      await prisma.$executeRawUnsafe(`PRAGMA synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`)
-      // Checkpoints happen on a thread of their own (checkpointer.ts), not inside a request's commit.
-      await prisma.$executeRawUnsafe('PRAGMA wal_autocheckpoint = 0')
-      if (!connection) throw new Error('the SQLite connection did not open')
-      const checkpointer = Checkpointer.start(sqlitePath(cfg.url), {
+      // and set by the migrator. Checkpoints happen on a thread of their own (checkpointer.ts), not
+      // inside a request's commit.
+      for (const pragma of [
+        'foreign_keys = ON',
+        `synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`,
+        'wal_autocheckpoint = 0',
+      ]) {
+        await prisma.$executeRawUnsafe(`PRAGMA ${pragma}`)
+        hot.pragma(pragma)
+      }
+      const checkpointer = Checkpointer.start(path, {
         intervalMs: CHECKPOINT_INTERVAL_MS,
         truncateAboveBytes: WAL_TRUNCATE_ABOVE_BYTES,
         quietTicks: QUIET_TICKS,
       })
-      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(connection), checkpointer)
+      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate), checkpointer)
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
     const { PrismaClient } = require('../../generated/prisma-pg/index.js') as {
@@ -111,6 +118,7 @@ export class Db {
 
   async close(): Promise<void> {
     await this.checkpointer?.stop()
+    this.hot.close()
     await this.prisma.$disconnect()
   }
 }

@@ -1,7 +1,6 @@
 import type { Clock } from '../clock.js'
 import { MemberList } from '../members/member-list.js'
 import type { Db, Tx } from '../db/client.js'
-import { sqlBool } from '../db/hot-sql.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef, parseSpaceRef } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
@@ -278,22 +277,20 @@ export class SpaceService {
     cursor?: string,
   ): Promise<{ did: string; read: boolean; write: boolean }[]> {
     // Pages of up to a thousand rows: the query compiler and row mapping would cost more than the read.
-    const rows = await this.db.hot.query<{ did: string; read: unknown; write: unknown }>(
+    return this.db.hot.query<{ did: string; read: boolean; write: boolean }>(
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ? ORDER BY did LIMIT ?',
       [uri, cursor ?? '', limit],
     )
-    return rows.map((r) => ({ did: r.did, read: sqlBool(r.read), write: sqlBool(r.write) }))
   }
 
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
     // On every credential request: one primary-key lookup, outside the query compiler.
-    const rows = await this.db.hot.query<{ read: unknown; write: unknown }>(
+    const [row] = await this.db.hot.query<Record<Access, boolean>>(
       'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
       [uri, did],
     )
-    const row = rows[0]
-    return row ? sqlBool(row[access]) : false
+    return row?.[access] ?? false
   }
 
   private async assertActive(tx: Tx, uri: string): Promise<void> {
