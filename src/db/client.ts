@@ -4,7 +4,6 @@ import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
-import { Checkpointer } from './checkpointer.js'
 import { PrismaHotSql, SqliteHotSql, type HotQueries, type HotSql } from './hot-sql.js'
 import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
@@ -13,12 +12,8 @@ export type { PrismaClient, Prisma }
 /** What services receive inside `transact`: the client's query surface, without transaction control. */
 export type Tx = Prisma.TransactionClient
 
-/** How often the SQLite WAL is copied back into the database file. */
-const CHECKPOINT_INTERVAL_MS = 500
-/** A WAL file longer than this is cut back by the checkpointer once the database is quiet. */
-export const WAL_TRUNCATE_ABOVE_BYTES = 16 * 1024 * 1024
-/** How many checkpoint ticks without a write make the database quiet. */
-const QUIET_TICKS = 4
+/** SQLite cuts a WAL file longer than this back when the log restarts after a checkpoint. */
+export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
@@ -37,7 +32,6 @@ export class Db {
     private readonly txTimeoutMs: number,
     /** Prepared single statements for the hottest paths (see hot-sql.ts). */
     readonly hot: HotSql,
-    private readonly checkpointer?: Checkpointer,
   ) {}
 
   static async open(cfg: Config['db']): Promise<Db> {
@@ -53,23 +47,17 @@ export class Db {
       )
       const prisma = new PrismaClient({ adapter })
       const hot = new Database(path, { timeout: cfg.busyTimeoutMs })
-      // Per connection: enforce foreign keys, and how hard a commit syncs; WAL itself is persistent
-      // and set by the migrator. Checkpoints happen on a thread of their own (checkpointer.ts), not
-      // inside a request's commit.
+      // Per connection: enforce foreign keys, how hard a commit syncs, and how long a WAL file may
+      // stay; WAL itself is persistent and set by the migrator. SQLite checkpoints on its own.
       for (const pragma of [
         'foreign_keys = ON',
         `synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`,
-        'wal_autocheckpoint = 0',
+        `journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`,
       ]) {
         await prisma.$executeRawUnsafe(`PRAGMA ${pragma}`)
         hot.pragma(pragma)
       }
-      const checkpointer = Checkpointer.start(path, {
-        intervalMs: CHECKPOINT_INTERVAL_MS,
-        truncateAboveBytes: WAL_TRUNCATE_ABOVE_BYTES,
-        quietTicks: QUIET_TICKS,
-      })
-      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate), checkpointer)
+      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate))
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
     const { PrismaClient } = require('../../generated/prisma-pg/index.js') as {
@@ -117,7 +105,6 @@ export class Db {
   }
 
   async close(): Promise<void> {
-    await this.checkpointer?.stop()
     this.hot.close()
     await this.prisma.$disconnect()
   }

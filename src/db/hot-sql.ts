@@ -49,28 +49,25 @@ export class SqliteHotSql implements HotSql {
   }
 
   execute(sql: string, args: SqlValue[]): Promise<number> {
-    return retryBusy(() => this.gate.run(() => this.direct.execute(sql, args)))
+    return this.gate.run(() => this.direct.execute(sql, args))
   }
 
   query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
-    return retryBusy(() => this.gate.run(() => this.direct.query<T>(sql, args)))
+    return this.gate.run(() => this.direct.query<T>(sql, args))
   }
 
   transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T> {
-    // Busy can only refuse the BEGIN (after it the write lock is held), so a retry reruns nothing.
-    return retryBusy(() =>
-      this.gate.run(async () => {
-        this.prepared('BEGIN IMMEDIATE').stmt.run()
-        try {
-          const result = await fn(this.direct)
-          this.prepared('COMMIT').stmt.run()
-          return result
-        } catch (err) {
-          if (this.db.inTransaction) this.prepared('ROLLBACK').stmt.run()
-          throw err
-        }
-      }),
-    )
+    return this.gate.run(async () => {
+      this.prepared('BEGIN IMMEDIATE').stmt.run()
+      try {
+        const result = await fn(this.direct)
+        this.prepared('COMMIT').stmt.run()
+        return result
+      } catch (err) {
+        if (this.db.inTransaction) this.prepared('ROLLBACK').stmt.run()
+        throw err
+      }
+    })
   }
 
   close(): void {
@@ -118,27 +115,6 @@ function rowDecoder(columns: BetterSqlite3.ColumnDefinition[]) {
   return (row: Record<string, unknown>) => {
     for (const { name, fn } of decoded) if (row[name] !== null) row[name] = fn(row[name])
     return row
-  }
-}
-
-/** Waits before each retry of a statement SQLite refused as busy (about 90 ms in all). */
-const BUSY_RETRY_MS = [2, 5, 10, 25, 50]
-
-/**
- * SQLite can refuse a statement as busy without waiting out busy_timeout (a commit racing the
- * checkpointer's TRUNCATE). A refused autocommit statement changed nothing, so it is tried again
- * after a short pause, with the gate free for others meanwhile.
- */
-async function retryBusy<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await run()
-    } catch (err) {
-      const code = (err as { code?: unknown } | null)?.code
-      const busy = typeof code === 'string' && code.startsWith('SQLITE_BUSY')
-      if (!busy || attempt >= BUSY_RETRY_MS.length) throw err
-      await new Promise((r) => setTimeout(r, BUSY_RETRY_MS[attempt]))
-    }
   }
 }
 
