@@ -1,18 +1,9 @@
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { utf8 } from '../src/crypto/encoding.js'
-import type { Curve } from '../src/crypto/did-key.js'
-import {
-  Keypair,
-  libsecp256k1,
-  usesLibsecp256k1,
-  verifySignature,
-  verifyWithOpenSsl,
-} from '../src/crypto/keypair.js'
+import { Keypair, libsecp256k1, verifySignature, verifyWithOpenSsl } from '../src/crypto/keypair.js'
 import { signRequest, verifyRequestSignature } from '../src/crypto/request-signature.js'
 import { createSpaceToken, parseSpaceToken, verifySpaceToken } from '../src/crypto/space-token.js'
-import { SigningPool } from '../src/keys/sign-pool.js'
-import { createLogger } from '../src/logger.js'
 import { opsPerSecond, type Bench } from './_lib.js'
 
 /**
@@ -75,31 +66,6 @@ export function exchangeFixture(): ExchangeFixture {
   }
 }
 
-/**
- * Signatures per second through the signing pool while its stock of nonces lasts (what a signature
- * costs the event loop; keys/sign-pool.ts): the stock is filled first, then drawn down. The pool
- * only makes nonces for the curves noble signs, so this is measured on `curve`, which must be one.
- */
-async function presignedSignRate(curve: Curve): Promise<number> {
-  if (usesLibsecp256k1(curve)) throw new Error(`the pool makes no nonces for ${curve} here`)
-  const n = 2000
-  const pool = SigningPool.start(1, createLogger({ level: 'warn' }), n)
-  try {
-    const key = Keypair.generate(curve)
-    await pool.sign(key, MSG)
-    const deadline = performance.now() + 30_000
-    while (pool.noncesInStock(curve) < n && performance.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20))
-    const count = pool.noncesInStock(curve) - 100
-    if (count < 100) throw new Error(`the signing pool stocked only ${count + 100} nonces`)
-    const start = performance.now()
-    for (let i = 0; i < count; i++) await pool.sign(key, MSG)
-    return count / ((performance.now() - start) / 1000)
-  } finally {
-    await pool.close()
-  }
-}
-
 /** Complete in-memory exchanges per second: the bound for bench/credential.ts. */
 export async function measureExchangeBound(seconds: number): Promise<number> {
   const f = exchangeFixture()
@@ -137,11 +103,6 @@ const bench: Bench = {
       () => p256.verify(r1Sig, MSG, r1.publicKey, { prehash: true, lowS: false }),
       per,
     )
-    // Where libsecp256k1 signs ES256K, the pool's nonces only serve P-256 (ES256) keys.
-    const presign = usesLibsecp256k1('secp256k1')
-      ? { curve: 'p256' as const, alg: 'ES256', whole: signR1 }
-      : { curve: 'secp256k1' as const, alg: 'ES256K', whole: signK1 }
-    const presigned = await presignedSignRate(presign.curve)
     const exchange = await measureExchangeBound(seconds)
     const k1Backend = libsecp256k1 ? 'libsecp256k1' : 'OpenSSL'
     const partsBound = 1 / (1 / verifyK1 + 1 / verifyR1 + 1 / signK1)
@@ -153,11 +114,6 @@ const bench: Bench = {
         { name: 'P-256 verify', value: verifyR1, unit: 'ops/s' },
         { name: 'ES256K sign (low-S)', value: signK1, unit: 'ops/s' },
         { name: 'ES256 sign (low-S)', value: signR1, unit: 'ops/s' },
-        {
-          name: `${presign.alg} sign finished from a nonce made ahead`,
-          value: presigned,
-          unit: 'ops/s',
-        },
         { name: 'ES256K verify, pure JS baseline', value: jsK1, unit: 'ops/s' },
         { name: 'P-256 verify, pure JS baseline', value: jsR1, unit: 'ops/s' },
         { name: 'exchange (delegation + signature + credential)', value: exchange, unit: 'ops/s' },
@@ -167,7 +123,6 @@ const bench: Bench = {
         [`ES256K verify: ${k1Backend} / OpenSSL`]: verifyK1 / sslK1,
         'P-256 verify: node:crypto / pure JS': verifyR1 / jsR1,
         'exchange / its three signature operations alone': exchange / partsBound,
-        [`${presign.alg} sign: from a nonce made ahead / whole`]: presigned / presign.whole,
       },
       notes: ['exchange ops/s is the bound bench/credential.ts measures itself against'],
     }

@@ -115,10 +115,6 @@ export const SCHEMA = {
     trustProxy: v('GATEHOUSE_TRUST_PROXY', bool, 'false'),
     /** How long a graceful shutdown (SIGTERM, SIGINT) may take before the process exits anyway. */
     shutdownTimeoutMs: v('GATEHOUSE_SHUTDOWN_TIMEOUT_MS', int(0, 600_000), '10000'),
-    /** Worker threads that make signatures (0: sign on the event loop). */
-    signingThreads: v('GATEHOUSE_SIGNING_THREADS', int(0, 64), '1'),
-    /** Nonces per curve the signing threads make ahead (0: none). */
-    signingNonces: v('GATEHOUSE_SIGNING_NONCES', int(0, 100_000), '64'),
     /** Check every XRPC output against its schema (catches our own bugs; costs CPU). */
     validateOutput: computed('GATEHOUSE_VALIDATE_OUTPUT', bool, 'true, except in production'),
     /** Time to send a whole request, body included (bulk imports too); then 408 and close. */

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { AuthorityService } from './authorities/authority-service.js'
 import { OutboundAuth } from './auth/outbound.js'
-import { inlineSigner, type Signer } from './crypto/jws.js'
-import { SigningPool } from './keys/sign-pool.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
 import { ManagerService } from './authorities/managers.js'
 import { PlcClient, plcDirectoryService } from './authorities/plc.js'
@@ -145,15 +143,7 @@ export async function createContext(
   const authorities =
     overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = overrides.managers ?? new ManagerService(db, clock)
-  const signer: Signer & { close?(): Promise<void> } =
-    cfg.service.signingThreads > 0
-      ? SigningPool.start(
-          cfg.service.signingThreads,
-          subsystem(logger, 'keys'),
-          cfg.service.signingNonces,
-        )
-      : inlineSigner
-  const outbound = new OutboundAuth(signer, clock, cfg.auth.outboundTokenReuseSec)
+  const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle =
     overrides.lifecycle ??
     new AuthorityLifecycle({
@@ -191,7 +181,6 @@ export async function createContext(
       retryBaseMs: cfg.revocation.retryBaseMs,
       retryAttempts: cfg.revocation.retryAttempts,
       outbound,
-      signer,
     })
   const relay =
     overrides.relay ??
@@ -300,7 +289,6 @@ export async function createContext(
         await relay.stop()
         await background.destroy()
         await Promise.all([fetcher.close(), plcFetcher.close()])
-        await signer.close?.()
         await db.close()
       })()
       return destroyed

@@ -28,9 +28,6 @@ export class ReplayStore {
 
   /** Deletes entries whose tokens have expired. Returns how many. */
   async prune(): Promise<number> {
-    const { count } = await this.db.prisma.replayNonce.deleteMany({
-      where: { expiresAt: { lt: this.clock.now() } },
-    })
-    return count
+    return this.db.hot.execute('DELETE FROM replay_nonce WHERE expires_at < ?', [this.clock.now()])
   }
 }

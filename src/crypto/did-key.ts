@@ -1,14 +1,14 @@
 import { base58 } from '@scure/base'
 import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { publicKeyObject } from './key-object.js'
+import { publicKeyObject, type Curve } from './key-object.js'
 
 /**
  * did:key and Multikey encoding for the two atproto curves (https://atproto.com/specs/cryptography):
  * `z` + base58btc(multicodec varint ‖ compressed public key). Pure; no I/O.
  */
 
-export type Curve = 'secp256k1' | 'p256'
+export type { Curve }
 
 /** Multicodec varints: secp256k1-pub (0xe7) and p256-pub (0x1200). */
 const CODEC_PREFIX: Record<Curve, Uint8Array> = {

@@ -1,7 +1,7 @@
 import { TokenError } from './errors.js'
 import { fromBase64Url, toBase64Url, utf8 } from './encoding.js'
 import { JWT_ALG, verifySignatureAsync, type Keypair } from './keypair.js'
-import type { Curve } from './did-key.js'
+import type { Curve } from './key-object.js'
 
 /**
  * Compact JWS (RFC 7515) for the two atproto algorithms, ES256K and ES256. Parsing is strict (three
@@ -89,46 +89,8 @@ export function signJws(
   payload: Record<string, unknown>,
   key: Keypair,
 ): string {
-  const input = signingInput(header, payload, key)
-  return `${input}.${toBase64Url(key.sign(utf8.encode(input)))}`
-}
-
-/**
- * Something that makes signatures as `key.sign(data)` does (ECDSA over SHA-256, compact, low-S)
- * elsewhere or sooner (keys/sign-pool.ts: on worker threads, or finished from nonces made ahead).
- * The bytes may differ from `key.sign`'s (a random nonce instead of RFC 6979's); the signature is as
- * valid.
- */
-export interface Signer {
-  sign(key: Keypair, data: Uint8Array): Promise<Uint8Array>
-  /**
-   * True when a signature with a key of `curve` asked for now would start at once on another
-   * thread, so work done ahead of need costs the event loop nothing; without a curve, whether a
-   * thread is idle at all. A signer without it signs in the calling thread.
-   */
-  hasIdleThread?(curve?: Curve): boolean
-}
-
-/** Signs in the calling thread. */
-export const inlineSigner: Signer = { sign: async (key, data) => key.sign(data) }
-
-/** signJws, with the signature made by `signer`. */
-export async function signJwsWith(
-  header: Record<string, unknown>,
-  payload: Record<string, unknown>,
-  key: Keypair,
-  signer: Signer,
-): Promise<string> {
-  const input = signingInput(header, payload, key)
-  return `${input}.${toBase64Url(await signer.sign(key, utf8.encode(input)))}`
-}
-
-function signingInput(
-  header: Record<string, unknown>,
-  payload: Record<string, unknown>,
-  key: Keypair,
-): string {
   const { alg: _ignored, ...rest } = header
   const h = toBase64Url(utf8.encode(JSON.stringify({ alg: JWT_ALG[key.curve], ...rest })))
-  return `${h}.${toBase64Url(utf8.encode(JSON.stringify(payload)))}`
+  const input = `${h}.${toBase64Url(utf8.encode(JSON.stringify(payload)))}`
+  return `${input}.${toBase64Url(key.sign(utf8.encode(input)))}`
 }

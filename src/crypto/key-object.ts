@@ -1,15 +1,13 @@
 import { createPublicKey, ECDH, type KeyObject } from 'node:crypto'
-import type { Curve } from './did-key.js'
 
 /**
- * Compressed public keys as OpenSSL key objects, cached. This happens for every key a request
- * names (often a holder key not seen before, in a credential exchange), so the import is the
- * quickest node:crypto offers: the point decompressed by OpenSSL (ECDH.convertKey, which also
- * refuses a point not on the curve), then imported as a JWK. That costs the event loop about 40 µs
- * less than importing SPKI DER, which OpenSSL 3 sends through its generic decoder chain, and the
- * key it makes is quicker to use the first time (about 90 µs less per fresh key with the
- * verification on the thread pool).
+ * Compressed public keys as OpenSSL key objects, cached. Every request names one (often new), so
+ * the import is the quickest node:crypto offers: decompressed by OpenSSL (which refuses a point off
+ * the curve), imported as a JWK (40 µs less than SPKI DER, and quicker on first use).
  */
+
+/** The two atproto curves. */
+export type Curve = 'secp256k1' | 'p256'
 
 /** Curve names as OpenSSL (for the point decompression) and JWK (for the import) spell them. */
 const OPENSSL_NAME: Record<Curve, string> = { p256: 'prime256v1', secp256k1: 'secp256k1' }
@@ -29,7 +27,6 @@ export function publicKeyObject(curve: Curve, compressed: Uint8Array): KeyObject
   const id = `${curve}:${Buffer.from(compressed).toString('hex')}`
   let key = cache.get(id)
   if (!key) {
-    // Decompressed by OpenSSL (which refuses a point not on the curve), imported as a JWK.
     const point = ECDH.convertKey(
       compressed,
       OPENSSL_NAME[curve],

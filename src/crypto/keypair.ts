@@ -19,7 +19,6 @@ function impl(curve: Curve) {
  */
 export class Keypair {
   readonly #secret: Uint8Array
-  #scalar: bigint | undefined
   #did: string | undefined
   readonly publicKey: Uint8Array
 
@@ -58,35 +57,12 @@ export class Keypair {
   }
 
   /**
-   * ECDSA over SHA-256(data) with RFC 6979's deterministic nonce, compact r‖s, low-S. ES256K goes to
-   * libsecp256k1 when its binding is loaded (about 0.05–0.08 ms; noble takes 0.6–1.1 ms here, nearly
-   * all of it the scalar multiplication k·G in BigInt arithmetic); the bytes are the same as noble's
-   * (RFC 6979 on both sides, low S on both; a test holds them equal). P-256, and ES256K where the
-   * binding does not load, are signed by @noble/curves.
+   * ECDSA over SHA-256(data), RFC 6979 nonce, compact r‖s, low-S. ES256K by libsecp256k1 when its
+   * binding loads (0.05–0.08 ms; noble: 0.6–1.1 ms), with the same bytes as noble; otherwise noble.
    */
   sign(data: Uint8Array): Uint8Array {
     if (usesLibsecp256k1(this.curve)) return signWithLibsecp256k1(sha256(data), this.#secret)
     return signWithNoble(this.curve, data, this.#secret)
-  }
-
-  /**
-   * The same kind of signature (ECDSA over SHA-256(data), compact, low-S), finished from a nonce made
-   * ahead of time (keys/sign-pool.ts): s = k⁻¹ · (H(data) + r · d) mod n, a few microseconds instead
-   * of the scalar multiplication k·G that makes a signature cost most of a millisecond. The nonce is
-   * random, not RFC 6979's, so the signature differs from `sign`'s; it is just as valid. A nonce
-   * must be used for one signature only: two signatures with one nonce give away the key. Undefined
-   * in the one-in-2²⁵⁶ case where s comes out 0 (the caller signs the usual way).
-   */
-  signPresigned(data: Uint8Array, nonce: Presignature): Uint8Array | undefined {
-    const { Fn } = impl(this.curve).Point
-    const h = Fn.create(bigintOf(sha256(data)))
-    const d = (this.#scalar ??= Fn.fromBytes(this.#secret))
-    const s = Fn.mul(nonce.kInverse, Fn.add(h, Fn.mul(nonce.r, d)))
-    if (s === 0n) return undefined
-    const sig = new Uint8Array(64)
-    sig.set(Fn.toBytes(nonce.r), 0)
-    sig.set(Fn.toBytes(s > HALF_ORDER[this.curve] ? Fn.neg(s) : s), 32)
-    return sig
   }
 
   /** The raw 32-byte secret, for encryption at rest. Callers must not log or persist it in clear. */
@@ -101,16 +77,6 @@ export class Keypair {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `Keypair(${this.curve}, ${this.did()})`
   }
-}
-
-/**
- * A nonce made ahead of a signature (FIPS 186-5 lets the per-message secret be made before the
- * message is known): r = (k·G).x mod n and k⁻¹ mod n for a random k in [1, n-1]. Secret, and good
- * for one signature only.
- */
-export interface Presignature {
-  readonly r: bigint
-  readonly kInverse: bigint
 }
 
 /**
@@ -143,12 +109,9 @@ interface Libsecp256k1 {
 }
 
 /**
- * libsecp256k1, Bitcoin Core's secp256k1 library, through the `secp256k1` package's native binding
- * (prebuilt for linux-x64, darwin-arm64 and win32-x64): constant-time signing about fifteen times
- * faster than noble, and verification about five times faster than OpenSSL, whose secp256k1 code is
- * generic. Only the native binding is loaded, never the package's pure-JS fallback; where it does
- * not load, noble signs and node:crypto verifies. Its context is randomised once at load (the
- * library's blinding of its signing multiplication against side channels).
+ * libsecp256k1 through the `secp256k1` package's native binding only (never its pure-JS fallback):
+ * signing about 15× noble, verification about 5× OpenSSL. Where it does not load, noble signs and
+ * node:crypto verifies. The context is randomised once (the library's side-channel blinding).
  */
 export const libsecp256k1: Libsecp256k1 | undefined = (() => {
   try {
@@ -160,10 +123,7 @@ export const libsecp256k1: Libsecp256k1 | undefined = (() => {
   }
 })()
 
-/**
- * Whether libsecp256k1 signs and checks this curve's signatures (ES256K, when the binding loaded):
- * each in well under 0.1 ms, so both run inline.
- */
+/** Whether libsecp256k1 signs and checks this curve's signatures (ES256K, when it loaded). */
 export const usesLibsecp256k1 = (curve: Curve) =>
   curve === 'secp256k1' && libsecp256k1 !== undefined
 
@@ -187,21 +147,16 @@ type SignatureCheck<R> = (
 ) => R
 
 /**
- * Verifies an ECDSA-SHA-256 compact (r‖s) signature. `allowHighS` is per token kind: atproto tokens
- * demand low-S; service auth and request signatures accept either (wire contract §3).
- *
- * ES256K goes to libsecp256k1 when it is loaded (about 0.09 ms here); otherwise, and for P-256,
- * node:crypto (OpenSSL) verifies. OpenSSL accepts high-S signatures, so the low-S rule is checked
- * here first, for both.
+ * Verifies an ECDSA-SHA-256 compact (r‖s) signature, by libsecp256k1 or else OpenSSL. `allowHighS`
+ * is per token kind: atproto tokens demand low-S; service auth and request signatures accept either
+ * (wire contract §3). OpenSSL accepts high S, so the rule is checked here first.
  */
 export const verifySignature: SignatureCheck<boolean> = (...check) =>
   (usesLibsecp256k1(check[0]) ? verifyWithLibsecp256k1 : verifyWithOpenSsl)(...check)
 
 /**
- * The same check without holding the event loop for long: OpenSSL's verification (about 0.6 ms for
- * ES256K) runs on libuv's thread pool, on another core. libsecp256k1's is quicker than a trip to the
- * pool and back, so it runs inline. For token verification, which every credential exchange and
- * every notifyWrite does.
+ * The same check off the event loop where it is slow: OpenSSL's (about 0.6 ms for ES256K) runs on
+ * libuv's thread pool; libsecp256k1's is quicker than the trip there and back, so it runs inline.
  */
 export const verifySignatureAsync: SignatureCheck<Promise<boolean>> = (...check) =>
   usesLibsecp256k1(check[0])

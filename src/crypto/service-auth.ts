@@ -1,6 +1,6 @@
 import { isDid } from '../lexicon/formats.js'
 import { TokenError } from './errors.js'
-import { parseJws, signJws, signJwsWith, type Signer } from './jws.js'
+import { parseJws, signJws } from './jws.js'
 import type { Keypair } from './keypair.js'
 import { assertTokenTimes, randomJti, verifyWithRefresh, type PublicKey } from './space-token.js'
 
@@ -40,16 +40,7 @@ export interface ServiceJwtOptions {
 }
 
 export function createServiceJwt(opts: ServiceJwtOptions): string {
-  return signJws({ typ: 'JWT' }, serviceJwtPayload(opts), opts.key)
-}
-
-/** createServiceJwt, with the signature made by `signer` (off the event loop). */
-export function createServiceJwtWith(signer: Signer, opts: ServiceJwtOptions): Promise<string> {
-  return signJwsWith({ typ: 'JWT' }, serviceJwtPayload(opts), opts.key, signer)
-}
-
-function serviceJwtPayload(opts: ServiceJwtOptions): Record<string, unknown> {
-  return {
+  const payload = {
     iat: opts.nowSec,
     iss: opts.iss,
     aud: opts.aud,
@@ -57,6 +48,7 @@ function serviceJwtPayload(opts: ServiceJwtOptions): Record<string, unknown> {
     lxm: opts.lxm,
     jti: opts.jti ?? randomJti(),
   }
+  return signJws({ typ: 'JWT' }, payload, opts.key)
 }
 
 /** `#atproto`, except for labelers addressed as `did#atproto_labeler`, whose key is `#atproto_label`. */

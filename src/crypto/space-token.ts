@@ -2,7 +2,7 @@ import { randomFillSync } from 'node:crypto'
 import { isDid, parseSpaceRef, type SpaceRef } from '../lexicon/formats.js'
 import type { Curve } from './did-key.js'
 import { TokenError } from './errors.js'
-import { parseJws, signJws, signJwsWith, verifyJws, type ParsedJws, type Signer } from './jws.js'
+import { parseJws, signJws, verifyJws, type ParsedJws } from './jws.js'
 import type { Keypair } from './keypair.js'
 
 /**
@@ -317,33 +317,11 @@ export function createSpaceToken(
   key: Keypair,
   kid: string = '#atproto',
 ): string {
-  return signJws({ typ: SPACE_TOKEN_TYPES[kind].typ, kid }, spaceTokenPayload(claims), key)
-}
-
-/** createSpaceToken, with the signature made by `signer` (off the event loop). */
-export function createSpaceTokenWith(
-  signer: Signer,
-  kind: SpaceTokenKind,
-  claims: Omit<SpaceTokenClaims, 'jti'> & { jti?: string },
-  key: Keypair,
-  kid: string = '#atproto',
-): Promise<string> {
-  return signJwsWith(
-    { typ: SPACE_TOKEN_TYPES[kind].typ, kid },
-    spaceTokenPayload(claims),
-    key,
-    signer,
-  )
-}
-
-function spaceTokenPayload(
-  claims: Omit<SpaceTokenClaims, 'jti'> & { jti?: string },
-): Record<string, unknown> {
   const payload: Record<string, unknown> = { iss: claims.iss, sub: claims.sub }
   if (claims.aud !== undefined) payload.aud = claims.aud
   if (claims.cnf !== undefined) payload.cnf = claims.cnf
   if (claims.iat !== undefined) payload.iat = claims.iat
   payload.exp = claims.exp
   payload.jti = claims.jti ?? randomJti()
-  return payload
+  return signJws({ typ: SPACE_TOKEN_TYPES[kind].typ, kid }, payload, key)
 }

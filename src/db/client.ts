@@ -1,23 +1,19 @@
 import { createRequire } from 'node:module'
+import Database from 'better-sqlite3'
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
-import { Checkpointer } from './checkpointer.js'
 import { PrismaHotSql, SqliteHotSql, type HotQueries, type HotSql } from './hot-sql.js'
-import { serialiseSqlite, type SerialConnection } from './sqlite-serial.js'
+import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 
 export type { PrismaClient, Prisma }
 /** What services receive inside `transact`: the client's query surface, without transaction control. */
 export type Tx = Prisma.TransactionClient
 
-/** How often the SQLite WAL is copied back into the database file. */
-const CHECKPOINT_INTERVAL_MS = 500
-/** A WAL file longer than this is cut back by the checkpointer once the database is quiet. */
-export const WAL_TRUNCATE_ABOVE_BYTES = 16 * 1024 * 1024
-/** How many checkpoint ticks without a write make the database quiet. */
-const QUIET_TICKS = 4
+/** SQLite cuts a WAL file longer than this back when the log restarts after a checkpoint. */
+export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
@@ -36,7 +32,6 @@ export class Db {
     private readonly txTimeoutMs: number,
     /** Prepared single statements for the hottest paths (see hot-sql.ts). */
     readonly hot: HotSql,
-    private readonly checkpointer?: Checkpointer,
   ) {}
 
   static async open(cfg: Config['db']): Promise<Db> {
@@ -44,25 +39,25 @@ export class Db {
       const { PrismaClient } = require('../../generated/prisma-sqlite/index.js') as {
         PrismaClient: new (opts: object) => PrismaClient
       }
-      let connection: SerialConnection | undefined
+      const gate = new Gate()
+      const path = sqlitePath(cfg.url)
       const adapter = serialiseSqlite(
-        new PrismaBetterSQLite3({ url: sqlitePath(cfg.url), timeout: cfg.busyTimeoutMs }),
-        (c) => (connection = c),
+        new PrismaBetterSQLite3({ url: path, timeout: cfg.busyTimeoutMs }),
+        gate,
       )
       const prisma = new PrismaClient({ adapter })
-      // Per connection: enforce foreign keys, and how hard a commit syncs; WAL itself is persistent
-      // and set by the migrator. The first query also opens the connection.
-      await prisma.$executeRawUnsafe('PRAGMA foreign_keys = ON')
-      await prisma.$executeRawUnsafe(`PRAGMA synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`)
-      // Checkpoints happen on a thread of their own (checkpointer.ts), not inside a request's commit.
-      await prisma.$executeRawUnsafe('PRAGMA wal_autocheckpoint = 0')
-      if (!connection) throw new Error('the SQLite connection did not open')
-      const checkpointer = Checkpointer.start(sqlitePath(cfg.url), {
-        intervalMs: CHECKPOINT_INTERVAL_MS,
-        truncateAboveBytes: WAL_TRUNCATE_ABOVE_BYTES,
-        quietTicks: QUIET_TICKS,
-      })
-      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(connection), checkpointer)
+      const hot = new Database(path, { timeout: cfg.busyTimeoutMs })
+      // Per connection: enforce foreign keys, how hard a commit syncs, and how long a WAL file may
+      // stay; WAL itself is persistent and set by the migrator. SQLite checkpoints on its own.
+      for (const pragma of [
+        'foreign_keys = ON',
+        `synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`,
+        `journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`,
+      ]) {
+        await prisma.$executeRawUnsafe(`PRAGMA ${pragma}`)
+        hot.pragma(pragma)
+      }
+      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate))
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
     const { PrismaClient } = require('../../generated/prisma-pg/index.js') as {
@@ -110,7 +105,7 @@ export class Db {
   }
 
   async close(): Promise<void> {
-    await this.checkpointer?.stop()
+    this.hot.close()
     await this.prisma.$disconnect()
   }
 }

@@ -1,112 +1,124 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { PrismaClient } from '../../generated/prisma-sqlite/index.js'
-import type { SerialConnection } from './sqlite-serial.js'
+import type { Gate } from './sqlite-serial.js'
 
 export type SqlValue = string | number | boolean | Date | Uint8Array | null
 
 /**
- * Single statements for the paths every credential exchange takes (consume a nonce, check a
- * membership, record an issued credential), outside Prisma's query compiler, which costs more than
- * the statement itself. SQL is written with `?` placeholders; it must come from our own code. Values
- * go in the way Prisma stores them, so rows written here read back through the model API unchanged.
- * Not for use inside a transaction: these run on their own.
+ * Single statements for the paths every credential exchange, notifyWrite and bulk import takes,
+ * outside Prisma's query compiler: on SQLite even Prisma's raw API costs several times the statement
+ * (bench/RESULTS.md). SQL is written with `?` placeholders and must come from our own code. Rows come
+ * back typed alike on both databases (booleans, Dates, bytes), and values are stored as Prisma
+ * stores them, so the model API reads and writes the same rows (test/db/column-types.test.ts).
+ * Not for use inside a Prisma transaction.
  */
 export interface HotQueries {
   /** Runs a write; resolves with the number of rows it changed. */
   execute(sql: string, args: SqlValue[]): Promise<number>
-  /** Runs a read; integers come back as numbers and booleans as the database stores them. */
   query<T>(sql: string, args: SqlValue[]): Promise<T[]>
 }
 
 export interface HotSql extends HotQueries {
   /**
    * Runs `fn`'s statements as one transaction (SQLite: BEGIN IMMEDIATE, so a read-then-write cannot
-   * race another process). `fn` must only await its own statements: on SQLite the connection is held
-   * for the whole of it.
+   * race another process). `fn` must only await its own statements: on SQLite the gate is held for
+   * the whole of it.
    */
   transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T>
+  close(): void
 }
 
-/** SQLite: prepared once, run on the adapter's own connection under its gate. */
+/**
+ * SQLite: prepared statements on a connection of their own, run under the gate that serialises
+ * Prisma's connection, so the two never overlap (no lock waits between them, no torn reads).
+ */
 export class SqliteHotSql implements HotSql {
-  private readonly statements = new Map<string, BetterSqlite3.Statement>()
+  private readonly statements = new Map<string, Prepared>()
 
-  constructor(private readonly connection: SerialConnection) {}
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly gate: Gate,
+  ) {}
 
   private readonly direct: HotQueries = {
-    execute: async (sql, args) => this.prepared(sql).run(...args.map(sqliteValue)).changes,
-    query: async <T>(sql: string, args: SqlValue[]) =>
-      this.prepared(sql).all(...args.map(sqliteValue)) as T[],
+    execute: async (sql, args) => this.prepared(sql).stmt.run(...args.map(encode)).changes,
+    query: async <T>(sql: string, args: SqlValue[]) => {
+      const { stmt, decode } = this.prepared(sql)
+      return (stmt.all(...args.map(encode)) as Record<string, unknown>[]).map(decode) as T[]
+    },
   }
 
   execute(sql: string, args: SqlValue[]): Promise<number> {
-    return retryBusy(() => this.connection.exclusive(() => this.direct.execute(sql, args)))
+    return this.gate.run(() => this.direct.execute(sql, args))
   }
 
   query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
-    return retryBusy(() => this.connection.exclusive(() => this.direct.query<T>(sql, args)))
+    return this.gate.run(() => this.direct.query<T>(sql, args))
   }
 
   transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T> {
-    // Busy can only refuse the BEGIN (after it the write lock is held), so a retry reruns nothing.
-    return retryBusy(() => this.transactionOnce(fn))
-  }
-
-  private transactionOnce<T>(fn: (q: HotQueries) => Promise<T>): Promise<T> {
-    return this.connection.exclusive(async () => {
-      this.prepared('BEGIN IMMEDIATE').run()
+    return this.gate.run(async () => {
+      this.prepared('BEGIN IMMEDIATE').stmt.run()
       try {
         const result = await fn(this.direct)
-        this.prepared('COMMIT').run()
+        this.prepared('COMMIT').stmt.run()
         return result
       } catch (err) {
-        if (this.connection.client.inTransaction) this.prepared('ROLLBACK').run()
+        if (this.db.inTransaction) this.prepared('ROLLBACK').stmt.run()
         throw err
       }
     })
   }
 
-  private prepared(sql: string): BetterSqlite3.Statement {
-    let stmt = this.statements.get(sql)
-    if (!stmt) {
-      stmt = this.connection.client.prepare(sql)
-      if (stmt.reader) stmt.safeIntegers(false)
-      this.statements.set(sql, stmt)
+  close(): void {
+    this.db.close()
+  }
+
+  private prepared(sql: string): Prepared {
+    let p = this.statements.get(sql)
+    if (!p) {
+      const stmt = this.db.prepare(sql)
+      p = { stmt, decode: stmt.reader ? rowDecoder(stmt.columns()) : (row) => row }
+      this.statements.set(sql, p)
     }
-    return stmt
+    return p
   }
 }
 
-/** Waits before each retry of a statement SQLite refused as busy (about 90 ms in all). */
-const BUSY_RETRY_MS = [2, 5, 10, 25, 50]
+interface Prepared {
+  stmt: BetterSqlite3.Statement
+  decode(row: Record<string, unknown>): Record<string, unknown>
+}
 
 /**
- * SQLite can refuse a statement as busy without waiting out busy_timeout (a commit racing the
- * checkpointer's TRUNCATE). A refused autocommit statement changed nothing, so it is tried again
- * after a short pause, with the connection free for others meanwhile.
+ * How Prisma stores values in SQLite, both ways: DateTime as ISO 8601 text with an explicit offset,
+ * Boolean as 0/1, Bytes as BLOB. Columns are decoded by their declared type, as Prisma's adapter
+ * does; computed columns (MAX(…), literals) come back as SQLite returns them.
  */
-async function retryBusy<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await run()
-    } catch (err) {
-      const code = (err as { code?: unknown } | null)?.code
-      const busy = typeof code === 'string' && code.startsWith('SQLITE_BUSY')
-      if (!busy || attempt >= BUSY_RETRY_MS.length) throw err
-      await new Promise((r) => setTimeout(r, BUSY_RETRY_MS[attempt]))
-    }
-  }
-}
-
-/** Prisma's SQLite adapter writes DateTime as ISO 8601 with an explicit offset, booleans as 0/1. */
-function sqliteValue(v: SqlValue): string | number | Buffer | null {
+function encode(v: SqlValue): string | number | Buffer | null {
   if (v instanceof Date) return v.toISOString().replace('Z', '+00:00')
   if (typeof v === 'boolean') return v ? 1 : 0
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   return v
 }
 
-/** PostgreSQL: Prisma's raw API, with `?` turned into `$n` once per statement. */
+const DECODERS: Record<string, (v: unknown) => unknown> = {
+  BOOLEAN: (v) => v === 1,
+  DATETIME: (v) => new Date(v as string),
+}
+
+function rowDecoder(columns: BetterSqlite3.ColumnDefinition[]) {
+  const decoded = columns.flatMap((c) => {
+    const fn = c.type && DECODERS[c.type.toUpperCase()]
+    return fn ? [{ name: c.name, fn }] : []
+  })
+  return (row: Record<string, unknown>) => {
+    for (const { name, fn } of decoded) if (row[name] !== null) row[name] = fn(row[name])
+    return row
+  }
+}
+
+/** PostgreSQL: Prisma's raw API (which types the rows), with `?` turned into `$n` once per statement. */
 export class PrismaHotSql implements HotSql {
   private readonly numbered = new Map<string, string>()
 
@@ -129,6 +141,8 @@ export class PrismaHotSql implements HotSql {
       }),
     )
   }
+
+  close(): void {}
 
   private placeholders(sql: string): string {
     let out = this.numbered.get(sql)
@@ -184,9 +198,4 @@ export async function forEachChunk<T>(
     else await q.execute(text, [...before, ...chunk])
   }
   return out
-}
-
-/** A boolean column as either database returns it (SQLite: 0/1; PostgreSQL: boolean). */
-export function sqlBool(v: unknown): boolean {
-  return v === true || v === 1 || v === 1n
 }

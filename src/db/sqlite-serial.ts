@@ -4,7 +4,6 @@ import type {
   SqlQuery,
   Transaction,
 } from '@prisma/driver-adapter-utils'
-import type BetterSqlite3 from 'better-sqlite3'
 
 /**
  * Serialises access to the one better-sqlite3 connection Prisma's SQLite adapter uses.
@@ -13,38 +12,22 @@ import type BetterSqlite3 from 'better-sqlite3'
  * transaction is open (another request, between two awaits of that transaction) runs on the same
  * connection and so *inside* that transaction: it sees uncommitted rows, and is rolled back with it.
  * This wrapper makes top-level queries wait until no transaction is open, and transactions wait for
- * each other, which is what SQLite's single-writer model means anyway.
+ * each other, which is what SQLite's single-writer model means anyway. Work outside Prisma that must
+ * not overlap it (hot-sql.ts) runs under the same `gate`.
  */
 export function serialiseSqlite(
   inner: SqlDriverAdapterFactory,
-  onConnect?: (connection: SerialConnection) => void,
+  gate: Gate,
 ): SqlDriverAdapterFactory {
   return {
     provider: inner.provider,
     adapterName: inner.adapterName,
-    async connect() {
-      const adapter = await inner.connect()
-      const gate = new Gate()
-      const client = (adapter as unknown as { client?: BetterSqlite3.Database }).client
-      if (onConnect) {
-        if (!client) throw new Error('the SQLite adapter no longer exposes its connection')
-        onConnect({ client, exclusive: (fn) => gate.run(async () => fn()) })
-      }
-      return serialisedAdapter(adapter, gate)
-    },
+    connect: async () => serialisedAdapter(await inner.connect(), gate),
   }
 }
 
-/**
- * The adapter's connection, for the few statements too hot for Prisma's query compiler: `exclusive`
- * runs synchronous work on it under the same gate as Prisma's own queries and transactions.
- */
-export interface SerialConnection {
-  client: BetterSqlite3.Database
-  exclusive<T>(fn: () => T | Promise<T>): Promise<T>
-}
-
-class Gate {
+/** A FIFO mutex. */
+export class Gate {
   private tail: Promise<void> = Promise.resolve()
 
   /** Resolves with a release function once every earlier holder has released. */
@@ -56,7 +39,7 @@ class Gate {
     return ready
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async run<T>(fn: () => T | Promise<T>): Promise<T> {
     const release = await this.acquire()
     try {
       return await fn()

@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import type { Clock } from '../clock.js'
 import type { Db, Tx } from '../db/client.js'
 import { LtHash } from '../crypto/lthash.js'
-import { forEachChunk, insertRows, sqlBool, type HotQueries, type SqlValue } from '../db/hot-sql.js'
+import { forEachChunk, insertRows, type HotQueries, type SqlValue } from '../db/hot-sql.js'
 import { nextTid } from '../spaces/tid.js'
 
 /**
@@ -129,14 +129,14 @@ export class MemberList {
     await this.db.lockSpace(q, space)
     const wanted = new Map(entries.map((e) => [e.did, e.flags]))
     const existing = new Map<string, Flags>()
-    const rows = await forEachChunk<{ did: string; read: unknown; write: unknown }>(
+    const rows = await forEachChunk<{ did: string } & Flags>(
       q,
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did IN (*)',
       [space],
       [...wanted.keys()],
       'query',
     )
-    for (const r of rows) existing.set(r.did, { read: sqlBool(r.read), write: sqlBool(r.write) })
+    for (const r of rows) existing.set(r.did, { read: r.read, write: r.write })
     const changes: { did: string; before: Flags | undefined; after: Flags | undefined }[] = []
     for (const [did, after] of wanted) {
       const before = existing.get(did)

@@ -168,13 +168,6 @@ export class Relay {
           this.deps.logger.error({ err }, 'relay pass failed')
         }
         if (this.stopped) break
-        if (this.inflight.size === 0 && !this.wakeRequested) {
-          try {
-            await this.warm()
-          } catch (err) {
-            this.deps.logger.warn({ err }, 'relay token warming failed')
-          }
-        }
         if (!this.wakeRequested) {
           await new Promise<void>((r) => {
             this.timer = setTimeout(r, pollMs)
@@ -347,53 +340,6 @@ export class Relay {
       }
     }
     return result
-  }
-
-  /**
-   * Keeps a notifyWrite token ready for the lanes of recently active or recently registered spaces,
-   * so the first write after a pause fans out without a signature per syncer. Tokens are signed one
-   * at a time, only on an idle signing thread, and the pass yields as soon as there is work to send.
-   * Returns how many it signed.
-   */
-  async warm(): Promise<number> {
-    const nowMs = this.deps.clock.nowMs()
-    if (this.opts.warmLanes === 0 || nowMs - this.lastWarmMs < WARM_EVERY_MS) return 0
-    // Nothing can be signed ahead (no signing thread, or reuse off): no query, no loop.
-    if (!this.deps.outbound.canSignAhead()) return 0
-    this.lastWarmMs = nowMs
-    const since = nowMs - this.opts.warmWindowMs
-    for (const [space, at] of this.activeSpaces) {
-      if (at > since) break // oldest first: the rest are newer
-      this.activeSpaces.delete(space)
-    }
-    const lanes = await this.deps.db.prisma.notifyRegistration.findMany({
-      where: {
-        expiresAt: { gt: new Date(nowMs) },
-        OR: [
-          { createdAt: { gt: new Date(since) } },
-          { space: { in: [...this.activeSpaces.keys()] } },
-        ],
-      },
-      orderBy: { createdAt: 'desc' },
-      take: this.opts.warmLanes,
-      select: { space: true, service: true },
-    })
-    let signed = 0
-    for (const lane of lanes) {
-      // In the running loop, new work or a stop ends the pass; so does a busy signing thread.
-      if (this.running && (this.wakeRequested || this.stopped)) break
-      if (!this.deps.outbound.canSignAhead()) break
-      const authority = spaceAuthority(lane.space)
-      // The key first (held in memory): a key signed inline (ES256K under libsecp256k1) gains
-      // nothing from signing ahead, so its lane costs no status read.
-      const key = await this.deps.authorities.key(authority, 'atproto')
-      if (!key || !this.deps.outbound.canSignAhead(key.curve)) continue
-      if ((await this.deps.authorities.status(authority)) !== 'active') continue
-      const opts = { iss: authority, aud: lane.service, lxm: NOTIFY_WRITE, key }
-      if (await this.deps.outbound.prewarm(opts, WARM_FOR_SEC)) signed++
-    }
-    this.counters.warmed += signed
-    return signed
   }
 
   /** Writes the lanes' new cursors: one update per distinct cursor, one per failing lane. */

@@ -5,8 +5,7 @@ import type { RevocationStore } from '../auth/revocations.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
 import type { OutboundAuth } from '../auth/outbound.js'
-import type { Signer } from '../crypto/jws.js'
-import { createSpaceTokenWith, randomJti } from '../crypto/space-token.js'
+import { createSpaceToken, randomJti } from '../crypto/space-token.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
@@ -37,8 +36,6 @@ export interface CredentialDeps {
   clock: Clock
   /** Signs (and reuses) service auth as the authority. */
   outbound: OutboundAuth
-  /** Makes the credentials' signatures (off the event loop). */
-  signer: Signer
   logger: Logger
   /** First retry delay for revocation notices; doubles each attempt. */
   retryBaseMs: number
@@ -77,32 +74,16 @@ export class CredentialService {
       iat + (binding.kind === 'signature' ? config.credentialTtlSec : config.dpopCredentialTtlSec)
     const jti = randomJti()
     const cnf = binding.kind === 'signature' ? { kid: binding.keyDid } : { jkt: binding.jkt }
-    // The signature is made (by the signer) while the issuance is recorded here; a credential is
-    // only handed out once both are done.
-    const signed = createSpaceTokenWith(
-      this.deps.signer,
+    await this.deps.db.hot.execute(
+      'INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+      [config.uri, jti, req.user, req.clientId ?? null, new Date(iat * 1000), new Date(exp * 1000)],
+    )
+    return createSpaceToken(
       'credential',
       { iss: config.authority, sub: config.uri, cnf, iat, exp, jti },
       signing.key,
       signing.kid,
     )
-    await this.deps.db.hot
-      .execute(
-        'INSERT INTO issued_credential (space, jti, user_did, client_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
-        [
-          config.uri,
-          jti,
-          req.user,
-          req.clientId ?? null,
-          new Date(iat * 1000),
-          new Date(exp * 1000),
-        ],
-      )
-      .catch(async (err: unknown) => {
-        await signed.catch(() => undefined)
-        throw err
-      })
-    return signed
   }
 
   /** Who the credential `jti` for `space` was issued to, from our issuance record. */

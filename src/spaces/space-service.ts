@@ -2,7 +2,6 @@ import { setImmediate as turn } from 'node:timers/promises'
 import type { Clock } from '../clock.js'
 import { MemberList, type Flags } from '../members/member-list.js'
 import type { Db, Tx } from '../db/client.js'
-import { sqlBool } from '../db/hot-sql.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
@@ -257,11 +256,11 @@ export class SpaceService {
     limit: number,
     cursor?: string,
   ): Promise<{ did: string; read: boolean; write: boolean }[]> {
-    const rows = await this.db.hot.query<{ did: string; read: unknown; write: unknown }>(
+    // Pages of up to a thousand rows: the query compiler and row mapping would cost more than the read.
+    return this.db.hot.query<{ did: string; read: boolean; write: boolean }>(
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ? ORDER BY did LIMIT ?',
       [uri, cursor ?? '', limit],
     )
-    return rows.map((r) => ({ did: r.did, read: sqlBool(r.read), write: sqlBool(r.write) }))
   }
 
   /**
@@ -282,12 +281,12 @@ export class SpaceService {
 
   /** One primary-key lookup: is `did` a member with the `access` flag set? */
   async isMember(uri: string, did: string, access: Access): Promise<boolean> {
-    const rows = await this.db.hot.query<{ read: unknown; write: unknown }>(
+    // On every credential request: one primary-key lookup, outside the query compiler.
+    const [row] = await this.db.hot.query<Record<Access, boolean>>(
       'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
       [uri, did],
     )
-    const row = rows[0]
-    return row ? sqlBool(row[access]) : false
+    return row?.[access] ?? false
   }
 
   /** URIs of the active spaces, of one authority when given (operator listing). */

@@ -4,10 +4,12 @@
  * out as domain-neutral errors, and on SQLite a query outside a transaction never joins one.
  */
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { Db, WAL_TRUNCATE_ABOVE_BYTES } from '../../src/db/client.js'
+import { Db, WAL_SIZE_LIMIT_BYTES } from '../../src/db/client.js'
 import { UniqueViolationError } from '../../src/db/errors.js'
 import { PACKAGE_ROOT } from '../../src/paths.js'
 import { migrate, MigrationError, pendingMigrations, readMigrations } from '../../src/db/migrate.js'
@@ -204,63 +206,70 @@ t.test('hot statements write and read rows exactly as the model API does', async
   t.same(await db.hot.query('SELECT value FROM instance_meta WHERE key = ?', ['nope']), [])
 })
 
-t.test('SQLite checkpoints happen off the serving connection, on a timer', async (t) => {
+t.test('SQLite checkpoints on its own and cuts a long WAL file back', async (t) => {
   const { db, database } = await openDb(t)
   if (db.kind !== 'sqlite') return t.pass('PostgreSQL: not applicable')
   const file = database.url.slice('file:'.length)
   const { statSync } = await import('node:fs')
   const before = statSync(file).size
-  // ~24 MB through the WAL: far past SQLite's default auto-checkpoint threshold of 1000 pages, and
-  // past the size the log is cut back to.
+  // ~24 MB through the WAL in one transaction: a log far past the size limit.
   const big = 'x'.repeat(4000)
-  for (let i = 0; i < 60; i++) {
-    await db.transact(async (tx) => {
-      for (let j = 0; j < 100; j++) {
-        await tx.instanceMeta.create({ data: { key: `b${i}-${j}`, value: big, updatedAt: now() } })
-      }
-    })
+  await db.transact(async (tx) => {
+    for (let j = 0; j < 6000; j++)
+      await tx.instanceMeta.create({ data: { key: `b${j}`, value: big, updatedAt: now() } })
+  })
+  t.ok(statSync(`${file}-wal`).size > WAL_SIZE_LIMIT_BYTES, 'the bulk write left a long log')
+  for (let i = 0; i < 3; i++) {
+    await db.prisma.instanceMeta.create({ data: { key: `s${i}`, value: 'v', updatedAt: now() } })
+    await db.hot.execute('INSERT INTO instance_meta (key, value, updated_at) VALUES (?, ?, ?)', [
+      `h${i}`,
+      'v',
+      now(),
+    ])
   }
-  const auto = await db.prisma.$queryRawUnsafe<{ wal_autocheckpoint: bigint }[]>(
-    'PRAGMA wal_autocheckpoint',
-  )
-  t.equal(Number(auto[0]?.wal_autocheckpoint), 0, 'no commit copies the WAL back itself')
-  const deadline = Date.now() + 10_000
-  while (statSync(file).size < before + 5_000_000 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100))
+  t.ok(statSync(file).size >= before + 20_000_000, 'a commit copied the log into the database')
+  t.ok(statSync(`${file}-wal`).size <= WAL_SIZE_LIMIT_BYTES, 'and the restarted log was cut back')
+  for (const [pragma, expected] of [
+    ['wal_autocheckpoint', 1000],
+    ['journal_size_limit', WAL_SIZE_LIMIT_BYTES],
+  ] as const) {
+    const [row] = await db.prisma.$queryRawUnsafe<Record<string, bigint>[]>(`PRAGMA ${pragma}`)
+    t.equal(Number(row?.[pragma]), expected, pragma)
   }
-  t.ok(statSync(file).size >= before + 5_000_000, 'the checkpointer copied it in the background')
-  t.ok(statSync(`${file}-wal`).size > WAL_TRUNCATE_ABOVE_BYTES, 'the bulk write left a long log')
-  // Once the database is quiet, the checkpointer (not a request) cuts the file back.
-  const cutBy = Date.now() + 15_000
-  while (statSync(`${file}-wal`).size > WAL_TRUNCATE_ABOVE_BYTES && Date.now() < cutBy) {
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  t.ok(statSync(`${file}-wal`).size <= WAL_TRUNCATE_ABOVE_BYTES, 'the checkpointer cut it back')
-  const limit = await db.prisma.$queryRawUnsafe<{ journal_size_limit: bigint }[]>(
-    'PRAGMA journal_size_limit',
-  )
-  t.equal(Number(limit[0]?.journal_size_limit), -1, 'no commit truncates the WAL itself')
 })
 
-t.test('a hot statement SQLite refuses as busy is tried again', async (t) => {
-  const { db, database } = await openDb(t, { GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS: '0' })
+t.test('a hot statement waits out another writer, up to the busy timeout', async (t) => {
+  const { db, database } = await openDb(t, { GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS: '2000' })
   if (db.kind !== 'sqlite') return t.pass('PostgreSQL: not applicable')
-  const { default: Database } = await import('better-sqlite3')
-  const other = new Database(database.url.slice('file:'.length))
-  t.teardown(() => {
-    if (other.inTransaction) other.exec('ROLLBACK')
-    other.close()
-  })
-  // Another connection holds the write lock for a moment; with no busy timeout SQLite refuses at once.
-  other.exec('BEGIN IMMEDIATE')
-  setTimeout(() => other.exec('COMMIT'), 20)
+  // Another connection, on a thread of its own (a wait for SQLite's lock holds this thread), keeps
+  // the write lock for `ms` milliseconds.
+  const holdLock = (ms: number) =>
+    new Promise<Worker>((resolve) => {
+      const w = new Worker(
+        `const { parentPort, workerData } = require('node:worker_threads')
+         const db = new (require(workerData.driver))(workerData.file)
+         db.exec('BEGIN IMMEDIATE')
+         parentPort.postMessage('held')
+         setTimeout(() => { db.exec('COMMIT'); db.close() }, workerData.ms)`,
+        {
+          eval: true,
+          workerData: {
+            driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+            file: database.url.slice('file:'.length),
+            ms,
+          },
+        },
+      )
+      w.once('message', () => resolve(w))
+    })
   const put = 'INSERT INTO instance_meta (key, value, updated_at) VALUES (?, ?, ?)'
+  await holdLock(100)
   t.equal(await db.hot.execute(put, ['busy', 'v', now()]), 1, 'written once the lock is free')
-  other.exec('BEGIN IMMEDIATE')
-  setTimeout(() => other.exec('COMMIT'), 20)
+  await holdLock(100)
   await db.hot.transaction(async (q) => q.execute(put, ['busy-tx', 'v', now()]))
   t.equal(await db.prisma.instanceMeta.count({ where: { key: { startsWith: 'busy' } } }), 2)
-  other.exec('BEGIN IMMEDIATE')
+  const held = await holdLock(5000)
+  t.teardown(() => held.terminate())
   await t.rejects(db.hot.execute(put, ['never', 'v', now()]), { code: 'SQLITE_BUSY' }, 'gives up')
 })
 

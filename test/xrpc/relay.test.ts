@@ -7,7 +7,6 @@
  * another space's deliveries, in a single pass or in the running loop.
  */
 import t from 'tap'
-import { Keypair } from '../../src/crypto/keypair.js'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
 import type { ServerResponse } from 'node:http'
 import { TestArbiter } from '../_helpers/arbiter.js'
@@ -249,87 +248,6 @@ t.test(
     t.equal(await w.a.ctx.db.prisma.notifyRegistration.count({ where: { space: w.space } }), 0)
   },
 )
-
-t.test(
-  'P-256 lanes of recently registered or written spaces hold a token signed ahead',
-  async (t) => {
-    const { w, write, drain } = await setup(t)
-    // Signed by noble on the signing thread, where a token made ahead saves the send its signature.
-    const key = Keypair.generate('p256')
-    await registerAuthority(w.a.ctx, w.authority.did, { atproto: key })
-    t.equal((await w.a.ctx.authorities.key(w.authority.did, 'atproto'))?.curve, 'p256')
-    const s = await syncer(t, w, 'syncer')
-    const lane = {
-      iss: w.authority.did,
-      aud: s.service,
-      lxm: 'com.atproto.space.notifyWrite',
-      key,
-    }
-    t.equal(w.a.ctx.outbound.peek(lane), undefined, 'no token before the relay warms the lane')
-    t.equal(await w.a.ctx.relay.warm(), 1, 'one lane warmed')
-    const ahead = await w.a.ctx.outbound.peek(lane)
-    t.ok(ahead, 'a token is held')
-    await write()
-    await drain(() => s.received().length >= 1)
-    t.equal(s.svc.calls[0]?.headers.authorization, `Bearer ${ahead}`, 'the write went out with it')
-
-    w.a.clock.advance(6000)
-    t.equal(await w.a.ctx.relay.warm(), 0, 'still fresh: nothing signed')
-    w.a.clock.advance(20_000)
-    t.equal(await w.a.ctx.relay.warm(), 1, 'close to the end of its reuse: signed again')
-    w.a.clock.advance(700_000)
-    t.equal(await w.a.ctx.relay.warm(), 0, 'a space quiet for longer than the window goes cold')
-    t.ok(w.a.ctx.relay.counters.warmed >= 2)
-  },
-)
-
-t.test(
-  'ES256K lanes: nothing is signed ahead (libsecp256k1 signs inline), writes still go out',
-  async (t) => {
-    const { w, write, drain } = await setup(t)
-    const s = await syncer(t, w, 'syncer')
-    const key = await w.a.ctx.authorities.key(w.authority.did, 'atproto')
-    t.equal(key!.curve, 'secp256k1')
-    const lane = {
-      iss: w.authority.did,
-      aud: s.service,
-      lxm: 'com.atproto.space.notifyWrite',
-      key: key!,
-    }
-    // Counted, not replaced: the real status read still answers.
-    const authorities = w.a.ctx.authorities
-    const realStatus = authorities.status.bind(authorities)
-    let statusReads = 0
-    authorities.status = (did) => (statusReads++, realStatus(did))
-    t.equal(await w.a.ctx.relay.warm(), 0, 'no lane warmed')
-    t.equal(statusReads, 0, 'an inline-signed lane costs no status read')
-    authorities.status = realStatus
-    t.equal(w.a.ctx.outbound.peek(lane), undefined, 'no token held ahead')
-    await write()
-    await drain(() => s.received().length >= 1)
-    const held = await w.a.ctx.outbound.peek(lane)
-    t.equal(
-      s.svc.calls[0]?.headers.authorization,
-      `Bearer ${held}`,
-      'signed on demand, then reused',
-    )
-    t.equal(w.a.ctx.relay.counters.warmed, 0)
-  },
-)
-
-t.test('GATEHOUSE_RELAY_WARM_LANES=0: nothing is signed ahead', async (t) => {
-  const { w } = await setup(t, { GATEHOUSE_RELAY_WARM_LANES: '0' })
-  const s = await syncer(t, w, 'syncer')
-  const key = await w.a.ctx.authorities.key(w.authority.did, 'atproto')
-  t.equal(await w.a.ctx.relay.warm(), 0)
-  const lane = {
-    iss: w.authority.did,
-    aud: s.service,
-    lxm: 'com.atproto.space.notifyWrite',
-    key: key!,
-  }
-  t.equal(w.a.ctx.outbound.peek(lane), undefined)
-})
 
 /**
  * Syncers on one endpoint that never answer until released (then 200): only the relay's own
