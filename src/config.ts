@@ -81,9 +81,11 @@ export interface Config {
     /** Reuse a managing app's definite answers this long; 0 (default) asks every time. */
     managingAppCacheMs: number
   }
-  revocation: {
-    retryBaseMs: number
-    retryAttempts: number
+  retention: {
+    /** Issued credentials are kept this long after they expire (audit). */
+    credentialsMs: number
+    /** Dead letters are kept this long. */
+    deadLettersMs: number
   }
   members: {
     /** Member-oplog entries older than this are compacted away (mirrors further behind resync). */
@@ -104,8 +106,6 @@ export interface Config {
     /** After this, an undeliverable notification is dead-lettered and its lane moves on. */
     relayRetryWindowMs: number
     relayBreakerCooldownMs: number
-    relayWarmLanes: number
-    relayWarmWindowMs: number
     /** Deliveries of one space in flight at once: the rest of relayConcurrency stays for others. */
     relaySpaceConcurrency: number
     /** Live registerNotify registrations one space may have (renewals never count). */
@@ -220,15 +220,13 @@ export const envSchema = z.object({
   GATEHOUSE_CONFIG_CACHE_MS: int(0, 60_000).default(1000),
   GATEHOUSE_MANAGING_APP_TIMEOUT_MS: int(100, 30_000).default(2000),
   GATEHOUSE_MANAGING_APP_CACHE_SEC: int(0, 3600).default(0),
-  GATEHOUSE_REVOCATION_RETRY_BASE_MS: int(1, 600_000).default(1000),
-  GATEHOUSE_REVOCATION_RETRY_ATTEMPTS: int(1, 30).default(8),
+  GATEHOUSE_CREDENTIAL_RETENTION_DAYS: int(0, 36_500).default(7),
+  GATEHOUSE_DEAD_LETTER_RETENTION_DAYS: int(0, 36_500).default(30),
   GATEHOUSE_RELAY_CONCURRENCY: int(1, 1024).default(32),
   GATEHOUSE_RELAY_TIMEOUT_MS: int(100, 60_000).default(5000),
   GATEHOUSE_RELAY_RETRY_BASE_MS: int(1, 600_000).default(1000),
   GATEHOUSE_RELAY_RETRY_WINDOW_SEC: int(1, 7 * 86_400).default(86_400),
   GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
-  GATEHOUSE_RELAY_WARM_LANES: int(0, 1_000_000).default(2000),
-  GATEHOUSE_RELAY_WARM_WINDOW_SEC: int(1, 86_400).default(600),
   GATEHOUSE_RELAY_SPACE_CONCURRENCY: int(1, 1024).optional(),
   GATEHOUSE_REGISTRATION_TTL_SEC: int(60, 30 * 86_400).default(86_400),
   GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: int(1, 100_000).default(100),
@@ -357,9 +355,9 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       managingAppTimeoutMs: e.GATEHOUSE_MANAGING_APP_TIMEOUT_MS,
       managingAppCacheMs: e.GATEHOUSE_MANAGING_APP_CACHE_SEC * 1000,
     },
-    revocation: {
-      retryBaseMs: e.GATEHOUSE_REVOCATION_RETRY_BASE_MS,
-      retryAttempts: e.GATEHOUSE_REVOCATION_RETRY_ATTEMPTS,
+    retention: {
+      credentialsMs: e.GATEHOUSE_CREDENTIAL_RETENTION_DAYS * 86_400_000,
+      deadLettersMs: e.GATEHOUSE_DEAD_LETTER_RETENTION_DAYS * 86_400_000,
     },
     members: { oplogRetentionMs: e.GATEHOUSE_OPLOG_RETENTION_DAYS * 86_400_000 },
     authorities: {
@@ -376,8 +374,6 @@ export function loadConfig(env: EnvInput, version = '0.0.0'): { config: Config; 
       relayRetryBaseMs: e.GATEHOUSE_RELAY_RETRY_BASE_MS,
       relayRetryWindowMs: e.GATEHOUSE_RELAY_RETRY_WINDOW_SEC * 1000,
       relayBreakerCooldownMs: e.GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS,
-      relayWarmLanes: e.GATEHOUSE_RELAY_WARM_LANES,
-      relayWarmWindowMs: e.GATEHOUSE_RELAY_WARM_WINDOW_SEC * 1000,
       // A quarter of the slots by default: four spaces whose syncers all hang are needed to fill
       // the relay, and a space alone still has several deliveries in flight.
       relaySpaceConcurrency: Math.min(

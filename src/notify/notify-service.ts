@@ -42,9 +42,6 @@ export interface NotifyLimits {
 }
 
 export class NotifyService {
-  /** Intake counters since start, for the metrics endpoint. */
-  readonly counters = { accepted: 0, ignoredStale: 0 }
-
   /** Called after an event is appended, so the relay can wake at once. */
   onEvent: (space: string) => void = () => {}
 
@@ -110,12 +107,7 @@ export class NotifyService {
       )
       return { status: 'accepted', spaceRev, prevSpaceRev }
     })
-    if (outcome.status === 'accepted') {
-      this.counters.accepted++
-      this.onEvent(space)
-    } else {
-      this.counters.ignoredStale++
-    }
+    if (outcome.status === 'accepted') this.onEvent(space)
     return outcome
   }
 
@@ -135,11 +127,9 @@ export class NotifyService {
   }
 
   /**
-   * Registers (or renews) `service` for `space` until `expiresAt`. A new registration starts at the
-   * space's current spaceRev: it receives what happens from now on; history is in listRepos.
-   * Throws RegistrationLimitError when a new one would take the space past its cap: every lane is
-   * an authority-signed POST per write, so a credential holder must not be able to add them without
-   * bound. Renewing a live registration is always allowed; reviving an expired one counts as new.
+   * Registers (or renews) `service` for `space` until `expiresAt`, starting at the space's current
+   * spaceRev (history is in listRepos). A new one past a cap throws RegistrationLimitError: every
+   * lane is an authority-signed POST per write. Renewals always pass; a lapsed one revived is new.
    */
   async register(
     space: string,
@@ -174,11 +164,19 @@ export class NotifyService {
       }
       if (existing) {
         // A live registration renewed by anyone stays its registrant's; a lapsed one revived is
-        // the reviver's (and was counted against them above).
+        // the reviver's (counted against them above) and starts afresh, like a new one: the events
+        // it missed may be pruned.
         const lapsed = existing.expiresAt <= now
+        const afresh = lapsed
+          ? {
+              registeredBy,
+              cursor: (await this.maxSpaceRev(tx, space)) ?? null,
+              nextAttemptAt: now,
+            }
+          : {}
         await tx.notifyRegistration.update({
           where: { space_service: { space, service } },
-          data: { endpoint, expiresAt, ...(lapsed ? { registeredBy } : {}) },
+          data: { endpoint, expiresAt, ...afresh },
         })
       } else {
         const cursor = (await this.maxSpaceRev(tx, space)) ?? null
@@ -207,18 +205,6 @@ export class NotifyService {
       await tx.spaceEvent.create({ data: { space, spaceRev, kind: 'deleted', createdAt: now } })
     })
     this.onEvent(space)
-  }
-
-  /**
-   * Deletes registrations that have lapsed (they receive nothing and take no place under the cap).
-   * Without this they would stay for good, and the relay's read of due lanes, which walks
-   * `next_attempt_at` from the oldest, would pass over more of them at every pass. Returns how many.
-   */
-  async pruneExpired(): Promise<number> {
-    const { count } = await this.db.prisma.notifyRegistration.deleteMany({
-      where: { expiresAt: { lte: this.clock.now() } },
-    })
-    return count
   }
 
   async unregister(space: string, service: string): Promise<void> {
