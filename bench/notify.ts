@@ -78,17 +78,6 @@ const bench: Bench = {
       let rev = Date.now() * 1000
       const notifyOnce = (writer: (typeof writers)[number]) =>
         sendNotifyWrite(world, space, writer, encodeTid(BigInt(++rev), 1))
-      // Registrations made in the last minutes are warm lanes: wait for the relay's token warming
-      // where it signs ahead for the authority's key (not where libsecp256k1 signs ES256K inline).
-      const warmStart = performance.now()
-      const signsAhead = ctx.outbound.canSignAhead(authority.key.curve)
-      while (
-        signsAhead &&
-        ctx.relay.counters.warmed < SYNCERS &&
-        performance.now() - warmStart < 60_000
-      )
-        await new Promise((r) => setTimeout(r, 50))
-      const warmedLanes = ctx.relay.counters.warmed
       const fanStart = performance.now()
       await notifyOnce(writers[0]!)
       while (!allHoldOne() && performance.now() - fanStart < 120_000)
@@ -160,7 +149,6 @@ const bench: Bench = {
         figures: [
           { name: 'registered syncers', value: SYNCERS, unit: '' },
           { name: 'raw loopback POST (baseline)', value: raw.perSecond, unit: 'req/s' },
-          { name: 'lanes with a token signed ahead', value: warmedLanes, unit: '' },
           { name: 'fan-out: all syncers hold a notification', value: fanoutMs, unit: 'ms' },
           { name: 'sustained deliveries', value: deliveriesPerSec, unit: '/s' },
           { name: 'intake at 500/s: p50', value: percentile(intake.latenciesMs, 50), unit: 'ms' },

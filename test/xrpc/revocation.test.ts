@@ -152,10 +152,19 @@ t.test('explicit revoke; transient failures are retried, permanent ones are not'
   await deliver(w)
   t.equal(flaky.calls.length, 3, 'retried after 503 and 500, delivered on the third attempt')
   t.equal(refusing.calls.length, 1, 'a 403 is final')
-  const dead = await w.a.ctx.relay.deadLetters(w.space)
-  t.match(dead, [
-    { kind: 'revocation', lastError: 'status 403', credentials: JSON.stringify([jti]) },
-  ])
+  const owner = w.user('owner')
+  await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
+  const nsid = 'dev.gatehouse.notify.listDeadLetters'
+  const res = await w.a.fetch(`/xrpc/${nsid}?${new URLSearchParams({ space: w.space })}`, {
+    headers: {
+      authorization: `Bearer ${serviceJwt({ iss: owner, aud: w.authority.did, lxm: nsid, nowSec: w.now() })}`,
+    },
+  })
+  t.match(
+    await res.json(),
+    { deadLetters: [{ kind: 'revocation', lastError: 'status 403', credentials: [jti] }] },
+    'the refused notice is a dead letter, with its kind and credentials',
+  )
 })
 
 t.test(

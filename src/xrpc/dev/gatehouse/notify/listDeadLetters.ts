@@ -17,6 +17,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           kind: d.kind,
           attempts: d.attempts,
           ...(d.lastError ? { lastError: d.lastError } : {}),
+          ...(d.credentials ? { credentials: JSON.parse(d.credentials) as string[] } : {}),
           createdAt: d.createdAt.toISOString(),
         })),
       }
