@@ -29,12 +29,8 @@ export class Janitor {
   start(everyMs: number, logger: Logger): void {
     this.timer = setInterval(() => {
       this.pass ??= this.run()
-        .then(
-          (pruned) => {
-            if (Object.values(pruned).some(Boolean)) logger.debug(pruned, 'pruned expired rows')
-          },
-          (err: unknown) => logger.error({ err }, 'prune failed'),
-        )
+        .then((pruned) => logger.debug(pruned, 'pruned expired rows'))
+        .catch((err: unknown) => logger.error({ err }, 'prune failed'))
         .finally(() => (this.pass = undefined))
     }, everyMs)
     this.timer.unref()
@@ -92,9 +88,8 @@ export class Janitor {
   }
 
   /**
-   * Events older than the retry window that every live lane of their space has passed (delivered
-   * or dead-lettered). A space's newest spaceRev stays in its writer rows, so prevSpaceRev chains
-   * on. A head of events held by a lane behind ends the pass; the lane moves on within the window.
+   * Events past the retry window that every live lane of their space has passed (the newest spaceRev
+   * lives on in the writer rows). Events held by a lane behind end the pass until it moves on.
    */
   private async pruneEvents(before: Date, now: Date): Promise<Step> {
     const p = this.db.prisma
@@ -111,16 +106,12 @@ export class Janitor {
       where: { space: { in: [...upTo.keys()] }, expiresAt: { gt: now } },
       select: { space: true, cursor: true },
     })
-    for (const lane of lanes) {
-      const cursor = lane.cursor ?? ''
-      if (cursor < upTo.get(lane.space)!) upTo.set(lane.space, cursor)
-    }
+    for (const { space, cursor } of lanes)
+      if ((cursor ?? '') < upTo.get(space)!) upTo.set(space, cursor ?? '')
     let deleted = 0
     for (const [space, spaceRev] of upTo) {
-      const { count } = await p.spaceEvent.deleteMany({
-        where: { space, spaceRev: { lte: spaceRev }, createdAt: { lt: before } },
-      })
-      deleted += count
+      const where = { space, spaceRev: { lte: spaceRev }, createdAt: { lt: before } }
+      deleted += (await p.spaceEvent.deleteMany({ where })).count
     }
     return [deleted, oldest.length === BATCH && deleted > 0]
   }

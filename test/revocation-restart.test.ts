@@ -61,7 +61,7 @@ t.test('pending revocation notices survive SIGKILL and a graceful shutdown', asy
   const serve = async () => {
     const proc = runGatehouse([], { ...env, GATEHOUSE_PORT: String(await freePort()) })
     t.teardown(() => proc.child.kill('SIGKILL'))
-    await proc.waitFor(/gatehouse is serving/)
+    await proc.waitFor(/gatehouse is serving/, 90_000)
     return proc
   }
   const until = async (what: string, ok: () => boolean) => {

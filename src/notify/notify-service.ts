@@ -3,21 +3,13 @@ import type { Db, Tx } from '../db/client.js'
 import { nextTid } from '../spaces/tid.js'
 
 /**
- * Write notifications at the space host: the writer set with its spaceRev sequencing, the event log
- * the relay sends from, and registrations. Every accepted write is one transaction: stale or
- * duplicate revs change nothing; a newer rev gets a spaceRev greater than the clock and than every
- * spaceRev the space has seen, moves its writer row there, and appends one event.
+ * Write notifications: the writer set with its spaceRev sequencing, the event log the relay sends
+ * from, and registrations. An accepted write is one transaction: a stale or duplicate rev changes
+ * nothing; a newer one gets a spaceRev above the clock and every earlier one, and appends an event.
  */
 
 export type WriteOutcome =
   { status: 'stale' } | { status: 'accepted'; spaceRev: string; prevSpaceRev: string | undefined }
-
-export interface WriterRow {
-  did: string
-  repoRev: string
-  hash: Uint8Array
-  spaceRev: string
-}
 
 /** A new registration would take the space past its cap (renewals never do). */
 export class RegistrationLimitError extends Error {
@@ -55,20 +47,13 @@ export class NotifyService {
   ) {}
 
   private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
-    const [w, e] = await Promise.all([
-      tx.spaceWriter.findFirst({
-        where: { space },
-        orderBy: { spaceRev: 'desc' },
-        select: { spaceRev: true },
-      }),
-      tx.spaceEvent.findFirst({
-        where: { space },
-        orderBy: { spaceRev: 'desc' },
-        select: { spaceRev: true },
-      }),
-    ])
-    const revs = [w?.spaceRev, e?.spaceRev].filter((r): r is string => r !== undefined).sort()
-    return revs[revs.length - 1]
+    const last = {
+      where: { space },
+      orderBy: { spaceRev: 'desc' },
+      select: { spaceRev: true },
+    } as const
+    const revs = await Promise.all([tx.spaceWriter.findFirst(last), tx.spaceEvent.findFirst(last)])
+    return revs.map((r) => r?.spaceRev ?? '').reduce((a, b) => (a > b ? a : b)) || undefined
   }
 
   async acceptWrite(
@@ -112,18 +97,12 @@ export class NotifyService {
   }
 
   /** Writers with spaceRev after `cursor`, ascending: a repo that wrote again has moved later. */
-  async listWriters(space: string, limit: number, cursor?: string): Promise<WriterRow[]> {
-    const rows = await this.db.prisma.spaceWriter.findMany({
+  listWriters(space: string, limit: number, cursor?: string) {
+    return this.db.prisma.spaceWriter.findMany({
       where: { space, ...(cursor ? { spaceRev: { gt: cursor } } : {}) },
       orderBy: { spaceRev: 'asc' },
       take: limit,
     })
-    return rows.map((r) => ({
-      did: r.did,
-      repoRev: r.repoRev,
-      hash: new Uint8Array(r.hash),
-      spaceRev: r.spaceRev,
-    }))
   }
 
   /**

@@ -12,19 +12,13 @@ import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
 import { nextTid } from '../spaces/tid.js'
 
 /**
- * The durable relay: write notifications to syncers and revocation notices to repo hosts, one retry
- * policy for both. Each registration is a lane that sends its space's events in spaceRev order from
- * its cursor and moves the cursor only after a 2xx (gap-free and in order; a crash between sending
- * and recording may send one twice). A revocation notice is a queued row, deleted once delivered.
- *
- * 408/425/429/5xx and network errors back off exponentially with jitter; anything else, or a
- * failure past the retry window, is dead-lettered. A breaker per endpoint stops spending attempts on
- * a dead or hanging host. Everything is in the database, so a restart resumes; run one relay per
- * database (more would send duplicates).
- *
- * Spaces are served side by side: each space's due work runs as one task drawing on `concurrency`
- * delivery slots shared by all spaces, at most `spaceConcurrency` at once, so a space whose hosts
- * hang holds only its share of the slots for the relay timeout.
+ * The durable relay of write notifications to syncers and revocation notices to repo hosts, with one
+ * retry policy. A registration is a lane sending its space's events in spaceRev order from its
+ * cursor, moved only after a 2xx (gap-free; a crash between sending and recording may repeat one).
+ * A revocation notice is a queued row, deleted once delivered. 408/425/429/5xx and network errors
+ * back off; anything else, or a failure past the retry window, is dead-lettered. A breaker per
+ * endpoint spares a dead host attempts. State is in the database; run one relay per database.
+ * Spaces run side by side, each on at most its share of the shared delivery slots.
  */
 
 const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
@@ -35,10 +29,8 @@ const REVOCATION_BATCH = 100
 const PERMANENT = (status: number) =>
   status >= 400 && status < 500 && ![408, 425, 429].includes(status)
 /**
- * A generation A repo host has no notifyCredentialRevoked: the reference PDS proxies the unknown
- * method onward, where our token is refused (400) or the method is unknown (404, 501). Such a host
- * cannot be told; it honours the credential until it expires (why DPoP-bound ones are short-lived).
- * Final, and not a dead letter: it is the host's known limit, not a failed delivery.
+ * How a generation A repo host (the reference PDS proxies the unknown method onward) answers
+ * notifyCredentialRevoked: final, not a dead letter, as it is the host's known limit.
  */
 const UNSUPPORTED = new Set([400, 404, 501])
 const RETRY_MAX_MS = 3_600_000
@@ -56,11 +48,8 @@ class Slots {
   constructor(private free: number) {}
 
   async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--
-      return
-    }
-    await new Promise<void>((r) => this.waiting.push(r))
+    if (this.free > 0) this.free--
+    else await new Promise<void>((r) => this.waiting.push(r))
   }
 
   give(): void {
@@ -81,15 +70,13 @@ type Target = { authority: string; endpoint: string; key: Keypair }
 
 type RelayEvent = Awaited<ReturnType<Db['prisma']['spaceEvent']['findFirstOrThrow']>>
 
+/** A lane's pass: `failure` if it stopped on a retryable one, `deleted` if it ended the lane. */
 interface LaneResult {
   lane: Lane
   sent: number
-  /** Where the lane's cursor should be now. */
   cursor: string | null
   attempts: number
-  /** Set when the lane stopped on a retryable failure. */
   failure?: string
-  /** The lane delivered (or gave up on) its space's deletion. */
   deleted: boolean
 }
 
@@ -100,7 +87,6 @@ export class Relay {
   private readonly slots: Slots
   /** Serialised bodies of the events of the current passes (dropped with the event objects). */
   private readonly bodies = new WeakMap<RelayEvent, string>()
-  private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private stopped = false
   private wakeRequested = false
@@ -126,27 +112,23 @@ export class Relay {
     if (this.running) return
     // A pass starts the due spaces not already in flight without waiting for them; a task that
     // delivered something wakes the loop when it ends (it may have more), and so do new events.
-    const loop = async () => {
+    this.running = (async () => {
       while (!this.stopped) {
         this.wakeRequested = false
-        try {
-          await this.dispatch()
-        } catch (err) {
+        await this.dispatch().catch((err: unknown) => {
           this.deps.logger.error({ err }, 'relay pass failed')
-        }
-        if (!this.stopped && !this.wakeRequested) {
-          await new Promise<void>((r) => {
-            this.timer = setTimeout(r, pollMs)
-            this.wakeUp = () => {
-              clearTimeout(this.timer)
-              r()
-            }
-          })
-          this.wakeUp = () => {}
-        }
+        })
+        if (this.stopped || this.wakeRequested) continue
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, pollMs)
+          this.wakeUp = () => {
+            clearTimeout(timer)
+            r()
+          }
+        })
+        this.wakeUp = () => {}
       }
-    }
-    this.running = loop()
+    })()
   }
 
   private wakeUp: () => void = () => {}
@@ -171,11 +153,7 @@ export class Relay {
     return sent.reduce((a, b) => a + b, 0)
   }
 
-  /**
-   * Starts one task per space with due work and none in flight, and returns them without waiting.
-   * A space's lanes share one read of its events, and their cursors are written back in a few
-   * grouped updates: a fan-out to many syncers costs a handful of queries.
-   */
+  /** Starts (without waiting) one task per space with due work and none in flight. */
   private async dispatch(): Promise<Promise<number>[]> {
     const now = this.deps.clock.now()
     const db = this.deps.db.prisma
@@ -196,11 +174,8 @@ export class Relay {
       }),
     ])
     const bySpace = new Map<string, { lanes: Lane[]; notices: Notice[] }>()
-    const of = (space: string) => {
-      let work = bySpace.get(space)
-      if (!work) bySpace.set(space, (work = { lanes: [], notices: [] }))
-      return work
-    }
+    const of = (space: string) =>
+      bySpace.get(space) ?? bySpace.set(space, { lanes: [], notices: [] }).get(space)!
     for (const lane of due) of(lane.space).lanes.push(lane)
     for (const notice of notices) of(notice.space).notices.push(notice)
     const started: Promise<number>[] = []
@@ -209,32 +184,24 @@ export class Relay {
       if (this.inflight.has(space)) continue
       const task = this.runSpace(space, work.lanes, work.notices)
       this.inflight.set(space, task)
-      task.then(
-        (sent) => {
-          this.inflight.delete(space)
-          if (sent > 0) this.wake()
-        },
-        (err: unknown) => {
-          this.inflight.delete(space)
-          this.deps.logger.error({ err, space }, 'relay pass failed')
-        },
-      )
+      void task
+        .finally(() => this.inflight.delete(space))
+        .then(
+          (sent) => sent > 0 && this.wake(),
+          (err: unknown) => this.deps.logger.error({ err, space }, 'relay pass failed'),
+        )
       started.push(task)
     }
     return started
   }
 
   private async runSpace(space: string, lanes: Lane[], notices: Notice[]): Promise<number> {
-    let sent = 0
-    if (lanes.length) sent += await this.runLanes(space, lanes)
+    const sent = lanes.length ? await this.runLanes(space, lanes) : 0
     const told = await this.pool(notices, (n) => this.runNotice(n))
     return sent + told.filter(Boolean).length
   }
 
-  /**
-   * Runs `work` on the space's own workers, each holding one shared slot per item: however many of
-   * its items hang, a space never holds more than spaceConcurrency slots. Stops taking items on stop.
-   */
+  /** Runs `work` on the space's workers, a shared slot per item (≤ spaceConcurrency if they hang). */
   private async pool<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {
     const queue = [...items]
     const results: R[] = []
@@ -257,6 +224,7 @@ export class Relay {
     return results
   }
 
+  /** A space's lanes share one read of its events and write their cursors back grouped. */
   private async runLanes(space: string, lanes: Lane[]): Promise<number> {
     const from = lanes.map((l) => l.cursor ?? '').reduce((a, b) => (a < b ? a : b))
     const events = await this.deps.db.prisma.spaceEvent.findMany({
@@ -361,14 +329,13 @@ export class Relay {
 
   /** Fans a queued revocation out to its hosts, or delivers one host's; true when one was sent. */
   private async runNotice(notice: Notice): Promise<boolean> {
-    const db = this.deps.db.prisma
     if (notice.service === null) {
       await this.fanOut(notice)
       return false
     }
-    const jtis = JSON.parse(notice.credentials) as string[]
     const target = await this.target(notice.space, notice.service)
-    const body = JSON.stringify({ space: notice.space, credentials: jtis })
+    const { space, credentials } = notice
+    const body = JSON.stringify({ space, credentials: JSON.parse(credentials) })
     const outcome =
       'error' in target
         ? target
@@ -376,7 +343,7 @@ export class Relay {
     const attempts = notice.attempts + 1
     const unsupported = outcome !== 'ok' && UNSUPPORTED.has(outcome.status ?? 0)
     if (outcome !== 'ok' && !unsupported && !outcome.permanent && !this.expired(notice.createdAt)) {
-      await db.revocationNotice.update({
+      await this.deps.db.prisma.revocationNotice.update({
         where: { id: notice.id },
         data: { attempts, lastError: outcome.error, nextAttemptAt: this.retryAt(attempts) },
       })
@@ -414,9 +381,8 @@ export class Relay {
   }
 
   /**
-   * Replaces a queued revocation with one notice per repo host and batch of jtis, addressed to a
-   * writer DID that host serves. A writer that does not resolve now gets a notice of its own: it is
-   * resolved again when sent, under the retry rules.
+   * Replaces a queued revocation by one notice per repo host and 100 jtis, addressed to a writer DID
+   * that host serves; a writer not resolving now gets its own, resolved again when sent.
    */
   private async fanOut(notice: Notice): Promise<void> {
     const writers = notice.writers
@@ -552,14 +518,5 @@ export class Relay {
     if (b.failures >= BREAKER_THRESHOLD)
       b.openUntilMs = this.deps.clock.nowMs() + this.opts.relayBreakerCooldownMs
     this.breakers.set(origin, b)
-  }
-
-  /** Dead letters of a space, newest first. */
-  async deadLetters(space: string, limit = 100) {
-    return this.deps.db.prisma.deadLetter.findMany({
-      where: { space },
-      orderBy: { createdAt: 'desc' },
-      take: limit,
-    })
   }
 }

@@ -11,7 +11,6 @@ export interface CredentialDeps {
   db: Db
   authorities: AuthorityService
   clock: Clock
-  /** Makes the credentials' signatures. */
   signer: Signer
   /** Called once revocation notices are queued, so the relay sends them now. */
   onQueued?: () => void
@@ -25,9 +24,8 @@ export class CredentialError extends Error {
 }
 
 /**
- * Minting space credentials, remembering every one issued, and revoking them: locally (this host
- * refuses them at once) and at the repo hosts of the space's writers, which hold the space's data
- * (`notifyCredentialRevoked`, addressed to a writer DID each host serves).
+ * Minting space credentials, recording every one issued, and revoking them: here at once, and at
+ * the repo hosts of the space's writers, which hold its data (through the relay).
  */
 export class CredentialService {
   constructor(private readonly deps: CredentialDeps) {}
@@ -97,11 +95,9 @@ export class CredentialService {
   }
 
   /**
-   * Revokes the live credentials of a space that match `where` (a user, all users but one, an app
-   * — `clientId: null` means "issued without an attestation" — or explicit jtis; `{}` is every
-   * one). Refused here at once; the relay tells the repo hosts, durably: those of the space's
-   * writers, or of `opts.writers` when the writer set is already gone (a deleted space). Returns
-   * how many were revoked.
+   * Revokes the live credentials of a space matching `where` (a user, all users but one, an app —
+   * `clientId: null`: issued without an attestation — or jtis; `{}`: all). Refused here at once;
+   * the relay tells the repo hosts of the writers (`opts.writers` once the writer set is gone).
    */
   async revoke(
     config: SpaceIdentity,
@@ -148,7 +144,6 @@ export class CredentialService {
           update: { expiresAt: r.expiresAt },
         })
       }
-      // The relay tells the repo hosts (notify/relay.ts), durably, from this queued notice.
       await tx.revocationNotice.create({
         data: {
           id: randomUUID(),

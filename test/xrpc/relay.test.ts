@@ -199,7 +199,7 @@ t.test(
     await write()
     await write()
     await drain(() => false, 10)
-    const dead = await w.a.ctx.relay.deadLetters(w.space)
+    const dead = await w.a.ctx.db.prisma.deadLetter.findMany({ where: { space: w.space } })
     t.equal(
       dead.filter((d) => d.service === refuses.service).length,
       2,
