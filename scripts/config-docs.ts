@@ -24,7 +24,7 @@ const SECTIONS: Record<string, string> = {
   net: 'Outbound requests',
   auth: 'Authentication',
   policy: 'Space policies and managing apps',
-  revocation: 'Revocation notices',
+  retention: 'Storage retention (the janitor)',
   members: 'Member lists',
   authorities: 'Authorities',
   notify: 'Write notifications and the relay',

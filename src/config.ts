@@ -172,11 +172,11 @@ export const SCHEMA = {
     /** Reuse a managing app's definite answers this long (0: ask every time). */
     managingAppCacheMs: v('GATEHOUSE_MANAGING_APP_CACHE_SEC', int(0, 3600, SEC), '0'),
   },
-  revocation: {
-    /** First retry delay of a revocation notice to a repo host (doubles, with jitter). */
-    retryBaseMs: v('GATEHOUSE_REVOCATION_RETRY_BASE_MS', int(1, 600_000), '1000'),
-    /** Attempts per repo host before a revocation notice is given up. */
-    retryAttempts: v('GATEHOUSE_REVOCATION_RETRY_ATTEMPTS', int(1, 30), '8'),
+  retention: {
+    /** Issued credentials are kept this long after they expire (audit), then pruned. */
+    credentialsMs: v('GATEHOUSE_CREDENTIAL_RETENTION_DAYS', int(0, 36_500, DAY), '7'),
+    /** Dead letters are kept this long, then pruned. */
+    deadLettersMs: v('GATEHOUSE_DEAD_LETTER_RETENTION_DAYS', int(0, 36_500, DAY), '30'),
   },
   members: {
     /** Member-oplog history kept; an older `since` gets OplogCompacted (the mirror resyncs). */
@@ -201,10 +201,6 @@ export const SCHEMA = {
     relayRetryWindowMs: v('GATEHOUSE_RELAY_RETRY_WINDOW_SEC', int(1, 7 * 86_400, SEC), '86400'),
     /** An endpoint that failed 5 times in a row is skipped this long. */
     relayBreakerCooldownMs: v('GATEHOUSE_RELAY_BREAKER_COOLDOWN_MS', int(0, 3_600_000), '30000'),
-    /** At most this many lanes keep a notifyWrite token signed ahead (0: none). */
-    relayWarmLanes: v('GATEHOUSE_RELAY_WARM_LANES', int(0, 1_000_000), '2000'),
-    /** Lanes of spaces written to, or registered, within this long are kept warm. */
-    relayWarmWindowMs: v('GATEHOUSE_RELAY_WARM_WINDOW_SEC', int(1, 86_400, SEC), '600'),
     /** One space's deliveries in flight (at most RELAY_CONCURRENCY); the rest serve others. */
     relaySpaceConcurrency: computed(
       'GATEHOUSE_RELAY_SPACE_CONCURRENCY',

@@ -7,7 +7,7 @@ import { PlcClient, plcDirectoryService } from './authorities/plc.js'
 import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
-import { BackgroundQueue } from './background.js'
+import { Janitor } from './janitor.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config, Secrets } from './config.js'
 import { Db } from './db/client.js'
@@ -24,7 +24,6 @@ import { Relay } from './notify/relay.js'
 import { CredentialService } from './spaces/credentials.js'
 import { SpaceManager } from './spaces/manager.js'
 import { SpaceService } from './spaces/space-service.js'
-import { WriterSet } from './spaces/writer-set.js'
 import { SafeFetcher } from './net/safe-fetch.js'
 import { loadServiceKey, ServiceIdentity } from './service-identity.js'
 
@@ -37,7 +36,6 @@ export interface AppContext {
   logger: Logger
   clock: Clock
   db: Db
-  background: BackgroundQueue
   identity: ServiceIdentity
   /** Random id of this installation, kept in the database. */
   instanceId: string
@@ -53,10 +51,11 @@ export interface AppContext {
   lifecycle: AuthorityLifecycle
   managers: ManagerService
   spaces: SpaceService
-  writers: WriterSet
   notify: NotifyService
-  /** Delivers write notifications to syncers; bin.ts starts it. */
+  /** Delivers write notifications and revocation notices; bin.ts starts it. */
   relay: Relay
+  /** Prunes what no rule needs any more; runs every few minutes. */
+  janitor: Janitor
   /** Service auth for outbound calls, signed as an authority and reused (auth/outbound.ts). */
   outbound: OutboundAuth
   credentials: CredentialService
@@ -66,7 +65,7 @@ export interface AppContext {
   /** What the policy layer may ask (membership, managing apps). */
   policyDeps: AuthorizeDeps
   presets: PolicyRegistry
-  /** Drains background work, then closes the database. Idempotent. */
+  /** Stops the relay and the janitor, then closes the database. Idempotent. */
   destroy(): Promise<void>
 }
 
@@ -97,7 +96,6 @@ export async function createContext(
     overrides.identity ??
     new ServiceIdentity(cfg.service.did, cfg.service.publicUrl, loadServiceKey(cfg, secrets))
   const instanceId = overrides.instanceId ?? (await recordBoot(db, cfg.service.version, clock))
-  const background = overrides.background ?? new BackgroundQueue(subsystem(logger, 'background'))
   const fetchOptions = {
     allowPrivate: cfg.net.allowPrivateNetwork,
     timeoutMs: cfg.net.fetchTimeoutMs,
@@ -124,7 +122,7 @@ export async function createContext(
       maxDocumentBytes: cfg.identity.didDocMaxBytes,
     })
   const replay = overrides.replay ?? new ReplayStore(db, clock)
-  const revocations = overrides.revocations ?? new RevocationStore(db, clock)
+  const revocations = overrides.revocations ?? new RevocationStore(db)
   const auth =
     overrides.auth ??
     new AuthVerifier({
@@ -165,23 +163,9 @@ export async function createContext(
       registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
       registrationsPerUser: cfg.notify.registrationsPerUserMax,
     })
-  const writers = overrides.writers ?? new WriterSet(db, clock)
   const credentials =
     overrides.credentials ??
-    new CredentialService({
-      db,
-      authorities,
-      revocations,
-      writers,
-      resolver: idResolver,
-      fetcher,
-      background,
-      clock,
-      logger: subsystem(logger, 'credentials'),
-      retryBaseMs: cfg.revocation.retryBaseMs,
-      retryAttempts: cfg.revocation.retryAttempts,
-      outbound,
-    })
+    new CredentialService({ db, authorities, clock, onQueued: () => relay.wake() })
   const relay =
     overrides.relay ??
     new Relay(
@@ -194,19 +178,7 @@ export async function createContext(
         logger: subsystem(logger, 'notify'),
         outbound,
       },
-      {
-        concurrency: cfg.notify.relayConcurrency,
-        spaceConcurrency: cfg.notify.relaySpaceConcurrency,
-        timeoutMs: cfg.notify.relayTimeoutMs,
-        retryBaseMs: cfg.notify.relayRetryBaseMs,
-        retryMaxMs: 3_600_000,
-        retryWindowMs: cfg.notify.relayRetryWindowMs,
-        breakerThreshold: 5,
-        breakerCooldownMs: cfg.notify.relayBreakerCooldownMs,
-        batch: 100,
-        warmLanes: cfg.notify.relayWarmLanes,
-        warmWindowMs: cfg.notify.relayWarmWindowMs,
-      },
+      cfg.notify,
     )
   notify.onEvent = () => relay.wake()
   const manager = overrides.manager ?? new SpaceManager(spaces, credentials)
@@ -236,22 +208,13 @@ export async function createContext(
     isMember: (space, did, access) => spaces.isMember(space, did, access),
     checkUserAccess: (req) => managingApps.checkUserAccess(req),
   }
-  // Expired single-use ids, revocations and registrations are pruned every few minutes.
-  const janitor = setInterval(() => {
-    background.add('prune', async () => {
-      const [nonces, revoked, lapsed] = await Promise.all([
-        replay.prune(),
-        revocations.prune(),
-        notify.pruneExpired(),
-      ])
-      const ops = await spaces.members.compactAll(
-        new Date(clock.nowMs() - cfg.members.oplogRetentionMs),
-      )
-      if (nonces || revoked || lapsed || ops)
-        dbLog.debug({ nonces, revoked, lapsed, ops }, 'pruned expired rows')
+  const janitor =
+    overrides.janitor ??
+    new Janitor(db, clock, cfg, {
+      nonces: () => replay.prune(),
+      ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
     })
-  }, PRUNE_INTERVAL_MS)
-  janitor.unref()
+  janitor.start(PRUNE_INTERVAL_MS, dbLog)
 
   let destroyed: Promise<void> | undefined
   const ctx: AppContext = {
@@ -259,7 +222,6 @@ export async function createContext(
     logger,
     clock,
     db,
-    background,
     identity,
     instanceId,
     fetcher,
@@ -272,9 +234,9 @@ export async function createContext(
     lifecycle,
     managers,
     spaces,
-    writers,
     notify,
     relay,
+    janitor,
     outbound,
     credentials,
     manager,
@@ -285,9 +247,8 @@ export async function createContext(
     ...overrides,
     destroy() {
       destroyed ??= (async () => {
-        clearInterval(janitor)
         await relay.stop()
-        await background.destroy()
+        await janitor.stop()
         await Promise.all([fetcher.close(), plcFetcher.close()])
         await db.close()
       })()

@@ -3,21 +3,13 @@ import type { Db, Tx } from '../db/client.js'
 import { nextTid } from '../spaces/tid.js'
 
 /**
- * Write notifications at the space host: the writer set with its spaceRev sequencing, the event log
- * the relay sends from, and registrations. Every accepted write is one transaction: stale or
- * duplicate revs change nothing; a newer rev gets a spaceRev greater than the clock and than every
- * spaceRev the space has seen, moves its writer row there, and appends one event.
+ * Write notifications: the writer set with its spaceRev sequencing, the event log the relay sends
+ * from, and registrations. An accepted write is one transaction: a stale or duplicate rev changes
+ * nothing; a newer one gets a spaceRev above the clock and every earlier one, and appends an event.
  */
 
 export type WriteOutcome =
   { status: 'stale' } | { status: 'accepted'; spaceRev: string; prevSpaceRev: string | undefined }
-
-export interface WriterRow {
-  did: string
-  repoRev: string
-  hash: Uint8Array
-  spaceRev: string
-}
 
 /** A new registration would take the space past its cap (renewals never do). */
 export class RegistrationLimitError extends Error {
@@ -42,9 +34,6 @@ export interface NotifyLimits {
 }
 
 export class NotifyService {
-  /** Intake counters since start, for the metrics endpoint. */
-  readonly counters = { accepted: 0, ignoredStale: 0 }
-
   /** Called after an event is appended, so the relay can wake at once. */
   onEvent: (space: string) => void = () => {}
 
@@ -58,20 +47,13 @@ export class NotifyService {
   ) {}
 
   private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
-    const [w, e] = await Promise.all([
-      tx.spaceWriter.findFirst({
-        where: { space },
-        orderBy: { spaceRev: 'desc' },
-        select: { spaceRev: true },
-      }),
-      tx.spaceEvent.findFirst({
-        where: { space },
-        orderBy: { spaceRev: 'desc' },
-        select: { spaceRev: true },
-      }),
-    ])
-    const revs = [w?.spaceRev, e?.spaceRev].filter((r): r is string => r !== undefined).sort()
-    return revs[revs.length - 1]
+    const last = {
+      where: { space },
+      orderBy: { spaceRev: 'desc' },
+      select: { spaceRev: true },
+    } as const
+    const revs = await Promise.all([tx.spaceWriter.findFirst(last), tx.spaceEvent.findFirst(last)])
+    return revs.map((r) => r?.spaceRev ?? '').reduce((a, b) => (a > b ? a : b)) || undefined
   }
 
   async acceptWrite(
@@ -110,36 +92,23 @@ export class NotifyService {
       )
       return { status: 'accepted', spaceRev, prevSpaceRev }
     })
-    if (outcome.status === 'accepted') {
-      this.counters.accepted++
-      this.onEvent(space)
-    } else {
-      this.counters.ignoredStale++
-    }
+    if (outcome.status === 'accepted') this.onEvent(space)
     return outcome
   }
 
   /** Writers with spaceRev after `cursor`, ascending: a repo that wrote again has moved later. */
-  async listWriters(space: string, limit: number, cursor?: string): Promise<WriterRow[]> {
-    const rows = await this.db.prisma.spaceWriter.findMany({
+  listWriters(space: string, limit: number, cursor?: string) {
+    return this.db.prisma.spaceWriter.findMany({
       where: { space, ...(cursor ? { spaceRev: { gt: cursor } } : {}) },
       orderBy: { spaceRev: 'asc' },
       take: limit,
     })
-    return rows.map((r) => ({
-      did: r.did,
-      repoRev: r.repoRev,
-      hash: new Uint8Array(r.hash),
-      spaceRev: r.spaceRev,
-    }))
   }
 
   /**
-   * Registers (or renews) `service` for `space` until `expiresAt`. A new registration starts at the
-   * space's current spaceRev: it receives what happens from now on; history is in listRepos.
-   * Throws RegistrationLimitError when a new one would take the space past its cap: every lane is
-   * an authority-signed POST per write, so a credential holder must not be able to add them without
-   * bound. Renewing a live registration is always allowed; reviving an expired one counts as new.
+   * Registers (or renews) `service` for `space` until `expiresAt`, starting at the space's current
+   * spaceRev (history is in listRepos). A new one past a cap throws RegistrationLimitError: every
+   * lane is an authority-signed POST per write. Renewals always pass; a lapsed one revived is new.
    */
   async register(
     space: string,
@@ -174,11 +143,19 @@ export class NotifyService {
       }
       if (existing) {
         // A live registration renewed by anyone stays its registrant's; a lapsed one revived is
-        // the reviver's (and was counted against them above).
+        // the reviver's (counted against them above) and starts afresh, like a new one: the events
+        // it missed may be pruned.
         const lapsed = existing.expiresAt <= now
+        const afresh = lapsed
+          ? {
+              registeredBy,
+              cursor: (await this.maxSpaceRev(tx, space)) ?? null,
+              nextAttemptAt: now,
+            }
+          : {}
         await tx.notifyRegistration.update({
           where: { space_service: { space, service } },
-          data: { endpoint, expiresAt, ...(lapsed ? { registeredBy } : {}) },
+          data: { endpoint, expiresAt, ...afresh },
         })
       } else {
         const cursor = (await this.maxSpaceRev(tx, space)) ?? null
@@ -207,18 +184,6 @@ export class NotifyService {
       await tx.spaceEvent.create({ data: { space, spaceRev, kind: 'deleted', createdAt: now } })
     })
     this.onEvent(space)
-  }
-
-  /**
-   * Deletes registrations that have lapsed (they receive nothing and take no place under the cap).
-   * Without this they would stay for good, and the relay's read of due lanes, which walks
-   * `next_attempt_at` from the oldest, would pass over more of them at every pass. Returns how many.
-   */
-  async pruneExpired(): Promise<number> {
-    const { count } = await this.db.prisma.notifyRegistration.deleteMany({
-      where: { expiresAt: { lte: this.clock.now() } },
-    })
-    return count
   }
 
   async unregister(space: string, service: string): Promise<void> {

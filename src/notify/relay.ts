@@ -3,69 +3,43 @@ import { randomUUID } from 'node:crypto'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { OutboundAuth } from '../auth/outbound.js'
 import type { Clock } from '../clock.js'
+import type { Config } from '../config.js'
 import type { Keypair } from '../crypto/keypair.js'
 import type { Db } from '../db/client.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
+import { nextTid } from '../spaces/tid.js'
 
 /**
- * The durable relay to syncers. Each registration is a lane: it sends the space's events in
- * spaceRev order from its cursor, one at a time, and moves the cursor only after a 2xx, so nothing
- * is skipped and `prevSpaceRev` always links to the notification before (gap-free, in order; a
- * syncer may still see a notification twice after a crash between sending and recording).
- *
- * Failures back off exponentially with jitter, per lane; after the retry window an event is
- * dead-lettered and the lane moves on. A breaker per endpoint stops spending attempts on a dead or
- * hanging syncer, so it never slows the others. Everything is in the database: a restart resumes
- * from the cursors. Run the relay in one process per database (more would send duplicates).
- *
- * Spaces are served side by side, never one after another: each space's due lanes run as one task,
- * with at most `spaceConcurrency` of them in flight, drawing on `concurrency` delivery slots shared
- * by all spaces. So a space whose syncers hang holds at most its share of the slots for the relay
- * timeout, and the loop goes on starting other spaces' tasks meanwhile instead of waiting for it.
+ * The durable relay of write notifications to syncers and revocation notices to repo hosts, with one
+ * retry policy. A registration is a lane sending its space's events in spaceRev order from its
+ * cursor, moved only after a 2xx (gap-free; a crash between sending and recording may repeat one).
+ * A revocation notice is a queued row, deleted once delivered. 408/425/429/5xx and network errors
+ * back off; anything else, or a failure past the retry window, is dead-lettered. A breaker per
+ * endpoint spares a dead host attempts. State is in the database; run one relay per database.
+ * Spaces run side by side, each on at most its share of the shared delivery slots.
  */
 
-export const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
-export const NOTIFY_SPACE_DELETED = 'com.atproto.space.notifySpaceDeleted'
+const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
+const NOTIFY_SPACE_DELETED = 'com.atproto.space.notifySpaceDeleted'
+const NOTIFY_CREDENTIAL_REVOKED = 'com.atproto.space.notifyCredentialRevoked'
+/** The lexicon's limit on jtis per notifyCredentialRevoked call. */
+const REVOCATION_BATCH = 100
 const PERMANENT = (status: number) =>
   status >= 400 && status < 500 && ![408, 425, 429].includes(status)
+/**
+ * How a generation A repo host (the reference PDS proxies the unknown method onward) answers
+ * notifyCredentialRevoked: final, not a dead letter, as it is the host's known limit.
+ */
+const UNSUPPORTED = new Set([400, 404, 501])
+const RETRY_MAX_MS = 3_600_000
+/** Failures in a row that open an endpoint's breaker. */
+const BREAKER_THRESHOLD = 5
+/** Events sent per lane per pass. */
+const BATCH = 100
 
-export interface RelayOptions {
-  /** Deliveries in flight at once, all spaces together. */
-  concurrency: number
-  /** Deliveries of one space in flight at once (at most `concurrency`). */
-  spaceConcurrency: number
-  timeoutMs: number
-  retryBaseMs: number
-  retryMaxMs: number
-  retryWindowMs: number
-  breakerThreshold: number
-  breakerCooldownMs: number
-  /** Events sent per lane per pass. */
-  batch: number
-  /** Most lanes kept with a service-auth token ready to send (0: none). */
-  warmLanes: number
-  /** Lanes of spaces with a write, or registered, within this long are kept warm. */
-  warmWindowMs: number
-}
-
-export interface RelayCounters {
-  forwarded: number
-  retried: number
-  deadLettered: number
-  /** Service-auth tokens signed ahead for warm lanes. */
-  warmed: number
-}
-
-/** How often an idle relay looks for lanes to warm, and how long a warm token must still last. */
-const WARM_EVERY_MS = 5000
-const WARM_FOR_SEC = 10
-
-interface Breaker {
-  failures: number
-  openUntilMs: number
-}
+type Breaker = { failures: number; openUntilMs: number }
 
 /** Delivery slots shared by every space, handed out in the order they were asked for. */
 class Slots {
@@ -74,11 +48,8 @@ class Slots {
   constructor(private free: number) {}
 
   async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--
-      return
-    }
-    await new Promise<void>((r) => this.waiting.push(r))
+    if (this.free > 0) this.free--
+    else await new Promise<void>((r) => this.waiting.push(r))
   }
 
   give(): void {
@@ -90,51 +61,34 @@ class Slots {
 
 type Lane = { space: string; service: string; cursor: string | null; attempts: number }
 
+type Notice = Awaited<ReturnType<Db['prisma']['revocationNotice']['findFirstOrThrow']>>
+
 /** Why a delivery did not happen; a permanent one is dead-lettered at once. */
-type Failure = { permanent: boolean; error: string }
+type Failure = { permanent: boolean; error: string; status?: number }
 
-interface LaneTarget {
-  authority: string
-  endpoint: string
-  key: Keypair
-}
+type Target = { authority: string; endpoint: string; key: Keypair }
 
-type RelayEvent = {
-  kind: string
-  spaceRev: string
-  repo: string | null
-  repoRev: string | null
-  hash: Uint8Array | null
-  prevSpaceRev: string | null
-  createdAt: Date
-}
+type RelayEvent = Awaited<ReturnType<Db['prisma']['spaceEvent']['findFirstOrThrow']>>
 
+/** A lane's pass: `failure` if it stopped on a retryable one, `deleted` if it ended the lane. */
 interface LaneResult {
   lane: Lane
   sent: number
-  /** Where the lane's cursor should be now. */
   cursor: string | null
   attempts: number
-  /** Set when the lane stopped on a retryable failure. */
   failure?: string
-  /** The lane delivered (or gave up on) its space's deletion. */
   deleted: boolean
 }
 
 export class Relay {
-  readonly counters: RelayCounters = { forwarded: 0, retried: 0, deadLettered: 0, warmed: 0 }
-  /** Spaces by when they last had a notification to relay (ms), for warming. */
-  private readonly activeSpaces = new Map<string, number>()
-  private lastWarmMs = -Infinity
   private readonly breakers = new Map<string, Breaker>()
   /** The task of each space being delivered now: a space has at most one at a time. */
   private readonly inflight = new Map<string, Promise<number>>()
   private readonly slots: Slots
   /** Serialised bodies of the events of the current passes (dropped with the event objects). */
   private readonly bodies = new WeakMap<RelayEvent, string>()
-  private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
-  private stopped = true
+  private stopped = false
   private wakeRequested = false
 
   constructor(
@@ -147,50 +101,45 @@ export class Relay {
       clock: Clock
       logger: Logger
     },
-    private readonly opts: RelayOptions,
+    /** GATEHOUSE_RELAY_* */
+    private readonly opts: Config['notify'],
   ) {
-    this.slots = new Slots(opts.concurrency)
+    this.slots = new Slots(opts.relayConcurrency)
   }
 
   /** Starts the background loop (bin.ts does; tests drive `runOnce` themselves or start it). */
   start(pollMs = 1000): void {
-    if (!this.stopped) return
-    this.stopped = false
-    // Each pass starts the due spaces that are not already in flight and does not wait for them:
-    // a task that delivered something wakes the loop when it ends (it may have more to send), and
-    // so do new events.
-    const loop = async () => {
+    if (this.running) return
+    // A pass starts the due spaces not already in flight without waiting for them; a task that
+    // delivered something wakes the loop when it ends (it may have more), and so do new events.
+    this.running = (async () => {
       while (!this.stopped) {
         this.wakeRequested = false
-        try {
-          await this.dispatch()
-        } catch (err) {
+        await this.dispatch().catch((err: unknown) => {
           this.deps.logger.error({ err }, 'relay pass failed')
-        }
-        if (this.stopped) break
-        if (!this.wakeRequested) {
-          await new Promise<void>((r) => {
-            this.timer = setTimeout(r, pollMs)
-            this.wakeUp = () => {
-              clearTimeout(this.timer)
-              r()
-            }
-          })
-          this.wakeUp = () => {}
-        }
+        })
+        if (this.stopped || this.wakeRequested) continue
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, pollMs)
+          this.wakeUp = () => {
+            clearTimeout(timer)
+            r()
+          }
+        })
+        this.wakeUp = () => {}
       }
-    }
-    this.running = loop()
+    })()
   }
 
   private wakeUp: () => void = () => {}
 
-  /** New events: look again now rather than at the next poll. */
+  /** New work: look again now rather than at the next poll. */
   wake(): void {
     this.wakeRequested = true
     this.wakeUp()
   }
 
+  /** Ends the loop and waits for deliveries in flight; what is still queued stays queued. */
   async stop(): Promise<void> {
     this.stopped = true
     this.wakeUp()
@@ -198,94 +147,99 @@ export class Relay {
     await Promise.allSettled(this.inflight.values())
   }
 
-  /**
-   * One pass over the lanes that are due, waiting for every space it started (spaces already in
-   * flight are left to their own tasks). Returns how many notifications were delivered.
-   */
+  /** One pass over what is due, waiting for every space it started. Returns how many were sent. */
   async runOnce(): Promise<number> {
     const sent = await Promise.all(await this.dispatch())
     return sent.reduce((a, b) => a + b, 0)
   }
 
-  /**
-   * Starts one task per space with due lanes and none in flight, side by side, and returns them
-   * without waiting. Lanes of one space share one read of its pending events, and their cursors are
-   * written back in a few grouped updates: a fan-out to many syncers costs a handful of queries, not
-   * two per syncer.
-   */
+  /** Starts (without waiting) one task per space with due work and none in flight. */
   private async dispatch(): Promise<Promise<number>[]> {
     const now = this.deps.clock.now()
-    const due = await this.deps.db.prisma.notifyRegistration.findMany({
-      where: {
-        expiresAt: { gt: now },
-        nextAttemptAt: { lte: now },
-        // A space in flight keeps its lanes until its task ends; its due lanes must not crowd out
-        // other spaces' from this read.
-        ...(this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {}),
-      },
-      orderBy: { nextAttemptAt: 'asc' },
-      take: this.opts.concurrency * 32,
-      select: { space: true, service: true, cursor: true, attempts: true },
-    })
-    const bySpace = new Map<string, Lane[]>()
-    for (const lane of due) {
-      const list = bySpace.get(lane.space) ?? []
-      list.push(lane)
-      bySpace.set(lane.space, list)
-    }
+    const db = this.deps.db.prisma
+    // A space in flight keeps its work until its task ends: it must not crowd out other spaces'.
+    const notInFlight = this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {}
+    const take = this.opts.relayConcurrency * 32
+    const [due, notices] = await Promise.all([
+      db.notifyRegistration.findMany({
+        where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now }, ...notInFlight },
+        orderBy: { nextAttemptAt: 'asc' },
+        take,
+        select: { space: true, service: true, cursor: true, attempts: true },
+      }),
+      db.revocationNotice.findMany({
+        where: { nextAttemptAt: { lte: now }, ...notInFlight },
+        orderBy: { nextAttemptAt: 'asc' },
+        take,
+      }),
+    ])
+    const bySpace = new Map<string, { lanes: Lane[]; notices: Notice[] }>()
+    const of = (space: string) =>
+      bySpace.get(space) ?? bySpace.set(space, { lanes: [], notices: [] }).get(space)!
+    for (const lane of due) of(lane.space).lanes.push(lane)
+    for (const notice of notices) of(notice.space).notices.push(notice)
     const started: Promise<number>[] = []
-    for (const [space, lanes] of bySpace) {
+    for (const [space, work] of bySpace) {
       // Another pass may have started the space while this one read.
       if (this.inflight.has(space)) continue
-      const task = this.runSpace(space, lanes)
+      const task = this.runSpace(space, work.lanes, work.notices)
       this.inflight.set(space, task)
-      task.then(
-        (sent) => {
-          this.inflight.delete(space)
-          if (sent > 0) this.wake()
-        },
-        (err: unknown) => {
-          this.inflight.delete(space)
-          this.deps.logger.error({ err, space }, 'relay pass failed')
-        },
-      )
+      void task
+        .finally(() => this.inflight.delete(space))
+        .then(
+          (sent) => sent > 0 && this.wake(),
+          (err: unknown) => this.deps.logger.error({ err, space }, 'relay pass failed'),
+        )
       started.push(task)
     }
     return started
   }
 
-  private async runSpace(space: string, lanes: Lane[]): Promise<number> {
-    const cursors = lanes.map((l) => l.cursor ?? '')
-    const from = cursors.reduce((a, b) => (a < b ? a : b))
-    const events = await this.deps.db.prisma.spaceEvent.findMany({
-      where: { space, ...(from ? { spaceRev: { gt: from } } : {}) },
-      orderBy: { spaceRev: 'asc' },
-      take: this.opts.batch,
-    })
-    if (events.length === 0) return 0
-    this.activeSpaces.delete(space)
-    this.activeSpaces.set(space, this.deps.clock.nowMs())
-    const results: LaneResult[] = []
-    const queue = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
-    // The space's own workers, each holding one shared slot per delivery: however many of its
-    // lanes hang, the space never holds more than spaceConcurrency slots.
-    const width = Math.min(this.opts.spaceConcurrency, this.opts.concurrency, queue.length)
+  private async runSpace(space: string, lanes: Lane[], notices: Notice[]): Promise<number> {
+    const sent = lanes.length ? await this.runLanes(space, lanes) : 0
+    const told = await this.pool(notices, (n) => this.runNotice(n))
+    return sent + told.filter(Boolean).length
+  }
+
+  /** Runs `work` on the space's workers, a shared slot per item (≤ spaceConcurrency if they hang). */
+  private async pool<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {
+    const queue = [...items]
+    const results: R[] = []
+    const width = Math.min(
+      this.opts.relaySpaceConcurrency,
+      this.opts.relayConcurrency,
+      queue.length,
+    )
     const workers = Array.from({ length: width }, async () => {
-      for (let lane = queue.shift(); lane; lane = queue.shift()) {
+      for (let item = queue.shift(); item && !this.stopped; item = queue.shift()) {
         await this.slots.take()
         try {
-          results.push(
-            await this.runLane(
-              lane,
-              events.filter((e) => e.spaceRev > (lane.cursor ?? '')),
-            ),
-          )
+          results.push(await work(item))
         } finally {
           this.slots.give()
         }
       }
     })
     await Promise.all(workers)
+    return results
+  }
+
+  /** A space's lanes share one read of its events and write their cursors back grouped. */
+  private async runLanes(space: string, lanes: Lane[]): Promise<number> {
+    const from = lanes.map((l) => l.cursor ?? '').reduce((a, b) => (a < b ? a : b))
+    const events = await this.deps.db.prisma.spaceEvent.findMany({
+      where: { space, ...(from ? { spaceRev: { gt: from } } : {}) },
+      orderBy: { spaceRev: 'asc' },
+      take: BATCH,
+    })
+    if (events.length === 0) return 0
+    const pending = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
+    const results = await this.pool(pending, (lane) =>
+      this.runLane(
+        lane,
+        events.filter((e) => e.spaceRev > (lane.cursor ?? '')),
+      ),
+    )
     await this.record(space, results)
     return results.reduce((n, r) => n + r.sent, 0)
   }
@@ -299,25 +253,23 @@ export class Relay {
       attempts: lane.attempts,
       deleted: false,
     }
-    // What every event of the lane is sent with (or why none can be), settled once per pass.
-    const target = await this.target(lane)
+    const target = await this.target(lane.space, lane.service)
     for (const event of events) {
-      const outcome = 'error' in target ? target : await this.send(lane, target, event)
+      const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
+      const outcome =
+        'error' in target
+          ? target
+          : await this.post(target, lane.service, lxm, this.body(lane.space, event))
       if (outcome === 'ok') {
         result.sent++
         result.attempts = 0
         result.cursor = event.spaceRev
-        this.counters.forwarded++
       } else {
         result.attempts++
-        const expired =
-          event.createdAt.getTime() + this.opts.retryWindowMs <= this.deps.clock.nowMs()
-        if (!outcome.permanent && !expired) {
-          this.counters.retried++
+        if (!outcome.permanent && !this.expired(event.createdAt)) {
           result.failure = outcome.error
           return result
         }
-        this.counters.deadLettered++
         await this.deps.db.prisma.deadLetter.create({
           data: {
             id: randomUUID(),
@@ -363,23 +315,119 @@ export class Relay {
       }
     }
     for (const r of results.filter((x) => x.failure !== undefined && !x.deleted)) {
-      const backoff = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** (r.attempts - 1))
-      const delay = backoff * (0.5 + Math.random() / 2)
       await db.notifyRegistration.updateMany({
         where: { space, service: r.lane.service },
         data: {
           cursor: r.cursor,
           attempts: r.attempts,
           lastError: r.failure,
-          nextAttemptAt: new Date(this.deps.clock.nowMs() + delay),
+          nextAttemptAt: this.retryAt(r.attempts),
         },
       })
     }
   }
 
-  /** Where and as whom a lane's events go: the authority (if still active here), endpoint and key. */
-  private async target(lane: Lane): Promise<LaneTarget | Failure> {
-    const authority = spaceAuthority(lane.space)
+  /** Fans a queued revocation out to its hosts, or delivers one host's; true when one was sent. */
+  private async runNotice(notice: Notice): Promise<boolean> {
+    if (notice.service === null) {
+      await this.fanOut(notice)
+      return false
+    }
+    const target = await this.target(notice.space, notice.service)
+    const { space, credentials } = notice
+    const body = JSON.stringify({ space, credentials: JSON.parse(credentials) })
+    const outcome =
+      'error' in target
+        ? target
+        : await this.post(target, notice.service, NOTIFY_CREDENTIAL_REVOKED, body)
+    const attempts = notice.attempts + 1
+    const unsupported = outcome !== 'ok' && UNSUPPORTED.has(outcome.status ?? 0)
+    if (outcome !== 'ok' && !unsupported && !outcome.permanent && !this.expired(notice.createdAt)) {
+      await this.deps.db.prisma.revocationNotice.update({
+        where: { id: notice.id },
+        data: { attempts, lastError: outcome.error, nextAttemptAt: this.retryAt(attempts) },
+      })
+      return false
+    }
+    if (unsupported) {
+      this.deps.logger.info(
+        {
+          service: notice.service,
+          space: notice.space,
+          status: outcome.status,
+          outcome: 'unsupported',
+        },
+        'revocation notice not supported by host (generation A): its credentials lapse at expiry',
+      )
+    }
+    await this.deps.db.transact(async (tx) => {
+      await tx.revocationNotice.delete({ where: { id: notice.id } })
+      if (outcome === 'ok' || unsupported) return
+      await tx.deadLetter.create({
+        data: {
+          id: randomUUID(),
+          space: notice.space,
+          service: notice.service!,
+          spaceRev: nextTid(notice.createdAt.getTime()),
+          kind: 'revocation',
+          attempts,
+          lastError: outcome.error,
+          credentials: notice.credentials,
+          createdAt: this.deps.clock.now(),
+        },
+      })
+    })
+    return outcome === 'ok'
+  }
+
+  /**
+   * Replaces a queued revocation by one notice per repo host and 100 jtis, addressed to a writer DID
+   * that host serves; a writer not resolving now gets its own, resolved again when sent.
+   */
+  private async fanOut(notice: Notice): Promise<void> {
+    const writers = notice.writers
+      ? (JSON.parse(notice.writers) as string[])
+      : (
+          await this.deps.db.prisma.spaceWriter.findMany({
+            where: { space: notice.space },
+            select: { did: true },
+          })
+        ).map((w) => w.did)
+    const hosts = new Map<string, string>()
+    for (const did of writers) {
+      const endpoint = await this.deps.resolver.resolveServiceEndpoint(did).catch(() => did)
+      if (!hosts.has(endpoint)) hosts.set(endpoint, did)
+    }
+    const jtis = JSON.parse(notice.credentials) as string[]
+    const { space, createdAt } = notice
+    const nextAttemptAt = this.deps.clock.now()
+    const rows: Omit<Notice, 'writers' | 'attempts' | 'lastError'>[] = []
+    for (const service of hosts.values()) {
+      for (let i = 0; i < jtis.length; i += REVOCATION_BATCH) {
+        const credentials = JSON.stringify(jtis.slice(i, i + REVOCATION_BATCH))
+        rows.push({ id: randomUUID(), space, service, credentials, nextAttemptAt, createdAt })
+      }
+    }
+    await this.deps.db.transact(async (tx) => {
+      await tx.revocationNotice.delete({ where: { id: notice.id } })
+      if (rows.length) await tx.revocationNotice.createMany({ data: rows })
+    })
+    if (rows.length) this.wake()
+  }
+
+  private expired(createdAt: Date): boolean {
+    return createdAt.getTime() + this.opts.relayRetryWindowMs <= this.deps.clock.nowMs()
+  }
+
+  /** Exponential backoff with 50–100 % jitter after the `attempts`-th failure. */
+  private retryAt(attempts: number): Date {
+    const backoff = Math.min(RETRY_MAX_MS, this.opts.relayRetryBaseMs * 2 ** (attempts - 1))
+    return new Date(this.deps.clock.nowMs() + backoff * (0.5 + Math.random() / 2))
+  }
+
+  /** Where and as whom to send for a space: its authority (if still active here), endpoint, key. */
+  private async target(space: string, service: string): Promise<Target | Failure> {
+    const authority = spaceAuthority(space)
     // Only for authorities Gatehouse still answers for: a transferred one is someone else's now.
     const status = await this.deps.authorities.status(authority)
     if (status !== 'active') {
@@ -390,20 +438,22 @@ export class Relay {
     }
     let endpoint: string
     try {
-      endpoint = await this.deps.resolver.resolveServiceEndpoint(lane.service)
+      endpoint = await this.deps.resolver.resolveServiceEndpoint(service)
     } catch (err) {
-      return {
-        permanent: false,
-        error: `cannot resolve ${lane.service}: ${(err as Error).message}`,
-      }
+      return { permanent: false, error: `cannot resolve ${service}: ${(err as Error).message}` }
     }
     const key = await this.deps.authorities.key(authority, 'atproto')
     if (!key) return { permanent: false, error: `no #atproto key held for ${authority}` }
     return { authority, endpoint, key }
   }
 
-  private async send(lane: Lane, target: LaneTarget, event: RelayEvent): Promise<'ok' | Failure> {
-    const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
+  /** One authority-signed POST through the endpoint's breaker. */
+  private async post(
+    target: Target,
+    aud: string,
+    lxm: string,
+    body: string,
+  ): Promise<'ok' | Failure> {
     const url = `${target.endpoint}/xrpc/${lxm}`
     let origin: string
     try {
@@ -412,30 +462,31 @@ export class Relay {
       return { permanent: true, error: (err as Error).message }
     }
     const breaker = this.breakers.get(origin)
-    if (breaker && breaker.openUntilMs > Date.now())
+    if (breaker && breaker.openUntilMs > this.deps.clock.nowMs())
       return { permanent: false, error: `circuit open for ${origin}` }
-    const body = this.body(lane.space, event)
-    const { authority, key } = target
-    const jwt = await this.deps.outbound.token({ iss: authority, aud: lane.service, lxm, key })
+    const { authority: iss, key } = target
+    const jwt = await this.deps.outbound.token({ iss, aud, lxm, key })
+    let failure: Failure
     try {
       const status = await this.deps.fetcher.postForStatus(url, {
         headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
         body,
-        timeoutMs: this.opts.timeoutMs,
+        timeoutMs: this.opts.relayTimeoutMs,
         maxBytes: 64 * 1024,
       })
       if (status >= 200 && status < 300) {
         this.breakers.delete(origin)
         return 'ok'
       }
-      this.trip(origin)
-      return { permanent: PERMANENT(status), error: `status ${status}` }
+      failure = { permanent: PERMANENT(status), error: `status ${status}`, status }
     } catch (err) {
-      this.trip(origin)
       const permanent =
         err instanceof FetchError && (err.kind === 'blocked' || err.kind === 'bad_url')
-      return { permanent, error: (err as Error).message }
+      failure = { permanent, error: (err as Error).message }
     }
+    // Only trouble that is retried counts: a host that answers a refusal is up.
+    if (!failure.permanent) this.trip(origin)
+    return failure
   }
 
   /** An event's request body: the same for every lane of its space, so serialised once. */
@@ -464,17 +515,8 @@ export class Relay {
   private trip(origin: string): void {
     const b = this.breakers.get(origin) ?? { failures: 0, openUntilMs: 0 }
     b.failures++
-    if (b.failures >= this.opts.breakerThreshold)
-      b.openUntilMs = Date.now() + this.opts.breakerCooldownMs
+    if (b.failures >= BREAKER_THRESHOLD)
+      b.openUntilMs = this.deps.clock.nowMs() + this.opts.relayBreakerCooldownMs
     this.breakers.set(origin, b)
-  }
-
-  /** Dead letters of a space, newest first. */
-  async deadLetters(space: string, limit = 100) {
-    return this.deps.db.prisma.deadLetter.findMany({
-      where: { space },
-      orderBy: { createdAt: 'desc' },
-      take: limit,
-    })
   }
 }

@@ -64,12 +64,7 @@ async function vectorWorld(t: TestLike & { name?: string }) {
     else plc.json(res, 404, { message: 'DID not registered' })
   }
   const a = await TestArbiter.create(t, {
-    env: {
-      GATEHOUSE_PLC_URL: plc.origin,
-      // The vectors' repo host is long gone: revocation notices to it (deleting the space revokes
-      // its credentials) retry quickly rather than hold the teardown for minutes.
-      GATEHOUSE_REVOCATION_RETRY_BASE_MS: '5',
-    },
+    env: { GATEHOUSE_PLC_URL: plc.origin },
   })
   a.clock.advance(v.clockAt * 1000 - a.clock.nowMs())
   await registerAuthority(a.ctx, v.authority.did, { atproto: keyOf(v.authority.privateKeyHex) })
@@ -404,7 +399,7 @@ t.test('createSpace in the generation A shape: {type, policy, appAccess}', async
 t.test(
   'outbound calls: checkUserAccess params both generations read; notifyCredentialRevoked as C has it',
   async (t) => {
-    const w = await spaceWorld(t, { env: { GATEHOUSE_REVOCATION_RETRY_BASE_MS: '5' } })
+    const w = await spaceWorld(t)
     const app = await MockService.start(t)
     app.handler = (_req, res) => app.json(res, 200, { authorized: true })
     const appId = w.web.create('forum-app', {
@@ -431,14 +426,14 @@ t.test(
     const writer = w.web.create('writer', {
       services: { atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: host.origin } },
     })
-    await w.a.ctx.writers.record(w.space, writer.did, {
+    await w.a.ctx.notify.acceptWrite(w.space, {
+      repo: writer.did,
       repoRev: '3lzq2abcdefg2',
       hash: new Uint8Array(32),
-      spaceRev: '3lzq2abcdefg2',
     })
     const config = await getHostedSpace(w.a.ctx, w.space)
     t.equal(await w.a.ctx.credentials.revoke(config, { userDid: reader.did }), 1)
-    await w.a.ctx.background.processAll()
+    for (let i = 0; i < 3; i++) await w.a.ctx.relay.runOnce()
     const notice = host.calls.find(
       (c) => c.path === '/xrpc/com.atproto.space.notifyCredentialRevoked',
     )

@@ -3,7 +3,7 @@
  * deleting the space, or an explicit revoke makes Gatehouse refuse the credentials at once (401
  * CredentialRevoked; a credential older than its space is refused too) and tells the repo hosts of
  * the space's writers (`notifyCredentialRevoked`, ≤ 100 jtis a call, service auth from the authority,
- * aud = a writer DID each host serves), retrying transient failures only.
+ * aud = a writer DID each host serves) through the durable relay, retrying transient failures only.
  */
 import t from 'tap'
 import { verifyServiceJwt } from '../../src/crypto/service-auth.js'
@@ -25,17 +25,25 @@ async function withWriters(w: SpaceWorld, hosts: MockService[]) {
     const writer = w.web.create(`writer-${i}`, {
       services: { atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: host.origin } },
     })
-    await w.a.ctx.writers.record(w.space, writer.did, {
+    await w.a.ctx.notify.acceptWrite(w.space, {
+      repo: writer.did,
       repoRev: '3lzq2abcdefg2',
       hash: new Uint8Array(32),
-      spaceRev: '3lzq2abcdefg2',
     })
     writers.push(writer)
   }
   return writers
 }
 
-const env = { GATEHOUSE_REVOCATION_RETRY_BASE_MS: '5' }
+const env = { GATEHOUSE_RELAY_RETRY_BASE_MS: '1000' }
+
+/** Runs relay passes, moving the clock past each backoff, until no revocation notice is queued. */
+async function deliver(w: SpaceWorld) {
+  for (let i = 0; i < 30 && (await w.a.ctx.db.prisma.revocationNotice.count()) > 0; i++) {
+    await w.a.ctx.relay.runOnce()
+    w.a.clock.advance(5000)
+  }
+}
 
 t.test(
   "removing a member revokes its live credentials, here and at the writers' repo hosts",
@@ -57,7 +65,7 @@ t.test(
       body: { error: 'CredentialRevoked' },
     })
 
-    await w.a.ctx.background.processAll()
+    await deliver(w)
     t.equal(hostA.calls.length, 1, 'one call per repo host')
     t.equal(hostB.calls.length, 1)
     for (const [host, expectedAud] of [
@@ -99,7 +107,7 @@ t.test('clearing the read flag revokes; clearing only write does not', async (t)
     status: 401,
     body: { error: 'CredentialRevoked' },
   })
-  await w.a.ctx.background.processAll()
+  await deliver(w)
   t.equal(host.calls.length, 1)
 })
 
@@ -142,9 +150,22 @@ t.test('explicit revoke; transient failures are retried, permanent ones are not'
   const config = await getHostedSpace(w.a.ctx, w.space)
   t.equal(await w.a.ctx.credentials.revoke(config, { jtis: [jti] }), 1)
   t.equal(await w.a.ctx.credentials.revoke(config, { jtis: [jti] }), 0, 'already revoked')
-  await w.a.ctx.background.processAll()
+  await deliver(w)
   t.equal(flaky.calls.length, 3, 'retried after 503 and 500, delivered on the third attempt')
   t.equal(refusing.calls.length, 1, 'a 403 is final')
+  const owner = w.user('owner')
+  await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
+  const nsid = 'dev.gatehouse.notify.listDeadLetters'
+  const res = await w.a.fetch(`/xrpc/${nsid}?${new URLSearchParams({ space: w.space })}`, {
+    headers: {
+      authorization: `Bearer ${serviceJwt({ iss: owner, aud: w.authority.did, lxm: nsid, nowSec: w.now() })}`,
+    },
+  })
+  t.match(
+    await res.json(),
+    { deadLetters: [{ kind: 'revocation', lastError: 'status 403', credentials: [jti] }] },
+    'the refused notice is a dead letter, with its kind and credentials',
+  )
 })
 
 t.test(
@@ -163,7 +184,7 @@ t.test(
     const cred = await w.getCredential(erin)
     const config = await getHostedSpace(w.a.ctx, w.space)
     t.equal(await w.a.ctx.credentials.revoke(config, { userDid: erin.did }), 1)
-    await w.a.ctx.background.processAll()
+    await deliver(w)
     t.equal(genA.calls.length, 1, 'not retried')
     t.equal(unknown.calls.length, 1)
     const notes = w.a.logs.entries.filter((e) => e.outcome === 'unsupported')
@@ -172,8 +193,9 @@ t.test(
       notes.every((e) => e.level === 30 && /not supported by host/.test(String(e.msg))),
       'at info level, as not supported',
     )
-    t.notOk(
-      w.a.logs.entries.some((e) => /revocation notice not delivered/.test(String(e.msg))),
+    t.same(
+      await w.a.ctx.db.prisma.deadLetter.findMany({ where: { space: w.space } }),
+      [],
       'not recorded as a failure',
     )
     t.match(await w.getSpace(cred.body.credential as string, cred.holder), {
@@ -192,7 +214,7 @@ t.test('more than 100 revoked credentials go out in batches of 100', async (t) =
   for (let i = 0; i < 101; i++) t.equal((await w.getCredential(eve)).status, 200)
   const config = await getHostedSpace(w.a.ctx, w.space)
   t.equal(await w.a.ctx.credentials.revoke(config, { userDid: eve.did }), 101)
-  await w.a.ctx.background.processAll()
+  await deliver(w)
   t.same(
     host.calls.map((c) => (c.body as { credentials: string[] }).credentials.length).sort(),
     [1, 100],
@@ -249,7 +271,7 @@ t.test(
       status: 200,
       body: { revoked: 1 },
     })
-    await w.a.ctx.background.processAll()
+    await deliver(w)
     t.equal(host.calls.length, 2, 'repo host told each time')
 
     t.match(await call(w.user('stranger'), { space: w.space, user: gina.did }), {
@@ -346,7 +368,7 @@ t.test(
       { status: 401, body: { error: 'CredentialRevoked' } },
       'the same key, members-only now: the old credential is refused',
     )
-    await w.a.ctx.background.processAll()
+    await deliver(w)
     t.same(
       host.calls.map((c) => c.body),
       [{ space: w.space, credentials: [jtiOf(stranger)] }],
@@ -408,7 +430,7 @@ t.test(
       { member: 200, writeOnly: 401, stranger: 401, authority: 200 },
       'public → member list: only read members (and the authority) keep theirs',
     )
-    await w.a.ctx.background.processAll()
+    await deliver(w)
     t.same(
       host.calls.map((c) => (c.body as { credentials: string[] }).credentials.sort()),
       [[jtiOf(creds.writeOnly), jtiOf(creds.stranger)].sort()],
@@ -427,7 +449,7 @@ t.test(
       200,
     )
     t.equal((await listRepos(w, latecomer)).status, 200, 'the same read policy revokes nothing')
-    await w.a.ctx.background.processAll()
+    await deliver(w)
     t.equal(host.calls.length, 1, 'and sends no notice')
 
     const app = w.user('managing-app')

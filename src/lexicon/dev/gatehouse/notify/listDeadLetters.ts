@@ -17,6 +17,7 @@ export const listDeadLetters = defineQuery({
         kind: z.string(),
         attempts: z.number().int(),
         lastError: z.string().optional(),
+        credentials: z.array(z.string()).optional(),
         createdAt: z.string(),
       }),
     ),

@@ -1,0 +1,152 @@
+import type { Clock } from './clock.js'
+import type { Config } from './config.js'
+import type { Db } from './db/client.js'
+import type { Logger } from './logger.js'
+
+/** Rows deleted per statement: each delete is a short transaction of its own. */
+const BATCH = 1000
+
+/** Rows deleted by one batch, and whether there may be more. */
+type Step = [deleted: number, more: boolean]
+
+/**
+ * Keeps storage bounded under steady traffic: each table on its own rule, oldest rows first, in
+ * batches of about BATCH with a yield between, so no pass holds a write lock for long. `others` are
+ * prunes kept by their own modules (replay nonces, the member oplog).
+ */
+export class Janitor {
+  private timer: NodeJS.Timeout | undefined
+  private pass: Promise<void> | undefined
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly cfg: Pick<Config, 'retention' | 'notify'>,
+    private readonly others: Record<string, () => Promise<number>> = {},
+  ) {}
+
+  /** Runs a pass every `everyMs` until stopped; a failed pass is logged, the next one retries. */
+  start(everyMs: number, logger: Logger): void {
+    this.timer = setInterval(() => {
+      this.pass ??= this.run()
+        .then((pruned) => logger.debug(pruned, 'pruned expired rows'))
+        .catch((err: unknown) => logger.error({ err }, 'prune failed'))
+        .finally(() => (this.pass = undefined))
+    }, everyMs)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+    await this.pass
+  }
+
+  /** One pass over every table; returns how many rows each lost. */
+  async run(): Promise<Record<string, number>> {
+    const p = this.db.prisma
+    const now = this.clock.nowMs()
+    const before = (ms: number) => new Date(now - ms)
+    const credentialsBefore = before(this.cfg.retention.credentialsMs)
+    const deadLettersBefore = before(this.cfg.retention.deadLettersMs)
+    const pruned: Record<string, number> = {
+      credentials: await batches(() =>
+        oldest(
+          p.issuedCredential.findMany({ ...older('expiresAt', credentialsBefore), select: E }),
+          (r) => r.expiresAt,
+          (at) => p.issuedCredential.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      // A revocation matters only until the credential would have expired anyway.
+      revoked: await batches(() =>
+        oldest(
+          p.revokedCredential.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt,
+          (at) => p.revokedCredential.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      deadLetters: await batches(() =>
+        oldest(
+          p.deadLetter.findMany({ ...older('createdAt', deadLettersBefore), select: C }),
+          (r) => r.createdAt,
+          (at) => p.deadLetter.deleteMany({ where: { createdAt: { lte: at } } }),
+        ),
+      ),
+      // A lapsed registration gets nothing and only slows the relay's read of due lanes.
+      registrations: await batches(() =>
+        oldest(
+          p.notifyRegistration.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt,
+          (at) => p.notifyRegistration.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      events: await batches(() =>
+        this.pruneEvents(before(this.cfg.notify.relayRetryWindowMs), new Date(now)),
+      ),
+    }
+    for (const [name, prune] of Object.entries(this.others)) pruned[name] = await prune()
+    return pruned
+  }
+
+  /**
+   * Events past the retry window that every live lane of their space has passed (the newest spaceRev
+   * lives on in the writer rows). Events held by a lane behind end the pass until it moves on.
+   */
+  private async pruneEvents(before: Date, now: Date): Promise<Step> {
+    const p = this.db.prisma
+    const oldest = await p.spaceEvent.findMany({
+      where: { createdAt: { lt: before } },
+      orderBy: { createdAt: 'asc' },
+      take: BATCH,
+      select: { space: true, spaceRev: true },
+    })
+    const upTo = new Map<string, string>()
+    for (const e of oldest)
+      if (e.spaceRev > (upTo.get(e.space) ?? '')) upTo.set(e.space, e.spaceRev)
+    const lanes = await p.notifyRegistration.findMany({
+      where: { space: { in: [...upTo.keys()] }, expiresAt: { gt: now } },
+      select: { space: true, cursor: true },
+    })
+    for (const { space, cursor } of lanes)
+      if ((cursor ?? '') < upTo.get(space)!) upTo.set(space, cursor ?? '')
+    let deleted = 0
+    for (const [space, spaceRev] of upTo) {
+      const where = { space, spaceRev: { lte: spaceRev }, createdAt: { lt: before } }
+      deleted += (await p.spaceEvent.deleteMany({ where })).count
+    }
+    return [deleted, oldest.length === BATCH && deleted > 0]
+  }
+}
+
+/** Runs `step` while it may find more, yielding between; returns the total deleted. */
+async function batches(step: () => Promise<Step>): Promise<number> {
+  let total = 0
+  for (;;) {
+    const [n, more] = await step()
+    total += n
+    if (!more) return total
+    await new Promise((r) => setImmediate(r))
+  }
+}
+
+const E = { expiresAt: true } as const
+const C = { createdAt: true } as const
+
+/** The oldest batch of rows whose `field` is before `cutoff`. */
+function older<F extends 'expiresAt' | 'createdAt'>(field: F, cutoff: Date) {
+  return {
+    where: { [field]: { lt: cutoff } } as Record<F, { lt: Date }>,
+    orderBy: { [field]: 'asc' } as Record<F, 'asc'>,
+    take: BATCH,
+  }
+}
+
+/** Deletes the rows up to the last of a batch found (ties with it included). */
+async function oldest<R>(
+  found: Promise<R[]>,
+  at: (row: R) => Date,
+  remove: (upTo: Date) => Promise<{ count: number }>,
+): Promise<Step> {
+  const rows = await found
+  const last = rows.at(-1)
+  return last ? [(await remove(at(last))).count, rows.length === BATCH] : [0, false]
+}
