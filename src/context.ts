@@ -72,8 +72,8 @@ export interface AppContext {
 const PRUNE_INTERVAL_MS = 5 * 60_000
 
 export interface ContextOptions {
-  /** Replace parts (logger, clock, …), as tests do. Spread last. */
-  overrides?: Partial<Omit<AppContext, 'destroy'>>
+  /** Replace parts, as tests and the KEK commands do. */
+  overrides?: Partial<Pick<AppContext, 'logger' | 'clock' | 'db' | 'instanceId' | 'vault'>>
   /** Apply pending migrations before opening the database (default true). */
   migrate?: boolean
 }
@@ -92,9 +92,11 @@ export async function createContext(
   }
   const db = overrides.db ?? (await Db.open(cfg.db))
   const clock = overrides.clock ?? systemClock
-  const identity =
-    overrides.identity ??
-    new ServiceIdentity(cfg.service.did, cfg.service.publicUrl, loadServiceKey(cfg, secrets))
+  const identity = new ServiceIdentity(
+    cfg.service.did,
+    cfg.service.publicUrl,
+    loadServiceKey(cfg, secrets),
+  )
   const instanceId = overrides.instanceId ?? (await recordBoot(db, cfg.service.version, clock))
   const fetchOptions = {
     allowPrivate: cfg.net.allowPrivateNetwork,
@@ -102,7 +104,7 @@ export async function createContext(
     maxBytes: 1024 * 1024,
     userAgent: `gatehouse/${cfg.service.version}`,
   }
-  const fetcher = overrides.fetcher ?? new SafeFetcher(fetchOptions)
+  const fetcher = new SafeFetcher(fetchOptions)
   // The PLC directory is the operator's choice, so it is reachable wherever it runs, a private
   // network included: but only by its own client (PlcClient, did:plc resolution) and only for the
   // DID paths it serves. Every other fetch (client metadata, syncers, managing apps, repo hosts)
@@ -111,109 +113,95 @@ export async function createContext(
     ...fetchOptions,
     trusted: plcDirectoryService(cfg.identity.plcUrl),
   })
-  const idResolver =
-    overrides.idResolver ??
-    new DidResolver(fetcher, clock, {
-      plcUrl: cfg.identity.plcUrl,
-      plcFetcher,
-      cacheTtlMs: cfg.identity.didCacheTtlMs,
-      cacheMaxEntries: cfg.identity.didCacheMaxEntries,
-      cacheMaxBytes: cfg.identity.didCacheMaxBytes,
-      maxDocumentBytes: cfg.identity.didDocMaxBytes,
-    })
-  const replay = overrides.replay ?? new ReplayStore(db, clock)
-  const revocations = overrides.revocations ?? new RevocationStore(db)
-  const auth =
-    overrides.auth ??
-    new AuthVerifier({
-      resolver: idResolver,
-      replay,
-      revocations,
-      clock,
-      publicUrl: cfg.service.publicUrl,
-      acceptDpop: cfg.auth.acceptDpop,
-      spaceSinceSec: (uri) => spaces.instanceSinceSec(uri),
-    })
-  const presets = overrides.presets ?? PolicyRegistry.load()
+  const idResolver = new DidResolver(fetcher, clock, {
+    plcUrl: cfg.identity.plcUrl,
+    plcFetcher,
+    cacheTtlMs: cfg.identity.didCacheTtlMs,
+    cacheMaxEntries: cfg.identity.didCacheMaxEntries,
+    cacheMaxBytes: cfg.identity.didCacheMaxBytes,
+    maxDocumentBytes: cfg.identity.didDocMaxBytes,
+  })
+  const replay = new ReplayStore(db, clock)
+  const revocations = new RevocationStore(db)
+  const auth = new AuthVerifier({
+    resolver: idResolver,
+    replay,
+    revocations,
+    clock,
+    publicUrl: cfg.service.publicUrl,
+    acceptDpop: cfg.auth.acceptDpop,
+    spaceSinceSec: (uri) => spaces.instanceSinceSec(uri),
+  })
+  const presets = PolicyRegistry.load()
   const vault =
     overrides.vault ??
     vaultFor(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
-  const authorities =
-    overrides.authorities ?? new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
-  const managers = overrides.managers ?? new ManagerService(db, clock)
+  const authorities = new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
+  const managers = new ManagerService(db, clock)
   const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
-  const lifecycle =
-    overrides.lifecycle ??
-    new AuthorityLifecycle({
+  const lifecycle = new AuthorityLifecycle({
+    db,
+    authorities,
+    managers,
+    plc: new PlcClient(plcFetcher, cfg.identity.plcUrl),
+    resolver: idResolver,
+    clock,
+    logger: logger.child({ component: 'authorities' }),
+    publicUrl: cfg.service.publicUrl,
+    didWebHosts: cfg.authorities.didWebHosts,
+    serviceDid: cfg.service.did,
+  })
+  const spaces = new SpaceService(db, clock, cfg.policy.configCacheMs)
+  const notify = new NotifyService(db, clock, {
+    registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
+    registrationsPerUser: cfg.notify.registrationsPerUserMax,
+  })
+  const credentials = new CredentialService({
+    db,
+    authorities,
+    clock,
+    onQueued: () => relay.wake(),
+  })
+  const relay = new Relay(
+    {
       db,
+      resolver: idResolver,
+      fetcher,
       authorities,
-      managers,
-      plc: new PlcClient(plcFetcher, cfg.identity.plcUrl),
-      resolver: idResolver,
       clock,
-      logger: logger.child({ component: 'authorities' }),
-      publicUrl: cfg.service.publicUrl,
-      didWebHosts: cfg.authorities.didWebHosts,
-      serviceDid: cfg.service.did,
-    })
-  const spaces = overrides.spaces ?? new SpaceService(db, clock, cfg.policy.configCacheMs)
-  const notify =
-    overrides.notify ??
-    new NotifyService(db, clock, {
-      registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
-      registrationsPerUser: cfg.notify.registrationsPerUserMax,
-    })
-  const credentials =
-    overrides.credentials ??
-    new CredentialService({ db, authorities, clock, onQueued: () => relay.wake() })
-  const relay =
-    overrides.relay ??
-    new Relay(
-      {
-        db,
-        resolver: idResolver,
-        fetcher,
-        authorities,
-        clock,
-        logger: subsystem(logger, 'notify'),
-        outbound,
-      },
-      cfg.notify,
-    )
-  notify.onEvent = () => relay.wake()
-  const manager = overrides.manager ?? new SpaceManager(spaces, credentials)
-  const attestations =
-    overrides.attestations ??
-    new ClientAttestationVerifier({
-      fetcher,
-      replay,
-      clock,
-      cacheTtlMs: 3_600_000,
-      cacheMaxEntries: 500,
-      maxLifetimeSec: cfg.auth.attestationMaxLifetimeSec,
-    })
-  const managingApps =
-    overrides.managingApps ??
-    new ManagingAppClient({
-      resolver: idResolver,
-      fetcher,
-      authorityKey: (did) => authorities.key(did, 'atproto'),
-      clock,
+      logger: subsystem(logger, 'notify'),
       outbound,
-      logger: subsystem(logger, 'policy'),
-      timeoutMs: cfg.policy.managingAppTimeoutMs,
-      cacheTtlMs: cfg.policy.managingAppCacheMs,
-    })
-  const policyDeps: AuthorizeDeps = overrides.policyDeps ?? {
+    },
+    cfg.notify,
+  )
+  notify.onEvent = () => relay.wake()
+  const manager = new SpaceManager(spaces, credentials)
+  const attestations = new ClientAttestationVerifier({
+    fetcher,
+    replay,
+    clock,
+    cacheTtlMs: 3_600_000,
+    cacheMaxEntries: 500,
+    maxLifetimeSec: cfg.auth.attestationMaxLifetimeSec,
+  })
+  const managingApps = new ManagingAppClient({
+    resolver: idResolver,
+    fetcher,
+    authorityKey: (did) => authorities.key(did, 'atproto'),
+    clock,
+    outbound,
+    logger: subsystem(logger, 'policy'),
+    timeoutMs: cfg.policy.managingAppTimeoutMs,
+    cacheTtlMs: cfg.policy.managingAppCacheMs,
+  })
+  const policyDeps: AuthorizeDeps = {
     isMember: (space, did, access) => spaces.isMember(space, did, access),
     checkUserAccess: (req) => managingApps.checkUserAccess(req),
   }
-  const janitor =
-    overrides.janitor ??
-    new Janitor(db, clock, cfg, {
-      nonces: () => replay.prune(),
-      ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
-    })
+  const janitor = new Janitor(db, clock, cfg, {
+    nonces: () => replay.prune(),
+    ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
+  })
   janitor.start(PRUNE_INTERVAL_MS, dbLog)
 
   let destroyed: Promise<void> | undefined
@@ -244,7 +232,6 @@ export async function createContext(
     managingApps,
     policyDeps,
     presets,
-    ...overrides,
     destroy() {
       destroyed ??= (async () => {
         await relay.stop()

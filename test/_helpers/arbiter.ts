@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { ManualClock } from '../../src/clock.js'
 import { loadConfig, type Config, type Secrets } from '../../src/config.js'
-import { createContext, type AppContext } from '../../src/context.js'
+import { createContext, type AppContext, type ContextOptions } from '../../src/context.js'
 import { createLogger } from '../../src/logger.js'
 import { buildServer } from '../../src/server.js'
 import { aadFor } from '../../src/authorities/authority-service.js'
@@ -26,7 +26,7 @@ export interface TestLike {
 export interface TestArbiterOptions {
   /** Extra GATEHOUSE_* variables. */
   env?: Record<string, string>
-  overrides?: Partial<Omit<AppContext, 'destroy'>>
+  overrides?: ContextOptions['overrides']
   /** Runs after the routes are built and before listening: add test-only routes here. */
   beforeListen?: (app: FastifyInstance, ctx: AppContext) => void | Promise<void>
   /** Reuse an existing database (to test restarts) instead of creating one. */
