@@ -1,7 +1,4 @@
-/**
- * The XRPC error family. Every refusal Gatehouse sends is one of these, rendered by the single error
- * handler in server.ts as `{ "error": name, "message": text }` with the class's status.
- */
+/** Every refusal Gatehouse sends, rendered by server.ts as `{ error, message }` with its status. */
 export class XrpcError extends Error {
   constructor(
     readonly status: number,
@@ -77,10 +74,7 @@ export class MethodNotImplementedError extends XrpcError {
   }
 }
 
-/**
- * 503: transient trouble (database unreachable or busy). Repo hosts retry notifyWrite for 24 h on
- * 5xx and drop anything else for good, so transient failures must never surface as a 4xx.
- */
+/** 503: transient; repo hosts retry 5xx for 24 h and drop 4xx, so never use a 4xx for this. */
 export class ServiceUnavailableError extends XrpcError {
   constructor(message = 'Service temporarily unavailable', options?: { cause?: unknown }) {
     super(503, 'ServiceUnavailable', message, options)
@@ -120,11 +114,7 @@ function isTransient(err: unknown): boolean {
   return false
 }
 
-/**
- * Turns anything thrown into the XrpcError that is sent. Fastify's own errors (body too large, bad
- * JSON, unsupported media type, rate limit) keep their meaning; everything unknown becomes a generic
- * 500 whose message reveals nothing (the original is logged by the caller).
- */
+/** Fastify's own errors keep their meaning; anything unknown is a 500 that reveals nothing. */
 export function toXrpcError(err: unknown): XrpcError {
   if (err instanceof XrpcError) return err
   const e = err as FastifyLikeError

@@ -70,10 +70,7 @@ export function subsystem(logger: Logger, name: string): Logger {
   return logger.child({ subsystem: `gatehouse:${name}` })
 }
 
-/**
- * A request's logger that becomes a pino child only when something logs through it: a child costs
- * about 6 KB and microseconds a request, and most requests log nothing (see server.ts onResponse).
- */
+/** A request logger that becomes a pino child (6 KB, microseconds) only when something logs. */
 export function lazyChild(parent: Logger, bindings: Bindings, opts: ChildLoggerOptions): Logger {
   if (opts.level !== undefined && opts.level !== parent.level) return parent.child(bindings, opts)
   return new LazyChild(parent, bindings, opts) as unknown as Logger

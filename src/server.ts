@@ -38,10 +38,7 @@ function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
   return reset && (raw.aborted || raw.destroyed)
 }
 
-/**
- * Answers what Node refuses before Fastify sees it (timeout, oversized headers, malformed HTTP) in
- * the XRPC envelope and closes; not when a response already went out (a second would be garbage).
- */
+/** Node's own refusals (timeout, big headers, bad HTTP) as XRPC errors, unless already sent. */
 function clientErrorHandler(log: Logger) {
   return (err: Error & { code?: string }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return

@@ -131,11 +131,7 @@ export class AuthorityService {
     return id
   }
 
-  /**
-   * The KEK that seals new keys, as the database says, read inside `tx`. On PostgreSQL the row stays
-   * share-locked until `tx` ends, so a KEK rotation waits for seals in flight and re-seals them:
-   * no process seals under a KEK being retired. SQLite serialises writers anyway.
-   */
+  /** The sealing KEK, read in `tx`: on PostgreSQL its row lock makes a KEK rotation wait. */
   private async sealingKekId(tx: Tx): Promise<string> {
     const read = async () =>
       this.db.kind === 'postgres'

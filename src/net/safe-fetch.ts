@@ -3,12 +3,7 @@ import { isIP } from 'node:net'
 import { Agent, request, type Dispatcher } from 'undici'
 import { isNonPublicAddress } from './addresses.js'
 
-/**
- * Every outbound request goes through here. Non-public targets are refused unless the operator
- * allows them, or the request is one the fetcher was built to trust (the PLC directory's DID paths).
- * Addresses are checked at connect time, after DNS, so a name cannot resolve public once and private
- * later. No redirects; every request has a timeout and a size cap.
- */
+/** Every outbound request: addresses checked at connect time, after DNS; no redirects; bounded. */
 
 export type FetchErrorKind =
   'bad_url' | 'blocked' | 'timeout' | 'too_large' | 'network' | 'http' | 'bad_json'
@@ -84,11 +79,7 @@ export type LookupAll = (
 const LOOKUP_THREADS = 2
 const LOOKUP_QUEUE = 512
 
-/**
- * dns.lookup holds a libuv pool thread (four by default, shared with P-256 verification and file
- * I/O) for as long as the resolver takes, and anyone can choose the names. So at most `max` run at
- * once and `maxQueued` wait; beyond that a lookup fails at once with EAI_AGAIN.
- */
+/** dns.lookup holds a shared libuv thread and anyone picks the names: bound running and queued. */
 export function limitLookups(lookup: LookupAll, max: number, maxQueued: number): LookupAll {
   let running = 0
   const waiting: (() => void)[] = []
@@ -164,10 +155,7 @@ export class SafeFetcher {
       : undefined
   }
 
-  /**
-   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched with `method`. Verdicts
-   * depend on the URL alone (names are judged at connect time), so a bounded number are kept.
-   */
+  /** Throws FetchError('bad_url' | 'blocked'); verdicts depend on the URL alone, so are kept. */
   check(url: string, method: FetchMethod = 'GET'): URL {
     let hit = this.checked.get(url)
     if (!hit) {
@@ -268,10 +256,7 @@ export class SafeFetcher {
     return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
   }
 
-  /**
-   * POSTs and answers with the status only; the body is drained (at most `maxBytes`), not kept. For
-   * the relay's deliveries: undici's own timers and one plain timer, no AbortController per request.
-   */
+  /** The relay's POST: status only, body drained up to `maxBytes`, no AbortController. */
   async postForStatus(
     url: string,
     opts: { headers: Record<string, string>; body: string; timeoutMs?: number; maxBytes?: number },
