@@ -511,14 +511,9 @@ export class AuthorityLifecycle {
       (k) => k.purpose === 'rotation' && k.status === 'pending',
     )
     if (!pending) return
-    let state: PlcState
-    try {
-      state = await this.deps.plc.data(did)
-    } catch (err) {
-      throw plcFailure(err)
-    }
+    const state = await plcCall(() => this.deps.plc.data(did))
     if (!state.rotationKeys?.includes(pending.publicKey)) {
-      await this.deps.authorities.dropKey(did, pending.id)
+      await this.deps.authorities.dropPending(did, pending.id)
       this.deps.logger.warn({ did }, 'adopted without our rotation key: only its owner can rotate')
     }
   }
@@ -564,20 +559,12 @@ export class AuthorityLifecycle {
 
   /** Sends a signed operation to the directory (its refusals as AuthorityLifecycleError). */
   private async submit(did: string, op: Parameters<PlcClient['submit']>[1]): Promise<void> {
-    try {
-      await this.deps.plc.submit(did, op)
-    } catch (err) {
-      throw plcFailure(err)
-    }
+    await plcCall(() => this.deps.plc.submit(did, op))
     this.deps.resolver.invalidate(did)
   }
 
-  private async lastOperation(did: string): Promise<unknown> {
-    try {
-      return await this.deps.plc.lastOperation(did)
-    } catch (err) {
-      throw plcFailure(err)
-    }
+  private lastOperation(did: string): Promise<unknown> {
+    return plcCall(() => this.deps.plc.lastOperation(did))
   }
 
   private async require(did: string): Promise<AuthorityRecord> {
@@ -594,15 +581,17 @@ export class AuthorityLifecycle {
   }
 }
 
-function plcFailure(err: unknown): AuthorityLifecycleError {
-  if (err instanceof PlcError) {
-    return new AuthorityLifecycleError(err.refused ? 'PlcRefused' : 'PlcUnavailable', err.message, {
-      cause: err,
-    })
+/** A directory call, its failures as AuthorityLifecycleError (PlcRefused or PlcUnavailable). */
+async function plcCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    if (err instanceof AuthorityLifecycleError) throw err
+    const refused = err instanceof PlcError && err.refused
+    throw new AuthorityLifecycleError(
+      refused ? 'PlcRefused' : 'PlcUnavailable',
+      String((err as Error)?.message ?? err),
+      { cause: err },
+    )
   }
-  return err instanceof AuthorityLifecycleError
-    ? err
-    : new AuthorityLifecycleError('PlcUnavailable', String((err as Error)?.message ?? err), {
-        cause: err,
-      })
 }

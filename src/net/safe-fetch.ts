@@ -198,62 +198,57 @@ export class SafeFetcher {
   }
 
   async request(url: string, opts: RequestOptions = {}): Promise<SafeResponse> {
-    const u = this.check(url, opts.method ?? 'GET')
-    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
+    const method = opts.method ?? 'GET'
+    const u = this.check(url, method)
     const maxBytes = opts.maxBytes ?? this.opts.maxBytes
     // One deadline for answer and body; far cheaper per request than AbortSignal.timeout.
     const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(), timeoutMs)
+    const signal = controller.signal
+    const timer = setTimeout(() => controller.abort(), opts.timeoutMs ?? this.opts.timeoutMs)
     try {
-      return await this.send(u, opts, controller.signal, maxBytes)
+      let res: Dispatcher.ResponseData
+      try {
+        res = await request(u, {
+          method,
+          headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
+          body: opts.body,
+          dispatcher: this.dispatcher(u, method),
+          signal,
+          maxRedirections: 0,
+        })
+      } catch (err) {
+        throw this.wrap(err, u, signal)
+      }
+      const declared = Number(res.headers['content-length'])
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        res.body.destroy()
+        throw new FetchError(
+          'too_large',
+          `${u.origin} answered with ${declared} bytes (limit ${maxBytes})`,
+        )
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      try {
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length
+          if (size > maxBytes) {
+            res.body.destroy()
+            throw new FetchError(
+              'too_large',
+              `${u.origin} answered with more than ${maxBytes} bytes`,
+            )
+          }
+          chunks.push(chunk as Buffer)
+        }
+      } catch (err) {
+        if (err instanceof FetchError) throw err
+        throw this.wrap(err, u, signal)
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
     } finally {
       clearTimeout(timer)
     }
-  }
-
-  private async send(
-    u: URL,
-    opts: RequestOptions,
-    signal: AbortSignal,
-    maxBytes: number,
-  ): Promise<SafeResponse> {
-    let res: Dispatcher.ResponseData
-    try {
-      res = await request(u, {
-        method: opts.method ?? 'GET',
-        headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
-        body: opts.body,
-        dispatcher: this.dispatcher(u, opts.method ?? 'GET'),
-        signal,
-        maxRedirections: 0,
-      })
-    } catch (err) {
-      throw this.wrap(err, u, signal)
-    }
-    const declared = Number(res.headers['content-length'])
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      res.body.destroy()
-      throw new FetchError(
-        'too_large',
-        `${u.origin} answered with ${declared} bytes (limit ${maxBytes})`,
-      )
-    }
-    const chunks: Buffer[] = []
-    let size = 0
-    try {
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length
-        if (size > maxBytes) {
-          res.body.destroy()
-          throw new FetchError('too_large', `${u.origin} answered with more than ${maxBytes} bytes`)
-        }
-        chunks.push(chunk as Buffer)
-      }
-    } catch (err) {
-      if (err instanceof FetchError) throw err
-      throw this.wrap(err, u, signal)
-    }
-    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
   }
 
   /** The relay's POST: status only, body drained up to `maxBytes`, no AbortController. */
