@@ -43,18 +43,6 @@ export class NotFoundError extends XrpcError {
   }
 }
 
-export class PayloadTooLargeError extends XrpcError {
-  constructor(message = 'Request body is too large') {
-    super(413, 'PayloadTooLarge', message)
-  }
-}
-
-export class UnsupportedMediaTypeError extends XrpcError {
-  constructor(message = 'Unsupported content type') {
-    super(415, 'UnsupportedMediaType', message)
-  }
-}
-
 export class RateLimitExceededError extends XrpcError {
   constructor(message = 'Rate limit exceeded') {
     super(429, 'RateLimitExceeded', message)
@@ -120,9 +108,11 @@ export function toXrpcError(err: unknown): XrpcError {
   const e = err as FastifyLikeError
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PayloadTooLargeError()
+      return new XrpcError(413, 'PayloadTooLarge', 'Request body is too large')
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new UnsupportedMediaTypeError(
+      return new XrpcError(
+        415,
+        'UnsupportedMediaType',
         'Unsupported content type: XRPC procedures take application/json',
       )
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

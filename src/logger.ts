@@ -76,9 +76,10 @@ export function lazyChild(parent: Logger, bindings: Bindings, opts: ChildLoggerO
   return new LazyChild(parent, bindings, opts) as unknown as Logger
 }
 
-type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
+type LevelName = (typeof LEVELS)[number]
 
-/** Methods on the prototype: an instance is four fields (one is made per request). */
+/** Methods on the prototype (the levels are added below): an instance is four fields. */
 class LazyChild {
   private real: Logger | undefined
 
@@ -92,29 +93,11 @@ class LazyChild {
     return (this.real ??= this.parent.child(this.bindings, this.opts))
   }
 
-  private write(level: LevelName, args: unknown[]): void {
+  write(level: LevelName, args: unknown[]): void {
     if (this.real || this.parent.isLevelEnabled(level))
       (this.made()[level] as (...a: unknown[]) => void)(...args)
   }
 
-  fatal(...args: unknown[]): void {
-    this.write('fatal', args)
-  }
-  error(...args: unknown[]): void {
-    this.write('error', args)
-  }
-  warn(...args: unknown[]): void {
-    this.write('warn', args)
-  }
-  info(...args: unknown[]): void {
-    this.write('info', args)
-  }
-  debug(...args: unknown[]): void {
-    this.write('debug', args)
-  }
-  trace(...args: unknown[]): void {
-    this.write('trace', args)
-  }
   silent(): void {}
   child(bindings: Bindings, opts?: ChildLoggerOptions): Logger {
     return this.made().child(bindings, opts)
@@ -128,4 +111,12 @@ class LazyChild {
   set level(level: string) {
     this.made().level = level
   }
+}
+
+for (const level of LEVELS) {
+  Object.defineProperty(LazyChild.prototype, level, {
+    value(this: LazyChild, ...args: unknown[]) {
+      this.write(level, args)
+    },
+  })
 }
