@@ -36,29 +36,10 @@ export class ForbiddenError extends XrpcError {
   }
 }
 
-/** 404: a path outside /xrpc that Gatehouse does not serve. */
-export class NotFoundError extends XrpcError {
-  constructor(message = 'Not found', error = 'NotFound') {
-    super(404, error, message)
-  }
-}
-
-export class RateLimitExceededError extends XrpcError {
-  constructor(message = 'Rate limit exceeded') {
-    super(429, 'RateLimitExceeded', message)
-  }
-}
-
 /** 500: never carries internal detail in its message; the cause is logged instead. */
 export class InternalServerError extends XrpcError {
   constructor(message = 'Internal server error', options?: { cause?: unknown }) {
     super(500, 'InternalServerError', message, options)
-  }
-}
-
-export class MethodNotImplementedError extends XrpcError {
-  constructor(message = 'Method not implemented') {
-    super(501, 'MethodNotImplemented', message)
   }
 }
 
@@ -125,7 +106,7 @@ export function toXrpcError(err: unknown): XrpcError {
   if (e instanceof SyntaxError && e.statusCode === 400) {
     return new InvalidRequestError('Request body is not valid JSON')
   }
-  if (e?.statusCode === 429) return new RateLimitExceededError()
+  if (e?.statusCode === 429) return new XrpcError(429, 'RateLimitExceeded', 'Rate limit exceeded')
   if (isTransient(err)) return new ServiceUnavailableError(undefined, { cause: err })
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     // Other client errors raised by Fastify itself (malformed URL, bad header, …).
