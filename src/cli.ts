@@ -35,10 +35,7 @@ function refusal(err: unknown): string | undefined {
   return undefined
 }
 
-/**
- * Runs one operator command. `out` receives the result (JSON), and nothing else: log lines go to
- * `logger`, which bin.ts points at stderr so that stdout stays a clean pipe.
- */
+/** One operator command: JSON result to `out`, logs to `logger` (stderr), so stdout pipes. */
 export async function runCli(
   argv: string[],
   config: Config,
@@ -76,10 +73,7 @@ export async function runCli(
   }
 }
 
-/**
- * KEK rotation. Key file: the new KEK is written beside the old one, every key re-sealed in one
- * transaction, then the old KEK dropped (a crash in between leaves a file that opens everything).
- */
+/** KEK rotation; a key file is replaced only after every key is re-sealed in one transaction. */
 async function kek(
   verb: string | undefined,
   config: Config,

@@ -4,9 +4,8 @@ import ipaddr from 'ipaddr.js'
 import type { Logger } from './logger.js'
 
 /**
- * Limits on the TCP connections held, so no client takes every file descriptor: in all (Node's
- * `server.maxConnections`) and per client address (IPv6 per /64, as one subscriber holds a /64).
- * Both close without an HTTP response: under a flood, writing one costs more than the refusal.
+ * TCP connections held, in all and per client address (IPv6 per /64, one subscriber's block);
+ * both close without an HTTP response: under a flood, writing one costs more than the refusal.
  */
 
 export interface ConnectionLimits {

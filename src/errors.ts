@@ -1,7 +1,4 @@
-/**
- * The XRPC error family. Every refusal Gatehouse sends is one of these, rendered by the single error
- * handler in server.ts as `{ "error": name, "message": text }` with the class's status.
- */
+/** Every refusal Gatehouse sends, rendered by server.ts as `{ error, message }` with its status. */
 export class XrpcError extends Error {
   constructor(
     readonly status: number,
@@ -39,31 +36,6 @@ export class ForbiddenError extends XrpcError {
   }
 }
 
-/** 404: a path outside /xrpc that Gatehouse does not serve. */
-export class NotFoundError extends XrpcError {
-  constructor(message = 'Not found', error = 'NotFound') {
-    super(404, error, message)
-  }
-}
-
-export class PayloadTooLargeError extends XrpcError {
-  constructor(message = 'Request body is too large') {
-    super(413, 'PayloadTooLarge', message)
-  }
-}
-
-export class UnsupportedMediaTypeError extends XrpcError {
-  constructor(message = 'Unsupported content type') {
-    super(415, 'UnsupportedMediaType', message)
-  }
-}
-
-export class RateLimitExceededError extends XrpcError {
-  constructor(message = 'Rate limit exceeded') {
-    super(429, 'RateLimitExceeded', message)
-  }
-}
-
 /** 500: never carries internal detail in its message; the cause is logged instead. */
 export class InternalServerError extends XrpcError {
   constructor(message = 'Internal server error', options?: { cause?: unknown }) {
@@ -71,16 +43,7 @@ export class InternalServerError extends XrpcError {
   }
 }
 
-export class MethodNotImplementedError extends XrpcError {
-  constructor(message = 'Method not implemented') {
-    super(501, 'MethodNotImplemented', message)
-  }
-}
-
-/**
- * 503: transient trouble (database unreachable or busy). Repo hosts retry notifyWrite for 24 h on
- * 5xx and drop anything else for good, so transient failures must never surface as a 4xx.
- */
+/** 503: transient; repo hosts retry 5xx for 24 h and drop 4xx, so never use a 4xx for this. */
 export class ServiceUnavailableError extends XrpcError {
   constructor(message = 'Service temporarily unavailable', options?: { cause?: unknown }) {
     super(503, 'ServiceUnavailable', message, options)
@@ -120,19 +83,17 @@ function isTransient(err: unknown): boolean {
   return false
 }
 
-/**
- * Turns anything thrown into the XrpcError that is sent. Fastify's own errors (body too large, bad
- * JSON, unsupported media type, rate limit) keep their meaning; everything unknown becomes a generic
- * 500 whose message reveals nothing (the original is logged by the caller).
- */
+/** Fastify's own errors keep their meaning; anything unknown is a 500 that reveals nothing. */
 export function toXrpcError(err: unknown): XrpcError {
   if (err instanceof XrpcError) return err
   const e = err as FastifyLikeError
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PayloadTooLargeError()
+      return new XrpcError(413, 'PayloadTooLarge', 'Request body is too large')
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new UnsupportedMediaTypeError(
+      return new XrpcError(
+        415,
+        'UnsupportedMediaType',
         'Unsupported content type: XRPC procedures take application/json',
       )
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -145,7 +106,7 @@ export function toXrpcError(err: unknown): XrpcError {
   if (e instanceof SyntaxError && e.statusCode === 400) {
     return new InvalidRequestError('Request body is not valid JSON')
   }
-  if (e?.statusCode === 429) return new RateLimitExceededError()
+  if (e?.statusCode === 429) return new XrpcError(429, 'RateLimitExceeded', 'Rate limit exceeded')
   if (isTransient(err)) return new ServiceUnavailableError(undefined, { cause: err })
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     // Other client errors raised by Fastify itself (malformed URL, bad header, …).

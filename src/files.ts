@@ -7,10 +7,7 @@ const OWNER_ONLY_DIR = 0o700
 const OWNER_ONLY_FILE = 0o600
 const OWNER_BITS = 0o700
 
-/**
- * Creates `path` and missing parents, 0700, one level at a time (existing ones keep their mode).
- * Not `recursive: true`: on Linux that loops for ever under /proc; this fails naming the level.
- */
+/** mkdir 0700 level by level: `recursive: true` loops for ever under /proc on Linux. */
 export function ensurePrivateDir(path: string): void {
   const missing: string[] = []
   for (let p = resolve(path); !existsSync(p); p = dirname(p)) {
@@ -34,10 +31,7 @@ export function ensurePrivateFile(path: string): void {
   narrowToOwner(path)
 }
 
-/**
- * Takes group and other permissions off an existing file (an older one, or a wider umask's). A file
- * of another user's (EPERM) is left as it is: the operator chose to share it.
- */
+/** Drops group/other permissions; another user's file (EPERM) stays as the operator chose. */
 export function narrowToOwner(path: string): void {
   let mode: number
   try {

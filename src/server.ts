@@ -4,13 +4,7 @@ import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import type { AppContext } from './context.js'
-import {
-  InvalidRequestError,
-  MethodNotImplementedError,
-  NotFoundError,
-  RateLimitExceededError,
-  toXrpcError,
-} from './errors.js'
+import { InvalidRequestError, toXrpcError, XrpcError } from './errors.js'
 import { limitConnections } from './connections.js'
 import { registerHealth } from './health.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
@@ -38,10 +32,7 @@ function clientWentAway(err: unknown, raw: IncomingMessage): boolean {
   return reset && (raw.aborted || raw.destroyed)
 }
 
-/**
- * Answers what Node refuses before Fastify sees it (timeout, oversized headers, malformed HTTP) in
- * the XRPC envelope and closes; not when a response already went out (a second would be garbage).
- */
+/** Node's own refusals (timeout, big headers, bad HTTP) as XRPC errors, unless already sent. */
 function clientErrorHandler(log: Logger) {
   return (err: Error & { code?: string }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return
@@ -145,16 +136,17 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
         const expected = method.type === 'query' ? 'GET' : 'POST'
         throw new InvalidRequestError(`Incorrect HTTP method (${req.method}): expected ${expected}`)
       }
-      throw new MethodNotImplementedError()
+      throw new XrpcError(501, 'MethodNotImplemented', 'Method not implemented')
     }
-    throw new NotFoundError()
+    // A path outside /xrpc that Gatehouse does not serve.
+    throw new XrpcError(404, 'NotFound', 'Not found')
   })
 
   if (cfg.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       max: cfg.rateLimitPerMinute,
       timeWindow: 60_000,
-      errorResponseBuilder: () => new RateLimitExceededError(),
+      errorResponseBuilder: () => new XrpcError(429, 'RateLimitExceeded', 'Rate limit exceeded'),
     })
   }
 

@@ -1,10 +1,7 @@
 import { relative, resolve, isAbsolute } from 'node:path'
 import { ConfigError, type Config } from './config.js'
 
-/**
- * Names the setting behind a failure to start (`GATEHOUSE_PORT: 127.0.0.1:2590 is already in use
- * (EADDRINUSE)`) when one explains it. `open`: the data dir and database; `listen`: the HTTP port.
- */
+/** Names the setting behind a failure to start, e.g. `GATEHOUSE_PORT: … in use (EADDRINUSE)`. */
 export type StartupPhase = 'open' | 'listen'
 
 type SystemError = Error & { code?: string; syscall?: string; path?: string; errors?: unknown[] }

@@ -100,42 +100,7 @@ export class AuthorityService {
     return key
   }
 
-  /** Stores `key` sealed under the current KEK, inside `tx` when given. */
-  async addKey(
-    did: string,
-    purpose: KeyPurpose,
-    key: Keypair,
-    status: KeyStatus,
-    tx: Tx | undefined = undefined,
-  ): Promise<string> {
-    const id = randomUUID()
-    const store = async (tx: Tx) => {
-      const kekId = await this.sealingKekId(tx)
-      const secret = key.exportSecretKey()
-      await tx.authorityKey.create({
-        data: {
-          id,
-          authorityDid: did,
-          purpose,
-          curve: key.curve,
-          publicDidKey: key.did(),
-          secretEnc: Buffer.from(this.vault.sealUnder(kekId, secret, aadFor(id, did, purpose))),
-          kekId,
-          status,
-          createdAt: this.clock.now(),
-        },
-      })
-    }
-    await (tx ? store(tx) : this.db.transact(store))
-    this.forget(did)
-    return id
-  }
-
-  /**
-   * The KEK that seals new keys, as the database says, read inside `tx`. On PostgreSQL the row stays
-   * share-locked until `tx` ends, so a KEK rotation waits for seals in flight and re-seals them:
-   * no process seals under a KEK being retired. SQLite serialises writers anyway.
-   */
+  /** The sealing KEK, read in `tx`: on PostgreSQL its row lock makes a KEK rotation wait. */
   private async sealingKekId(tx: Tx): Promise<string> {
     const read = async () =>
       this.db.kind === 'postgres'
@@ -156,15 +121,36 @@ export class AuthorityService {
     return (await read())!
   }
 
+  /** Stores `keys` sealed under the current KEK, inside `tx` when given. */
   async addKeys(
     did: string,
     keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
     status: KeyStatus,
     tx?: Tx,
   ): Promise<void> {
-    for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][]) {
-      if (key) await this.addKey(did, purpose, key, status, tx)
+    const store = async (tx: Tx) => {
+      const kekId = await this.sealingKekId(tx)
+      for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][]) {
+        if (!key) continue
+        const id = randomUUID()
+        const secret = key.exportSecretKey()
+        await tx.authorityKey.create({
+          data: {
+            id,
+            authorityDid: did,
+            purpose,
+            curve: key.curve,
+            publicDidKey: key.did(),
+            secretEnc: Buffer.from(this.vault.sealUnder(kekId, secret, aadFor(id, did, purpose))),
+            kekId,
+            status,
+            createdAt: this.clock.now(),
+          },
+        })
+      }
     }
+    await (tx ? store(tx) : this.db.transact(store))
+    this.forget(did)
   }
 
   /** Pending keys of `did` become the active ones for their purposes; the ones they replace retire. */
@@ -187,15 +173,8 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  /** Forgets keys that were generated but never published (a failed PLC submission). */
-  async dropPending(did: string): Promise<void> {
-    await this.db.prisma.authorityKey.deleteMany({
-      where: { authorityDid: did, status: 'pending' },
-    })
-    this.forget(did)
-  }
-
-  async dropKey(did: string, id: string): Promise<void> {
+  /** Forgets pending keys (all, or the one `id`) that were never published. */
+  async dropPending(did: string, id?: string): Promise<void> {
     await this.db.prisma.authorityKey.deleteMany({
       where: { id, authorityDid: did, status: 'pending' },
     })

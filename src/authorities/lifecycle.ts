@@ -20,12 +20,7 @@ import {
   type UnsignedPlcOperation,
 } from './plc.js'
 
-/**
- * The life of an authority DID Gatehouse controls: create (did:plc, or did:web served here), adopt,
- * rotate, transfer, deactivate. So that no crash leaves the directory naming a key Gatehouse does not
- * hold, new keys are stored `pending`, the operation is sent, and only once the directory took it do
- * they become active; a refused operation drops them, an unanswered one leaves them to `activate`.
- */
+/** New keys stay `pending` until the directory takes the op: no crash names a key we lack. */
 
 export class AuthorityLifecycleError extends Error {
   override name = 'AuthorityLifecycleError'
@@ -77,10 +72,7 @@ function ourServices(endpoint: string, pdsService: boolean): Record<string, PlcS
 export class AuthorityLifecycle {
   constructor(private readonly deps: LifecycleDeps) {}
 
-  /**
-   * A new did:plc, genesis signed by our rotation key (ranked below the owner's, if given), with our
-   * keys and services from the start: repo hosts cache documents for up to a day.
-   */
+  /** A new did:plc with our keys and services from genesis (repo hosts cache documents a day). */
   async createPlc(opts: {
     handle?: string
     ownerRotationKey?: string
@@ -138,13 +130,7 @@ export class AuthorityLifecycle {
     return this.describe(opts.did)
   }
 
-  /**
-   * Prepares adopting a DID someone else controls: returns what the owner must publish (a PLC
-   * operation for their rotation key to sign, adding ours below theirs, or did.json entries); we
-   * answer for it once `activate` sees them. `signing: 'atproto_space'` leaves `#atproto` with the
-   * owner, so we cannot sign service auth as the authority (relaying, notices, managing-app checks:
-   * contract §4.7 item 5).
-   */
+  /** Returns what the owner must publish; `atproto_space` leaves us no service auth (§4.7.5). */
   async adopt(opts: {
     did: string
     signing?: 'atproto' | 'atproto_space'
@@ -199,10 +185,7 @@ export class AuthorityLifecycle {
     }
   }
 
-  /**
-   * Publishes or withdraws `#atproto_pds` pointing here; for a did:plc only when the directory's
-   * state differs, so repeating a call cut off after the directory took it just records the setting.
-   */
+  /** Sends a did:plc operation only when the directory differs, so a repeated call is harmless. */
   async setPdsService(did: string, on: boolean): Promise<AuthorityView> {
     const record = await this.requireActive(did)
     if (did.startsWith('did:plc:')) {
@@ -240,10 +223,7 @@ export class AuthorityLifecycle {
     return this.describe(did)
   }
 
-  /**
-   * Starts (or resumes) answering for an authority: a pending one once its resolved document shows
-   * our keys and `#atproto_space_host` here; a deactivated one at once.
-   */
+  /** Pending: once its document shows our keys and services; deactivated: at once. */
   async activate(did: string): Promise<AuthorityView> {
     const record = await this.require(did)
     if (record.status === 'transferred')
@@ -318,11 +298,7 @@ export class AuthorityLifecycle {
     return this.describe(did)
   }
 
-  /**
-   * Hands the authority over and stops minting and relaying for it. With `rotationKeys` (did:plc) we
-   * sign the entry over to them, dropping our keys and services unless told otherwise; without, we
-   * just let go (the owner moved it, or a did:web document now lives elsewhere).
-   */
+  /** Stops minting and relaying; with `rotationKeys` (did:plc) signs the entry over first. */
   async transfer(
     did: string,
     to: {
@@ -535,14 +511,9 @@ export class AuthorityLifecycle {
       (k) => k.purpose === 'rotation' && k.status === 'pending',
     )
     if (!pending) return
-    let state: PlcState
-    try {
-      state = await this.deps.plc.data(did)
-    } catch (err) {
-      throw plcFailure(err)
-    }
+    const state = await plcCall(() => this.deps.plc.data(did))
     if (!state.rotationKeys?.includes(pending.publicKey)) {
-      await this.deps.authorities.dropKey(did, pending.id)
+      await this.deps.authorities.dropPending(did, pending.id)
       this.deps.logger.warn({ did }, 'adopted without our rotation key: only its owner can rotate')
     }
   }
@@ -588,20 +559,12 @@ export class AuthorityLifecycle {
 
   /** Sends a signed operation to the directory (its refusals as AuthorityLifecycleError). */
   private async submit(did: string, op: Parameters<PlcClient['submit']>[1]): Promise<void> {
-    try {
-      await this.deps.plc.submit(did, op)
-    } catch (err) {
-      throw plcFailure(err)
-    }
+    await plcCall(() => this.deps.plc.submit(did, op))
     this.deps.resolver.invalidate(did)
   }
 
-  private async lastOperation(did: string): Promise<unknown> {
-    try {
-      return await this.deps.plc.lastOperation(did)
-    } catch (err) {
-      throw plcFailure(err)
-    }
+  private lastOperation(did: string): Promise<unknown> {
+    return plcCall(() => this.deps.plc.lastOperation(did))
   }
 
   private async require(did: string): Promise<AuthorityRecord> {
@@ -618,15 +581,17 @@ export class AuthorityLifecycle {
   }
 }
 
-function plcFailure(err: unknown): AuthorityLifecycleError {
-  if (err instanceof PlcError) {
-    return new AuthorityLifecycleError(err.refused ? 'PlcRefused' : 'PlcUnavailable', err.message, {
-      cause: err,
-    })
+/** A directory call, its failures as AuthorityLifecycleError (PlcRefused or PlcUnavailable). */
+async function plcCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    if (err instanceof AuthorityLifecycleError) throw err
+    const refused = err instanceof PlcError && err.refused
+    throw new AuthorityLifecycleError(
+      refused ? 'PlcRefused' : 'PlcUnavailable',
+      String((err as Error)?.message ?? err),
+      { cause: err },
+    )
   }
-  return err instanceof AuthorityLifecycleError
-    ? err
-    : new AuthorityLifecycleError('PlcUnavailable', String((err as Error)?.message ?? err), {
-        cause: err,
-      })
 }

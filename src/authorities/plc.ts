@@ -107,11 +107,7 @@ const DIRECTORY_REQUESTS = {
   POST: new RegExp(`^/${DID_PLC}$`),
 }
 
-/**
- * What we ask of the directory and nothing more (GET `/{did}`, `/{did}/data`, `/{did}/log/last`,
- * POST `/{did}`): the operator chose it, so these reach it on any network; its host's other paths
- * are judged like any other address.
- */
+/** Only the directory's DID paths reach it on any network; others are judged like any URL. */
 export function plcDirectoryService(plcUrl: string): TrustedService {
   return {
     origin: new URL(plcUrl).origin,

@@ -107,9 +107,8 @@ async function* memberLines(file: string) {
 }
 
 /**
- * Operator commands, on the database directly (no HTTP, no service auth), through the services and
- * rules of the XRPC handlers (hosted space, the space manager's revocations, the relay's deletion
- * notice), the operator being the root manager of every authority. Never prints a private key.
+ * Operator commands on the database, through the XRPC handlers' services and rules, as root manager
+ * of every authority. Never prints a private key.
  */
 export const COMMANDS: Record<string, Record<string, Command>> = {
   authority: {

@@ -16,11 +16,9 @@ export const DEV_USAGE =
 const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
 
 /**
- * Plays a member's app, and her PDS, against a running Gatehouse over HTTP: a throwaway identity
- * `did:web:localhost%3A<port>` whose document this command serves while it runs (with itself as
- * her `#atproto_space_syncer`), a delegation token, the getSpaceCredential exchange, listRepos and
- * registerNotify with the credential, a notifyWrite as her PDS, and the notification the relay
- * then delivers. Prints each step (what it sent, what it got) as a JSON line. Refused in production.
+ * Plays a member's app and PDS against a running Gatehouse: a throwaway `did:web:localhost%3A<port>`
+ * (served here, its own syncer), a delegation token, the exchange, listRepos, registerNotify, a
+ * notifyWrite and the notification it brings; each step a JSON line. Refused in production.
  */
 export async function devApp(
   config: Config,

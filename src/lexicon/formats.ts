@@ -1,9 +1,6 @@
 import { z } from 'zod'
 
-/**
- * zod versions of the atproto string formats (https://atproto.com/specs/lexicon#string-formats) and
- * XRPC parameter encodings: a repeated query key arrives as an array, accepted by array params only.
- */
+/** zod atproto string formats and XRPC params (a repeated key is accepted by arrays only). */
 
 const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/
 const NSID_RE =
@@ -16,10 +13,7 @@ const DATETIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d
 const UNSTORABLE_RE =
   /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
-/**
- * The path of the first string in `value` (keys included) that PostgreSQL would refuse and SQLite
- * keep (NUL, lone surrogates), refused at the edge for both alike; undefined when none.
- */
+/** Path of the first string (keys too) PostgreSQL would refuse (NUL, lone surrogate), if any. */
 export function findUnstorableText(value: unknown, path = ''): string | undefined {
   if (typeof value === 'string') return UNSTORABLE_RE.test(value) ? path || '(value)' : undefined
   if (value === null || typeof value !== 'object') return undefined

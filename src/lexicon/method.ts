@@ -35,12 +35,10 @@ export function defineQuery<
   outputEncoding?: MethodSpec['outputEncoding']
 }): MethodSpec<P, undefined, O, E> {
   return {
-    outputEncoding: spec.outputEncoding,
-    nsid: spec.nsid,
+    ...spec,
     type: 'query',
     params: (spec.params ?? noParams) as P,
     input: undefined,
-    output: spec.output,
     errors: spec.errors ?? [],
   }
 }
@@ -59,11 +57,9 @@ export function defineProcedure<
   inputEncoding?: MethodSpec['inputEncoding']
 }): MethodSpec<P, I, O, E> {
   return {
-    inputEncoding: spec.inputEncoding,
-    nsid: spec.nsid,
+    ...spec,
     type: 'procedure',
     params: (spec.params ?? noParams) as P,
-    input: spec.input,
     output: spec.output as O,
     errors: spec.errors ?? [],
   }

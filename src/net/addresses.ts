@@ -2,9 +2,8 @@ import { isIP } from 'node:net'
 import ipaddr from 'ipaddr.js'
 
 /**
- * Which IP addresses are public, for the SSRF guard: only ipaddr.js's `unicast` (every IANA
- * special-purpose range, maintained upstream, is not). An IPv6 transition address is delivered to
- * the IPv4 address it embeds (NAT64, 6to4, Teredo), so it is public only when every one embedded is.
+ * Public means ipaddr.js's `unicast` (IANA special ranges maintained upstream); an IPv6 transition
+ * address (NAT64, 6to4, Teredo) is public only when every IPv4 address it embeds is.
  */
 
 type IPv6 = ipaddr.IPv6

@@ -3,12 +3,7 @@ import { isIP } from 'node:net'
 import { Agent, request, type Dispatcher } from 'undici'
 import { isNonPublicAddress } from './addresses.js'
 
-/**
- * Every outbound request goes through here. Non-public targets are refused unless the operator
- * allows them, or the request is one the fetcher was built to trust (the PLC directory's DID paths).
- * Addresses are checked at connect time, after DNS, so a name cannot resolve public once and private
- * later. No redirects; every request has a timeout and a size cap.
- */
+/** Every outbound request: addresses checked at connect time, after DNS; no redirects; bounded. */
 
 export type FetchErrorKind =
   'bad_url' | 'blocked' | 'timeout' | 'too_large' | 'network' | 'http' | 'bad_json'
@@ -84,11 +79,7 @@ export type LookupAll = (
 const LOOKUP_THREADS = 2
 const LOOKUP_QUEUE = 512
 
-/**
- * dns.lookup holds a libuv pool thread (four by default, shared with P-256 verification and file
- * I/O) for as long as the resolver takes, and anyone can choose the names. So at most `max` run at
- * once and `maxQueued` wait; beyond that a lookup fails at once with EAI_AGAIN.
- */
+/** dns.lookup holds a shared libuv thread and anyone picks the names: bound running and queued. */
 export function limitLookups(lookup: LookupAll, max: number, maxQueued: number): LookupAll {
   let running = 0
   const waiting: (() => void)[] = []
@@ -164,10 +155,7 @@ export class SafeFetcher {
       : undefined
   }
 
-  /**
-   * Throws FetchError('bad_url' | 'blocked') when `url` may not be fetched with `method`. Verdicts
-   * depend on the URL alone (names are judged at connect time), so a bounded number are kept.
-   */
+  /** Throws FetchError('bad_url' | 'blocked'); verdicts depend on the URL alone, so are kept. */
   check(url: string, method: FetchMethod = 'GET'): URL {
     let hit = this.checked.get(url)
     if (!hit) {
@@ -210,68 +198,60 @@ export class SafeFetcher {
   }
 
   async request(url: string, opts: RequestOptions = {}): Promise<SafeResponse> {
-    const u = this.check(url, opts.method ?? 'GET')
-    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs
+    const method = opts.method ?? 'GET'
+    const u = this.check(url, method)
     const maxBytes = opts.maxBytes ?? this.opts.maxBytes
     // One deadline for answer and body; far cheaper per request than AbortSignal.timeout.
     const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(), timeoutMs)
+    const signal = controller.signal
+    const timer = setTimeout(() => controller.abort(), opts.timeoutMs ?? this.opts.timeoutMs)
     try {
-      return await this.send(u, opts, controller.signal, maxBytes)
+      let res: Dispatcher.ResponseData
+      try {
+        res = await request(u, {
+          method,
+          headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
+          body: opts.body,
+          dispatcher: this.dispatcher(u, method),
+          signal,
+          maxRedirections: 0,
+        })
+      } catch (err) {
+        throw this.wrap(err, u, signal)
+      }
+      const declared = Number(res.headers['content-length'])
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        res.body.destroy()
+        throw new FetchError(
+          'too_large',
+          `${u.origin} answered with ${declared} bytes (limit ${maxBytes})`,
+        )
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      try {
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length
+          if (size > maxBytes) {
+            res.body.destroy()
+            throw new FetchError(
+              'too_large',
+              `${u.origin} answered with more than ${maxBytes} bytes`,
+            )
+          }
+          chunks.push(chunk as Buffer)
+        }
+      } catch (err) {
+        if (err instanceof FetchError) throw err
+        throw this.wrap(err, u, signal)
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
     } finally {
       clearTimeout(timer)
     }
   }
 
-  private async send(
-    u: URL,
-    opts: RequestOptions,
-    signal: AbortSignal,
-    maxBytes: number,
-  ): Promise<SafeResponse> {
-    let res: Dispatcher.ResponseData
-    try {
-      res = await request(u, {
-        method: opts.method ?? 'GET',
-        headers: { 'user-agent': this.opts.userAgent ?? 'gatehouse', ...opts.headers },
-        body: opts.body,
-        dispatcher: this.dispatcher(u, opts.method ?? 'GET'),
-        signal,
-        maxRedirections: 0,
-      })
-    } catch (err) {
-      throw this.wrap(err, u, signal)
-    }
-    const declared = Number(res.headers['content-length'])
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      res.body.destroy()
-      throw new FetchError(
-        'too_large',
-        `${u.origin} answered with ${declared} bytes (limit ${maxBytes})`,
-      )
-    }
-    const chunks: Buffer[] = []
-    let size = 0
-    try {
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length
-        if (size > maxBytes) {
-          res.body.destroy()
-          throw new FetchError('too_large', `${u.origin} answered with more than ${maxBytes} bytes`)
-        }
-        chunks.push(chunk as Buffer)
-      }
-    } catch (err) {
-      if (err instanceof FetchError) throw err
-      throw this.wrap(err, u, signal)
-    }
-    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
-  }
-
-  /**
-   * POSTs and answers with the status only; the body is drained (at most `maxBytes`), not kept. For
-   * the relay's deliveries: undici's own timers and one plain timer, no AbortController per request.
-   */
+  /** The relay's POST: status only, body drained up to `maxBytes`, no AbortController. */
   async postForStatus(
     url: string,
     opts: { headers: Record<string, string>; body: string; timeoutMs?: number; maxBytes?: number },

@@ -1,9 +1,6 @@
 import type { Access, AccessQuestion, AppAccess, SpaceConfig, UserPolicy } from './types.js'
 
-/**
- * The one question the protocol layer asks: may this user, through this app, have a credential
- * (read), or may this writer notify (write)? Pure apart from its two callbacks.
- */
+/** May this user, through this app, read (a credential) or write (notify)? Pure. */
 
 export type Refusal = 'AppNotAuthorized' | 'UserNotAuthorized'
 
@@ -25,10 +22,7 @@ export interface AuthorizeDeps {
   checkUserAccess(req: AccessQuestion): Promise<boolean>
 }
 
-/**
- * The app perimeter, from configuration alone; `clientId` is the attested one. A denied app could
- * leave its attestation out, so deny-list spaces require one.
- */
+/** The app perimeter; a denied app could omit its attestation, so deny-lists require one. */
 export function isAppAllowed(appAccess: AppAccess, clientId: string | undefined): boolean {
   switch (appAccess.kind) {
     case 'open':
@@ -66,10 +60,7 @@ export async function authorizeUser(
   }
 }
 
-/**
- * getSpaceCredential's decision, throwing AuthorizationError: the app perimeter first (so a refused
- * app is never disclosed to a managing app), then the user's read access.
- */
+/** App perimeter first (a refused app is never shown to a managing app), then the user. */
 export async function authorizeCredential(
   req: { config: SpaceConfig; user: string; clientId: string | undefined },
   deps: AuthorizeDeps,

@@ -1,9 +1,6 @@
 import type { AppAccess, SpacePolicy, UserPolicy } from './types.js'
 
-/**
- * A policy's three forms: lexicon unions, domain types, database columns. Unsupported variants are
- * refused when written, so stored configuration is always something the decision code understands.
- */
+/** Lexicon ↔ domain ↔ columns; unsupported variants are refused when written, never stored. */
 
 export const DEFS = 'com.atproto.simplespace.defs'
 export const GATEHOUSE_DEFS = 'dev.gatehouse.simplespace.defs'

@@ -23,10 +23,7 @@ export interface ManagingAppDeps {
   cacheTtlMs: number
 }
 
-/**
- * Asks a space's managing app whether a user may read or write (`checkUserAccess`, contract §1.8).
- * Anything but a timely 200 `{ "authorized": true }` is a denial.
- */
+/** `checkUserAccess` (contract §1.8): anything but a timely 200 `authorized: true` is a denial. */
 export class ManagingAppClient {
   private readonly cache = new Map<string, { authorized: boolean; expiresAtMs: number }>()
 

@@ -6,10 +6,7 @@ import { PACKAGE_ROOT } from '../paths.js'
 import { appAccessFromLex, userPolicyFromLex } from './codec.js'
 import type { SpacePolicy } from './types.js'
 
-/**
- * Policy presets: JSON under policies/, each a whole space policy in lexicon form, with `"$name"`
- * strings for the caller's parameters. Validated at boot, so a broken preset stops the boot.
- */
+/** Presets under policies/: lexicon-form policies with `"$name"` parameters, validated at boot. */
 
 export const PRESETS_DIR = join(PACKAGE_ROOT, 'policies')
 

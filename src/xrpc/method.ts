@@ -7,11 +7,7 @@ import { findUnstorableText } from '../lexicon/formats.js'
 import type { MethodSpec } from '../lexicon/method.js'
 import type { RequestView } from '../auth/output.js'
 
-/**
- * Registers a method (lexicon/method.ts) with its auth and handler, in the reference host's order:
- * auth in `onRequest` (before the body is read), params and input through zod, the handler, then
- * (development and test) the output through its schema.
- */
+/** Reference order: auth on onRequest (before the body), zod params/input, handler, output. */
 
 export type AuthFn<A> = (req: RequestView, ctx: AppContext) => Promise<A>
 

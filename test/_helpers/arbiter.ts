@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from './clock.js'
 import { loadConfig, type Config, type Secrets } from '../../src/config.js'
 import { createContext, type AppContext, type ContextOptions } from '../../src/context.js'
 import { createLogger } from '../../src/logger.js'

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { OutboundAuth } from '../../src/auth/outbound.js'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../_helpers/clock.js'
 import { Keypair } from '../../src/crypto/keypair.js'
 import { decodeToken } from '../_helpers/spaces.js'
 

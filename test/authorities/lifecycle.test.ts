@@ -349,7 +349,7 @@ t.test('an unconfirmed change blocks the next one until activate settles it', as
   const created = await w.call(`${NS}.createAuthority`, { method: 'plc' })
   const did = created.body.did as string
   // What an operation the directory never answered leaves behind: a pending key.
-  await w.a.ctx.authorities.addKey(did, 'atproto', Keypair.generate('secp256k1'), 'pending')
+  await w.a.ctx.authorities.addKeys(did, { atproto: Keypair.generate('secp256k1') }, 'pending')
   const blocked = await w.call(`${NS}.rotateSigningKey`, { did })
   t.equal(blocked.body.error, 'InvalidAuthorityState')
   t.match(blocked.body.message, /never confirmed/)

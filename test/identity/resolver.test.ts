@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:http'
 import t from 'tap'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../_helpers/clock.js'
 import { hex } from '../../src/crypto/encoding.js'
 import {
   DidResolutionError,

@@ -6,10 +6,7 @@ import { appAccess, userPolicy } from './defs.js'
 
 /** com.atproto.simplespace management methods — lexicons/com/atproto/simplespace/*.json */
 
-/**
- * createSpace in either shape: generation C `{spaceType, readPolicy, writePolicy, appAccess}`, or
- * generation A `{type, policy, appAccess}` (see `createSpaceRequest`). Mixing the two is refused.
- */
+/** createSpace in generation C or A shape (see `createSpaceRequest`); mixing them is refused. */
 export const createSpace = defineProcedure({
   nsid: 'com.atproto.simplespace.createSpace',
   input: z
@@ -40,10 +37,7 @@ export const createSpace = defineProcedure({
   errors: ['SpaceAlreadyExists', 'UnsupportedPolicy', 'UnsupportedAppAccess'],
 })
 
-/**
- * A createSpace body in generation C terms: A's one `policy` decided reads, and writes were the
- * members' (the reference PDS), so it becomes `readPolicy: policy, writePolicy: memberList`.
- */
+/** A's `policy` decided reads and members wrote (reference PDS): writePolicy becomes memberList. */
 export function createSpaceRequest(input: z.infer<typeof createSpace.input>) {
   return {
     spaceType: (input.spaceType ?? input.type)!,

@@ -2,10 +2,7 @@ import { z } from 'zod'
 import { defineProcedure, defineQuery } from '../../../method.js'
 import { bytes, datetime, did, param, spaceRef, tid } from '../../../formats.js'
 
-/**
- * com.atproto.space sync methods, generation C, understood by A peers too: A says `rev` where C
- * says `repoRev`; notifyWrite accepts either (both must agree), and what we send carries both.
- */
+/** Generation C sync methods; A says `rev` for `repoRev`: both read, both sent (must agree). */
 
 export const notifyWrite = defineProcedure({
   nsid: 'com.atproto.space.notifyWrite',

@@ -12,10 +12,7 @@ import type { SpacePolicy } from '../../../../policy/types.js'
 import type { XrpcRouter } from '../../../method.js'
 import { decodePolicy } from './_policy-input.js'
 
-/**
- * Creates a space. The caller is a manager, not the authority's account as in the reference, so the
- * service-auth `aud` names the authority. Both generations' body shapes are read.
- */
+/** The caller is a manager, not the authority's account, so `aud` names the authority. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(createSpace, {
     auth: ctx.auth.serviceAuth(createSpace.nsid),

@@ -5,11 +5,7 @@ import { hostService } from '../../../../auth/audience.js'
 import { lookupHostedSpace } from '../../../../spaces/hosted.js'
 import type { XrpcRouter } from '../../../method.js'
 
-/**
- * Trades a delegation token (settled by the auth step) for a credential, in the contract's order
- * (§1.1): space matches the token, authority ours, attestation verifies (even for open spaces),
- * deleted space says so, then the decision.
- */
+/** Delegation token for a credential, in the order of contract §1.1. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpaceCredential, {
     auth: ctx.auth.delegationToken,

@@ -4,10 +4,7 @@ import { assertCredentialFor } from '../../../../auth/credential-scope.js'
 import { listRepos } from '../../../../lexicon/com/atproto/space/sync.js'
 import type { XrpcRouter } from '../../../method.js'
 
-/**
- * The writer set in spaceRev order after `cursor` (contract §1.2); a repo that writes again while a
- * client pages shows up again later. An empty page has no cursor (the client keeps its own).
- */
+/** The writer set in spaceRev order after `cursor` (contract §1.2); an empty page has no cursor. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listRepos, {
     auth: ctx.auth.spaceCredential(),

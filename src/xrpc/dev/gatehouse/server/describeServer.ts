@@ -13,11 +13,7 @@ const row = (
   emits: readonly ('A' | 'C')[] = accepts,
 ): z.infer<typeof methodGenerations> => ({ nsid, role, accepts: [...accepts], emits: [...emits] })
 
-/**
- * Which generations each Spaces method speaks: what we send carries both generations' fields where
- * the schemas allow, what we read is accepted in either shape. notifyCredentialRevoked is C only
- * (so DPoP-bound credentials are short-lived).
- */
+/** Generations per method: we send both shapes where schemas allow and read either. */
 export const METHOD_GENERATIONS = [
   row('com.atproto.space.getSpaceCredential', 'served', BOTH),
   row('com.atproto.space.listRepos', 'served', BOTH),

@@ -5,10 +5,7 @@ import type { XrpcRouter } from '../../../method.js'
 
 const MAX_LINES = 10_000_000
 
-/**
- * Bulk import of a member list from JSON lines, read as it streams in (SpaceManager.importMembers:
- * batches of IMPORT_BATCH lines, transactions of IMPORT_SLICE members, idempotent).
- */
+/** Streamed JSON-lines import (SpaceManager.importMembers: batched, idempotent). */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(importMembers, {
     auth: ctx.auth.serviceAuth(importMembers.nsid),

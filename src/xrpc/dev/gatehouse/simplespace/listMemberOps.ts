@@ -4,10 +4,7 @@ import { listMemberOps } from '../../../../lexicon/dev/gatehouse/simplespace/opl
 import { OplogCompactedError } from '../../../../members/member-list.js'
 import type { XrpcRouter } from '../../../method.js'
 
-/**
- * The member oplog after `since`, oldest first, with the current rev, count and digest (LtHash of
- * `{did}/{read}/{write}`) a mirror can check. `since` older than the kept window: OplogCompacted.
- */
+/** The oplog after `since` with rev, count and LtHash digest; too old a `since`: OplogCompacted. */
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listMemberOps, {
     auth: ctx.auth.rosterReader(listMemberOps.nsid),
