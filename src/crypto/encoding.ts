@@ -16,11 +16,3 @@ export function fromBase64Url(s: string): Uint8Array | undefined {
 }
 
 export const utf8 = new TextEncoder()
-
-export function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex')
-}
-
-export function fromHex(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, 'hex'))
-}

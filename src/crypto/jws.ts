@@ -24,10 +24,6 @@ export interface ParsedJws {
 
 const ALG_CURVE: Record<JwtAlg, Curve> = { ES256K: 'secp256k1', ES256: 'p256' }
 
-export function curveForAlg(alg: JwtAlg): Curve {
-  return ALG_CURVE[alg]
-}
-
 function decodeJson(part: string, what: string): Record<string, unknown> {
   const bytes = fromBase64Url(part)
   if (!bytes) throw new TokenError('BadJwt', `malformed token: ${what} is not base64url`)

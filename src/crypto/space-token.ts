@@ -15,8 +15,6 @@ import type { Keypair } from './keypair.js'
 
 /** Clock skew allowed on `exp`, and how far ahead of our clock any token's `iat` may be. */
 export const CLOCK_SKEW_SEC = 5
-/** Delegation tokens live this long when we mint them (tests, clients). */
-export const DELEGATION_TTL_SEC = 60
 /**
  * Verifiers refuse delegation tokens living longer than this. Five times the reference's 60 s, for
  * PDSes that mint longer ones; their `jti` is held this long at most.
