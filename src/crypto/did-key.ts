@@ -22,7 +22,7 @@ export class KeyFormatError extends Error {
   override name = 'KeyFormatError'
 }
 
-function curveImpl(curve: Curve) {
+export function curveImpl(curve: Curve) {
   return curve === 'secp256k1' ? secp256k1 : p256
 }
 
