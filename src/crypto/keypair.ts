@@ -70,7 +70,7 @@ export class Keypair {
   }
 }
 
-/** One-shot: a Hash object per call is a native handle that made a busy server's GC scavenges slow. */
+/** One-shot: a Hash object per call is a native handle, and they made a busy server's GC slow. */
 export function sha256(data: Uint8Array | string): Buffer {
   return hash('sha256', data, 'buffer')
 }
@@ -151,7 +151,7 @@ const verifyWithOpenSslAsync: SignatureCheck<Promise<boolean>> = (curve, pub, da
     }
   })
 
-/** Same rules as the OpenSSL path; libsecp256k1 accepts only low S, so allowed high S is normalised. */
+/** The OpenSSL path's rules; libsecp256k1 takes only low S, so an allowed high S is normalised. */
 export const verifyWithLibsecp256k1: SignatureCheck<boolean> = (curve, key, data, sig, opts) => {
   if (!libsecp256k1 || curve !== 'secp256k1') throw new Error('libsecp256k1 checks ES256K only')
   if (sig.length !== 64 || !isCompressedPoint(key)) return false

@@ -13,22 +13,22 @@ import type { Keypair } from './keypair.js'
 
 /** Clock skew allowed on `exp`, and how far ahead of our clock any token's `iat` may be. */
 export const CLOCK_SKEW_SEC = 5
-/** Five times the reference's 60 s, for PDSes that mint longer ones; bounds how long a `jti` is held. */
+/** Five times the reference's 60 s, for PDSes that mint longer; bounds how long a `jti` is held. */
 export const MAX_DELEGATION_TTL_SEC = 300
 /** GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC may only narrow this; the reference's clients use 60 s. */
 export const MAX_ATTESTATION_TTL_SEC = 3600
 /** Our credentials' default lifetime (generation C). */
 export const CREDENTIAL_TTL_SEC = 600
 /**
- * Generation A (DPoP) credentials: shorter, as a generation A repo host has no notifyCredentialRevoked
- * and honours a revoked credential until it expires.
+ * Generation A (DPoP) credentials: shorter, as a generation A repo host, with no
+ * notifyCredentialRevoked, honours a revoked credential until it expires.
  */
 export const DPOP_CREDENTIAL_TTL_SEC = 300
 export const CREDENTIAL_MAX_TTL_SEC = 3600
 /** Ours are 32 hex characters. */
 export const MAX_JTI_LENGTH = 256
 
-/** Visible ASCII only: NUL, control characters, lone surrogates differ between SQLite and PostgreSQL. */
+/** Visible ASCII: NUL, control characters, lone surrogates differ between SQLite and PostgreSQL. */
 export const isJti = (s: unknown): s is string =>
   typeof s === 'string' && s.length <= MAX_JTI_LENGTH && /^[\x21-\x7e]+$/.test(s)
 
@@ -95,8 +95,8 @@ function parseCnf(raw: unknown): Confirmation {
 }
 
 /**
- * Time rules beyond expiry (the verifier checks that, so `exp` before `iat` stays JwtExpired as in the
- * reference). Bounded lifetimes keep single-use records bounded and absurd dates out of storage.
+ * Time rules beyond expiry (checked by the verifier, so `exp` before `iat` stays JwtExpired as in
+ * the reference). Bounded lifetimes keep single-use records bounded and absurd dates out of storage.
  */
 export function assertTokenTimes(
   claims: { iat?: unknown; exp: number },
@@ -171,7 +171,7 @@ export interface PublicKey {
   publicKey: Uint8Array
 }
 
-/** Undefined when the DID or key is not found; `forceRefresh` refetches (the key may have rotated). */
+/** Undefined when the DID or key is not found; `forceRefresh` refetches (a rotated key). */
 export type GetSigningKey = (
   iss: string,
   kid: SpaceTokenKid,
