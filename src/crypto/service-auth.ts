@@ -29,7 +29,6 @@ export interface ServiceJwtOptions {
   key: Keypair
   nowSec: number
   ttlSec?: number
-  jti?: string
 }
 
 export function createServiceJwt(opts: ServiceJwtOptions): string {
@@ -39,7 +38,7 @@ export function createServiceJwt(opts: ServiceJwtOptions): string {
     aud: opts.aud,
     exp: opts.nowSec + (opts.ttlSec ?? SERVICE_JWT_TTL_SEC),
     lxm: opts.lxm,
-    jti: opts.jti ?? randomJti(),
+    jti: randomJti(),
   }
   return signJws({ typ: 'JWT' }, payload, opts.key)
 }
