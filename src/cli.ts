@@ -93,7 +93,7 @@ async function kek(
     writeKeyFile(ring.source.path, [next, ring.current, ...ring.retired])
     vault = new KeyVault(next, [ring.current, ...ring.retired])
   } else if (verb === 'rewrap') {
-    vault = KeyVault.fromKeyring(ring)
+    vault = new KeyVault(ring.current, ring.retired)
   } else {
     throw new CliUsageError(CLI_USAGE)
   }

@@ -3,10 +3,7 @@ import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { publicKeyObject, type Curve } from './key-object.js'
 
-/**
- * did:key and Multikey encoding for the two atproto curves (https://atproto.com/specs/cryptography):
- * `z` + base58btc(multicodec varint ‖ compressed public key). Pure; no I/O.
- */
+/** did:key and Multikey (atproto cryptography spec): `z` + base58btc(multicodec ‖ compressed point). */
 
 export type { Curve }
 
@@ -22,15 +19,13 @@ export class KeyFormatError extends Error {
   override name = 'KeyFormatError'
 }
 
-function curveImpl(curve: Curve) {
+export function curveImpl(curve: Curve) {
   return curve === 'secp256k1' ? secp256k1 : p256
 }
 
-/** A point on `curve` in compressed form (33 bytes); accepts compressed or uncompressed input. */
-export function compressPublicKey(curve: Curve, key: Uint8Array): Uint8Array {
+function compressPublicKey(curve: Curve, key: Uint8Array): Uint8Array {
   try {
-    // Compressed (the common case): OpenSSL validates it, in C. Uncompressed (legacy PLC documents):
-    // compress it, which validates it too.
+    // OpenSSL validates a compressed point; compressing an uncompressed one (old PLC documents) does.
     if (key.length === 33) {
       publicKeyObject(curve, key)
       return Uint8Array.from(key)
@@ -56,7 +51,7 @@ export function formatDidKey(curve: Curve, publicKey: Uint8Array): string {
 
 export interface ParsedKey {
   curve: Curve
-  /** Compressed SEC1 point. */
+  /** Compressed SEC1. */
   publicKey: Uint8Array
 }
 
@@ -69,7 +64,6 @@ function decodeBase58btc(multibase: string): Uint8Array {
   }
 }
 
-/** Decodes a Multikey `publicKeyMultibase` (multicodec-prefixed). */
 export function parseMultikey(multibase: string): ParsedKey {
   const bytes = decodeBase58btc(multibase)
   for (const curve of ['secp256k1', 'p256'] as const) {
@@ -81,11 +75,7 @@ export function parseMultikey(multibase: string): ParsedKey {
   throw new KeyFormatError('unsupported key type: only secp256k1 and P-256 keys are accepted')
 }
 
-/**
- * Decodes the legacy verification-method forms (`EcdsaSecp256k1VerificationKey2019`,
- * `EcdsaSecp256r1VerificationKey2019`), whose multibase value is the raw point with no multicodec.
- * PLC directories still serve these.
- */
+/** Legacy `Ecdsa…VerificationKey2019` methods (still served by PLC): the raw point, no multicodec. */
 export function parseLegacyMultibase(curve: Curve, multibase: string): ParsedKey {
   return { curve, publicKey: compressPublicKey(curve, decodeBase58btc(multibase)) }
 }

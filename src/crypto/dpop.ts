@@ -11,11 +11,9 @@ import { sha256 } from './keypair.js'
 import { isJti } from './space-token.js'
 
 /**
- * Wire generation A's credential binding: DPoP proofs (RFC 9449), kept as a compatibility profile
- * (contract §3.6). A proof is a JWT `{ typ: "dpop+jwt", alg: "ES256", jwk }` over
- * `{ jti, htm, htu, iat, ath? }`, valid for 60 s with 5 s of skew. `ath` (RFC 9449 §4.2) is required
- * when a credential is presented and forbidden when one is obtained; the proof key's RFC 7638
- * thumbprint must equal the credential's `cnf.jkt`. Replay of the proof's `jti` is the caller's check.
+ * Generation A's credential binding, DPoP (RFC 9449), kept for compatibility (contract §3.6). `ath`
+ * is required when presenting a credential, forbidden when obtaining one. Replay of `jti` is the
+ * caller's check.
  */
 
 export const DPOP_MAX_AGE_SEC = 60
@@ -23,12 +21,11 @@ export const DPOP_SKEW_SEC = 5
 
 export interface DpopCheck {
   htm: string
-  /** The request URL as the client addressed it (public origin + path; query ignored). */
+  /** As the client addressed it (public origin + path). */
   htu: string
   nowSec: number
-  /** The credential being presented; absent when a credential is being obtained. */
+  /** The credential presented, and its `cnf.jkt`. */
   accessToken?: string
-  /** The credential's `cnf.jkt`, when one is presented. */
   expectedJkt?: string
 }
 
@@ -40,7 +37,6 @@ export interface VerifiedDpopProof {
   iat: number
 }
 
-/** base64url(SHA-256(token)): the `ath` claim. */
 export function accessTokenHash(token: string): string {
   return toBase64Url(sha256(token))
 }

@@ -1,12 +1,10 @@
-/** Strict base64url (RFC 4648 §5, no padding) and base64 helpers. Pure. */
-
 const B64URL_RE = /^[A-Za-z0-9_-]*$/
 
 export function toBase64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
 }
 
-/** Decodes base64url, or returns undefined for anything that is not canonical unpadded base64url. */
+/** Undefined for anything but canonical unpadded base64url (RFC 4648 §5). */
 export function fromBase64Url(s: string): Uint8Array | undefined {
   if (!B64URL_RE.test(s) || s.length % 4 === 1) return undefined
   const bytes = Buffer.from(s, 'base64url')
@@ -16,11 +14,3 @@ export function fromBase64Url(s: string): Uint8Array | undefined {
 }
 
 export const utf8 = new TextEncoder()
-
-export function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex')
-}
-
-export function fromHex(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, 'hex'))
-}

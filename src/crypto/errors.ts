@@ -1,7 +1,4 @@
-/**
- * The crypto core's two error families, each with a closed set of codes. Only src/auth/verifier.ts
- * turns these into XRPC errors (401 with the code as the error name).
- */
+/** The crypto core's two error families; only src/auth/verifier.ts turns them into XRPC 401s. */
 
 export type TokenErrorCode =
   | 'BadJwt'
@@ -14,16 +11,6 @@ export type TokenErrorCode =
   | 'BadJwtLexiconMethod'
   | 'JwtExpired'
 
-export class TokenError extends Error {
-  override name = 'TokenError'
-  constructor(
-    readonly code: TokenErrorCode,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 export type SignatureErrorCode =
   | 'BadSpaceSignature'
   | 'MissingDpopProof'
@@ -32,12 +19,19 @@ export type SignatureErrorCode =
   | 'DpopProofExpired'
   | 'DpopKeyMismatch'
 
-export class SignatureError extends Error {
-  override name = 'SignatureError'
+class CodedError<C extends string> extends Error {
   constructor(
-    readonly code: SignatureErrorCode,
+    readonly code: C,
     message: string,
   ) {
     super(message)
   }
+}
+
+export class TokenError extends CodedError<TokenErrorCode> {
+  override name = 'TokenError'
+}
+
+export class SignatureError extends CodedError<SignatureErrorCode> {
+  override name = 'SignatureError'
 }

@@ -3,13 +3,9 @@ import { fromBase64Url, toBase64Url, utf8 } from './encoding.js'
 import { JWT_ALG, verifySignatureAsync, type Keypair } from './keypair.js'
 import type { Curve } from './key-object.js'
 
-/**
- * Compact JWS (RFC 7515) for the two atproto algorithms, ES256K and ES256. Parsing is strict (three
- * canonical base64url parts, JSON objects, a bounded size); `alg` must be one of the two, so `none`
- * and HMAC algorithms can never select a verification path. Pure.
- */
+/** Compact JWS for ES256K and ES256 only, so `none` and HMAC can never select a verification path. */
 
-/** Larger tokens are refused before any decoding work. */
+/** Refused before any decoding. */
 export const MAX_TOKEN_LENGTH = 8 * 1024
 
 export type JwtAlg = 'ES256K' | 'ES256'
@@ -17,16 +13,11 @@ export type JwtAlg = 'ES256K' | 'ES256'
 export interface ParsedJws {
   header: Record<string, unknown> & { alg: JwtAlg }
   payload: Record<string, unknown>
-  /** The bytes that were signed: `base64url(header) + "." + base64url(payload)`. */
   signingInput: Uint8Array
   signature: Uint8Array
 }
 
 const ALG_CURVE: Record<JwtAlg, Curve> = { ES256K: 'secp256k1', ES256: 'p256' }
-
-export function curveForAlg(alg: JwtAlg): Curve {
-  return ALG_CURVE[alg]
-}
 
 function decodeJson(part: string, what: string): Record<string, unknown> {
   const bytes = fromBase64Url(part)
@@ -43,7 +34,7 @@ function decodeJson(part: string, what: string): Record<string, unknown> {
   return value as Record<string, unknown>
 }
 
-/** Splits and decodes a compact JWS. Throws TokenError('BadJwt'); checks no claim and no signature. */
+/** Checks no claim and no signature. */
 export function parseJws(token: string): ParsedJws {
   if (typeof token !== 'string' || token.length === 0) {
     throw new TokenError('BadJwt', 'malformed token: empty')
@@ -70,10 +61,7 @@ export function parseJws(token: string): ParsedJws {
   }
 }
 
-/**
- * True when the signature verifies under `publicKey`, whose curve must be the one `alg` names (a
- * P-256 key never verifies an ES256K token, and the reverse). Signatures must be compact r‖s.
- */
+/** The key's curve must be the one `alg` names. */
 export async function verifyJws(
   jws: ParsedJws,
   key: { curve: Curve; publicKey: Uint8Array },
@@ -83,7 +71,7 @@ export async function verifyJws(
   return verifySignatureAsync(key.curve, key.publicKey, jws.signingInput, jws.signature, opts)
 }
 
-/** Signs a compact JWS; `alg` comes from the key. Signatures are always low-S. */
+/** `alg` comes from the key. */
 export function signJws(
   header: Record<string, unknown>,
   payload: Record<string, unknown>,

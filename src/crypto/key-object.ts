@@ -1,27 +1,24 @@
 import { createPublicKey, ECDH, type KeyObject } from 'node:crypto'
 
 /**
- * Compressed public keys as OpenSSL key objects, cached. Every request names one (often new), so
- * the import is the quickest node:crypto offers: decompressed by OpenSSL (which refuses a point off
- * the curve), imported as a JWK (40 µs less than SPKI DER, and quicker on first use).
+ * Cached OpenSSL key objects. Every request names a key, so the import is the quickest: decompressed
+ * by OpenSSL (which refuses a point off the curve), imported as a JWK (40 µs less than SPKI DER).
  */
 
-/** The two atproto curves. */
 export type Curve = 'secp256k1' | 'p256'
 
-/** Curve names as OpenSSL (for the point decompression) and JWK (for the import) spell them. */
 const OPENSSL_NAME: Record<Curve, string> = { p256: 'prime256v1', secp256k1: 'secp256k1' }
 const JWK_CRV: Record<Curve, string> = { p256: 'P-256', secp256k1: 'secp256k1' }
 
 const CACHE_MAX = 10_000
 const cache = new Map<string, KeyObject>()
 
-/** 33 bytes with a compressed point's prefix (whether the point is on a curve is another matter). */
+/** The shape only, not whether the point is on a curve. */
 export function isCompressedPoint(key: Uint8Array): boolean {
   return key.length === 33 && (key[0] === 2 || key[0] === 3)
 }
 
-/** The key object of a 33-byte compressed point. Throws when the point is not on the curve. */
+/** Throws when the point is not on the curve. */
 export function publicKeyObject(curve: Curve, compressed: Uint8Array): KeyObject {
   if (!isCompressedPoint(compressed)) throw new Error('expected a 33-byte compressed point')
   const id = `${curve}:${Buffer.from(compressed).toString('hex')}`

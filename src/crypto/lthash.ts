@@ -3,18 +3,13 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { utf8 } from './encoding.js'
 
 /**
- * LtHash, the homomorphic multiset hash atproto Spaces uses for repo commits (contract §2.2): a state
- * of 1024 little-endian u16 lanes (2048 bytes); each element (a UTF-8 string) is expanded with BLAKE3
- * in XOF mode to 2048 bytes and added to or subtracted from the state lane by lane, mod 2^16. The
- * digest is SHA-256 of the state. Order does not matter; duplicates count (it is a multiset). Pure.
+ * LtHash (contract §2.2): 1024 little-endian u16 lanes; each element is BLAKE3-XOF'd to 2048 bytes
+ * and added or subtracted lane by lane mod 2^16; the digest is SHA-256 of the state. A multiset hash.
  */
 export const LTHASH_LANES = 1024
 export const LTHASH_BYTES = LTHASH_LANES * 2
 
-/**
- * BLAKE3 in XOF mode to 2048 bytes, in WebAssembly (hash-wasm): about 8× faster than pure JS, which
- * matters when a bulk import hashes every member. One instance, reused: the hashing is synchronous.
- */
+/** WebAssembly BLAKE3, 8× pure JS (a bulk import hashes every member); one instance: it is sync. */
 const xof = await createBLAKE3(LTHASH_BYTES * 8)
 
 function expand(element: string): Uint8Array {
@@ -54,7 +49,6 @@ export class LtHash {
     return this.apply(element, -1)
   }
 
-  /** The 2048-byte state, little-endian lanes. */
   state(): Uint8Array {
     const out = new Uint8Array(LTHASH_BYTES)
     const view = new DataView(out.buffer)

@@ -12,18 +12,10 @@ import {
 } from './structured-fields.js'
 
 /**
- * The `atproto-space` profile of HTTP Message Signatures (RFC 9421), wire generation C (contract
- * §3.4). Two forms:
- * - exchange (getSpaceCredential): covers exactly ("authorization"); the key is the `keyid`
- *   parameter, a P-256 did:key, which the credential is then bound to (`cnf.kid`);
- * - presentation (any credential use): covers exactly ("authorization" "atproto-space-audience");
- *   the key is the credential's `cnf.kid` (a `keyid`, if sent, must equal it).
- * Algorithm ecdsa-p256-sha256 (RFC 9421 §3.3.4): ECDSA P-256 over SHA-256 of the signature base,
- * 64-byte r‖s; high-S is accepted. Every failure is SignatureError('BadSpaceSignature'). Pure.
- *
- * Nothing here covers the method, URL, body or time: a captured request can be replayed to the same
- * audience until its credential expires (contract §5.12). A signer may add `expires`, which is
- * honoured.
+ * The `atproto-space` profile of RFC 9421 (contract §3.4): the exchange form is signed by its `keyid`
+ * (a P-256 did:key the credential is then bound to), the presentation form by the credential's
+ * `cnf.kid`. No method, URL, body or time is covered: a captured request replays to the same audience
+ * until its credential expires (§5.12), unless the signer adds `expires`.
  */
 
 export const SIGNATURE_LABEL = 'atproto-space'
@@ -42,10 +34,9 @@ const ALLOWED_PARAMS = new Set(['alg', 'keyid', 'created', 'expires', 'nonce', '
 export type HeaderLookup = (name: string) => string[]
 
 export interface VerifiedRequestSignature {
-  /** The did:key that signed. */
   keyDid: string
   key: ParsedKey
-  /** The signed Atproto-Space-Audience value (presentation form only). */
+  /** Presentation form only. */
   audience: string | undefined
 }
 
@@ -78,8 +69,7 @@ function param(params: Params, name: string): unknown {
   return params.find(([k]) => k === name)?.[1]
 }
 
-/** The RFC 9421 signature base for the covered header values and the signature parameters. */
-export function signatureBase(
+function signatureBase(
   components: readonly string[],
   values: readonly string[],
   list: InnerList,
@@ -91,7 +81,6 @@ export function signatureBase(
 
 type VerifyOptions = { nowSec: number; boundKeyDid?: string }
 
-/** Checks a request signature: its headers, covered components, parameters, time, key and bytes. */
 export function verifyRequestSignature(
   headers: HeaderLookup,
   form: SignatureForm,
@@ -103,11 +92,7 @@ export function verifyRequestSignature(
   return verified
 }
 
-/**
- * verifyRequestSignature with the P-256 check on libuv's thread pool (OpenSSL, another core), so
- * the event loop goes on with other work meanwhile. Every check but the cryptographic one is made
- * before it returns its promise, and throws synchronously.
- */
+/** The P-256 check on libuv's thread pool; every other check throws synchronously. */
 export function verifyRequestSignatureAsync(
   headers: HeaderLookup,
   form: SignatureForm,
@@ -123,7 +108,7 @@ export function verifyRequestSignatureAsync(
   )
 }
 
-/** Everything about a request signature but the signature itself; nothing here is evidence yet. */
+/** Everything but the signature check itself: nothing here is evidence yet. */
 function readRequestSignature(
   headers: HeaderLookup,
   form: SignatureForm,
@@ -189,16 +174,12 @@ function readRequestSignature(
   return { verified, base, signature }
 }
 
-/**
- * Signs a request the way a client does. Returns the headers to send alongside `authorization`
- * (and `atproto-space-audience` for the presentation form).
- */
+/** Signs as a client does: the headers to send beside `authorization` (and the audience). */
 export function signRequest(opts: {
   form: SignatureForm
   authorization: string
   audience?: string
   key: Keypair
-  /** Add `keyid` (always for the exchange form). */
   includeKeyId?: boolean
   extraParams?: Params
 }): { 'signature-input': string; signature: string } {

@@ -4,17 +4,10 @@ import { parseJws, signJws } from './jws.js'
 import type { Keypair } from './keypair.js'
 import { assertTokenTimes, randomJti, verifyWithRefresh, type PublicKey } from './space-token.js'
 
-/**
- * Inter-service JWTs (atproto service auth), as peers mint and check them: header `{ typ: "JWT", alg }`,
- * payload `{ iat, iss, aud, exp, lxm, jti }`, sent as `Authorization: Bearer`. Pure.
- */
+/** atproto service auth: inter-service JWTs sent as `Authorization: Bearer`. */
 
 export const SERVICE_JWT_TTL_SEC = 60
-/**
- * Inbound service JWTs living longer than this are refused. The reference mints 60 s, but a PDS's
- * com.atproto.server.getServiceAuth hands out tokens for a method (`lxm`) for up to an hour, and
- * managers may call us with those.
- */
+/** A PDS's getServiceAuth mints method-bound tokens for up to an hour; managers call with those. */
 export const MAX_SERVICE_JWT_TTL_SEC = 3600
 
 /** Token types that are never service auth: OAuth access and refresh tokens, DPoP proofs. */
@@ -36,7 +29,6 @@ export interface ServiceJwtOptions {
   key: Keypair
   nowSec: number
   ttlSec?: number
-  jti?: string
 }
 
 export function createServiceJwt(opts: ServiceJwtOptions): string {
@@ -46,17 +38,16 @@ export function createServiceJwt(opts: ServiceJwtOptions): string {
     aud: opts.aud,
     exp: opts.nowSec + (opts.ttlSec ?? SERVICE_JWT_TTL_SEC),
     lxm: opts.lxm,
-    jti: opts.jti ?? randomJti(),
+    jti: randomJti(),
   }
   return signJws({ typ: 'JWT' }, payload, opts.key)
 }
 
-/** `#atproto`, except for labelers addressed as `did#atproto_labeler`, whose key is `#atproto_label`. */
+/** Labelers addressed as `did#atproto_labeler` sign with `#atproto_label`. */
 export type ServiceKeyId = '#atproto' | '#atproto_label'
 
 export interface ServiceVerifyOptions {
   nowSec: number
-  /** The NSID being called; `lxm` must equal it. */
   lxm: string
   /** Accepted audiences; undefined leaves the audience to the handler. */
   aud?: readonly string[]
@@ -68,10 +59,8 @@ export interface ServiceVerifyOptions {
 }
 
 /**
- * Verifies a service JWT in the order atproto's xrpc-server does: structure, `typ`, expiry (no skew),
- * audience when asked, `lxm`, issuer, then the signature (high-S allowed; one key refetch). Beyond
- * xrpc-server, the lifetime is bounded (MAX_SERVICE_JWT_TTL_SEC) and `iat` may not be in the future
- * (`assertTokenTimes`), right after expiry. There is no replay check: service auth has none on the wire.
+ * In xrpc-server's order (expiry with no skew; high S allowed), plus bounded lifetime and no future
+ * `iat`. No replay check: service auth has none on the wire.
  */
 export async function verifyServiceJwt(
   token: string,

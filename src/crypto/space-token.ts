@@ -6,99 +6,54 @@ import { parseJws, signJws, verifyJws, type ParsedJws } from './jws.js'
 import type { Keypair } from './keypair.js'
 
 /**
- * atproto Spaces tokens (wire contract §3): delegation tokens (user's PDS → space host), space
- * credentials (space host → holder) and client attestations (app → space host). Parse and verify are
- * separate stages: `parseSpaceToken` checks structure and claims that need no key; `verifySpaceToken`
- * checks time, audience, subject and the signature. Neither records `jti`s: single use is the
- * caller's job (src/auth/verifier.ts), done after the signature so strangers cannot burn nonces.
+ * atproto Spaces tokens (contract §3): delegation tokens (PDS → host), credentials (host → holder),
+ * client attestations (app → host). Single use of `jti` is src/auth/verifier.ts's job, done after the
+ * signature so strangers cannot burn nonces.
  */
 
 /** Clock skew allowed on `exp`, and how far ahead of our clock any token's `iat` may be. */
 export const CLOCK_SKEW_SEC = 5
-/** Delegation tokens live this long when we mint them (tests, clients). */
-export const DELEGATION_TTL_SEC = 60
-/**
- * Verifiers refuse delegation tokens living longer than this. Five times the reference's 60 s, for
- * PDSes that mint longer ones; their `jti` is held this long at most.
- */
+/** Five times the reference's 60 s, for PDSes that mint longer; bounds how long a `jti` is held. */
 export const MAX_DELEGATION_TTL_SEC = 300
-/**
- * No client attestation lives longer than this, whatever GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC
- * (which may only narrow it) says; clients choose their own lifetime, 60 s in the reference.
- */
+/** GATEHOUSE_ATTESTATION_MAX_LIFETIME_SEC may only narrow this; the reference's clients use 60 s. */
 export const MAX_ATTESTATION_TTL_SEC = 3600
 /** Our credentials' default lifetime (generation C). */
 export const CREDENTIAL_TTL_SEC = 600
 /**
- * Default lifetime of DPoP-bound (generation A) credentials. Shorter than generation C's: a
- * generation A repo host has no notifyCredentialRevoked, so it honours a revoked credential until
- * it expires, and this is how long a removed member can still read there.
+ * Generation A (DPoP) credentials: shorter, as a generation A repo host, with no
+ * notifyCredentialRevoked, honours a revoked credential until it expires.
  */
 export const DPOP_CREDENTIAL_TTL_SEC = 300
-/** Verifiers refuse credentials whose lifetime is longer than this. */
 export const CREDENTIAL_MAX_TTL_SEC = 3600
-/** Longest `jti` accepted; ours are 32 hex characters. */
+/** Ours are 32 hex characters. */
 export const MAX_JTI_LENGTH = 256
 
-/**
- * A token id we will store as a single-use record: 1–MAX_JTI_LENGTH visible ASCII characters. Real
- * ids are hex, UUIDs or base64url; anything else (NUL, control characters, lone surrogates) could
- * not be stored alike on SQLite and PostgreSQL, so it is refused as a malformed token.
- */
+/** Visible ASCII: NUL, control characters, lone surrogates differ between SQLite and PostgreSQL. */
 export const isJti = (s: unknown): s is string =>
   typeof s === 'string' && s.length <= MAX_JTI_LENGTH && /^[\x21-\x7e]+$/.test(s)
 
 export type SpaceTokenKind = 'delegation' | 'credential' | 'attestation'
 
-interface TokenType {
-  typ: string
-  /** The longest lifetime accepted (from `iat`, or from now when there is none). */
-  maxTtlSec: number
-  /** `iat` must be present, and `exp` after it (generation C credentials). */
-  requireIat: boolean
-  /** `aud` must be present. */
-  requireAud: boolean
-  /** `cnf` must be present (credentials are bound to a key). */
-  requireCnf: boolean
-  /** `sub` must be a space reference. */
-  subIsSpace: boolean
-}
-
+/** Each kind's `typ`, longest lifetime, and name in refusals. */
+type TokenType = { typ: string; maxTtl: number; name: string }
 export const SPACE_TOKEN_TYPES: Record<SpaceTokenKind, TokenType> = {
   delegation: {
     typ: 'atproto-space-delegation+jwt',
-    maxTtlSec: MAX_DELEGATION_TTL_SEC,
-    requireIat: false,
-    requireAud: true,
-    requireCnf: false,
-    subIsSpace: true,
+    maxTtl: MAX_DELEGATION_TTL_SEC,
+    name: 'delegation token',
   },
   credential: {
     typ: 'atproto-space-credential+jwt',
-    maxTtlSec: CREDENTIAL_MAX_TTL_SEC,
-    requireIat: true,
-    requireAud: false,
-    requireCnf: true,
-    subIsSpace: true,
+    maxTtl: CREDENTIAL_MAX_TTL_SEC,
+    name: 'credential',
   },
   attestation: {
     typ: 'atproto-client-attestation+jwt',
-    maxTtlSec: MAX_ATTESTATION_TTL_SEC,
-    requireIat: false,
-    requireAud: true,
-    requireCnf: false,
-    subIsSpace: false,
+    maxTtl: MAX_ATTESTATION_TTL_SEC,
+    name: 'client attestation',
   },
 }
 
-/** How refusals name each kind. */
-const TOKEN_NAMES: Record<SpaceTokenKind, string> = {
-  delegation: 'delegation token',
-  credential: 'credential',
-  attestation: 'client attestation',
-}
-
-/** The verification methods a space token's `kid` may name. */
 export const SPACE_TOKEN_KIDS = ['#atproto', '#atproto_space'] as const
 export type SpaceTokenKid = (typeof SPACE_TOKEN_KIDS)[number]
 
@@ -119,7 +74,7 @@ export interface ParsedSpaceToken {
   jws: ParsedJws
   kid: string | undefined
   claims: SpaceTokenClaims
-  /** The space in `sub`, for delegation tokens and credentials. */
+  /** For delegation tokens and credentials. */
   space: SpaceRef | undefined
 }
 
@@ -140,10 +95,8 @@ function parseCnf(raw: unknown): Confirmation {
 }
 
 /**
- * The time rules every token kind shares, beyond expiry (which the verifier checks, so that an `exp`
- * before `iat` stays JwtExpired as in the reference). `iat`, when present, must be a number no more
- * than CLOCK_SKEW_SEC ahead of `nowSec`, with `exp` at most `maxTtlSec` after it; without `iat`,
- * `exp` may be at most `maxTtlSec` (plus the skew) ahead. Throws BadJwt, naming the token as `what`.
+ * Time rules beyond expiry (checked by the verifier, so `exp` before `iat` stays JwtExpired as in
+ * the reference). Bounded lifetimes keep single-use records bounded and absurd dates out of storage.
  */
 export function assertTokenTimes(
   claims: { iat?: unknown; exp: number },
@@ -152,8 +105,6 @@ export function assertTokenTimes(
   what: string,
 ): void {
   const { iat, exp } = claims
-  // Bounding every lifetime keeps single-use records (held until `exp`) bounded too, and keeps
-  // absurd times (beyond what a Date holds) from ever reaching storage.
   if (iat === undefined) {
     if (exp - nowSec > maxTtlSec + CLOCK_SKEW_SEC)
       throw new TokenError('BadJwt', `${what} lifetime exceeds ${maxTtlSec} s`)
@@ -166,13 +117,7 @@ export function assertTokenTimes(
     throw new TokenError('BadJwt', `${what} lifetime exceeds ${maxTtlSec} s`)
 }
 
-/**
- * Structural checks for one token kind, in the reference's order: three parts, `typ`, `alg`, `iss`,
- * `sub`, `exp`, `aud` and `cnf` where required, `jti`; attestations need `iss === sub`; credentials
- * need `iat`. Then the time rules of `assertTokenTimes`, with the kind's longest lifetime
- * (credentials: CREDENTIAL_MAX_TTL_SEC, as generation C's verifiers; delegation tokens:
- * MAX_DELEGATION_TTL_SEC; attestations: MAX_ATTESTATION_TTL_SEC).
- */
+/** Structure and the claims that need no key, in the reference's order; then the time rules. */
 export function parseSpaceToken(
   kind: SpaceTokenKind,
   token: string,
@@ -190,9 +135,9 @@ export function parseSpaceToken(
   if (!isStr(p.iss)) throw new TokenError('BadJwtIss', 'token "iss" is missing')
   if (!isStr(p.sub)) throw new TokenError('BadJwtSub', 'token "sub" is missing')
   if (!isNum(p.exp)) throw new TokenError('BadJwt', 'token "exp" is missing or not a number')
-  if (type.requireAud && !isStr(p.aud))
+  if (kind !== 'credential' && !isStr(p.aud))
     throw new TokenError('BadJwtAudience', 'token "aud" is missing')
-  const cnf = type.requireCnf ? parseCnf(p.cnf) : undefined
+  const cnf = kind === 'credential' ? parseCnf(p.cnf) : undefined
   if (!isJti(p.jti)) {
     throw new TokenError('BadJwt', 'token "jti" is missing, too long or not visible ASCII')
   }
@@ -204,13 +149,13 @@ export function parseSpaceToken(
       'client attestation "iss" and "sub" must both be the client_id',
     )
   }
-  if (type.requireIat) {
+  if (kind === 'credential') {
     if (!isNum(p.iat)) throw new TokenError('BadJwt', `${kind} "iat" is missing`)
     if (p.exp <= p.iat) throw new TokenError('BadJwt', `${kind} "exp" is not after "iat"`)
   }
-  assertTokenTimes({ iat: p.iat, exp: p.exp }, nowSec, type.maxTtlSec, TOKEN_NAMES[kind])
+  assertTokenTimes({ iat: p.iat, exp: p.exp }, nowSec, type.maxTtl, type.name)
   let space: SpaceRef | undefined
-  if (type.subIsSpace) {
+  if (kind !== 'attestation') {
     space = parseSpaceRef(p.sub)
     if (!space) throw new TokenError('BadJwtSub', 'token "sub" is not a space reference')
   }
@@ -226,10 +171,7 @@ export interface PublicKey {
   publicKey: Uint8Array
 }
 
-/**
- * Looks up the issuer's key named by `kid`. Returns undefined when the DID or the key cannot be
- * found. `forceRefresh` asks for a fresh DID document (the issuer may have rotated its key).
- */
+/** Undefined when the DID or key is not found; `forceRefresh` refetches (a rotated key). */
 export type GetSigningKey = (
   iss: string,
   kid: SpaceTokenKid,
@@ -243,11 +185,7 @@ export interface VerifyOptions {
   getSigningKey: GetSigningKey
 }
 
-/**
- * Checks time (`exp` with CLOCK_SKEW_SEC), the optional `aud`/`sub` expectations, and the signature
- * (low-S) by the issuer's `#atproto` or `#atproto_space` key, re-resolving the key once when the
- * signature fails so a rotated key is picked up. Does not check replay or binding.
- */
+/** Time, the expected `aud`/`sub` and the signature (low-S); not replay or binding. */
 export async function verifySpaceToken(
   token: ParsedSpaceToken,
   opts: VerifyOptions,
@@ -275,10 +213,7 @@ export async function verifySpaceToken(
   )
 }
 
-/**
- * The shared "verify, and on failure refetch the key once" step. Throws BadJwtIss when the key
- * cannot be found and BadJwtSignature when it does not verify.
- */
+/** Verifies, refetching the key once on failure (a rotated key). */
 export async function verifyWithRefresh<K extends string>(
   jws: ParsedJws,
   iss: string,
@@ -295,10 +230,7 @@ export async function verifyWithRefresh<K extends string>(
   throw new TokenError('BadJwtSignature', badSignatureMessage)
 }
 
-/**
- * 128 random bits as hex, taken from a buffer the CSPRNG refills every 256 ids (as node:crypto's
- * randomUUID does): a random call per id made a native job object per id for the GC to process.
- */
+/** 128 random bits as hex from a pool refilled every 256 ids: a CSPRNG call per id loaded the GC. */
 export function randomJti(): string {
   if (jtiOffset === JTI_POOL.length) {
     randomFillSync(JTI_POOL)
@@ -310,18 +242,13 @@ export function randomJti(): string {
 const JTI_POOL = Buffer.alloc(16 * 256)
 let jtiOffset = JTI_POOL.length
 
-/** Mints a space token: header `{ alg, typ, kid }`, signed low-S by `key`. */
 export function createSpaceToken(
   kind: SpaceTokenKind,
   claims: Omit<SpaceTokenClaims, 'jti'> & { jti?: string },
   key: Keypair,
   kid: string = '#atproto',
 ): string {
-  const payload: Record<string, unknown> = { iss: claims.iss, sub: claims.sub }
-  if (claims.aud !== undefined) payload.aud = claims.aud
-  if (claims.cnf !== undefined) payload.cnf = claims.cnf
-  if (claims.iat !== undefined) payload.iat = claims.iat
-  payload.exp = claims.exp
-  payload.jti = claims.jti ?? randomJti()
+  const { iss, sub, aud, cnf, iat, exp, jti = randomJti() } = claims
+  const payload = { iss, sub, aud, cnf, iat, exp, jti } // JSON leaves out the undefined ones
   return signJws({ typ: SPACE_TOKEN_TYPES[kind].typ, kid }, payload, key)
 }

@@ -1,8 +1,4 @@
-/**
- * The parts of RFC 8941 (Structured Field Values for HTTP) that RFC 9421 signatures need: parsing
- * a Dictionary whose members are Items or Inner Lists with Parameters, and serialising an Inner List
- * back (RFC 8941 §4.1) to rebuild `@signature-params`. Strict: anything malformed throws.
- */
+/** The parts of RFC 8941 that RFC 9421 signatures need (Dictionary in, Inner List out), strictly. */
 
 export type BareItem = string | number | boolean | Uint8Array | { token: string }
 export type Params = [string, BareItem][]
@@ -142,7 +138,7 @@ class Parser {
   }
 }
 
-/** Parses a Dictionary header value. Duplicate keys: the last wins, as RFC 8941 says. */
+/** Duplicate keys: the last wins, as RFC 8941 says. */
 export function parseDictionary(input: string): Map<string, Member> {
   const p = new Parser(input)
   const out = new Map<string, Member>()
@@ -176,7 +172,7 @@ function serializeBareItem(v: BareItem): string {
   return v.token
 }
 
-export function serializeParams(params: Params): string {
+function serializeParams(params: Params): string {
   return params.map(([k, v]) => (v === true ? `;${k}` : `;${k}=${serializeBareItem(v)}`)).join('')
 }
 

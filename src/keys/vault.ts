@@ -1,13 +1,11 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensurePrivateDir } from '../files.js'
 
 /**
- * Private keys at rest: AES-256-GCM under a key-encryption key (KEK). The KEK comes from
- * GATEHOUSE_KEK or from `<dataDir>/kek.key`, created on first start with mode 0600. Each sealed
- * secret is bound to its purpose by additional authenticated data, so a ciphertext copied into
- * another row (another authority, another purpose) does not open. Secrets never appear in errors.
+ * Private keys at rest: AES-256-GCM under a KEK, with the purpose as additional authenticated data so
+ * a ciphertext copied into another row does not open. Secrets never appear in errors.
  */
 
 export const KEK_FILE = 'kek.key'
@@ -27,7 +25,7 @@ export class VaultError extends Error {
 export function kekFromBytes(key: Uint8Array): Kek {
   if (key.length !== 32) throw new VaultError('a KEK is 32 bytes')
   return {
-    id: createHash('sha256').update(key).digest('hex').slice(0, 16),
+    id: hash('sha256', key, 'hex').slice(0, 16),
     key: Uint8Array.from(key),
   }
 }
@@ -39,18 +37,16 @@ function kekFromHex(hex: string, source: string): Kek {
   return kekFromBytes(Buffer.from(hex, 'hex'))
 }
 
-/** The KEKs a vault can open with: `current` seals, `retired` ones only open (during a rotation). */
+/** `current` seals; `retired` KEKs only open (during a rotation). */
 export interface Keyring {
   current: Kek
   retired: Kek[]
-  /** Where the ring was read from: the key file, or the environment. */
   source: { kind: 'file'; path: string } | { kind: 'env' }
 }
 
 /**
- * The keyring from GATEHOUSE_KEK (and GATEHOUSE_KEK_RETIRED), or from the data dir's key file,
- * created on first use with mode 0600. The file holds one hex KEK per line: the first is current,
- * any others are retired ones a rotation still needs.
+ * From GATEHOUSE_KEK (and GATEHOUSE_KEK_RETIRED), or else the data dir's key file (mode 0600, created
+ * on first use): one hex KEK a line, the current first.
  */
 export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string[] = []): Keyring {
   if (kekHex) {
@@ -69,7 +65,6 @@ export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string
   return { current: kekFromBytes(key), retired: [], source: { kind: 'file', path } }
 }
 
-/** The keyring in an existing key file (never creates one). */
 export function readKeyFile(path: string): Keyring {
   const lines = readFileSync(path, 'utf8')
     .split('\n')
@@ -80,19 +75,14 @@ export function readKeyFile(path: string): Keyring {
   return { current: current!, retired, source: { kind: 'file', path } }
 }
 
-/**
- * A vault for `ring`. One read from the key file can learn the KEKs `gatehouse kek rotate` adds
- * while this process runs; KEKs from the environment are fixed for the life of the process.
- */
+/** A vault from the key file rereads it to learn KEKs `gatehouse kek rotate` adds meanwhile. */
 export function vaultFor(ring: Keyring): KeyVault {
-  const source = ring.source
-  return KeyVault.fromKeyring(
-    ring,
-    source.kind === 'file' ? () => readKeyFile(source.path) : undefined,
-  )
+  const { source } = ring
+  const reread = source.kind === 'file' ? () => readKeyFile(source.path) : undefined
+  return new KeyVault(ring.current, ring.retired, reread)
 }
 
-/** Replaces the key file (mode 0600) atomically: written beside it, then renamed over it. */
+/** Atomically: written beside the file, then renamed over it. */
 export function writeKeyFile(path: string, keks: Kek[]): void {
   const tmp = `${path}.${process.pid}.tmp`
   writeFileSync(tmp, keks.map((k) => `${Buffer.from(k.key).toString('hex')}\n`).join(''), {
@@ -107,10 +97,8 @@ export function generateKek(): Kek {
 }
 
 /**
- * Seals and opens secrets. `current` is what this process was started with; which KEK seals a new
- * key is the database's to say (see AuthorityService), since `gatehouse kek` may rotate it while
- * this process runs. A vault read from the key file can read the file again to learn a KEK it has
- * not loaded yet.
+ * `current` is the KEK this process started with; which KEK seals a new key is the database's to say
+ * (AuthorityService), since `gatehouse kek` may rotate it while this process runs.
  */
 export class KeyVault {
   private readonly byId = new Map<string, Kek>()
@@ -118,17 +106,11 @@ export class KeyVault {
   constructor(
     private readonly current: Kek,
     retired: Kek[] = [],
-    /** Reads the keyring again (the key file may have gained a KEK); undefined when it cannot. */
     private readonly reread?: () => Keyring,
   ) {
     for (const k of [current, ...retired]) this.byId.set(k.id, k)
   }
 
-  static fromKeyring(ring: Keyring, reread?: () => Keyring): KeyVault {
-    return new KeyVault(ring.current, ring.retired, reread)
-  }
-
-  /** The id of the KEK this process was started with. */
   get kekId(): string {
     return this.current.id
   }
@@ -138,14 +120,11 @@ export class KeyVault {
     return this.sealUnder(this.current.id, secret, aad)
   }
 
-  /** Seals under the KEK `kekId`, reading the key file again once if it is not loaded. */
   sealUnder(kekId: string, secret: Uint8Array, aad: string): Uint8Array {
-    const kek = this.kek(kekId)
-    if (!kek) {
-      throw new VaultError(
-        `new keys are sealed under KEK ${kekId} (moved by \`gatehouse kek\`), which this process does not hold: restart it with that KEK`,
-      )
-    }
+    const kek = this.kek(
+      kekId,
+      `new keys are sealed under KEK ${kekId} (moved by \`gatehouse kek\`), which this process does not hold: restart it with that KEK`,
+    )
     const nonce = randomBytes(NONCE_BYTES)
     const cipher = createCipheriv('aes-256-gcm', kek.key, nonce)
     cipher.setAAD(Buffer.from(aad, 'utf8'))
@@ -154,41 +133,36 @@ export class KeyVault {
   }
 
   open(sealed: Uint8Array, aad: string, kekId: string): Uint8Array {
-    const kek = this.kek(kekId)
-    if (!kek) {
-      throw new VaultError(
-        `sealed under KEK ${kekId}, which this process has not loaded: restart it with that KEK (GATEHOUSE_KEK or the key file)`,
-      )
-    }
+    const kek = this.kek(
+      kekId,
+      `sealed under KEK ${kekId}, which this process has not loaded: restart it with that KEK (GATEHOUSE_KEK or the key file)`,
+    )
     if (sealed.length < NONCE_BYTES + TAG_BYTES + 1)
       throw new VaultError('sealed secret is truncated')
     const buf = Buffer.from(sealed)
     const decipher = createDecipheriv('aes-256-gcm', kek.key, buf.subarray(0, NONCE_BYTES))
     decipher.setAAD(Buffer.from(aad, 'utf8'))
     decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES))
+    const body = buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES)
     try {
-      return new Uint8Array(
-        Buffer.concat([
-          decipher.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES)),
-          decipher.final(),
-        ]),
-      )
+      return new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()]))
     } catch {
       throw new VaultError('sealed secret does not open (wrong KEK, or tampered)')
     }
   }
 
-  /** The KEK `id`, learning it from the key file when a rotation has added it since we read it. */
-  private kek(id: string): Kek | undefined {
-    const known = this.byId.get(id)
-    if (known || !this.reread) return known
-    let ring: Keyring
-    try {
-      ring = this.reread()
-    } catch {
-      return undefined
+  /** The KEK `id`, rereading the key file once if a rotation may have added it; else `missing`. */
+  private kek(id: string, missing: string): Kek {
+    if (!this.byId.has(id) && this.reread) {
+      try {
+        const ring = this.reread()
+        for (const k of [ring.current, ...ring.retired]) this.byId.set(k.id, k)
+      } catch {
+        // an unreadable key file leaves the KEK unknown
+      }
     }
-    for (const k of [ring.current, ...ring.retired]) this.byId.set(k.id, k)
-    return this.byId.get(id)
+    const kek = this.byId.get(id)
+    if (!kek) throw new VaultError(missing)
+    return kek
   }
 }

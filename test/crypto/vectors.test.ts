@@ -6,7 +6,7 @@
 import t from 'tap'
 import { parseDidKey } from '../../src/crypto/did-key.js'
 import { accessTokenHash, verifyDpopProof } from '../../src/crypto/dpop.js'
-import { fromHex, hex } from '../../src/crypto/encoding.js'
+import { fromHex, hex } from '../_helpers/hex.js'
 import { TokenError, SignatureError } from '../../src/crypto/errors.js'
 import { LtHash } from '../../src/crypto/lthash.js'
 import {

@@ -6,7 +6,7 @@
 import { createServer } from 'node:http'
 import t from 'tap'
 import { ManualClock } from '../_helpers/clock.js'
-import { hex } from '../../src/crypto/encoding.js'
+import { hex } from '../_helpers/hex.js'
 import {
   DidResolutionError,
   DidResolver,

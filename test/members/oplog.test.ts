@@ -6,7 +6,7 @@
 import t from 'tap'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { LtHash } from '../../src/crypto/lthash.js'
-import { hex } from '../../src/crypto/encoding.js'
+import { hex } from '../_helpers/hex.js'
 import {
   memberElement,
   OplogCompactedError,

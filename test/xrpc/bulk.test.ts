@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { LtHash } from '../../src/crypto/lthash.js'
-import { hex } from '../../src/crypto/encoding.js'
+import { hex } from '../_helpers/hex.js'
 import { memberElement } from '../../src/members/member-list.js'
 import { IMPORT_SLICE } from '../../src/spaces/space-service.js'
 import { decodeToken, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
