@@ -7,10 +7,8 @@ export { PACKAGE_ROOT } from '../paths.js'
 const SQLITE_SIDE_FILES = ['-wal', '-shm', '-journal']
 
 /**
- * A `file:` URL's path, made absolute, with its folder created (0700) and the database file itself
- * created or narrowed to 0600 before SQLite opens it: SQLite gives the -wal and -shm files it makes
- * later the database file's own mode, so they are private too. Side files left wider by an older
- * version are narrowed here as well.
+ * A `file:` URL's absolute path, its folder 0700 and the file 0600 before SQLite opens it (SQLite
+ * gives the -wal and -shm files the database's mode); older, wider side files are narrowed too.
  */
 export function sqlitePath(url: string): string {
   const raw = url.replace(/^file:/, '')
@@ -21,17 +19,8 @@ export function sqlitePath(url: string): string {
   return path
 }
 
-export interface PgTarget {
-  connectionString: string
-  /** The schema to work in (`?schema=` in the URL); default public. */
-  schema: string
-}
-
-/**
- * Splits Prisma's `?schema=` convention off a PostgreSQL URL: node-postgres does not know it, so the
- * schema becomes the connection's search_path instead.
- */
-export function pgTarget(url: string): PgTarget {
+/** Splits Prisma's `?schema=` (default public) off a URL: node-postgres uses search_path instead. */
+export function pgTarget(url: string): { connectionString: string; schema: string } {
   const u = new URL(url)
   const schema = u.searchParams.get('schema') ?? 'public'
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {

@@ -6,14 +6,9 @@ import pg from 'pg'
 import type { DatabaseKind } from '../config.js'
 import { PACKAGE_ROOT, pgTarget, sqlitePath } from './locate.js'
 
-/**
- * Applies the SQL migrations under prisma/migrations/<provider>/ in order, each recorded in
- * `gatehouse_migration` with a checksum. Runs at every start and through `gatehouse migrate`.
- *
- * Safe to run from several processes at once: SQLite takes an IMMEDIATE (write) transaction and
- * PostgreSQL an advisory lock, so one process migrates while the others wait and then find nothing
- * to do. All pending migrations apply in one transaction: a failure leaves the schema as it was.
- */
+// Migrations run at every start, each recorded with a checksum. Several processes may start at once:
+// SQLite's IMMEDIATE transaction or PostgreSQL's advisory lock lets one migrate while the others
+// wait; all pending migrations apply in one transaction, so a failure leaves the schema as it was.
 
 export interface Migration {
   name: string
