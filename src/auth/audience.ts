@@ -1,10 +1,8 @@
 import { ForbiddenError } from '../errors.js'
 import type { ServiceAuth } from './output.js'
 
-/**
- * The audience rules of inbound service auth, written only here. The verifier leaves `aud` to the
- * caller because the expected value depends on the request (which space, which authority).
- */
+// The audience rules of inbound service auth: the verifier leaves `aud` to the handler, because the
+// expected value depends on the request (which space, which authority).
 
 const HOST_SERVICE = '#atproto_space_host'
 

@@ -66,10 +66,9 @@ export async function authorizeSpaceManagement(
 }
 
 /**
- * Who may read a member list, or only its size (`what: 'count'`), by roster visibility: managers
- * and the managing app always; credential holders under `members`/`public`; anyone under `public`;
- * the count under `count`. Refused callers cannot tell which non-public spaces exist. `full`: more
- * than the count.
+ * Who may read a member list (`full`) or only its size, by roster visibility: managers and the
+ * managing app always; credential holders under `members`/`public`; anyone under `public`; the count
+ * under `count`. Refused callers cannot tell which non-public spaces exist.
  */
 export async function authorizeRosterRead(
   ctx: AppContext,

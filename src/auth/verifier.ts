@@ -13,7 +13,6 @@ import {
   CLOCK_SKEW_SEC,
   parseSpaceToken,
   verifySpaceToken,
-  type GetSigningKey,
   type ParsedSpaceToken,
 } from '../crypto/space-token.js'
 import { AuthRequiredError } from '../errors.js'
@@ -32,12 +31,9 @@ import { hostService } from './audience.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationStore } from './revocations.js'
 
-/**
- * The one place requests are authenticated (one method per credential kind) and crypto errors
- * become 401s. Steps run in the contract's order: signature, bindings to this request, then
- * single use, so a copy of a token without its key cannot burn its `jti`. Only an authenticated
- * issuer's document enters the resolver's main cache (DidResolver.confirm).
- */
+// The one place requests are authenticated and crypto errors become 401s. Steps run in the
+// contract's order: signature, bindings to this request, then single use, so a copy of a token
+// without its key cannot burn its `jti`. Only an authenticated issuer is confirm()ed to the resolver.
 
 export interface AuthVerifierDeps {
   resolver: DidResolver
@@ -104,8 +100,8 @@ function settled<T>(check: () => Promise<T>): Promise<{ value: T } | { error: un
 export class AuthVerifier {
   constructor(private readonly deps: AuthVerifierDeps) {}
 
-  private readonly getSigningKey: GetSigningKey = (iss, kid, forceRefresh) =>
-    this.deps.resolver.getKey(iss, kid, forceRefresh)
+  private readonly getSigningKey = (did: string, kid: string, forceRefresh: boolean) =>
+    this.deps.resolver.getKey(did, kid, forceRefresh)
 
   private htu(req: RequestView): string {
     return `${this.deps.publicUrl}${req.url.split('?', 1)[0]}`
@@ -205,9 +201,8 @@ export class AuthVerifier {
   }
 
   /**
-   * A space credential: `Atproto-Space` with a presentation signature and audience (generation C),
-   * or `DPoP` with a proof (A). Checks token, issuer, binding and revocation; the handler then
-   * checks space and audience (`assertCredentialFor`).
+   * A space credential: `Atproto-Space` with a presentation signature (generation C) or `DPoP` (A).
+   * Checks token, issuer, binding and revocation; the handler checks space and audience.
    */
   spaceCredential() {
     return async (req: RequestView): Promise<CredentialAuth> => {
@@ -321,17 +316,11 @@ export class AuthVerifier {
         const claims = await verifyServiceJwt(auth.token, {
           nowSec: this.deps.clock.nowSec(),
           lxm,
-          getSigningKey: (did, kid, forceRefresh) =>
-            this.deps.resolver.getKey(did, kid, forceRefresh),
+          getSigningKey: this.getSigningKey,
         })
-        this.deps.resolver.confirm(claims.iss.split('#', 1)[0]!)
-        return {
-          type: 'service_auth',
-          iss: claims.iss,
-          aud: claims.aud,
-          lxm: claims.lxm,
-          jti: claims.jti,
-        }
+        const { iss, aud, jti } = claims
+        this.deps.resolver.confirm(iss.split('#', 1)[0]!)
+        return { type: 'service_auth', iss, aud, lxm: claims.lxm, jti }
       } catch (err) {
         return translate(err)
       }
