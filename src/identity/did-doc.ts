@@ -8,8 +8,6 @@ import {
 
 export type { DidDocument }
 
-/** Signing keys and service endpoints out of a DID document, by fragment. Pure. */
-
 export class DidDocumentError extends Error {
   override name = 'DidDocumentError'
 }
