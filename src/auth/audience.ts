@@ -19,10 +19,7 @@ export function isAddressedTo(aud: string, ...dids: (string | undefined)[]): boo
   return dids.some((did) => did !== undefined && (aud === did || aud === hostService(did)))
 }
 
-/**
- * Addressed to us (Gatehouse's own DID) or to `authority`, else 403; checked before anything about
- * the caller or the space, so a token minted for another service cannot be replayed here.
- */
+/** 403 unless addressed to us or `authority`; checked first, so other services' tokens learn nothing. */
 export function assertAddressedToHost(
   auth: ServiceAuth,
   serviceDid: string,

@@ -103,10 +103,6 @@ export class AuthVerifier {
   private readonly getSigningKey = (did: string, kid: string, forceRefresh: boolean) =>
     this.deps.resolver.getKey(did, kid, forceRefresh)
 
-  private htu(req: RequestView): string {
-    return `${this.deps.publicUrl}${req.url.split('?', 1)[0]}`
-  }
-
   /** A generation A proof for this request; its `jti` is single use within the proof's lifetime. */
   private async dpopBinding(
     req: RequestView,
@@ -121,7 +117,7 @@ export class AuthVerifier {
     const now = this.deps.clock.nowSec()
     const proof = await verifyDpopProof(proofs[0]!, {
       htm: req.method,
-      htu: normalizeHtu(this.htu(req)) ?? '',
+      htu: normalizeHtu(`${this.deps.publicUrl}${req.url.split('?', 1)[0]}`) ?? '',
       nowSec: now,
       accessToken: presented?.token,
       expectedJkt: presented?.jkt,
@@ -200,10 +196,7 @@ export class AuthVerifier {
     return !signed && this.deps.acceptDpop && headers('dpop').length > 0
   }
 
-  /**
-   * A space credential: `Atproto-Space` with a presentation signature (generation C) or `DPoP` (A).
-   * Checks token, issuer, binding and revocation; the handler checks space and audience.
-   */
+  /** A space credential (generation C `Atproto-Space`, A `DPoP`); the handler checks space and audience. */
   spaceCredential() {
     return async (req: RequestView): Promise<CredentialAuth> => {
       try {
@@ -224,14 +217,7 @@ export class AuthVerifier {
         if (token.claims.iss !== space.authority) {
           throw new TokenError('BadJwtIss', 'space credential issuer is not the space authority')
         }
-        const { binding, audience } = await this.presentationBinding(
-          req,
-          headers,
-          token,
-          gen,
-          auth.token,
-          now,
-        )
+        const { binding, audience } = await this.binding(req, headers, token, gen, auth.token, now)
         // Only for an active space: on any other the handler answers SpaceNotFound (§4.5).
         const since = await this.deps.spaceSinceSec(token.claims.sub)
         if (since !== undefined) {
@@ -255,7 +241,8 @@ export class AuthVerifier {
     }
   }
 
-  private async presentationBinding(
+  /** The credential's presentation: a request signature with audience (C) or a DPoP proof (A). */
+  private async binding(
     req: RequestView,
     headers: HeaderLookup,
     token: ParsedSpaceToken,

@@ -77,10 +77,7 @@ export class Db {
     }
   }
 
-  /**
-   * Serialises a space's writers inside a transaction, so two never read the same LtHash state or
-   * spaceRev: SQLite transactions already run one at a time; PostgreSQL locks the space row.
-   */
+  /** Serialises a space's writers (LtHash state, spaceRev) in a transaction: PostgreSQL locks its row. */
   async lockSpace(on: Tx | HotQueries, space: string): Promise<void> {
     if (this.kind !== 'postgres') return
     if ('query' in on) await on.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])

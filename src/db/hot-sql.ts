@@ -5,9 +5,8 @@ import type { Gate } from './sqlite-serial.js'
 export type SqlValue = string | number | boolean | Date | Uint8Array | null
 
 /**
- * Single statements for the hottest paths, outside Prisma's query compiler (bench/RESULTS.md). SQL
- * uses `?` and comes from our own code; values are stored and typed as Prisma does, so the model API
- * reads the same rows (test/db/column-types.test.ts). Not for use inside a Prisma transaction.
+ * Hot-path statements outside Prisma's query compiler (bench/RESULTS.md): `?` SQL from our own code,
+ * values stored and typed as Prisma does (test/db/column-types.test.ts); never in a Prisma transaction.
  */
 export interface HotQueries {
   /** Runs a write; resolves with the number of rows it changed. */
@@ -80,10 +79,7 @@ interface Prepared {
   decode(row: Record<string, unknown>): Record<string, unknown>
 }
 
-/**
- * Prisma's SQLite storage, both ways: DateTime as ISO 8601 with an offset, Boolean 0/1, Bytes BLOB;
- * decoded by declared column type as Prisma's adapter does (computed columns come back as they are).
- */
+/** Prisma's SQLite encoding (ISO 8601 with offset, 0/1, BLOB); decoded by declared column type. */
 function encode(v: SqlValue): string | number | Buffer | null {
   if (v instanceof Date) return v.toISOString().replace('Z', '+00:00')
   if (typeof v === 'boolean') return v ? 1 : 0

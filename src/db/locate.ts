@@ -6,10 +6,7 @@ export { PACKAGE_ROOT } from '../paths.js'
 /** Files SQLite keeps beside a database in WAL mode (and in rollback mode, the journal). */
 const SQLITE_SIDE_FILES = ['-wal', '-shm', '-journal']
 
-/**
- * A `file:` URL's absolute path, its folder 0700 and the file 0600 before SQLite opens it (SQLite
- * gives the -wal and -shm files the database's mode); older, wider side files are narrowed too.
- */
+/** A `file:` URL's absolute path; folder 0700, file and side files 0600 before SQLite opens it. */
 export function sqlitePath(url: string): string {
   const raw = url.replace(/^file:/, '')
   const path = isAbsolute(raw) ? raw : resolve(raw)

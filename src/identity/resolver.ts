@@ -186,10 +186,7 @@ export class DidResolver {
     }
   }
 
-  /**
-   * The endpoint of `did#fragment` (a bare DID: `#atproto_pds`); an absent, not an invalid,
-   * `#atproto_space_host` falls back to `#atproto_pds`. Throws ServiceResolutionError.
-   */
+  /** Endpoint of `did#fragment` (default #atproto_pds; an absent #atproto_space_host falls back to it). */
   async resolveServiceEndpoint(serviceId: string): Promise<string> {
     const hash = serviceId.indexOf('#')
     const did = hash < 0 ? serviceId : serviceId.slice(0, hash)

@@ -109,10 +109,7 @@ export class MemberList {
     return this.apply(tx, space, did, undefined)
   }
 
-  /**
-   * apply() for many entries (bulk import) in set-based hot statements: `flags` undefined removes,
-   * the last entry for a DID wins. Returns the changed DIDs with their flags before and after.
-   */
+  /** apply() for many entries in set-based hot statements (bulk import); the last entry per DID wins. */
   async applyBatch(
     q: HotQueries,
     space: string,
@@ -227,10 +224,7 @@ export class MemberList {
     return { rev: s.rev, digest: sha256(new Uint8Array(s.lthash)), count: s.count }
   }
 
-  /**
-   * Ops after `since` (exclusive), oldest first, at most `limit`. A `since` older than the compacted
-   * part of the log throws OplogCompactedError: the consumer must resync from the member list.
-   */
+  /** Ops after `since`, oldest first; OplogCompactedError when `since` predates compaction (resync). */
   async ops(
     space: string,
     since: string | undefined,
