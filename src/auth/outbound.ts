@@ -1,6 +1,9 @@
 import type { Clock } from '../clock.js'
-import type { Keypair } from '../crypto/keypair.js'
-import { createServiceJwt, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js'
+import {
+  createServiceJwt,
+  SERVICE_JWT_TTL_SEC,
+  type ServiceJwtOptions,
+} from '../crypto/service-auth.js'
 
 /**
  * Service auth for outbound calls, signed as the authority. A token for the same issuer, audience,
@@ -33,9 +36,4 @@ export class OutboundAuth {
   }
 }
 
-export interface TokenFor {
-  iss: string
-  aud: string
-  lxm: string
-  key: Keypair
-}
+type TokenFor = Pick<ServiceJwtOptions, 'iss' | 'aud' | 'lxm' | 'key'>

@@ -162,7 +162,9 @@ export class AuthVerifier {
         throw err
       })
       let binding: KeyBinding
-      if (this.isDpopExchange(headers)) {
+      const signed = headers('signature-input').length > 0 || headers('signature').length > 0
+      // Generation A: a DPoP proof and no request signature.
+      if (!signed && this.deps.acceptDpop && headers('dpop').length > 0) {
         await tokenChecked
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
@@ -188,12 +190,6 @@ export class AuthVerifier {
     } catch (err) {
       return translate(err)
     }
-  }
-
-  /** A generation A exchange: a DPoP proof and no request signature. */
-  private isDpopExchange(headers: HeaderLookup): boolean {
-    const signed = headers('signature-input').length > 0 || headers('signature').length > 0
-    return !signed && this.deps.acceptDpop && headers('dpop').length > 0
   }
 
   /** A space credential (generation C `Atproto-Space`, A `DPoP`); the handler checks space and audience. */

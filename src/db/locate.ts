@@ -3,16 +3,13 @@ import { ensurePrivateDir, ensurePrivateFile, narrowToOwner } from '../files.js'
 
 export { PACKAGE_ROOT } from '../paths.js'
 
-/** Files SQLite keeps beside a database in WAL mode (and in rollback mode, the journal). */
-const SQLITE_SIDE_FILES = ['-wal', '-shm', '-journal']
-
 /** A `file:` URL's absolute path; folder 0700, file and side files 0600 before SQLite opens it. */
 export function sqlitePath(url: string): string {
   const raw = url.replace(/^file:/, '')
   const path = isAbsolute(raw) ? raw : resolve(raw)
   ensurePrivateDir(dirname(path))
   ensurePrivateFile(path)
-  for (const suffix of SQLITE_SIDE_FILES) narrowToOwner(`${path}${suffix}`)
+  for (const suffix of ['-wal', '-shm', '-journal']) narrowToOwner(`${path}${suffix}`)
   return path
 }
 

@@ -35,11 +35,10 @@ export function readMigrations(kind: DatabaseKind): Migration[] {
     })
 }
 
+type Applied = Pick<Migration, 'name' | 'checksum'>
+
 /** Which of `all` still need to run, given what the database records. Refuses edited or unknown history. */
-export function pendingMigrations(
-  all: Migration[],
-  applied: { name: string; checksum: string }[],
-): Migration[] {
+export function pendingMigrations(all: Migration[], applied: Applied[]): Migration[] {
   const known = new Map(all.map((m) => [m.name, m]))
   for (const row of applied) {
     const m = known.get(row.name)
@@ -74,11 +73,8 @@ function migrateSqlite(url: string, all: Migration[]): string[] {
     db.pragma('busy_timeout = 30000')
     db.exec(TRACKING_TABLE)
     const run = db.transaction(() => {
-      const applied = db.prepare('SELECT name, checksum FROM gatehouse_migration').all() as {
-        name: string
-        checksum: string
-      }[]
-      const pending = pendingMigrations(all, applied)
+      const applied = db.prepare('SELECT name, checksum FROM gatehouse_migration').all()
+      const pending = pendingMigrations(all, applied as Applied[])
       const record = db.prepare(
         'INSERT INTO gatehouse_migration (name, checksum, applied_at) VALUES (?, ?, ?)',
       )
@@ -108,7 +104,7 @@ async function migratePostgres(url: string, all: Migration[]): Promise<string[]>
       await client.query('BEGIN')
       try {
         await client.query(TRACKING_TABLE)
-        const { rows } = await client.query<{ name: string; checksum: string }>(
+        const { rows } = await client.query<Applied>(
           'SELECT name, checksum FROM gatehouse_migration',
         )
         const pending = pendingMigrations(all, rows)

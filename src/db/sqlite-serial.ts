@@ -82,8 +82,6 @@ function serialisedAdapter(adapter: SqlDriverAdapter, gate: Gate): SqlDriverAdap
       }
     },
   }
-  if (adapter.getConnectionInfo) {
-    wrapped.getConnectionInfo = () => adapter.getConnectionInfo!()
-  }
+  if (adapter.getConnectionInfo) wrapped.getConnectionInfo = adapter.getConnectionInfo.bind(adapter)
   return wrapped
 }

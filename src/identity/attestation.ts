@@ -35,10 +35,7 @@ export interface AttestationVerifierOptions {
   maxLifetimeSec: number
 }
 
-interface Cached<T> {
-  value: T
-  expiresAtMs: number
-}
+type Cached<T> = { value: T; expiresAtMs: number }
 
 export class ClientAttestationVerifier {
   private readonly metadata = new Map<string, Cached<Record<string, unknown>>>()

@@ -117,7 +117,6 @@ export class MemberList {
   ): Promise<{ did: string; before: Flags | undefined; after: Flags | undefined }[]> {
     await this.db.lockSpace(q, space)
     const wanted = new Map(entries.map((e) => [e.did, e.flags]))
-    const existing = new Map<string, Flags>()
     const rows = await forEachChunk<{ did: string } & Flags>(
       q,
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did IN (*)',
@@ -125,7 +124,7 @@ export class MemberList {
       [...wanted.keys()],
       'query',
     )
-    for (const r of rows) existing.set(r.did, { read: r.read, write: r.write })
+    const existing = new Map(rows.map((r) => [r.did, { read: r.read, write: r.write }]))
     const changes: { did: string; before: Flags | undefined; after: Flags | undefined }[] = []
     for (const [did, after] of wanted) {
       const before = existing.get(did)
@@ -193,10 +192,7 @@ export class MemberList {
   }
 
   /** Every member in DID order, read in pages (bulk export). */
-  async *iterate(
-    space: string,
-    pageSize = 5000,
-  ): AsyncGenerator<{ did: string; read: boolean; write: boolean }> {
+  async *iterate(space: string, pageSize = 5000): AsyncGenerator<{ did: string } & Flags> {
     let cursor: string | undefined
     for (;;) {
       const page = await this.db.prisma.spaceMember.findMany({
