@@ -1,10 +1,8 @@
 import { ForbiddenError } from '../errors.js'
 import type { ServiceAuth } from './output.js'
 
-/**
- * The audience rules of inbound service auth, written only here. The verifier leaves `aud` to the
- * caller because the expected value depends on the request (which space, which authority).
- */
+// The audience rules of inbound service auth: the verifier leaves `aud` to the handler, because the
+// expected value depends on the request (which space, which authority).
 
 const HOST_SERVICE = '#atproto_space_host'
 
@@ -21,10 +19,7 @@ export function isAddressedTo(aud: string, ...dids: (string | undefined)[]): boo
   return dids.some((did) => did !== undefined && (aud === did || aud === hostService(did)))
 }
 
-/**
- * Addressed to us (Gatehouse's own DID) or to `authority`, else 403; checked before anything about
- * the caller or the space, so a token minted for another service cannot be replayed here.
- */
+/** 403 unless addressed to us or `authority`; checked first, so other services' tokens learn nothing. */
 export function assertAddressedToHost(
   auth: ServiceAuth,
   serviceDid: string,

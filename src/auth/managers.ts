@@ -8,10 +8,7 @@ import { AuthRequiredError, InvalidRequestError } from '../errors.js'
 import type { SpaceConfig } from '../policy/types.js'
 import type { AnonymousAuth, CredentialAuth, ServiceAuth } from './output.js'
 
-/**
- * A management call's service auth: addressed to this host (else 403), from a manager holding at
- * least `needed` for the authority (else NotSpaceOwner, 400, as the reference answers a non-owner).
- */
+/** Addressed to this host (else 403), from a manager with at least `needed` (else 400 NotSpaceOwner). */
 export async function assertManager(
   ctx: AppContext,
   auth: ServiceAuth,
@@ -39,10 +36,7 @@ async function assertRole(
   return role!
 }
 
-/**
- * A management call on an existing space: a manager with at least `needed`, or (with `managingApp`)
- * the space's managing app, for the member operations it is delegated. Returns the active config.
- */
+/** A manager with `needed` or (`managingApp`) the space's managing app; returns the active config. */
 export async function authorizeSpaceManagement(
   ctx: AppContext,
   auth: ServiceAuth,
@@ -66,10 +60,9 @@ export async function authorizeSpaceManagement(
 }
 
 /**
- * Who may read a member list, or only its size (`what: 'count'`), by roster visibility: managers
- * and the managing app always; credential holders under `members`/`public`; anyone under `public`;
- * the count under `count`. Refused callers cannot tell which non-public spaces exist. `full`: more
- * than the count.
+ * Who may read a member list (`full`) or only its size, by roster visibility: managers and the
+ * managing app always; credential holders under `members`/`public`; anyone under `public`; the count
+ * under `count`. Refused callers cannot tell which non-public spaces exist.
  */
 export async function authorizeRosterRead(
   ctx: AppContext,

@@ -1,14 +1,14 @@
 import type { Clock } from '../clock.js'
-import type { Keypair } from '../crypto/keypair.js'
-import { createServiceJwt, SERVICE_JWT_TTL_SEC } from '../crypto/service-auth.js'
+import {
+  createServiceJwt,
+  SERVICE_JWT_TTL_SEC,
+  type ServiceJwtOptions,
+} from '../crypto/service-auth.js'
 
 /**
- * Service auth for Gatehouse's outbound calls (relayed notifications, revocation notices,
- * managing-app checks), signed as the authority. A relay fanning one write out to a thousand syncers
- * would otherwise sign a thousand tokens per write: a token for the same issuer, audience, method and
- * key is reused for `reuseSec` of its lifetime. Service auth carries no single-use requirement on the
- * wire (contract §3.5: no `jti` replay check), so a reused token is as good as a fresh one.
- * `reuseSec = 0` signs every call afresh.
+ * Service auth for outbound calls, signed as the authority. A token for the same issuer, audience,
+ * method and key is reused for `reuseSec` (0: never), so a relay to a thousand syncers does not sign
+ * a thousand: service auth is not single use on the wire (contract §3.5: no `jti` replay check).
  */
 export class OutboundAuth {
   private readonly cache = new Map<string, { jwt: string; until: number }>()
@@ -36,9 +36,4 @@ export class OutboundAuth {
   }
 }
 
-export interface TokenFor {
-  iss: string
-  aud: string
-  lxm: string
-  key: Keypair
-}
+type TokenFor = Pick<ServiceJwtOptions, 'iss' | 'aud' | 'lxm' | 'key'>

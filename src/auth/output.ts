@@ -1,7 +1,5 @@
 import type { SpaceRef } from '../lexicon/formats.js'
 
-/** What each kind of request authentication establishes. Handlers switch on `type`. */
-
 /** How the requester proved possession of the key a credential is (or will be) bound to. */
 export type KeyBinding = { kind: 'signature'; keyDid: string } | { kind: 'dpop'; jkt: string }
 
@@ -41,8 +39,6 @@ export interface ServiceAuth {
 export interface AnonymousAuth {
   type: 'anonymous'
 }
-
-export type AuthOutput = DelegationAuth | CredentialAuth | ServiceAuth | AnonymousAuth
 
 /** What auth functions and handlers see of a request: never the Fastify request itself. */
 export interface RequestView {

@@ -2,10 +2,8 @@ import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
 
 /**
- * Single-use token ids, kept in the database so that a token replayed after a restart, or against
- * another Gatehouse process on the same database, is still refused. Consuming is one INSERT: the
- * primary key `(namespace, nonce)` makes the first caller win, atomically, on SQLite and PostgreSQL
- * (`ON CONFLICT DO NOTHING`: a replay inserts nothing).
+ * Single-use token ids, in the database so a replay after a restart or against another process is
+ * still refused: one INSERT … ON CONFLICT DO NOTHING on `(namespace, nonce)`, so the first caller wins.
  */
 export class ReplayStore {
   constructor(
@@ -13,12 +11,8 @@ export class ReplayStore {
     private readonly clock: Clock,
   ) {}
 
-  /**
-   * Records `nonce` in `namespace` until `expiresAt`. True the first time; false when it was already
-   * recorded (a replay). Call only after the token's signature has been checked.
-   */
+  /** Records `nonce` until `expiresAt`: false on a replay. Call only after the signature verified. */
   async consume(namespace: string, nonce: string, expiresAt: Date): Promise<boolean> {
-    // One statement, on every authenticated exchange: raw SQL, and no exception for the replay case.
     const inserted = await this.db.hot.execute(
       'INSERT INTO replay_nonce (namespace, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (namespace, nonce) DO NOTHING',
       [namespace, nonce, expiresAt],

@@ -13,7 +13,6 @@ import {
   CLOCK_SKEW_SEC,
   parseSpaceToken,
   verifySpaceToken,
-  type GetSigningKey,
   type ParsedSpaceToken,
 } from '../crypto/space-token.js'
 import { AuthRequiredError } from '../errors.js'
@@ -32,12 +31,9 @@ import { hostService } from './audience.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationStore } from './revocations.js'
 
-/**
- * The one place requests are authenticated (one method per credential kind) and crypto errors
- * become 401s. Steps run in the contract's order: signature, bindings to this request, then
- * single use, so a copy of a token without its key cannot burn its `jti`. Only an authenticated
- * issuer's document enters the resolver's main cache (DidResolver.confirm).
- */
+// The one place requests are authenticated and crypto errors become 401s. Steps run in the
+// contract's order: signature, bindings to this request, then single use, so a copy of a token
+// without its key cannot burn its `jti`. Only an authenticated issuer is confirm()ed to the resolver.
 
 export interface AuthVerifierDeps {
   resolver: DidResolver
@@ -104,12 +100,8 @@ function settled<T>(check: () => Promise<T>): Promise<{ value: T } | { error: un
 export class AuthVerifier {
   constructor(private readonly deps: AuthVerifierDeps) {}
 
-  private readonly getSigningKey: GetSigningKey = (iss, kid, forceRefresh) =>
-    this.deps.resolver.getKey(iss, kid, forceRefresh)
-
-  private htu(req: RequestView): string {
-    return `${this.deps.publicUrl}${req.url.split('?', 1)[0]}`
-  }
+  private readonly getSigningKey = (did: string, kid: string, forceRefresh: boolean) =>
+    this.deps.resolver.getKey(did, kid, forceRefresh)
 
   /** A generation A proof for this request; its `jti` is single use within the proof's lifetime. */
   private async dpopBinding(
@@ -125,7 +117,7 @@ export class AuthVerifier {
     const now = this.deps.clock.nowSec()
     const proof = await verifyDpopProof(proofs[0]!, {
       htm: req.method,
-      htu: normalizeHtu(this.htu(req)) ?? '',
+      htu: normalizeHtu(`${this.deps.publicUrl}${req.url.split('?', 1)[0]}`) ?? '',
       nowSec: now,
       accessToken: presented?.token,
       expectedJkt: presented?.jkt,
@@ -170,7 +162,9 @@ export class AuthVerifier {
         throw err
       })
       let binding: KeyBinding
-      if (this.isDpopExchange(headers)) {
+      const signed = headers('signature-input').length > 0 || headers('signature').length > 0
+      // Generation A: a DPoP proof and no request signature.
+      if (!signed && this.deps.acceptDpop && headers('dpop').length > 0) {
         await tokenChecked
         // Consumes the proof's jti: only once the token is known to be good.
         binding = await this.dpopBinding(req, headers)
@@ -198,17 +192,7 @@ export class AuthVerifier {
     }
   }
 
-  /** A generation A exchange: a DPoP proof and no request signature. */
-  private isDpopExchange(headers: HeaderLookup): boolean {
-    const signed = headers('signature-input').length > 0 || headers('signature').length > 0
-    return !signed && this.deps.acceptDpop && headers('dpop').length > 0
-  }
-
-  /**
-   * A space credential: `Atproto-Space` with a presentation signature and audience (generation C),
-   * or `DPoP` with a proof (A). Checks token, issuer, binding and revocation; the handler then
-   * checks space and audience (`assertCredentialFor`).
-   */
+  /** A space credential (generation C `Atproto-Space`, A `DPoP`); the handler checks space and audience. */
   spaceCredential() {
     return async (req: RequestView): Promise<CredentialAuth> => {
       try {
@@ -229,14 +213,7 @@ export class AuthVerifier {
         if (token.claims.iss !== space.authority) {
           throw new TokenError('BadJwtIss', 'space credential issuer is not the space authority')
         }
-        const { binding, audience } = await this.presentationBinding(
-          req,
-          headers,
-          token,
-          gen,
-          auth.token,
-          now,
-        )
+        const { binding, audience } = await this.binding(req, headers, token, gen, auth.token, now)
         // Only for an active space: on any other the handler answers SpaceNotFound (§4.5).
         const since = await this.deps.spaceSinceSec(token.claims.sub)
         if (since !== undefined) {
@@ -260,7 +237,8 @@ export class AuthVerifier {
     }
   }
 
-  private async presentationBinding(
+  /** The credential's presentation: a request signature with audience (C) or a DPoP proof (A). */
+  private async binding(
     req: RequestView,
     headers: HeaderLookup,
     token: ParsedSpaceToken,
@@ -321,17 +299,11 @@ export class AuthVerifier {
         const claims = await verifyServiceJwt(auth.token, {
           nowSec: this.deps.clock.nowSec(),
           lxm,
-          getSigningKey: (did, kid, forceRefresh) =>
-            this.deps.resolver.getKey(did, kid, forceRefresh),
+          getSigningKey: this.getSigningKey,
         })
-        this.deps.resolver.confirm(claims.iss.split('#', 1)[0]!)
-        return {
-          type: 'service_auth',
-          iss: claims.iss,
-          aud: claims.aud,
-          lxm: claims.lxm,
-          jti: claims.jti,
-        }
+        const { iss, aud, jti } = claims
+        this.deps.resolver.confirm(iss.split('#', 1)[0]!)
+        return { type: 'service_auth', iss, aud, lxm: claims.lxm, jti }
       } catch (err) {
         return translate(err)
       }

@@ -17,14 +17,11 @@ export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
+const loadClient = (dir: string) =>
+  (require(`../../generated/${dir}/index.js`) as { PrismaClient: new (o: object) => PrismaClient })
+    .PrismaClient
 
-/**
- * The storage handle the context owns: one PrismaClient per process (SQLite or PostgreSQL, chosen by
- * the URL), `transact` for every multi-step write, and `close` for shutdown.
- *
- * Both databases use clients generated from the same schema; their APIs are identical, so the
- * SQLite client's types describe both.
- */
+/** One PrismaClient per process, SQLite or PostgreSQL by URL; both are generated from one schema. */
 export class Db {
   private constructor(
     readonly kind: Config['db']['kind'],
@@ -36,9 +33,7 @@ export class Db {
 
   static async open(cfg: Config['db']): Promise<Db> {
     if (cfg.kind === 'sqlite') {
-      const { PrismaClient } = require('../../generated/prisma-sqlite/index.js') as {
-        PrismaClient: new (opts: object) => PrismaClient
-      }
+      const PrismaClient = loadClient('prisma-sqlite')
       const gate = new Gate()
       const path = sqlitePath(cfg.url)
       const adapter = serialiseSqlite(
@@ -60,9 +55,7 @@ export class Db {
       return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate))
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
-    const { PrismaClient } = require('../../generated/prisma-pg/index.js') as {
-      PrismaClient: new (opts: object) => PrismaClient
-    }
+    const PrismaClient = loadClient('prisma-pg')
     const { connectionString, schema } = pgTarget(cfg.url)
     const adapter = new PrismaPg(
       { connectionString, max: cfg.poolSize, options: `-c search_path="${schema}"` },
@@ -72,11 +65,7 @@ export class Db {
     return new Db('postgres', prisma, 15_000, new PrismaHotSql(prisma))
   }
 
-  /**
-   * Runs `fn` in one transaction: everything it writes commits together or not at all. Prisma's
-   * unique-violation and not-found errors come out as DbError subclasses (see errors.ts), so
-   * services can turn them into domain errors without knowing Prisma codes.
-   */
+  /** Runs `fn` in one transaction; a unique violation comes out as UniqueViolationError. */
   async transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
       return await this.prisma.$transaction(fn, {
@@ -88,11 +77,7 @@ export class Db {
     }
   }
 
-  /**
-   * Serialises the writers of one space inside a transaction (a Prisma one or a hot one): two of them
-   * must not both read the same LtHash state or max spaceRev. SQLite transactions already run one
-   * at a time; on PostgreSQL (read committed) the space row is locked until the transaction ends.
-   */
+  /** Serialises a space's writers (LtHash state, spaceRev) in a transaction: PostgreSQL locks its row. */
   async lockSpace(on: Tx | HotQueries, space: string): Promise<void> {
     if (this.kind !== 'postgres') return
     if ('query' in on) await on.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])

@@ -5,12 +5,8 @@ import type { Gate } from './sqlite-serial.js'
 export type SqlValue = string | number | boolean | Date | Uint8Array | null
 
 /**
- * Single statements for the paths every credential exchange, notifyWrite and bulk import takes,
- * outside Prisma's query compiler: on SQLite even Prisma's raw API costs several times the statement
- * (bench/RESULTS.md). SQL is written with `?` placeholders and must come from our own code. Rows come
- * back typed alike on both databases (booleans, Dates, bytes), and values are stored as Prisma
- * stores them, so the model API reads and writes the same rows (test/db/column-types.test.ts).
- * Not for use inside a Prisma transaction.
+ * Hot-path statements outside Prisma's query compiler (bench/RESULTS.md): `?` SQL from our own code,
+ * values stored and typed as Prisma does (test/db/column-types.test.ts); never in a Prisma transaction.
  */
 export interface HotQueries {
   /** Runs a write; resolves with the number of rows it changed. */
@@ -19,19 +15,12 @@ export interface HotQueries {
 }
 
 export interface HotSql extends HotQueries {
-  /**
-   * Runs `fn`'s statements as one transaction (SQLite: BEGIN IMMEDIATE, so a read-then-write cannot
-   * race another process). `fn` must only await its own statements: on SQLite the gate is held for
-   * the whole of it.
-   */
+  /** One transaction (SQLite: BEGIN IMMEDIATE under the gate; `fn` awaits only its statements). */
   transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T>
   close(): void
 }
 
-/**
- * SQLite: prepared statements on a connection of their own, run under the gate that serialises
- * Prisma's connection, so the two never overlap (no lock waits between them, no torn reads).
- */
+/** SQLite: prepared statements on their own connection, under the gate Prisma's connection uses. */
 export class SqliteHotSql implements HotSql {
   private readonly statements = new Map<string, Prepared>()
 
@@ -90,11 +79,7 @@ interface Prepared {
   decode(row: Record<string, unknown>): Record<string, unknown>
 }
 
-/**
- * How Prisma stores values in SQLite, both ways: DateTime as ISO 8601 text with an explicit offset,
- * Boolean as 0/1, Bytes as BLOB. Columns are decoded by their declared type, as Prisma's adapter
- * does; computed columns (MAX(…), literals) come back as SQLite returns them.
- */
+/** Prisma's SQLite encoding (ISO 8601 with offset, 0/1, BLOB); decoded by declared column type. */
 function encode(v: SqlValue): string | number | Buffer | null {
   if (v instanceof Date) return v.toISOString().replace('Z', '+00:00')
   if (typeof v === 'boolean') return v ? 1 : 0
@@ -158,10 +143,7 @@ export class PrismaHotSql implements HotSql {
 /** Rows per multi-row statement: well under every driver's parameter limit. */
 const CHUNK = 500
 
-/**
- * Multi-row INSERTs, CHUNK rows each (bulk paths, where one statement per row would dominate).
- * `table` and `columns` must be identifiers from our own code, never input.
- */
+/** Multi-row INSERTs, CHUNK rows each; `table` and `columns` are our own identifiers, never input. */
 export async function insertRows(
   q: HotQueries,
   table: string,
@@ -179,10 +161,7 @@ export async function insertRows(
   }
 }
 
-/**
- * Runs `sql` once per CHUNK of `values`, with `(?, ?, …)` for that chunk substituted for `IN (*)`,
- * `before` bound ahead of the chunk. Returns every row read (writes return none).
- */
+/** Runs `sql` per CHUNK of `values`, substituted for `IN (*)` after `before`; returns rows read. */
 export async function forEachChunk<T>(
   q: HotQueries,
   sql: string,

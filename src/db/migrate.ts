@@ -6,14 +6,9 @@ import pg from 'pg'
 import type { DatabaseKind } from '../config.js'
 import { PACKAGE_ROOT, pgTarget, sqlitePath } from './locate.js'
 
-/**
- * Applies the SQL migrations under prisma/migrations/<provider>/ in order, each recorded in
- * `gatehouse_migration` with a checksum. Runs at every start and through `gatehouse migrate`.
- *
- * Safe to run from several processes at once: SQLite takes an IMMEDIATE (write) transaction and
- * PostgreSQL an advisory lock, so one process migrates while the others wait and then find nothing
- * to do. All pending migrations apply in one transaction: a failure leaves the schema as it was.
- */
+// Migrations run at every start, each recorded with a checksum. Several processes may start at once:
+// SQLite's IMMEDIATE transaction or PostgreSQL's advisory lock lets one migrate while the others
+// wait; all pending migrations apply in one transaction, so a failure leaves the schema as it was.
 
 export interface Migration {
   name: string
@@ -40,11 +35,10 @@ export function readMigrations(kind: DatabaseKind): Migration[] {
     })
 }
 
+type Applied = Pick<Migration, 'name' | 'checksum'>
+
 /** Which of `all` still need to run, given what the database records. Refuses edited or unknown history. */
-export function pendingMigrations(
-  all: Migration[],
-  applied: { name: string; checksum: string }[],
-): Migration[] {
+export function pendingMigrations(all: Migration[], applied: Applied[]): Migration[] {
   const known = new Map(all.map((m) => [m.name, m]))
   for (const row of applied) {
     const m = known.get(row.name)
@@ -79,11 +73,8 @@ function migrateSqlite(url: string, all: Migration[]): string[] {
     db.pragma('busy_timeout = 30000')
     db.exec(TRACKING_TABLE)
     const run = db.transaction(() => {
-      const applied = db.prepare('SELECT name, checksum FROM gatehouse_migration').all() as {
-        name: string
-        checksum: string
-      }[]
-      const pending = pendingMigrations(all, applied)
+      const applied = db.prepare('SELECT name, checksum FROM gatehouse_migration').all()
+      const pending = pendingMigrations(all, applied as Applied[])
       const record = db.prepare(
         'INSERT INTO gatehouse_migration (name, checksum, applied_at) VALUES (?, ?, ?)',
       )
@@ -113,7 +104,7 @@ async function migratePostgres(url: string, all: Migration[]): Promise<string[]>
       await client.query('BEGIN')
       try {
         await client.query(TRACKING_TABLE)
-        const { rows } = await client.query<{ name: string; checksum: string }>(
+        const { rows } = await client.query<Applied>(
           'SELECT name, checksum FROM gatehouse_migration',
         )
         const pending = pendingMigrations(all, rows)

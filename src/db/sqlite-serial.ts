@@ -6,14 +6,9 @@ import type {
 } from '@prisma/driver-adapter-utils'
 
 /**
- * Serialises access to the one better-sqlite3 connection Prisma's SQLite adapter uses.
- *
- * The adapter takes a mutex for interactive transactions only. A plain query issued while a
- * transaction is open (another request, between two awaits of that transaction) runs on the same
- * connection and so *inside* that transaction: it sees uncommitted rows, and is rolled back with it.
- * This wrapper makes top-level queries wait until no transaction is open, and transactions wait for
- * each other, which is what SQLite's single-writer model means anyway. Work outside Prisma that must
- * not overlap it (hot-sql.ts) runs under the same `gate`.
+ * Serialises Prisma's one SQLite connection: its adapter locks only for interactive transactions, so
+ * a plain query issued meanwhile would run inside the open transaction (seeing and losing its rows).
+ * Queries wait for transactions and transactions for each other; hot-sql.ts shares the `gate`.
  */
 export function serialiseSqlite(
   inner: SqlDriverAdapterFactory,
@@ -30,7 +25,6 @@ export function serialiseSqlite(
 export class Gate {
   private tail: Promise<void> = Promise.resolve()
 
-  /** Resolves with a release function once every earlier holder has released. */
   acquire(): Promise<() => void> {
     let release!: () => void
     const held = new Promise<void>((r) => (release = r))
@@ -88,8 +82,6 @@ function serialisedAdapter(adapter: SqlDriverAdapter, gate: Gate): SqlDriverAdap
       }
     },
   }
-  if (adapter.getConnectionInfo) {
-    wrapped.getConnectionInfo = () => adapter.getConnectionInfo!()
-  }
+  if (adapter.getConnectionInfo) wrapped.getConnectionInfo = adapter.getConnectionInfo.bind(adapter)
   return wrapped
 }

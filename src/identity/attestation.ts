@@ -5,11 +5,7 @@ import { TokenError } from '../crypto/errors.js'
 import { parseSpaceToken, SPACE_TOKEN_TYPES } from '../crypto/space-token.js'
 import type { SafeFetcher } from '../net/safe-fetch.js'
 
-/**
- * Client attestations (contract §3.2): a JWT signed with a key the app's OAuth client metadata
- * publishes, proving its client_id. Every failure is an AttestationError (400 InvalidClientAttestation).
- */
-
+/** Client attestations (contract §3.2); every failure is 400 InvalidClientAttestation. */
 export class AttestationError extends Error {
   override name = 'AttestationError'
 }
@@ -39,10 +35,7 @@ export interface AttestationVerifierOptions {
   maxLifetimeSec: number
 }
 
-interface Cached<T> {
-  value: T
-  expiresAtMs: number
-}
+type Cached<T> = { value: T; expiresAtMs: number }
 
 export class ClientAttestationVerifier {
   private readonly metadata = new Map<string, Cached<Record<string, unknown>>>()

@@ -8,8 +8,6 @@ import {
 
 export type { DidDocument }
 
-/** Signing keys and service endpoints out of a DID document, by fragment. Pure. */
-
 export class DidDocumentError extends Error {
   override name = 'DidDocumentError'
 }
@@ -27,10 +25,7 @@ function idMatches(doc: DidDocument, id: string, fragment: string): boolean {
   return id === fragment || id === `${doc.id}${fragment}`
 }
 
-/**
- * The key of verification method `fragment`, or undefined: `Multikey`, or the legacy
- * `EcdsaSecp256{k,r}1VerificationKey2019` forms PLC directories still serve.
- */
+/** Key of method `fragment`: Multikey, or the legacy EcdsaSecp256{k,r}1VerificationKey2019 PLC serves. */
 export function getVerificationKey(doc: DidDocument, fragment: string): ParsedKey | undefined {
   let memo = parsedKeys.get(doc)
   if (!memo) parsedKeys.set(doc, (memo = new Map()))

@@ -1,7 +1,5 @@
 import type { DidDocument } from './did-doc.js'
 
-/** An LRU map of DID documents bounded by entries and total bytes (Map order is LRU order). */
-
 export interface CachedDocument {
   doc: DidDocument
   /** The document's size as fetched, in bytes (what is kept is no larger). */
@@ -9,6 +7,7 @@ export interface CachedDocument {
   expiresAtMs: number
 }
 
+/** An LRU map of DID documents bounded by entries and total bytes (Map order is LRU order). */
 export class DocumentLru {
   private readonly entries = new Map<string, CachedDocument>()
   private total = 0

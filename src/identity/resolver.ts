@@ -11,13 +11,9 @@ import {
 } from './did-doc.js'
 import { DocumentLru, type CachedDocument } from './doc-cache.js'
 
-/**
- * DID resolution (did:plc through the configured directory, did:web) through the SSRF-guarded
- * fetcher, cached by entries and bytes in two tiers. Anyone can make us fetch a document by naming a
- * DID in a token, so a document fetched for a signature check (getKey) waits in a small unverified
- * tier until a signature by one of its keys verifies (confirm): strangers churn that tier only.
- * `forceRefresh` (once, after a signature failure) picks up a key rotation.
- */
+// DID resolution (did:plc, did:web) through the SSRF-guarded fetcher, cached in two tiers: anyone can
+// make us fetch a document by naming a DID in a token, so one fetched for a signature check waits in
+// a small unverified tier until a signature by its key verifies (confirm); strangers churn only that.
 
 export class DidResolutionError extends Error {
   override name = 'DidResolutionError'
@@ -52,8 +48,8 @@ const UNVERIFIED_SHARE = 8
 const FALLBACKS: Record<string, string> = { '#atproto_space_host': '#atproto_pds' }
 
 export class DidResolver {
-  private readonly verified: DocumentLru
-  private readonly unverified: DocumentLru
+  readonly verified: DocumentLru
+  readonly unverified: DocumentLru
   private readonly maxDocumentBytes: number
   private readonly inflight = new Map<string, Promise<CachedDocument>>()
   private readonly endpoints = new WeakMap<DidDocument, Map<string, ServiceLookup>>()
@@ -73,10 +69,7 @@ export class DidResolver {
     )
   }
 
-  /**
-   * The DID document of `did`, for a caller acting on our own state (an authority, syncer, managing
-   * app, repo host): kept in the main tier. Throws DidResolutionError.
-   */
+  /** `did`'s document for a caller acting on our own state (kept in the main tier); DidResolutionError. */
   resolve(did: string, opts: { forceRefresh?: boolean } = {}): Promise<DidDocument> {
     return this.lookup(did, opts.forceRefresh ?? false, true)
   }
@@ -91,10 +84,6 @@ export class DidResolver {
   invalidate(did: string): void {
     this.verified.delete(did)
     this.unverified.delete(did)
-  }
-
-  cacheSize(): { verified: DocumentLru['size']; unverified: DocumentLru['size'] } {
-    return { verified: this.verified.size, unverified: this.unverified.size }
   }
 
   /** `vouched`: the caller stands for the DID (see resolve); otherwise a signature check asks. */
@@ -197,10 +186,7 @@ export class DidResolver {
     }
   }
 
-  /**
-   * The endpoint of `did#fragment` (a bare DID: `#atproto_pds`); an absent, not an invalid,
-   * `#atproto_space_host` falls back to `#atproto_pds`. Throws ServiceResolutionError.
-   */
+  /** Endpoint of `did#fragment` (default #atproto_pds; an absent #atproto_space_host falls back to it). */
   async resolveServiceEndpoint(serviceId: string): Promise<string> {
     const hash = serviceId.indexOf('#')
     const did = hash < 0 ? serviceId : serviceId.slice(0, hash)

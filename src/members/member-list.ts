@@ -6,11 +6,9 @@ import { forEachChunk, insertRows, type HotQueries, type SqlValue } from '../db/
 import { nextTid } from '../spaces/tid.js'
 
 /**
- * A space's member list with its append-only oplog. The oplog is the source of truth for sync; the
- * member table is its materialised view, and both change in one transaction. Alongside runs a
- * digest of the current set: an LtHash (the construction repo commits use) over one element
- * `{did}/{read}/{write}` per member, kept incrementally, so a consumer that replays the oplog can
- * check what it holds against `state()`.
+ * A space's member list and its append-only oplog (the source of truth for sync; the member table is
+ * its view, written in the same transaction), with an LtHash digest over `memberElement`s kept
+ * incrementally, so a consumer replaying the oplog can check what it holds against `state()`.
  */
 
 export interface Flags {
@@ -45,6 +43,9 @@ export function memberElement(did: string, flags: Flags): string {
 
 const EMPTY_DIGEST = sha256(new LtHash().state())
 
+const sameFlags = (a: Flags | undefined, b: Flags | undefined) =>
+  a === b || (!!a && !!b && a.read === b.read && a.write === b.write)
+
 export class MemberList {
   constructor(
     private readonly db: Db,
@@ -60,12 +61,7 @@ export class MemberList {
     await this.db.lockSpace(tx, space)
     const row = await tx.spaceMember.findUnique({ where: { space_did: { space, did } } })
     const before = row ? { read: row.read, write: row.write } : undefined
-    if (
-      (!before && !next) ||
-      (before && next && before.read === next.read && before.write === next.write)
-    ) {
-      return { before, changed: false }
-    }
+    if (sameFlags(before, next)) return { before, changed: false }
     const state = await tx.memberState.findUnique({ where: { space } })
     const hash = new LtHash(state ? new Uint8Array(state.lthash) : undefined)
     if (before) hash.remove(memberElement(did, before))
@@ -113,22 +109,14 @@ export class MemberList {
     return this.apply(tx, space, did, undefined)
   }
 
-  /**
-   * Applies many changes in one transaction with set-based queries (bulk import): each entry sets a
-   * member's flags, or removes it when `flags` is undefined. The last entry for a DID wins; entries
-   * that change nothing append nothing. Returns the DIDs whose membership changed, with their flags
-   * before and after.
-   */
+  /** apply() for many entries in set-based hot statements (bulk import); the last entry per DID wins. */
   async applyBatch(
     q: HotQueries,
     space: string,
     entries: { did: string; flags: Flags | undefined }[],
   ): Promise<{ did: string; before: Flags | undefined; after: Flags | undefined }[]> {
-    // Set-based single statements on the hot path (db/hot-sql.ts): the query compiler would cost
-    // more than the statements. Same effect as apply() for each entry.
     await this.db.lockSpace(q, space)
     const wanted = new Map(entries.map((e) => [e.did, e.flags]))
-    const existing = new Map<string, Flags>()
     const rows = await forEachChunk<{ did: string } & Flags>(
       q,
       'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did IN (*)',
@@ -136,16 +124,11 @@ export class MemberList {
       [...wanted.keys()],
       'query',
     )
-    for (const r of rows) existing.set(r.did, { read: r.read, write: r.write })
+    const existing = new Map(rows.map((r) => [r.did, { read: r.read, write: r.write }]))
     const changes: { did: string; before: Flags | undefined; after: Flags | undefined }[] = []
     for (const [did, after] of wanted) {
       const before = existing.get(did)
-      if (
-        (!before && !after) ||
-        (before && after && before.read === after.read && before.write === after.write)
-      )
-        continue
-      changes.push({ did, before, after })
+      if (!sameFlags(before, after)) changes.push({ did, before, after })
     }
     if (changes.length === 0) return changes
     const [state] = await q.query<{ rev: string; lthash: Uint8Array; count: number | bigint }>(
@@ -209,10 +192,7 @@ export class MemberList {
   }
 
   /** Every member in DID order, read in pages (bulk export). */
-  async *iterate(
-    space: string,
-    pageSize = 5000,
-  ): AsyncGenerator<{ did: string; read: boolean; write: boolean }> {
+  async *iterate(space: string, pageSize = 5000): AsyncGenerator<{ did: string } & Flags> {
     let cursor: string | undefined
     for (;;) {
       const page = await this.db.prisma.spaceMember.findMany({
@@ -240,10 +220,7 @@ export class MemberList {
     return { rev: s.rev, digest: sha256(new Uint8Array(s.lthash)), count: s.count }
   }
 
-  /**
-   * Ops after `since` (exclusive), oldest first, at most `limit`. A `since` older than the compacted
-   * part of the log throws OplogCompactedError: the consumer must resync from the member list.
-   */
+  /** Ops after `since`, oldest first; OplogCompactedError when `since` predates compaction (resync). */
   async ops(
     space: string,
     since: string | undefined,
@@ -254,6 +231,7 @@ export class MemberList {
         where: { space, ...(since ? { rev: { gt: since } } : {}) },
         orderBy: { rev: 'asc' },
         take: limit,
+        select: { rev: true, op: true, did: true, read: true, write: true },
       }),
       this.db.prisma.memberState.findUnique({
         where: { space },
@@ -266,16 +244,7 @@ export class MemberList {
         `ops up to ${compacted} were compacted; resync from listMembers`,
       )
     }
-    return {
-      ops: rows.map((r) => ({
-        rev: r.rev,
-        op: r.op as MemberOpView['op'],
-        did: r.did,
-        read: r.read,
-        write: r.write,
-      })),
-      state: await this.state(space),
-    }
+    return { ops: rows as MemberOpView[], state: await this.state(space) }
   }
 
   /** Compacts every space with ops older than `before` (at most `spaces` of them per call). */

@@ -198,8 +198,8 @@ t.test('did:web: the cache is bounded by bytes too, least recently used first', 
   t.equal(web.hitsFor(b!), 1, 'b was used after c, so c made room for a')
   await r.resolve(c!.did)
   t.equal(web.hitsFor(c!), 2)
-  t.ok(r.cacheSize().verified.bytes <= 25 * 1024, 'three 10 KiB documents do not fit in 25 KiB')
-  t.equal(r.cacheSize().verified.entries, 2)
+  t.ok(r.verified.size.bytes <= 25 * 1024, 'three 10 KiB documents do not fit in 25 KiB')
+  t.equal(r.verified.size.entries, 2)
 })
 
 t.test(
@@ -230,7 +230,7 @@ t.test(
       'a 41 KiB document (default limit 32 KiB): the issuer cannot be resolved',
     )
     t.equal(web.hitsFor(over), 1, 'fetched once, and given up while it arrived')
-    t.equal(a.ctx.idResolver.cacheSize().verified.entries, 1, 'only the document that fit is kept')
+    t.equal(a.ctx.idResolver.verified.size.entries, 1, 'only the document that fit is kept')
   },
 )
 
@@ -257,7 +257,10 @@ t.test(
     }
     t.equal((await ask(peer)).status, 400)
     t.equal(web.hitsFor(peer), 1, "the peer's document is still cached")
-    const { verified, unverified } = a.ctx.idResolver.cacheSize()
+    const [verified, unverified] = [
+      a.ctx.idResolver.verified.size,
+      a.ctx.idResolver.unverified.size,
+    ]
     t.same(
       [verified.entries, unverified.entries],
       [1, 1],
