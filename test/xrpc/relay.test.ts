@@ -12,7 +12,7 @@ import type { ServerResponse } from 'node:http'
 import { TestArbiter } from '../_helpers/arbiter.js'
 import { MockService } from '../_helpers/services.js'
 import { MEMBERS_ONLY, registerAuthority, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
-import { notifier, tidAt } from '../_helpers/sync.js'
+import { listDeadLetters, notifier, tidAt } from '../_helpers/sync.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
 type Behaviour = () => number | 'hang'
@@ -211,15 +211,7 @@ t.test(
       2,
       'the 500s after the retry window',
     )
-    const owner = w.user('owner')
-    await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
-    const nsid = 'dev.gatehouse.notify.listDeadLetters'
-    const res = await w.a.fetch(`/xrpc/${nsid}?${new URLSearchParams({ space: w.space })}`, {
-      headers: {
-        authorization: `Bearer ${serviceJwt({ iss: owner, aud: w.authority.did, lxm: nsid, nowSec: w.now() })}`,
-      },
-    })
-    const body = (await res.json()) as {
+    const body = (await listDeadLetters(w)) as {
       deadLetters: { service: string; lastError?: string; kind: string }[]
     }
     t.equal(body.deadLetters.length, 4, 'visible through dev.gatehouse.notify.listDeadLetters')

@@ -12,6 +12,7 @@ import { decodeToken, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 import { getHostedSpace } from '../../src/spaces/hosted.js'
 import { presentHeaders, serviceJwt } from '../_helpers/tokens.js'
+import { listDeadLetters } from '../_helpers/sync.js'
 
 async function repoHost(t: Parameters<typeof spaceWorld>[0], answers: number[] = []) {
   const host = await MockService.start(t)
@@ -153,16 +154,8 @@ t.test('explicit revoke; transient failures are retried, permanent ones are not'
   await deliver(w)
   t.equal(flaky.calls.length, 3, 'retried after 503 and 500, delivered on the third attempt')
   t.equal(refusing.calls.length, 1, 'a 403 is final')
-  const owner = w.user('owner')
-  await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
-  const nsid = 'dev.gatehouse.notify.listDeadLetters'
-  const res = await w.a.fetch(`/xrpc/${nsid}?${new URLSearchParams({ space: w.space })}`, {
-    headers: {
-      authorization: `Bearer ${serviceJwt({ iss: owner, aud: w.authority.did, lxm: nsid, nowSec: w.now() })}`,
-    },
-  })
   t.match(
-    await res.json(),
+    await listDeadLetters(w),
     { deadLetters: [{ kind: 'revocation', lastError: 'status 403', credentials: [jti] }] },
     'the refused notice is a dead letter, with its kind and credentials',
   )
