@@ -14,6 +14,8 @@ export type Tx = Prisma.TransactionClient
 
 /** SQLite cuts a WAL file longer than this back when the log restarts after a checkpoint. */
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+/** Pages per automatic checkpoint: smaller ones stall the commit that runs them less (bench/RESULTS.md). */
+export const AUTOCHECKPOINT_PAGES = 400
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
@@ -48,6 +50,7 @@ export class Db {
         'foreign_keys = ON',
         `synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`,
         `journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`,
+        `wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`,
       ]) {
         await prisma.$executeRawUnsafe(`PRAGMA ${pragma}`)
         hot.pragma(pragma)

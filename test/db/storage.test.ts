@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { Db, WAL_SIZE_LIMIT_BYTES } from '../../src/db/client.js'
+import { AUTOCHECKPOINT_PAGES, Db, WAL_SIZE_LIMIT_BYTES } from '../../src/db/client.js'
 import { UniqueViolationError } from '../../src/db/errors.js'
 import { PACKAGE_ROOT } from '../../src/paths.js'
 import { migrate, MigrationError, pendingMigrations, readMigrations } from '../../src/db/migrate.js'
@@ -230,7 +230,7 @@ t.test('SQLite checkpoints on its own and cuts a long WAL file back', async (t) 
   t.ok(statSync(file).size >= before + 20_000_000, 'a commit copied the log into the database')
   t.ok(statSync(`${file}-wal`).size <= WAL_SIZE_LIMIT_BYTES, 'and the restarted log was cut back')
   for (const [pragma, expected] of [
-    ['wal_autocheckpoint', 1000],
+    ['wal_autocheckpoint', AUTOCHECKPOINT_PAGES],
     ['journal_size_limit', WAL_SIZE_LIMIT_BYTES],
   ] as const) {
     const [row] = await db.prisma.$queryRawUnsafe<Record<string, bigint>[]>(`PRAGMA ${pragma}`)
