@@ -59,8 +59,4 @@ export class LtHash {
   digest(): Uint8Array {
     return sha256(this.state())
   }
-
-  isEmpty(): boolean {
-    return this.lanes.every((v) => v === 0)
-  }
 }
