@@ -9,13 +9,12 @@
  * process tree (npm, then whatever the script starts) is the one a deployment gets.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { platform, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import { PACKAGE_ROOT } from '../src/paths.js'
-import { freePort, runCommand, type RunningProcess } from './_helpers/process.js'
+import { freePort, portFree, runCommand, type RunningProcess } from './_helpers/process.js'
 
 /** Far above the server's own shutdown timeout (10 s): only a server that never stops hits it. */
 const GUARD_MS = 45_000
@@ -54,14 +53,6 @@ async function until(what: string, ok: () => boolean | Promise<boolean>): Promis
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
     await new Promise((r) => setTimeout(r, 50))
   }
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer()
-    srv.once('error', () => resolve(false))
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
-  })
 }
 
 /** `npm start` in a package of the test's own, serving on a free port; killed if the test fails. */

@@ -3,16 +3,28 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { PACKAGE_ROOT } from '../../src/paths.js'
 
-/** A free TCP port on loopback (for processes that take a fixed port from their environment). */
+/**
+ * A free TCP port on loopback (for processes that take a fixed port from their environment).
+ *
+ * Chosen below the kernel's ephemeral range (32768 and up on Linux): a port from listen(0) is
+ * ephemeral, and between our check and the child's listen any outbound connection of a parallel
+ * test may be given it (CI saw EADDRINUSE that way). Below the range only an explicit bind takes a
+ * port, so a random one that is free now stays free.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (await portFree(port)) return port
+  }
+  throw new Error('no free port below the ephemeral range after 50 tries')
+}
+
+/** Whether `port` on loopback can be listened on right now. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
   })
 }
 
