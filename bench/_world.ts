@@ -153,7 +153,7 @@ export async function importMembers(
 ): Promise<number> {
   const { ctx, url, web, authority, space } = world
   const admin = web.create('importer')
-  await ctx.managers.set(authority.did, admin.did, 'admin')
+  await ctx.managers.change(authority.did, admin.did, 'admin', 'operator')
   const lxm = 'dev.gatehouse.simplespace.importMembers'
   const enc = new TextEncoder()
   let next = 0

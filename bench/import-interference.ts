@@ -48,7 +48,7 @@ const bench: Bench = {
         })
       ).uri
       const admin = web.create('admin')
-      await ctx.managers.set(authority.did, admin.did, 'admin')
+      await ctx.managers.change(authority.did, admin.did, 'admin', 'operator')
       const writers = Array.from({ length: 20 }, (_, i) => web.create(`writer${i}`))
       const readers = Array.from({ length: 20 }, (_, i) => web.create(`reader${i}`))
       for (const u of [...writers, ...readers])

@@ -44,7 +44,7 @@ const bench: Bench = {
     const { ctx, url, web, authority, space, close, serverPeakRssMb } = world
     try {
       const admin = web.create('admin')
-      await ctx.managers.set(authority.did, admin.did, 'admin')
+      await ctx.managers.change(authority.did, admin.did, 'admin', 'operator')
       const users = Array.from({ length: USERS }, (_, i) => web.create(`user${i}`))
       const auth = (lxm: string) =>
         `Bearer ${serviceJwt({ iss: admin, aud: authority.did, lxm, nowSec: Math.floor(Date.now() / 1000) })}`

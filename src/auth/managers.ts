@@ -3,31 +3,31 @@ import { activeConfig, lookupHostedSpace } from '../spaces/hosted.js'
 import { assertAddressedToHost } from './audience.js'
 import { assertCredentialFor } from './credential-scope.js'
 import type { AppContext } from '../context.js'
-import { hasRole, type ManagerRole } from '../authorities/managers.js'
+import { can, type Capability, type ManagerRole } from '../authorities/managers.js'
 import { AuthRequiredError, InvalidRequestError } from '../errors.js'
 import type { SpaceConfig } from '../policy/types.js'
 import type { AnonymousAuth, CredentialAuth, ServiceAuth } from './output.js'
 
-/** Addressed to this host (else 403), from a manager with at least `needed` (else 400 NotSpaceOwner). */
+/** Addressed to this host (else 403), from a manager whose role has `needed` (else 400 NotSpaceOwner). */
 export async function assertManager(
   ctx: AppContext,
   auth: ServiceAuth,
   authority: string,
-  needed: ManagerRole,
+  needed: Capability,
 ): Promise<ManagerRole> {
   assertAddressedToHost(auth, ctx.cfg.service.did, authority)
   return assertRole(ctx, auth, authority, needed)
 }
 
-/** The issuer's role for `authority`, when it is at least `needed`; NotSpaceOwner otherwise. */
+/** The issuer's role for `authority`, when it has `needed`; NotSpaceOwner otherwise. */
 async function assertRole(
   ctx: AppContext,
   auth: ServiceAuth,
   authority: string,
-  needed: ManagerRole,
+  needed: Capability,
 ): Promise<ManagerRole> {
   const role = await ctx.managers.roleOf(authority, auth.iss)
-  if (!hasRole(role, needed)) {
+  if (!can(role, needed)) {
     throw new InvalidRequestError(
       `${auth.iss} may not manage spaces of ${authority}`,
       'NotSpaceOwner',
@@ -41,7 +41,7 @@ export async function authorizeSpaceManagement(
   ctx: AppContext,
   auth: ServiceAuth,
   spaceUri: string,
-  needed: ManagerRole,
+  needed: Capability,
   opts: { managingApp?: boolean } = {},
 ): Promise<SpaceConfig> {
   const authority = spaceAuthority(spaceUri)
@@ -73,7 +73,7 @@ export async function authorizeRosterRead(
   if (auth.type === 'service_auth') {
     try {
       return {
-        config: await authorizeSpaceManagement(ctx, auth, spaceUri, 'moderator', {
+        config: await authorizeSpaceManagement(ctx, auth, spaceUri, 'read', {
           managingApp: true,
         }),
         full: true,

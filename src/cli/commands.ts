@@ -256,7 +256,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         const role: ManagerRole = oneOf('role', o.role ?? '', MANAGER_ROLES)
         if (!(await ctx.authorities.status(authority!)))
           throw new CliUsageError(`AuthorityNotFound: ${authority} is not an authority here`)
-        await ctx.managers.set(authority!, did(member!), role)
+        await ctx.managers.change(authority!, did(member!), role, 'operator')
         return { authority, did: member, role }
       },
     },
@@ -264,7 +264,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     revoke: {
       usage: 'AUTHORITY DID',
       async run(ctx, [authority, member]) {
-        await ctx.managers.remove(authority!, member!)
+        await ctx.managers.change(authority!, member!, undefined, 'operator')
         return { authority, did: member, revoked: true }
       },
     },

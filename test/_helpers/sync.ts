@@ -37,7 +37,7 @@ export function notifier(w: SpaceWorld) {
 /** dev.gatehouse.notify.listDeadLetters for the world's space, called as a new owner of its authority. */
 export async function listDeadLetters(w: SpaceWorld): Promise<unknown> {
   const owner = w.user('owner')
-  await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
+  await w.a.ctx.managers.change(w.authority.did, owner.did, 'owner', 'operator')
   const nsid = 'dev.gatehouse.notify.listDeadLetters'
   const res = await w.a.fetch(`/xrpc/${nsid}?${new URLSearchParams({ space: w.space })}`, {
     headers: {

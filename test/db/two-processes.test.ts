@@ -38,7 +38,7 @@ t.test('a server and a second process write at once; the database stays whole', 
     skey: 'two',
     ...MEMBERS_ONLY,
   })
-  await ctx.managers.set(authority.did, admin.did, 'admin')
+  await ctx.managers.change(authority.did, admin.did, 'admin', 'operator')
 
   const lxm = 'com.atproto.simplespace.putMember'
   const overHttp = async (i: number) => {

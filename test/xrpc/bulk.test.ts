@@ -18,7 +18,7 @@ const did = (i: number) => `did:plc:${String(i).padStart(24, 'x')}`
 async function setup(t: Parameters<typeof spaceWorld>[0]) {
   const w = await spaceWorld(t)
   const admin = w.user('admin')
-  await w.a.ctx.managers.set(w.authority.did, admin.did, 'admin')
+  await w.a.ctx.managers.change(w.authority.did, admin.did, 'admin', 'operator')
   const post = async (who: WebIdentity, lines: string | AsyncIterable<string>) => {
     const nsid = 'dev.gatehouse.simplespace.importMembers'
     const body = typeof lines === 'string' ? lines : ReadableStreamFrom(lines)
@@ -136,7 +136,7 @@ t.test('bad lines are refused by number; earlier batches stay; admins only', asy
     body: { message: /too long/ },
   })
   const mod = w.user('mod')
-  await w.a.ctx.managers.set(w.authority.did, mod.did, 'moderator')
+  await w.a.ctx.managers.change(w.authority.did, mod.did, 'moderator', 'operator')
   t.match(await post(mod, good[0]!), { status: 400, body: { error: 'NotSpaceOwner' } })
 })
 

@@ -269,7 +269,7 @@ t.test(
     t.same(await spaceC.json(), space.body, 'the same answer to a generation C credential')
 
     // Deleting the space: the syncer is told in a shape both generations read.
-    await w.a.ctx.managers.set(v.authority.did, w.writer.did, 'admin')
+    await w.a.ctx.managers.change(v.authority.did, w.writer.did, 'admin', 'operator')
     const jwt = serviceJwt({
       iss: w.writer,
       aud: v.authority.did,
@@ -329,7 +329,7 @@ t.test('a generation A body is held to the same rules', async (t) => {
 
 t.test('createSpace in the generation A shape: {type, policy, appAccess}', async (t) => {
   const w = await vectorWorld(t)
-  await w.a.ctx.managers.set(v.authority.did, w.writer.did, 'admin')
+  await w.a.ctx.managers.change(v.authority.did, w.writer.did, 'admin', 'operator')
   const D = 'com.atproto.simplespace.defs'
   const create = async (input: Record<string, unknown>) => {
     const jwt = serviceJwt({

@@ -230,7 +230,7 @@ t.test(
     const s = await syncer(t, w, 'watcher')
     await write()
     const owner = w.user('owner')
-    await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
+    await w.a.ctx.managers.change(w.authority.did, owner.did, 'owner', 'operator')
     const nsid = 'com.atproto.simplespace.deleteSpace'
     const res = await w.a.fetch(`/xrpc/${nsid}`, {
       method: 'POST',

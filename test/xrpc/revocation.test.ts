@@ -235,7 +235,7 @@ t.test(
     const first = await w.getCredential(gina)
     const second = await w.getCredential(gina)
     const moderator = w.user('moderator')
-    await w.a.ctx.managers.set(w.authority.did, moderator.did, 'moderator')
+    await w.a.ctx.managers.change(w.authority.did, moderator.did, 'moderator', 'operator')
     const lxm = 'dev.gatehouse.space.revokeCredentials'
     const call = async (caller: typeof moderator, body: unknown, aud = w.a.ctx.identity.did) => {
       const jwt = serviceJwt({ iss: caller, aud, lxm, nowSec: w.now() })
@@ -301,7 +301,7 @@ const D = 'com.atproto.simplespace.defs'
 /** An admin of the space's authority, calling management methods over HTTP with service auth. */
 async function admin(w: SpaceWorld) {
   const who = w.user('admin')
-  await w.a.ctx.managers.set(w.authority.did, who.did, 'admin')
+  await w.a.ctx.managers.change(w.authority.did, who.did, 'admin', 'operator')
   return async (nsid: string, body: Record<string, unknown>) => {
     const jwt = serviceJwt({ iss: who, aud: w.authority.did, lxm: nsid, nowSec: w.now() })
     const res = await w.a.fetch(`/xrpc/${nsid}`, {

@@ -28,7 +28,7 @@ function expected(v: RosterVisibility, who: Who, method: (typeof METHODS)[number
 t.test('every visibility × caller × read', async (t) => {
   const w = await spaceWorld(t)
   const manager = w.user('manager')
-  await w.a.ctx.managers.set(w.authority.did, manager.did, 'moderator')
+  await w.a.ctx.managers.change(w.authority.did, manager.did, 'moderator', 'operator')
   const app = w.web.create('the-app')
   await w.a.ctx.manager.updatePolicy(w.space, {
     writePolicy: { kind: 'managing-app', managingApp: `${app.did}#forum` },
@@ -97,8 +97,8 @@ t.test('setRosterVisibility: admins only, real spaces only', async (t) => {
   const w = await spaceWorld(t)
   const admin = w.user('admin')
   const moderator = w.user('mod')
-  await w.a.ctx.managers.set(w.authority.did, admin.did, 'admin')
-  await w.a.ctx.managers.set(w.authority.did, moderator.did, 'moderator')
+  await w.a.ctx.managers.change(w.authority.did, admin.did, 'admin', 'operator')
+  await w.a.ctx.managers.change(w.authority.did, moderator.did, 'moderator', 'operator')
   const nsid = 'dev.gatehouse.simplespace.setRosterVisibility'
   const set = async (who: typeof admin, body: unknown) => {
     const res = await w.a.fetch(`/xrpc/${nsid}`, {
@@ -130,7 +130,7 @@ t.test('setRosterVisibility: admins only, real spaces only', async (t) => {
 t.test('listMembers sends a cursor only while another page follows', async (t) => {
   const w = await spaceWorld(t)
   const manager = w.user('manager')
-  await w.a.ctx.managers.set(w.authority.did, manager.did, 'moderator')
+  await w.a.ctx.managers.change(w.authority.did, manager.did, 'moderator', 'operator')
   const nsid = 'com.atproto.simplespace.listMembers'
   const page = async (limit: number, cursor?: string) => {
     const q = new URLSearchParams({ space: w.space, limit: String(limit) })

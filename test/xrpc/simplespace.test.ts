@@ -49,8 +49,8 @@ async function setup(t: Parameters<typeof spaceWorld>[0]) {
   const w = await spaceWorld(t)
   const owner = w.user('owner')
   const moderator = w.user('moderator')
-  await w.a.ctx.managers.set(w.authority.did, owner.did, 'owner')
-  await w.a.ctx.managers.set(w.authority.did, moderator.did, 'moderator')
+  await w.a.ctx.managers.change(w.authority.did, owner.did, 'owner', 'operator')
+  await w.a.ctx.managers.change(w.authority.did, moderator.did, 'moderator', 'operator')
   return { w, owner, moderator, call: caller(w) }
 }
 

@@ -30,7 +30,7 @@ t.test('params and bodies: 400 InvalidRequest, before anything is stored', async
   t.ok(TestArbiter)
   const w = await spaceWorld(t)
   const manager = w.user('manager')
-  await w.a.ctx.managers.set(w.authority.did, manager.did, 'admin')
+  await w.a.ctx.managers.change(w.authority.did, manager.did, 'admin', 'operator')
   const post = async (nsid: string, body: unknown, headers: Record<string, string>) => {
     const res = await w.a.fetch(`/xrpc/${nsid}`, {
       method: 'POST',

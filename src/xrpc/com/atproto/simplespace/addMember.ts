@@ -7,7 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(addMember, {
     auth: ctx.auth.serviceAuth(addMember.nsid),
     handler: async ({ input, auth }) => {
-      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'moderator', {
+      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'membership', {
         managingApp: true,
       })
       await ctx.manager.putMember(config, input.did, { read: true, write: true })

@@ -23,7 +23,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           'address createSpace (service auth aud) to an authority Gatehouse answers for',
         )
       }
-      await assertManager(ctx, auth, authority, 'admin')
+      await assertManager(ctx, auth, authority, 'space-config')
       const request = createSpaceRequest(input)
       const policy = decodePolicy(request, fail) as SpacePolicy
       try {

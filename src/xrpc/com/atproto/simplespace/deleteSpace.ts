@@ -10,7 +10,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(deleteSpace.nsid),
     handler: async ({ input, auth, fail }) => {
       const authority = spaceAuthority(input.space)
-      await assertManager(ctx, auth, authority, 'admin')
+      await assertManager(ctx, auth, authority, 'space-config')
       try {
         if (await ctx.manager.deleteSpace(input.space)) await ctx.notify.spaceDeleted(input.space)
       } catch (err) {

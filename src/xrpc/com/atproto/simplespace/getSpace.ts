@@ -14,7 +14,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ params, auth }) => {
       const authority = spaceAuthority(params.space)
       if (auth.type === 'service_auth') {
-        await assertManager(ctx, auth, authority, 'moderator')
+        await assertManager(ctx, auth, authority, 'read')
       } else {
         assertCredentialFor(auth, params.space)
       }

@@ -7,7 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(putMember, {
     auth: ctx.auth.serviceAuth(putMember.nsid),
     handler: async ({ input, auth }) => {
-      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'moderator', {
+      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'membership', {
         managingApp: true,
       })
       await ctx.manager.putMember(config, input.did, { read: input.read, write: input.write })

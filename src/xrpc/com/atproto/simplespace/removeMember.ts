@@ -7,7 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(removeMember, {
     auth: ctx.auth.serviceAuth(removeMember.nsid),
     handler: async ({ input, auth }) => {
-      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'moderator', {
+      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'membership', {
         managingApp: true,
       })
       await ctx.manager.removeMember(config, input.did)

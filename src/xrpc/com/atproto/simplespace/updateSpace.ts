@@ -9,7 +9,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(updateSpace.nsid),
     handler: async ({ input, auth, fail }) => {
       const change = decodePolicy(input, fail)
-      await authorizeSpaceManagement(ctx, auth, input.space, 'admin')
+      await authorizeSpaceManagement(ctx, auth, input.space, 'space-config')
       await ctx.manager.updatePolicy(input.space, change)
       return undefined
     },

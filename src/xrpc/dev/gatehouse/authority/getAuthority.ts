@@ -7,7 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getAuthority, {
     auth: ctx.auth.serviceAuth(getAuthority.nsid),
     handler: async ({ params, auth }) => {
-      await authorizeAuthority(ctx, auth, params.did, 'moderator')
+      await authorizeAuthority(ctx, auth, params.did, 'read')
       return authorityOut(await lifecycleStep(() => ctx.lifecycle.describe(params.did)))
     },
   })

@@ -1,7 +1,7 @@
 import { assertAddressedToHost } from '../../../../auth/audience.js'
 import { assertManager } from '../../../../auth/managers.js'
 import type { ServiceAuth } from '../../../../auth/output.js'
-import type { ManagerRole } from '../../../../authorities/managers.js'
+import type { Capability } from '../../../../authorities/managers.js'
 import { AuthorityLifecycleError, type AuthorityView } from '../../../../authorities/lifecycle.js'
 import type { AppContext } from '../../../../context.js'
 import { ForbiddenError, InvalidRequestError, XrpcError } from '../../../../errors.js'
@@ -40,12 +40,12 @@ export async function lifecycleStep<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Changing an existing authority: service auth from one of its managers with at least `needed`. */
+/** Changing an existing authority: service auth from one of its managers whose role has `needed`. */
 export async function authorizeAuthority(
   ctx: AppContext,
   auth: ServiceAuth,
   did: string,
-  needed: ManagerRole = 'owner',
+  needed: Capability = 'authority',
 ): Promise<void> {
   if (!(await ctx.authorities.record(did)))
     throw new InvalidRequestError(`${did} is not held here`, 'AuthorityNotFound')

@@ -8,7 +8,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(listDeadLetters, {
     auth: ctx.auth.serviceAuth(listDeadLetters.nsid),
     handler: async ({ params, auth }) => {
-      await assertManager(ctx, auth, spaceAuthority(params.space), 'moderator')
+      await assertManager(ctx, auth, spaceAuthority(params.space), 'notify')
       const rows = await ctx.db.prisma.deadLetter.findMany({
         where: { space: params.space },
         orderBy: { createdAt: 'desc' },

@@ -10,7 +10,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(importMembers, {
     auth: ctx.auth.serviceAuth(importMembers.nsid),
     handler: async ({ params, auth, body }) => {
-      const config = await authorizeSpaceManagement(ctx, auth, params.space, 'admin')
+      const config = await authorizeSpaceManagement(ctx, auth, params.space, 'bulk-membership')
       const lines = readJsonLines(body!, { maxLineBytes: 4096, maxLines: MAX_LINES })
       return ctx.manager.importMembers(config, importEntries(lines))
     },

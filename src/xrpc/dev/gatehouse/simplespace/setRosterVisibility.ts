@@ -7,7 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(setRosterVisibility, {
     auth: ctx.auth.serviceAuth(setRosterVisibility.nsid),
     handler: async ({ input, auth }) => {
-      await authorizeSpaceManagement(ctx, auth, input.space, 'admin')
+      await authorizeSpaceManagement(ctx, auth, input.space, 'space-config')
       await ctx.spaces.setRosterVisibility(input.space, input.visibility)
       return undefined
     },

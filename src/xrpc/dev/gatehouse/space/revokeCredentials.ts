@@ -7,7 +7,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(revokeCredentials, {
     auth: ctx.auth.serviceAuth(revokeCredentials.nsid),
     handler: async ({ input, auth }) => {
-      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'moderator')
+      const config = await authorizeSpaceManagement(ctx, auth, input.space, 'credentials')
       const revoked = await ctx.credentials.revoke(config, {
         ...(input.user !== undefined ? { userDid: input.user } : {}),
         ...(input.clientId !== undefined ? { clientId: input.clientId } : {}),
