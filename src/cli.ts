@@ -4,6 +4,7 @@ import { createContext } from './context.js'
 import type { Logger } from './logger.js'
 import { AuthorityLifecycleError } from './authorities/lifecycle.js'
 import { RoleChangeError } from './authorities/managers.js'
+import { TokenError } from './managers/tokens.js'
 import { COMMANDS, CliUsageError, OPTIONS, type Options } from './cli/commands.js'
 import { devApp, DEV_USAGE } from './dev/app.js'
 import { XrpcError } from './errors.js'
@@ -32,7 +33,8 @@ function refusal(err: unknown): string | undefined {
   if (err instanceof AuthorityLifecycleError) return `${err.code}: ${err.message}`
   if (err instanceof XrpcError || err instanceof SpaceError || err instanceof PolicyCodecError)
     return `${err.error}: ${err.message}`
-  if (err instanceof PresetError || err instanceof RoleChangeError) return err.message
+  if (err instanceof PresetError || err instanceof RoleChangeError || err instanceof TokenError)
+    return err.message
   return undefined
 }
 

@@ -3,6 +3,7 @@ import { AuthorityService } from './authorities/authority-service.js'
 import { OutboundAuth } from './auth/outbound.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
 import { ManagerService } from './authorities/managers.js'
+import { ApiTokenService } from './managers/tokens.js'
 import { PlcClient, plcDirectoryService } from './authorities/plc.js'
 import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
@@ -50,6 +51,7 @@ export interface AppContext {
   /** Creating, adopting, rotating and handing over authority DIDs. */
   lifecycle: AuthorityLifecycle
   managers: ManagerService
+  tokens: ApiTokenService
   spaces: SpaceService
   notify: NotifyService
   /** Delivers write notifications and revocation notices; bin.ts starts it. */
@@ -221,6 +223,7 @@ export async function createContext(
     authorities,
     lifecycle,
     managers,
+    tokens: new ApiTokenService(db, clock),
     spaces,
     notify,
     relay,

@@ -6,6 +6,9 @@ import type { Logger } from './logger.js'
 /** Rows deleted per statement: each delete is a short transaction of its own. */
 const BATCH = 1000
 
+/** How long a create's answer is kept for a repeat with its Idempotency-Key. */
+export const IDEMPOTENCY_KEEP_MS = 24 * 3600_000
+
 /** Rows deleted by one batch, and whether there may be more. */
 type Step = [deleted: number, more: boolean]
 
@@ -77,6 +80,16 @@ export class Janitor {
           p.notifyRegistration.findMany({ ...older('expiresAt', new Date(now)), select: E }),
           (r) => r.expiresAt,
           (at) => p.notifyRegistration.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      idempotentResponses: await batches(() =>
+        oldest(
+          p.idempotentResponse.findMany({
+            ...older('createdAt', before(IDEMPOTENCY_KEEP_MS)),
+            select: C,
+          }),
+          (r) => r.createdAt,
+          (at) => p.idempotentResponse.deleteMany({ where: { createdAt: { lte: at } } }),
         ),
       ),
       events: await batches(() =>

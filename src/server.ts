@@ -9,6 +9,7 @@ import { limitConnections } from './connections.js'
 import { registerHealth } from './health.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
+import { registerRest } from './rest/index.js'
 import { XrpcRouter } from './xrpc/method.js'
 
 declare module 'fastify' {
@@ -152,5 +153,6 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   registerHealth(app, ctx)
   registerXrpcMethods(app.xrpc)
+  await registerRest(app, ctx)
   return app
 }

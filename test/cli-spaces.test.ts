@@ -1,5 +1,5 @@
 /**
- * `gatehouse space|member|manager …` and `gatehouse dev app`, run in process against a real
+ * `gatehouse space|member|manager|token …` and `gatehouse dev app`, run in process against a real
  * Gatehouse's database: the same services and rules as XRPC (presets from policies/, hosted-space
  * checks, credentials revoked when read is taken away), results as JSON, refusals as one line.
  */
@@ -197,6 +197,52 @@ t.test('managers of an authority: grant, list, revoke', async (t) => {
     revoked: true,
   })
   t.same(await json(w, ['manager', 'list', authority]), [])
+})
+
+t.test('API tokens: create (the secret once), list, revoke; the last owner stays', async (t) => {
+  const w = await world(t)
+  const authority = w.authority.did
+  const owner = w.user('owner').did
+  await cli(w, ['manager', 'grant', authority, owner, '--role', 'owner'])
+  await t.rejects(cli(w, ['manager', 'revoke', authority, owner]), /last owner/)
+  const made = await json(w, [
+    'token',
+    'create',
+    authority,
+    '--manager',
+    owner,
+    '--name',
+    'ci',
+    '--role',
+    'admin',
+  ])
+  t.match(made, { token: /^gh_/, role: 'admin', name: 'ci', createdBy: owner })
+  const res = await w.a.fetch(`/api/v1/authorities/${encodeURIComponent(authority)}/spaces`, {
+    headers: { authorization: `Bearer ${made.token}` },
+  })
+  t.equal(res.status, 200, 'the token opens the REST API')
+  const listed = await json(w, ['token', 'list', authority])
+  t.match(listed, [{ id: made.id, name: 'ci' }])
+  t.notOk(JSON.stringify(listed).includes(made.token), 'a listing never shows the secret')
+  await t.rejects(
+    cli(w, [
+      'token',
+      'create',
+      authority,
+      '--manager',
+      w.user('nobody').did,
+      '--name',
+      'x',
+      '--role',
+      'admin',
+    ]),
+    /does not manage/,
+  )
+  t.same(await json(w, ['token', 'revoke', authority, made.id]), { id: made.id, revoked: true })
+  const after = await w.a.fetch(`/api/v1/authorities/${encodeURIComponent(authority)}/spaces`, {
+    headers: { authorization: `Bearer ${made.token}` },
+  })
+  t.equal(after.status, 401)
 })
 
 t.test('gatehouse dev app is refused in production', async (t) => {

@@ -105,6 +105,15 @@ export class ManagerService {
     })
   }
 
+  /** The authorities `did` manages, with its role in each. */
+  async authoritiesOf(did: string): Promise<{ authority: string; role: ManagerRole }[]> {
+    const rows = await this.db.prisma.authorityManager.findMany({
+      where: { did },
+      orderBy: { authorityDid: 'asc' },
+    })
+    return rows.map((r) => ({ authority: r.authorityDid, role: r.role as ManagerRole }))
+  }
+
   async list(authorityDid: string): Promise<{ did: string; role: string; createdAt: Date }[]> {
     return this.db.prisma.authorityManager.findMany({
       where: { authorityDid },

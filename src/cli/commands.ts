@@ -4,10 +4,9 @@ import type { AppContext } from '../context.js'
 import { isDid, parseSpaceRef } from '../lexicon/formats.js'
 import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
 import type { Flags } from '../members/member-list.js'
-import { appAccessToLex, userPolicyToLex } from '../policy/codec.js'
-import type { SpaceConfig } from '../policy/types.js'
 import { importEntries } from '../lexicon/dev/gatehouse/simplespace/bulk.js'
 import { getHostedSpace } from '../spaces/hosted.js'
+import { spaceView } from '../spaces/view.js'
 import { nextTid } from '../spaces/tid.js'
 import { readJsonLines } from '../xrpc/ndjson.js'
 
@@ -39,6 +38,10 @@ export const OPTIONS = {
   role: { type: 'string' },
   port: { type: 'string' },
   server: { type: 'string' },
+  manager: { type: 'string' },
+  name: { type: 'string' },
+  space: { type: 'string' },
+  expires: { type: 'string' },
 } as const
 
 export type Options = ReturnType<
@@ -74,20 +77,6 @@ function did(value: string): string {
 function preset(ctx: AppContext, o: Options) {
   if (!o.preset) throw new CliUsageError(`--preset is one of: ${ctx.presets.names().join(', ')}`)
   return ctx.presets.resolve(o.preset, { managingApp: o['managing-app'], clients: o.client })
-}
-
-async function spaceView(ctx: AppContext, c: SpaceConfig) {
-  return {
-    uri: c.uri,
-    readPolicy: userPolicyToLex(c.readPolicy),
-    writePolicy: userPolicyToLex(c.writePolicy),
-    appAccess: appAccessToLex(c.appAccess),
-    credentialTtlSec: c.credentialTtlSec,
-    dpopCredentialTtlSec: c.dpopCredentialTtlSec,
-    rosterVisibility: c.rosterVisibility,
-    members: (await ctx.spaces.members.state(c.uri)).count,
-    createdAt: c.createdAt.toISOString(),
-  }
 }
 
 async function putMember(ctx: AppContext, [space, member]: string[], flags: Flags) {
@@ -266,6 +255,41 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       async run(ctx, [authority, member]) {
         await ctx.managers.change(authority!, member!, undefined, 'operator')
         return { authority, did: member, revoked: true }
+      },
+    },
+  },
+  token: {
+    create: {
+      usage: `AUTHORITY --manager DID --name NAME --role ${MANAGER_ROLES.join('|')} [--space URI] [--expires ISO]`,
+      async run(ctx, [authority], o) {
+        const manager = did(o.manager ?? '')
+        const creatorRole = await ctx.managers.roleOf(authority!, manager)
+        if (!creatorRole) throw new CliUsageError(`${manager} does not manage ${authority}`)
+        const expiresAt = o.expires ? new Date(o.expires) : undefined
+        if (expiresAt && Number.isNaN(expiresAt.getTime()))
+          throw new CliUsageError('--expires is an ISO 8601 date-time')
+        if (o.space && parseSpaceRef(o.space)?.authority !== authority)
+          throw new CliUsageError(`--space must be a space URI of ${authority}`)
+        if (!o.name) throw new CliUsageError('--name is required')
+        const { token, view } = await ctx.tokens.create({
+          authority: authority!,
+          createdBy: manager,
+          creatorRole,
+          name: o.name,
+          role: oneOf('role', o.role ?? '', MANAGER_ROLES),
+          space: o.space,
+          expiresAt,
+        })
+        return { ...view, token }
+      },
+    },
+    list: { usage: 'AUTHORITY', run: (ctx, [authority]) => ctx.tokens.list(authority!, 1000) },
+    revoke: {
+      usage: 'AUTHORITY ID',
+      async run(ctx, [authority, id]) {
+        if (!(await ctx.tokens.revoke(authority!, id!)))
+          throw new CliUsageError(`no token ${id} on ${authority}`)
+        return { id, revoked: true }
       },
     },
   },

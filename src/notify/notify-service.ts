@@ -186,6 +186,33 @@ export class NotifyService {
     this.onEvent(space)
   }
 
+  /** The space's notification registrations, by service. */
+  registrations(space: string) {
+    return this.db.prisma.notifyRegistration.findMany({
+      where: { space },
+      orderBy: { service: 'asc' },
+      take: 1000,
+    })
+  }
+
+  /** What the relay gave up on for `space`, newest first, in wire form. */
+  async deadLetters(space: string, limit: number) {
+    const rows = await this.db.prisma.deadLetter.findMany({
+      where: { space },
+      orderBy: { createdAt: 'desc' },
+      take: limit,
+    })
+    return rows.map((d) => ({
+      service: d.service,
+      spaceRev: d.spaceRev,
+      kind: d.kind,
+      attempts: d.attempts,
+      ...(d.lastError ? { lastError: d.lastError } : {}),
+      ...(d.credentials ? { credentials: JSON.parse(d.credentials) as string[] } : {}),
+      createdAt: d.createdAt.toISOString(),
+    }))
+  }
+
   async unregister(space: string, service: string): Promise<void> {
     await this.db.prisma.notifyRegistration.deleteMany({ where: { space, service } })
   }

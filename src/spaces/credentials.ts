@@ -66,6 +66,16 @@ export class CredentialService {
     return row?.userDid
   }
 
+  /** The space's issued credentials, newest first, `limit` after `cursor` (a jti); optionally one user's. */
+  async list(space: string, opts: { limit: number; cursor?: string; user?: string }) {
+    return this.deps.db.prisma.issuedCredential.findMany({
+      where: { space, ...(opts.user ? { userDid: opts.user } : {}) },
+      orderBy: [{ issuedAt: 'desc' }, { jti: 'asc' }],
+      take: opts.limit,
+      ...(opts.cursor ? { cursor: { space_jti: { space, jti: opts.cursor } }, skip: 1 } : {}),
+    })
+  }
+
   /** The users holding live (unexpired, unrevoked) credentials for a space. */
   async liveHolders(space: string): Promise<string[]> {
     const rows = await this.deps.db.prisma.issuedCredential.findMany({

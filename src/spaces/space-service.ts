@@ -250,16 +250,18 @@ export class SpaceService {
     if (count === 0) throw new SpaceError('SpaceNotFound', 'Space not found')
   }
 
-  /** Members in DID order after `cursor` (exclusive). */
+  /** Members in DID order after `cursor` (exclusive), only DIDs starting with `prefix` when given. */
   async listMembers(
     uri: string,
     limit: number,
     cursor?: string,
+    prefix?: string,
   ): Promise<{ did: string; read: boolean; write: boolean }[]> {
     // Pages of up to a thousand rows: the query compiler and row mapping would cost more than the read.
+    const where = prefix ? ' AND did >= ? AND substr(did, 1, ?) = ?' : ''
     return this.db.hot.query<{ did: string; read: boolean; write: boolean }>(
-      'SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ? ORDER BY did LIMIT ?',
-      [uri, cursor ?? '', limit],
+      `SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ?${where} ORDER BY did LIMIT ?`,
+      [uri, cursor ?? '', ...(prefix ? [prefix, prefix.length, prefix] : []), limit],
     )
   }
 
@@ -287,6 +289,22 @@ export class SpaceService {
       [uri, did],
     )
     return row?.[access] ?? false
+  }
+
+  /** Active spaces of `authority` in URI order after `cursor`, at most `limit`. */
+  async page(authority: string, limit: number, cursor?: string): Promise<SpaceConfig[]> {
+    const rows = await this.db.prisma.space.findMany({
+      where: {
+        authorityDid: authority,
+        deletedAt: null,
+        ...(cursor ? { uri: { gt: cursor } } : {}),
+      },
+      select: { uri: true },
+      orderBy: { uri: 'asc' },
+      take: limit,
+    })
+    const found = await Promise.all(rows.map((r) => this.lookup(r.uri)))
+    return found.flatMap((f) => (f.state === 'active' ? [f.config] : []))
   }
 
   /** URIs of the active spaces, of one authority when given (operator listing). */

@@ -52,7 +52,7 @@ export function describeZodError(where: string, err: z.ZodError): string {
 }
 
 /** Refuses (400) a NUL or a lone surrogate anywhere in the params or the JSON body. */
-function assertStorableText(where: string, value: unknown): void {
+export function assertStorableText(where: string, value: unknown): void {
   const at = findUnstorableText(value)
   if (at)
     throw new InvalidRequestError(

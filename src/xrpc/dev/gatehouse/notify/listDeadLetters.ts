@@ -9,22 +9,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(listDeadLetters.nsid),
     handler: async ({ params, auth }) => {
       await assertManager(ctx, auth, spaceAuthority(params.space), 'notify')
-      const rows = await ctx.db.prisma.deadLetter.findMany({
-        where: { space: params.space },
-        orderBy: { createdAt: 'desc' },
-        take: params.limit,
-      })
-      return {
-        deadLetters: rows.map((d) => ({
-          service: d.service,
-          spaceRev: d.spaceRev,
-          kind: d.kind,
-          attempts: d.attempts,
-          ...(d.lastError ? { lastError: d.lastError } : {}),
-          ...(d.credentials ? { credentials: JSON.parse(d.credentials) as string[] } : {}),
-          createdAt: d.createdAt.toISOString(),
-        })),
-      }
+      return { deadLetters: await ctx.notify.deadLetters(params.space, params.limit) }
     },
   })
 }

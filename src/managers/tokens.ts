@@ -1,0 +1,117 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+import { atLeast, type ManagerRole } from '../authorities/managers.js'
+
+/** What a token shows of itself: never its secret, which exists only in the answer to create. */
+export interface TokenView {
+  id: string
+  authority: string
+  name: string
+  role: ManagerRole
+  space: string | null
+  createdBy: string
+  createdAt: Date
+  expiresAt: Date | null
+  revokedAt: Date | null
+  lastUsedAt: Date | null
+}
+
+/** A token refused at creation: the message says why. */
+export class TokenError extends Error {
+  override name = 'TokenError'
+}
+
+export const TOKEN_PREFIX = 'gh_'
+/** A token's last use is written at most this often. */
+const TOUCH_EVERY_MS = 60_000
+
+const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex')
+
+type Row = NonNullable<Awaited<ReturnType<Db['prisma']['apiToken']['findUnique']>>>
+const view = ({ hash: _hash, authorityDid, role, ...rest }: Row): TokenView => ({
+  ...rest,
+  authority: authorityDid,
+  role: role as ManagerRole,
+})
+
+/**
+ * API tokens for managers' scripts: `gh_` and 32 random bytes, stored as a SHA-256 hash. A token acts
+ * on one authority (and optionally one space) with its own role, never above its creator's role at
+ * the time of use: a creator who loses their role takes their tokens' power with them.
+ */
+export class ApiTokenService {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(input: {
+    authority: string
+    createdBy: string
+    creatorRole: ManagerRole
+    name: string
+    role: ManagerRole
+    space?: string
+    expiresAt?: Date
+  }): Promise<{ token: string; view: TokenView }> {
+    if (!atLeast(input.creatorRole, input.role))
+      throw new TokenError(
+        `a ${input.creatorRole} may not create a token with the ${input.role} role`,
+      )
+    const now = this.clock.now()
+    if (input.expiresAt && input.expiresAt <= now)
+      throw new TokenError('expiresAt must be in the future')
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
+    const row = await this.db.prisma.apiToken.create({
+      data: {
+        id: randomBytes(9).toString('base64url'),
+        authorityDid: input.authority,
+        createdBy: input.createdBy,
+        name: input.name,
+        role: input.role,
+        space: input.space ?? null,
+        hash: hashOf(token),
+        createdAt: now,
+        expiresAt: input.expiresAt ?? null,
+      },
+    })
+    return { token, view: view(row) }
+  }
+
+  /** The live token `secret` is, or undefined (unknown, expired or revoked). */
+  async resolve(secret: string): Promise<TokenView | undefined> {
+    if (!secret.startsWith(TOKEN_PREFIX) || secret.length > 100) return undefined
+    const row = await this.db.prisma.apiToken.findUnique({ where: { hash: hashOf(secret) } })
+    const now = this.clock.now()
+    if (!row || row.revokedAt || (row.expiresAt && row.expiresAt <= now)) return undefined
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= TOUCH_EVERY_MS)
+      await this.db.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } })
+    return view(row)
+  }
+
+  /** The authority's tokens, newest first, `limit` after `cursor` (a token id). */
+  async list(authority: string, limit: number, cursor?: string): Promise<TokenView[]> {
+    const rows = await this.db.prisma.apiToken.findMany({
+      where: { authorityDid: authority },
+      orderBy: [{ createdAt: 'desc' }, { id: 'asc' }],
+      take: limit,
+      ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
+    })
+    return rows.map(view)
+  }
+
+  async get(authority: string, id: string): Promise<TokenView | undefined> {
+    const row = await this.db.prisma.apiToken.findUnique({ where: { id } })
+    return row && row.authorityDid === authority ? view(row) : undefined
+  }
+
+  /** Revokes a token of `authority`; false when there is none by that id. Revoking twice is fine. */
+  async revoke(authority: string, id: string): Promise<boolean> {
+    await this.db.prisma.apiToken.updateMany({
+      where: { id, authorityDid: authority, revokedAt: null },
+      data: { revokedAt: this.clock.now() },
+    })
+    return (await this.get(authority, id)) !== undefined
+  }
+}

@@ -1,0 +1,592 @@
+import { Readable } from 'node:stream'
+import { z } from 'zod'
+import { MANAGER_ROLES } from '../authorities/managers.js'
+import type { AppContext } from '../context.js'
+import { InvalidRequestError, XrpcError } from '../errors.js'
+import {
+  importEntries,
+  importLine,
+  importMembers,
+} from '../lexicon/dev/gatehouse/simplespace/bulk.js'
+import { appAccess, userPolicy } from '../lexicon/com/atproto/simplespace/defs.js'
+import { authorityView } from '../lexicon/dev/gatehouse/authority/defs.js'
+import { listDeadLetters } from '../lexicon/dev/gatehouse/notify/listDeadLetters.js'
+import { did, nsid, parseSpaceRef, recordKey } from '../lexicon/formats.js'
+import { appAccessFromLex, userPolicyFromLex } from '../policy/codec.js'
+import type { SpacePolicy } from '../policy/types.js'
+import { getHostedSpace } from '../spaces/hosted.js'
+import { nextTid } from '../spaces/tid.js'
+import { spaceView } from '../spaces/view.js'
+import { authorityOut } from '../xrpc/dev/gatehouse/authority/shared.js'
+import { readJsonLines } from '../xrpc/ndjson.js'
+import { authorize, route, type Principal, type RestRoute } from './route.js'
+
+const role = z.enum(MANAGER_ROLES)
+const limit = (max: number, dflt: number) =>
+  z.coerce.number().int().min(1).max(max).default(dflt).describe(`page size, at most ${max}`)
+const cursor = z.string().max(2048).optional().describe('from the previous page’s `cursor`')
+const iso = z.string().describe('ISO 8601 date-time')
+
+const authorityParams = z.object({ authority: did })
+const spaceParams = authorityParams.extend({ type: nsid, skey: recordKey })
+const memberParams = spaceParams.extend({ member: did })
+
+/** The space URI of `/authorities/{authority}/spaces/{type}/{skey}`. */
+function spaceUri(p: z.output<typeof spaceParams>): string {
+  const uri = `at://${p.authority}/space/${p.type}/${p.skey}`
+  if (!parseSpaceRef(uri)) throw new XrpcError(404, 'NotFound', `${uri} is not a space URI`)
+  return uri
+}
+
+/** The active hosted space at a space path, once the caller may `capability` on it. */
+async function space(
+  ctx: AppContext,
+  principal: Principal,
+  p: z.output<typeof spaceParams>,
+  capability: Parameters<typeof authorize>[3],
+) {
+  const uri = spaceUri(p)
+  await authorize(ctx, principal, p.authority, capability, uri)
+  return getHostedSpace(ctx, uri)
+}
+
+const spaceOut = z.object({
+  uri: z.string(),
+  readPolicy: userPolicy,
+  writePolicy: userPolicy,
+  appAccess,
+  credentialTtlSec: z.number().int(),
+  dpopCredentialTtlSec: z.number().int(),
+  rosterVisibility: z.enum(['owner', 'members', 'count', 'public']),
+  members: z.number().int(),
+  createdAt: iso,
+})
+const memberOut = z.object({ did: z.string(), read: z.boolean(), write: z.boolean() })
+const managerOut = z.object({ did: z.string(), role, createdAt: iso })
+const tokenOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  role,
+  space: z.string().nullable(),
+  createdBy: z.string(),
+  createdAt: iso,
+  expiresAt: iso.nullable(),
+  revokedAt: iso.nullable(),
+  lastUsedAt: iso.nullable(),
+})
+const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
+
+/** A policy from a preset (with its parameters) or given in full, in lexicon form. */
+const policyInput = z.object({
+  preset: z.string().max(100).optional().describe('a preset from policies/'),
+  managingApp: z.string().max(2048).optional().describe('the preset’s managingApp parameter'),
+  clients: z.array(z.string().max(2048)).max(100).optional().describe('the preset’s clients'),
+  readPolicy: userPolicy.optional(),
+  writePolicy: userPolicy.optional(),
+  appAccess: appAccess.optional(),
+})
+
+function policyFrom(ctx: AppContext, input: z.output<typeof policyInput>): Partial<SpacePolicy> {
+  if (input.preset !== undefined)
+    return ctx.presets.resolve(input.preset, {
+      managingApp: input.managingApp,
+      clients: input.clients,
+    })
+  const out: Partial<SpacePolicy> = {}
+  if (input.readPolicy) out.readPolicy = userPolicyFromLex(input.readPolicy)
+  if (input.writePolicy) out.writePolicy = userPolicyFromLex(input.writePolicy)
+  if (input.appAccess) out.appAccess = appAccessFromLex(input.appAccess)
+  return out
+}
+
+/** The last item's key as the next page's cursor, when the page was full. */
+const next = <T>(items: T[], max: number, key: (t: T) => string) =>
+  items.length === max && items.length > 0 ? { cursor: key(items[items.length - 1]!) } : {}
+
+export const ROUTES: RestRoute[] = [
+  route({
+    method: 'GET',
+    path: '/me',
+    tag: 'session',
+    summary: 'Who is calling, and the authorities they manage',
+    response: z.object({
+      did: z.string(),
+      via: z.enum(['session', 'token']),
+      authorities: z.array(z.object({ did: z.string(), role })),
+    }),
+    async handler({ ctx, principal }) {
+      const all = await ctx.managers.authoritiesOf(principal.did)
+      const token = principal.kind === 'token' ? principal.token : undefined
+      const authorities = all.flatMap(({ authority, role }) => {
+        if (!token) return [{ did: authority, role }]
+        if (token.authority !== authority) return []
+        const order = MANAGER_ROLES.indexOf(role) > MANAGER_ROLES.indexOf(token.role)
+        return [{ did: authority, role: order ? role : token.role }]
+      })
+      return { did: principal.did, via: principal.kind, authorities }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities',
+    tag: 'authorities',
+    summary: 'The authorities the caller manages, with its role and their state',
+    response: z.object({
+      authorities: z.array(
+        z.object({ did: z.string(), role, status: z.string(), handle: z.string().nullable() }),
+      ),
+    }),
+    async handler({ ctx, principal }) {
+      const mine = await ctx.managers.authoritiesOf(principal.did)
+      const authorities = []
+      for (const { authority } of mine) {
+        const role = await authorize(ctx, principal, authority, 'read').catch(() => undefined)
+        const record = role && (await ctx.authorities.record(authority))
+        if (record)
+          authorities.push({ did: authority, role, status: record.status, handle: record.handle })
+      }
+      return { authorities }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}',
+    tag: 'authorities',
+    summary: 'An authority: its state and public keys',
+    params: authorityParams,
+    response: authorityView,
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'read')
+      return authorityOut(await ctx.lifecycle.describe(params.authority))
+    },
+  }),
+  ...(
+    [
+      ['activate', 'Activate the authority (its DID document must name Gatehouse)'],
+      ['deactivate', 'Deactivate the authority: its spaces stop issuing credentials'],
+      ['rotate-signing-key', 'Replace the authority’s signing key (body: purpose)'],
+      ['transfer', 'Hand the DID over: new rotation keys and service endpoint, keys dropped here'],
+    ] as const
+  ).map(([step, summary]) =>
+    route({
+      method: 'POST',
+      path: `/authorities/{authority}/${step}`,
+      tag: 'authorities',
+      summary,
+      params: authorityParams,
+      body: z.object({
+        purpose: z.enum(['atproto', 'atproto_space']).optional(),
+        rotationKeys: z.array(z.string().max(200)).max(10).optional(),
+        endpoint: z.url().max(2048).optional(),
+      }),
+      response: authorityView,
+      async handler({ ctx, principal, params, body }) {
+        await authorize(ctx, principal, params.authority, 'authority')
+        const did = params.authority
+        const view =
+          step === 'activate'
+            ? await ctx.lifecycle.activate(did)
+            : step === 'deactivate'
+              ? await ctx.lifecycle.deactivate(did)
+              : step === 'rotate-signing-key'
+                ? await ctx.lifecycle.rotateSigningKey(did, body.purpose ?? 'atproto')
+                : await ctx.lifecycle.transfer(did, {
+                    rotationKeys: body.rotationKeys,
+                    services: body.endpoint
+                      ? {
+                          atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint },
+                        }
+                      : undefined,
+                  })
+        return authorityOut(view)
+      },
+    }),
+  ),
+  route({
+    method: 'PATCH',
+    path: '/authorities/{authority}',
+    tag: 'authorities',
+    summary: 'Change an authority: whether its DID document names Gatehouse as its PDS',
+    params: authorityParams,
+    body: z.object({ pdsService: z.boolean() }),
+    response: authorityView,
+    async handler({ ctx, principal, params, body }) {
+      await authorize(ctx, principal, params.authority, 'authority')
+      return authorityOut(await ctx.lifecycle.setPdsService(params.authority, body.pdsService))
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces',
+    tag: 'spaces',
+    summary: 'The authority’s spaces, with member counts',
+    params: authorityParams,
+    query: z.object({ limit: limit(100, 50), cursor }),
+    response: z.object({ spaces: z.array(spaceOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      await authorize(ctx, principal, params.authority, 'read')
+      const configs = await ctx.spaces.page(params.authority, query.limit, query.cursor)
+      const spaces = await Promise.all(configs.map((c) => spaceView(ctx, c)))
+      return { spaces, ...next(spaces, query.limit, (s) => s.uri) }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces',
+    tag: 'spaces',
+    summary: 'Create a space from a preset or a full policy',
+    params: authorityParams,
+    body: policyInput.extend({ spaceType: nsid, skey: recordKey.optional() }),
+    response: spaceOut,
+    status: 201,
+    idempotent: true,
+    async handler({ ctx, principal, params, body }) {
+      await authorize(ctx, principal, params.authority, 'space-config')
+      const policy = policyFrom(ctx, body)
+      if (!policy.readPolicy || !policy.writePolicy || !policy.appAccess)
+        throw new InvalidRequestError('give a preset, or readPolicy, writePolicy and appAccess')
+      const config = await ctx.spaces.create({
+        ...(policy as SpacePolicy),
+        authority: params.authority,
+        spaceType: body.spaceType,
+        skey: body.skey ?? nextTid(ctx.clock.nowMs()),
+      })
+      return spaceView(ctx, config)
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}',
+    tag: 'spaces',
+    summary: 'A space’s configuration',
+    params: spaceParams,
+    response: spaceOut,
+    async handler({ ctx, principal, params }) {
+      return spaceView(ctx, await space(ctx, principal, params, 'read'))
+    },
+  }),
+  route({
+    method: 'PATCH',
+    path: '/authorities/{authority}/spaces/{type}/{skey}',
+    tag: 'spaces',
+    summary: 'Change a space’s policy (a preset, or any of its parts)',
+    params: spaceParams,
+    body: policyInput,
+    response: spaceOut,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'space-config')
+      return spaceView(ctx, await ctx.manager.updatePolicy(config.uri, policyFrom(ctx, body)))
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/authorities/{authority}/spaces/{type}/{skey}',
+    tag: 'spaces',
+    summary: 'Delete a space: its members go, its credentials are revoked, syncers are told',
+    params: spaceParams,
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'space-config')
+      if (await ctx.manager.deleteSpace(config.uri)) await ctx.notify.spaceDeleted(config.uri)
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/members',
+    tag: 'members',
+    summary: 'Members in DID order; `search` keeps DIDs that start with it',
+    params: spaceParams,
+    query: z.object({ limit: limit(1000, 100), cursor, search: z.string().max(2048).optional() }),
+    response: z.object({ members: z.array(memberOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'read')
+      const members = await ctx.spaces.listMembers(
+        config.uri,
+        query.limit,
+        query.cursor,
+        query.search,
+      )
+      return { members, ...next(members, query.limit, (m) => m.did) }
+    },
+  }),
+  route({
+    method: 'PUT',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/members/{member}',
+    tag: 'members',
+    summary: 'Add a member or change its access (read and write default to true)',
+    params: memberParams,
+    body: z.object({ read: z.boolean().default(true), write: z.boolean().default(true) }),
+    response: memberOut,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'membership')
+      await ctx.manager.putMember(config, params.member, body)
+      return { did: params.member, ...body }
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/members/{member}',
+    tag: 'members',
+    summary: 'Remove a member (its live credentials are revoked)',
+    params: memberParams,
+    async handler({ ctx, principal, params }) {
+      await ctx.manager.removeMember(
+        await space(ctx, principal, params, 'membership'),
+        params.member,
+      )
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/members/import',
+    tag: 'members',
+    summary: 'Bulk import: JSON lines of {did, read, write} or {did, remove: true}',
+    params: spaceParams,
+    body: importLine,
+    bodyEncoding: 'application/x-ndjson',
+    response: importMembers.output,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'bulk-membership')
+      const lines = readJsonLines(body as never, { maxLineBytes: 4096, maxLines: 10_000_000 })
+      return ctx.manager.importMembers(config, importEntries(lines))
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/members/export',
+    tag: 'members',
+    summary: 'The member list as JSON lines, in the import format',
+    params: spaceParams,
+    response: memberOut,
+    responseEncoding: 'application/x-ndjson',
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'bulk-membership')
+      const members = ctx.spaces.members.iterate(config.uri)
+      const lines = (async function* () {
+        for await (const m of members) yield `${JSON.stringify(m)}\n`
+      })()
+      return Readable.from(lines) as never
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/managers',
+    tag: 'roles',
+    summary: 'The authority’s managers and their roles',
+    params: authorityParams,
+    response: z.object({ managers: z.array(managerOut) }),
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'read')
+      const rows = await ctx.managers.list(params.authority)
+      return {
+        managers: rows
+          .map((m) => ({ ...m, role: m.role as z.output<typeof role> }))
+          .map((m) => ({
+            ...m,
+            createdAt: m.createdAt.toISOString(),
+          })),
+      }
+    },
+  }),
+  route({
+    method: 'PUT',
+    path: '/authorities/{authority}/managers/{member}',
+    tag: 'roles',
+    summary: 'Grant a role or change it (only owners grant or touch owner)',
+    params: authorityParams.extend({ member: did }),
+    body: z.object({ role }),
+    response: z.object({ did: z.string(), role }),
+    async handler({ ctx, principal, params, body }) {
+      const actor = await authorize(ctx, principal, params.authority, 'roles')
+      await ctx.managers.change(params.authority, params.member, body.role, actor)
+      return { did: params.member, role: body.role }
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/authorities/{authority}/managers/{member}',
+    tag: 'roles',
+    summary: 'Remove a manager (never the last owner)',
+    params: authorityParams.extend({ member: did }),
+    async handler({ ctx, principal, params }) {
+      const actor = await authorize(ctx, principal, params.authority, 'roles')
+      await ctx.managers.change(params.authority, params.member, undefined, actor)
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/tokens',
+    tag: 'tokens',
+    summary: 'The authority’s API tokens (never their secrets)',
+    params: authorityParams,
+    query: z.object({ limit: limit(100, 50), cursor }),
+    response: z.object({ tokens: z.array(tokenOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      await authorize(ctx, principal, params.authority, 'tokens')
+      const tokens = (await ctx.tokens.list(params.authority, query.limit, query.cursor)).map(
+        tokenView,
+      )
+      return { tokens, ...next(tokens, query.limit, (t) => t.id) }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/tokens',
+    tag: 'tokens',
+    summary: 'Create an API token: its secret is in this answer only',
+    params: authorityParams,
+    body: z.object({
+      name: z.string().min(1).max(100),
+      role,
+      space: z.string().max(2048).optional().describe('a space URI to limit the token to'),
+      expiresAt: z.iso.datetime({ offset: true }).optional(),
+    }),
+    response: tokenOut.extend({
+      token: z.string().describe('the secret: Authorization: Bearer …'),
+    }),
+    status: 201,
+    idempotent: true,
+    async handler({ ctx, principal, params, body }) {
+      const creatorRole = await authorize(ctx, principal, params.authority, 'tokens', body.space)
+      if (body.space !== undefined && parseSpaceRef(body.space)?.authority !== params.authority)
+        throw new InvalidRequestError(`space must be a space URI of ${params.authority}`)
+      const { token, view } = await ctx.tokens.create({
+        authority: params.authority,
+        createdBy: principal.did,
+        creatorRole,
+        name: body.name,
+        role: body.role,
+        space: body.space,
+        expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+      })
+      return { ...tokenView(view), token }
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/authorities/{authority}/tokens/{id}',
+    tag: 'tokens',
+    summary: 'Revoke an API token',
+    params: authorityParams.extend({ id: z.string().max(64) }),
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'tokens')
+      if (!(await ctx.tokens.revoke(params.authority, params.id)))
+        throw new XrpcError(404, 'TokenNotFound', `no token ${params.id} on ${params.authority}`)
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/credentials',
+    tag: 'credentials',
+    summary: 'Space credentials issued, newest first',
+    params: spaceParams,
+    query: z.object({ limit: limit(1000, 100), cursor, user: did.optional() }),
+    response: z.object({
+      credentials: z.array(
+        z.object({
+          jti: z.string(),
+          user: z.string(),
+          clientId: z.string().nullable(),
+          issuedAt: iso,
+          expiresAt: iso,
+          revokedAt: iso.nullable(),
+        }),
+      ),
+      cursor: z.string().optional(),
+    }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'credentials')
+      const rows = await ctx.credentials.list(config.uri, query)
+      const credentials = rows.map((r) => ({
+        jti: r.jti,
+        user: r.userDid,
+        clientId: r.clientId,
+        issuedAt: r.issuedAt.toISOString(),
+        expiresAt: r.expiresAt.toISOString(),
+        revokedAt: isoOrNull(r.revokedAt),
+      }))
+      return { credentials, ...next(credentials, query.limit, (c) => c.jti) }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/credentials/revoke',
+    tag: 'credentials',
+    summary: 'Revoke live credentials: of a user, of an app, or by id (none given: all)',
+    params: spaceParams,
+    body: z.object({
+      user: did.optional(),
+      clientId: z.string().max(2048).optional(),
+      credentials: z.array(z.string().max(200)).max(1000).optional(),
+    }),
+    response: z.object({ revoked: z.number().int() }),
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'credentials')
+      const revoked = await ctx.credentials.revoke(config, {
+        ...(body.user !== undefined ? { userDid: body.user } : {}),
+        ...(body.clientId !== undefined ? { clientId: body.clientId } : {}),
+        ...(body.credentials !== undefined ? { jtis: body.credentials } : {}),
+      })
+      return { revoked }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/registrations',
+    tag: 'notifications',
+    summary: 'Syncers registered for the space’s write notifications',
+    params: spaceParams,
+    response: z.object({
+      registrations: z.array(
+        z.object({
+          service: z.string(),
+          endpoint: z.string(),
+          expiresAt: iso,
+          cursor: z.string().nullable(),
+          attempts: z.number().int(),
+          lastError: z.string().nullable(),
+        }),
+      ),
+    }),
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'notify')
+      const rows = await ctx.notify.registrations(config.uri)
+      return {
+        registrations: rows.map((r) => ({
+          service: r.service,
+          endpoint: r.endpoint,
+          expiresAt: r.expiresAt.toISOString(),
+          cursor: r.cursor,
+          attempts: r.attempts,
+          lastError: r.lastError,
+        })),
+      }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/dead-letters',
+    tag: 'notifications',
+    summary: 'Notifications the relay gave up on, newest first',
+    params: spaceParams,
+    query: z.object({ limit: limit(1000, 100) }),
+    response: listDeadLetters.output,
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'notify')
+      return { deadLetters: await ctx.notify.deadLetters(config.uri, query.limit) }
+    },
+  }),
+]
+
+function tokenView(t: import('../managers/tokens.js').TokenView): z.input<typeof tokenOut> {
+  return {
+    id: t.id,
+    name: t.name,
+    role: t.role,
+    space: t.space,
+    createdBy: t.createdBy,
+    createdAt: t.createdAt.toISOString(),
+    expiresAt: isoOrNull(t.expiresAt),
+    revokedAt: isoOrNull(t.revokedAt),
+    lastUsedAt: isoOrNull(t.lastUsedAt),
+  }
+}
