@@ -89,5 +89,14 @@ t.test(
       { path: '/xrpc/com.atproto.space.notifyWrite', body: { spaceRev: /^[a-z2-7]{13}$/ } },
       'the syncer received the relayed notification',
     )
+    const json = run.stdout.filter((l) => l.startsWith('{"')).map((l) => JSON.parse(l) as any)
+    t.ok(
+      json.some((o) => /\/space\/com\.example\.forum\/news$/.test(o.uri) && o.members === 0),
+      'the manager created a space over REST',
+    )
+    t.ok(
+      json.some((o) => o.members?.[0]?.did === 'did:web:friend.example' && !o.members[0].write),
+      'and listed the member they added',
+    )
   },
 )
