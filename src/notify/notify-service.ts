@@ -203,6 +203,7 @@ export class NotifyService {
       take: limit,
     })
     return rows.map((d) => ({
+      id: d.id,
       service: d.service,
       spaceRev: d.spaceRev,
       kind: d.kind,

@@ -139,6 +139,41 @@ export class Relay {
     this.wakeUp()
   }
 
+  /**
+   * A manager's retry of a dead letter of `space`, now and once: delivered, the letter goes; refused,
+   * it stays with the new error. Undefined when there is no such letter; `pruned` when its event is
+   * gone (the syncer catches up from listRepos).
+   */
+  async replay(
+    space: string,
+    id: string,
+  ): Promise<{ delivered: boolean; error?: string } | 'pruned' | undefined> {
+    const db = this.deps.db.prisma
+    const letter = await db.deadLetter.findFirst({ where: { id, space } })
+    if (!letter) return undefined
+    let lxm = NOTIFY_CREDENTIAL_REVOKED
+    let body = JSON.stringify({ space, credentials: JSON.parse(letter.credentials ?? '[]') })
+    if (letter.kind !== 'revocation') {
+      const event = await db.spaceEvent.findUnique({
+        where: { space_spaceRev: { space, spaceRev: letter.spaceRev } },
+      })
+      if (!event) return 'pruned'
+      lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
+      body = this.body(space, event)
+    }
+    const target = await this.target(space, letter.service)
+    const outcome = 'error' in target ? target : await this.post(target, letter.service, lxm, body)
+    if (outcome === 'ok') {
+      await db.deadLetter.deleteMany({ where: { id } })
+      return { delivered: true }
+    }
+    await db.deadLetter.updateMany({
+      where: { id },
+      data: { attempts: letter.attempts + 1, lastError: outcome.error },
+    })
+    return { delivered: false, error: outcome.error }
+  }
+
   /** Ends the loop and waits for deliveries in flight; what is still queued stays queued. */
   async stop(): Promise<void> {
     this.stopped = true

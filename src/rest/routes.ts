@@ -575,6 +575,27 @@ export const ROUTES: RestRoute[] = [
       return { deadLetters: await ctx.notify.deadLetters(config.uri, query.limit) }
     },
   }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/dead-letters/{id}/replay',
+    tag: 'notifications',
+    summary: 'Try a dead letter again, now: delivered, it goes; refused, it stays',
+    params: spaceParams.extend({ id: z.string().max(64) }),
+    response: z.object({ delivered: z.boolean(), error: z.string().optional() }),
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'notify')
+      const outcome = await ctx.relay.replay(config.uri, params.id)
+      if (outcome === undefined)
+        throw new XrpcError(404, 'NotFound', `no dead letter ${params.id} in ${config.uri}`)
+      if (outcome === 'pruned')
+        throw new XrpcError(
+          409,
+          'EventPruned',
+          'the event is pruned: the syncer catches up from listRepos',
+        )
+      return outcome
+    },
+  }),
 ]
 
 function tokenView(t: import('../managers/tokens.js').TokenView): z.input<typeof tokenOut> {

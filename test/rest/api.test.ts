@@ -17,6 +17,11 @@ import { registerAuthority } from '../_helpers/spaces.js'
 
 /** Routes answered with a 2xx somewhere in this file: the last test checks that it is all of them. */
 const exercised = new Set<string>()
+/** Routes whose answers another file checks against their schemas. */
+const ELSEWHERE: Record<string, string> = {
+  'POST /authorities/{authority}/spaces/{type}/{skey}/dead-letters/{id}/replay':
+    'test/rest/replay.test.ts',
+}
 
 function routeOf(method: string, path: string) {
   const bare = path.split('?')[0]!
@@ -529,9 +534,9 @@ t.test(
     const served = ROUTES.map((r) => `${r.method} ${r.path}`)
     t.same(documented.sort(), [...served].sort(), 'the document names exactly the routes served')
     t.same(
-      served.filter((r) => !exercised.has(r)),
+      served.filter((r) => !exercised.has(r) && !(r in ELSEWHERE)),
       [],
-      'every route answered a 2xx in this file',
+      'every route answered a 2xx in this file (or in the one ELSEWHERE names)',
     )
   },
 )

@@ -12,6 +12,7 @@ export const listDeadLetters = defineQuery({
   output: z.object({
     deadLetters: z.array(
       z.object({
+        id: z.string(),
         service: z.string(),
         spaceRev: tid,
         kind: z.string(),
