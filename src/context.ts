@@ -8,6 +8,7 @@ import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
 import { Janitor } from './janitor.js'
+import { SessionService } from './managers/sessions.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config, Secrets } from './config.js'
 import { Db } from './db/client.js'
@@ -50,6 +51,8 @@ export interface AppContext {
   /** Creating, adopting, rotating and handing over authority DIDs. */
   lifecycle: AuthorityLifecycle
   managers: ManagerService
+  /** Managers' login sessions (the cookie, its CSRF token, idle and absolute expiry). */
+  sessions: SessionService
   spaces: SpaceService
   notify: NotifyService
   /** Delivers write notifications and revocation notices; bin.ts starts it. */
@@ -138,6 +141,10 @@ export async function createContext(
     vaultFor(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
   const authorities = new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = new ManagerService(db, clock)
+  const sessions = new SessionService(db, clock, {
+    idleMs: cfg.managers.sessionIdleMs,
+    maxAgeMs: cfg.managers.sessionMaxAgeMs,
+  })
   const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle = new AuthorityLifecycle({
     db,
@@ -221,6 +228,7 @@ export async function createContext(
     authorities,
     lifecycle,
     managers,
+    sessions,
     spaces,
     notify,
     relay,

@@ -21,7 +21,7 @@ export class Janitor {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly cfg: Pick<Config, 'retention' | 'notify'>,
+    private readonly cfg: Pick<Config, 'retention' | 'notify' | 'managers'>,
     private readonly others: Record<string, () => Promise<number>> = {},
   ) {}
 
@@ -77,6 +77,34 @@ export class Janitor {
           p.notifyRegistration.findMany({ ...older('expiresAt', new Date(now)), select: E }),
           (r) => r.expiresAt,
           (at) => p.notifyRegistration.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      // Managers' sessions past their absolute expiry, then those idle too long.
+      sessions: await batches(() =>
+        oldest(
+          p.managerSession.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt,
+          (at) => p.managerSession.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      idleSessions: await batches(() =>
+        oldest(
+          p.managerSession.findMany({
+            where: { lastSeenAt: { lt: before(this.cfg.managers.sessionIdleMs) } },
+            orderBy: { lastSeenAt: 'asc' },
+            take: BATCH,
+            select: { lastSeenAt: true },
+          }),
+          (r) => r.lastSeenAt,
+          (at) => p.managerSession.deleteMany({ where: { lastSeenAt: { lte: at } } }),
+        ),
+      ),
+      // Logins never finished, and OAuth sessions no login session can use any more.
+      oauth: await batches(() =>
+        oldest(
+          p.oauthStore.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt!,
+          (at) => p.oauthStore.deleteMany({ where: { expiresAt: { lte: at } } }),
         ),
       ),
       events: await batches(() =>
