@@ -8,6 +8,7 @@ import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
 import { Janitor } from './janitor.js'
+import { ManagerOAuth } from './managers/oauth-client.js'
 import { SessionService } from './managers/sessions.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config, Secrets } from './config.js'
@@ -53,6 +54,8 @@ export interface AppContext {
   managers: ManagerService
   /** Managers' login sessions (the cookie, its CSRF token, idle and absolute expiry). */
   sessions: SessionService
+  /** Gatehouse as the OAuth client managers log in through; built on first use. */
+  oauth: ManagerOAuth
   spaces: SpaceService
   notify: NotifyService
   /** Delivers write notifications and revocation notices; bin.ts starts it. */
@@ -145,6 +148,7 @@ export async function createContext(
     idleMs: cfg.managers.sessionIdleMs,
     maxAgeMs: cfg.managers.sessionMaxAgeMs,
   })
+  const oauth = new ManagerOAuth({ cfg, db, vault, clock, fetcher, authorities })
   const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle = new AuthorityLifecycle({
     db,
@@ -229,6 +233,7 @@ export async function createContext(
     lifecycle,
     managers,
     sessions,
+    oauth,
     spaces,
     notify,
     relay,

@@ -90,9 +90,7 @@ export class Janitor {
       idleSessions: await batches(() =>
         oldest(
           p.managerSession.findMany({
-            where: { lastSeenAt: { lt: before(this.cfg.managers.sessionIdleMs) } },
-            orderBy: { lastSeenAt: 'asc' },
-            take: BATCH,
+            ...older('lastSeenAt', before(this.cfg.managers.sessionIdleMs)),
             select: { lastSeenAt: true },
           }),
           (r) => r.lastSeenAt,
@@ -160,7 +158,7 @@ const E = { expiresAt: true } as const
 const C = { createdAt: true } as const
 
 /** The oldest batch of rows whose `field` is before `cutoff`. */
-function older<F extends 'expiresAt' | 'createdAt'>(field: F, cutoff: Date) {
+function older<F extends 'expiresAt' | 'createdAt' | 'lastSeenAt'>(field: F, cutoff: Date) {
   return {
     where: { [field]: { lt: cutoff } } as Record<F, { lt: Date }>,
     orderBy: { [field]: 'asc' } as Record<F, 'asc'>,
