@@ -13,7 +13,16 @@ export const SESSION_COOKIE = 'gatehouse_session'
  */
 const reasonOf = (err: unknown) => String((err as Error)?.message ?? err).slice(0, 300)
 
-const loginInput = z.object({ handle: z.string().trim().min(1).max(512) })
+// A handle or a DID only: the library would also take a server's URL, which is not ours to offer.
+const HANDLE_OR_DID = /^(did:[a-z]+:[A-Za-z0-9._:%-]+|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$/
+const loginInput = z.object({
+  handle: z
+    .string()
+    .trim()
+    .max(512)
+    .transform((s) => s.replace(/^@/, ''))
+    .pipe(z.string().regex(HANDLE_OR_DID)),
+})
 
 /** The session cookie of a request, if it sent one. */
 export function sessionCookie(req: FastifyRequest): string | undefined {

@@ -116,13 +116,18 @@ t.test('logs a manager in: callback sets the cookie, the session names the DID',
   )
 })
 
-t.test('GET /login answers 302 to the authorization server', async (t) => {
+t.test('starts a login only for a handle or DID; GET /login answers 302', async (t) => {
   const res = await call(
     'GET',
     `/login?handle=${encodeURIComponent('did:plc:aaaaaaaaaaaaaaaaaaaaaaaa')}`,
   )
   t.equal(res.status, 400, 'an unknown DID cannot start a login')
   t.match(res.json, { error: 'LoginFailed', message: String })
+  for (const handle of ['https://evil.example.com', '', 'no-dots', 'did:plc:']) {
+    const bad = await call('POST', '/api/v1/login', {}, { handle })
+    t.equal(bad.status, 400, `refuses ${JSON.stringify(handle)}`)
+    t.match(bad.json, { error: 'InvalidRequest' })
+  }
   const bob = await manager('bob')
   const ok = await call('GET', `/login?handle=${encodeURIComponent(bob.did)}`)
   t.equal(ok.status, 302)
