@@ -134,6 +134,34 @@ t.test('starts a login only for a handle or DID; GET /login answers 302', async 
   t.match(String(ok.headers.location), new RegExp(`^${pds.url}/oauth/authorize\\?`))
 })
 
+t.test('any process finishes a login another started, and serves its session', async (t) => {
+  const other = await TestArbiter.create(t, {
+    database: a.database,
+    dataDir: a.dataDir,
+    env: { GATEHOUSE_PUBLIC_URL: publicUrl, GATEHOUSE_PLC_URL: plc.url },
+  })
+  const keys = await Promise.all(
+    [a, other].map((x) =>
+      x.ctx.authorities.serviceKey(x.ctx.cfg.service.did, 'oauth_client', 'p256'),
+    ),
+  )
+  t.equal(keys[0]!.did(), keys[1]!.did(), 'one client key for both')
+  const kim = await manager('kim')
+  const started = await request(`${other.url}/api/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ handle: kim.did }),
+  })
+  const { url } = (await started.body.json()) as { url: string }
+  const back = await pds.signIn(url, kim)
+  const res = await call('GET', `/oauth/callback${back.search}`)
+  t.equal(res.status, 303, 'the first process finishes it')
+  const cookie = /gatehouse_session=([^;]+)/.exec(String(res.headers['set-cookie']))![1]!
+  const me = await request(`${other.url}/api/v1/session`, { headers: withCookie(cookie) })
+  t.equal(me.statusCode, 200)
+  t.match(await me.body.json(), { did: kim.did })
+})
+
 t.test('refuses a login by a DID that manages nothing', async (t) => {
   const carol = await pds.createAccount('carol')
   const res = await logIn(carol)
