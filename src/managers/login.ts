@@ -48,10 +48,17 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure}`,
     )
 
+  // Authorization servers fetch the client's metadata: they refuse http, localhost and IPs.
+  const oauth = async () => {
+    if (!ctx.cfg.service.publicUrl.startsWith('https://'))
+      throw new XrpcError(503, 'LoginUnavailable', 'Login needs an https GATEHOUSE_PUBLIC_URL')
+    return ctx.oauth.client()
+  }
+
   const start = async (input: unknown): Promise<string> => {
     const parsed = loginInput.safeParse(input)
     if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
-    const client = await ctx.oauth.client()
+    const client = await oauth()
     try {
       return (await client.authorize(parsed.data.handle, { scope: 'atproto' })).href
     } catch (err) {
@@ -71,14 +78,14 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     return s
   }
 
-  app.get('/oauth/client-metadata.json', async () => (await ctx.oauth.client()).clientMetadata)
-  app.get('/oauth/jwks.json', async () => (await ctx.oauth.client()).jwks)
+  app.get('/oauth/client-metadata.json', async () => (await oauth()).clientMetadata)
+  app.get('/oauth/jwks.json', async () => (await oauth()).jwks)
 
   app.post('/api/v1/login', async (req) => ({ url: await start(req.body) }))
   app.get('/login', async (req, reply) => reply.redirect(await start(req.query), 302))
 
   app.get('/oauth/callback', async (req, reply) => {
-    const client = await ctx.oauth.client()
+    const client = await oauth()
     const params = new URLSearchParams(req.url.split('?')[1] ?? '')
     let did: string
     try {
@@ -118,9 +125,9 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
   app.post('/api/v1/logout-everywhere', async (req, reply) => {
     const s = await session(req, true)
     const ended = await ctx.sessions.endAll(s.did)
-    const client = await ctx.oauth.client()
-    await client
-      .revoke(s.did)
+    // The sessions are over whatever the authorization server says.
+    await oauth()
+      .then((client) => client.revoke(s.did))
       .catch((err: unknown) => log.warn({ reason: reasonOf(err) }, 'revoke failed'))
     log.info({ did: s.did, ended }, 'manager logged out everywhere')
     return setCookie(reply, '', 0).send({ ended })

@@ -274,3 +274,15 @@ t.test('the janitor prunes expired sessions and unfinished logins', async (t) =>
   t.equal(await a.ctx.db.prisma.managerSession.count({ where: { did: judy.did } }), 0)
   t.equal(await a.ctx.db.prisma.oauthStore.count(), 0)
 })
+
+t.test('without an https public URL, login is unavailable rather than broken', async (t) => {
+  const local = await TestArbiter.create(t, { env: { GATEHOUSE_PLC_URL: plc.url } })
+  for (const [method, path] of [
+    ['GET', '/oauth/client-metadata.json'],
+    ['GET', '/login?handle=alice.example.com'],
+  ] as const) {
+    const res = await request(`${local.url}${path}`, { method })
+    t.equal(res.statusCode, 503, path)
+    t.match(await res.body.json(), { error: 'LoginUnavailable', message: String })
+  }
+})
