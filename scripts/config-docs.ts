@@ -27,6 +27,7 @@ const SECTIONS: Record<string, string> = {
   retention: 'Storage retention (the janitor)',
   members: 'Member lists',
   authorities: 'Authorities',
+  managers: "Managers' login sessions",
   notify: 'Write notifications and the relay',
   secrets: 'Keys (secrets)',
 }

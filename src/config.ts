@@ -188,6 +188,12 @@ export const SCHEMA = {
     /** Who may create or adopt authorities over XRPC: `*` or DIDs (the CLI always may). */
     creators: v('GATEHOUSE_AUTHORITY_CREATORS', creators, ''),
   },
+  managers: {
+    /** A manager's login session ends after this long without a request. */
+    sessionIdleMs: v('GATEHOUSE_SESSION_IDLE_SEC', int(60, 30 * 86_400, SEC), '86400'),
+    /** A manager's login session ends this long after the login, however active. */
+    sessionMaxAgeMs: v('GATEHOUSE_SESSION_MAX_AGE_SEC', int(60, 365 * 86_400, SEC), '2592000'),
+  },
   notify: {
     /** How long a registerNotify lasts unless renewed. */
     registrationTtlMs: v('GATEHOUSE_REGISTRATION_TTL_SEC', int(60, 30 * 86_400, SEC), '86400'),

@@ -9,6 +9,8 @@ import { AuthVerifier } from './auth/verifier.js'
 import { ReplayStore } from './auth/replay.js'
 import { RevocationStore } from './auth/revocations.js'
 import { Janitor } from './janitor.js'
+import { ManagerOAuth } from './managers/oauth-client.js'
+import { SessionService } from './managers/sessions.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config, Secrets } from './config.js'
 import { Db } from './db/client.js'
@@ -52,6 +54,10 @@ export interface AppContext {
   lifecycle: AuthorityLifecycle
   managers: ManagerService
   tokens: ApiTokenService
+  /** Managers' login sessions (the cookie, its CSRF token, idle and absolute expiry). */
+  sessions: SessionService
+  /** Gatehouse as the OAuth client managers log in through; built on first use. */
+  oauth: ManagerOAuth
   spaces: SpaceService
   notify: NotifyService
   /** Delivers write notifications and revocation notices; bin.ts starts it. */
@@ -140,6 +146,11 @@ export async function createContext(
     vaultFor(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
   const authorities = new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
   const managers = new ManagerService(db, clock)
+  const sessions = new SessionService(db, clock, {
+    idleMs: cfg.managers.sessionIdleMs,
+    maxAgeMs: cfg.managers.sessionMaxAgeMs,
+  })
+  const oauth = new ManagerOAuth({ cfg, db, vault, clock, fetcher, authorities })
   const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle = new AuthorityLifecycle({
     db,
@@ -224,6 +235,8 @@ export async function createContext(
     lifecycle,
     managers,
     tokens: new ApiTokenService(db, clock),
+    sessions,
+    oauth,
     spaces,
     notify,
     relay,

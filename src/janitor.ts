@@ -24,7 +24,7 @@ export class Janitor {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly cfg: Pick<Config, 'retention' | 'notify'>,
+    private readonly cfg: Pick<Config, 'retention' | 'notify' | 'managers'>,
     private readonly others: Record<string, () => Promise<number>> = {},
   ) {}
 
@@ -92,6 +92,32 @@ export class Janitor {
           (at) => p.idempotentResponse.deleteMany({ where: { createdAt: { lte: at } } }),
         ),
       ),
+      // Managers' sessions past their absolute expiry, then those idle too long.
+      sessions: await batches(() =>
+        oldest(
+          p.managerSession.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt,
+          (at) => p.managerSession.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
+      idleSessions: await batches(() =>
+        oldest(
+          p.managerSession.findMany({
+            ...older('lastSeenAt', before(this.cfg.managers.sessionIdleMs)),
+            select: { lastSeenAt: true },
+          }),
+          (r) => r.lastSeenAt,
+          (at) => p.managerSession.deleteMany({ where: { lastSeenAt: { lte: at } } }),
+        ),
+      ),
+      // Logins never finished, and OAuth sessions no login session can use any more.
+      oauth: await batches(() =>
+        oldest(
+          p.oauthStore.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt!,
+          (at) => p.oauthStore.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
       events: await batches(() =>
         this.pruneEvents(before(this.cfg.notify.relayRetryWindowMs), new Date(now)),
       ),
@@ -145,7 +171,7 @@ const E = { expiresAt: true } as const
 const C = { createdAt: true } as const
 
 /** The oldest batch of rows whose `field` is before `cutoff`. */
-function older<F extends 'expiresAt' | 'createdAt'>(field: F, cutoff: Date) {
+function older<F extends 'expiresAt' | 'createdAt' | 'lastSeenAt'>(field: F, cutoff: Date) {
   return {
     where: { [field]: { lt: cutoff } } as Record<F, { lt: Date }>,
     orderBy: { [field]: 'asc' } as Record<F, 'asc'>,

@@ -7,6 +7,7 @@ import type { AppContext } from './context.js'
 import { InvalidRequestError, toXrpcError, XrpcError } from './errors.js'
 import { limitConnections } from './connections.js'
 import { registerHealth } from './health.js'
+import { registerLogin } from './managers/login.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
 import { registerRest } from './rest/index.js'
@@ -152,6 +153,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   }
 
   registerHealth(app, ctx)
+  registerLogin(app, ctx)
   registerXrpcMethods(app.xrpc)
   await registerRest(app, ctx)
   return app

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.js'
 import type { Db, Tx } from '../db/client.js'
+import { UniqueViolationError } from '../db/errors.js'
 import type { Curve } from '../crypto/did-key.js'
 import { Keypair } from '../crypto/keypair.js'
 import type { KeyVault } from '../keys/vault.js'
@@ -10,6 +11,8 @@ import type { KeyVault } from '../keys/vault.js'
 export type AuthorityStatus = 'pending' | 'active' | 'deactivated' | 'transferred'
 export type AuthorityOrigin = 'created' | 'adopted' | 'registered'
 export type KeyPurpose = 'atproto' | 'atproto_space' | 'rotation'
+/** Keys of the service itself, not of an authority: `oauth_client` signs managers' logins. */
+export type ServiceKeyPurpose = 'oauth_client'
 export type KeyStatus = 'active' | 'pending' | 'retired'
 
 export interface AuthorityRecord {
@@ -88,7 +91,7 @@ export class AuthorityService {
     this.forget(did)
   }
 
-  async key(did: string, purpose: KeyPurpose): Promise<Keypair | undefined> {
+  async key(did: string, purpose: KeyPurpose | ServiceKeyPurpose): Promise<Keypair | undefined> {
     const cacheKey = `${did}|${purpose}`
     if (this.keyCache.has(cacheKey)) return this.keyCache.get(cacheKey) ?? undefined
     const row = await this.db.prisma.authorityKey.findFirst({
@@ -130,27 +133,57 @@ export class AuthorityService {
   ): Promise<void> {
     const store = async (tx: Tx) => {
       const kekId = await this.sealingKekId(tx)
-      for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][]) {
-        if (!key) continue
-        const id = randomUUID()
-        const secret = key.exportSecretKey()
-        await tx.authorityKey.create({
-          data: {
-            id,
-            authorityDid: did,
-            purpose,
-            curve: key.curve,
-            publicDidKey: key.did(),
-            secretEnc: Buffer.from(this.vault.sealUnder(kekId, secret, aadFor(id, did, purpose))),
-            kekId,
-            status,
-            createdAt: this.clock.now(),
-          },
-        })
-      }
+      for (const [purpose, key] of Object.entries(keys) as [KeyPurpose, Keypair | undefined][])
+        if (key) await this.insertKey(tx, kekId, randomUUID(), did, purpose, key, status)
     }
     await (tx ? store(tx) : this.db.transact(store))
     this.forget(did)
+  }
+
+  /**
+   * A key of the service itself (`did` is the service DID), generated and sealed on first use. The
+   * row id is fixed, so processes starting together agree on one key; `gatehouse kek rewrap`
+   * re-seals it with the authority keys.
+   */
+  async serviceKey(did: string, purpose: ServiceKeyPurpose, curve: Curve): Promise<Keypair> {
+    const held = await this.key(did, purpose)
+    if (held) return held
+    const id = `${purpose}:${did}`
+    try {
+      await this.db.transact(async (tx) => {
+        const kekId = await this.sealingKekId(tx)
+        await this.insertKey(tx, kekId, id, did, purpose, Keypair.generate(curve), 'active')
+      })
+    } catch (err) {
+      if (!(err instanceof UniqueViolationError)) throw err
+    }
+    this.keyCache.delete(`${did}|${purpose}`)
+    return (await this.key(did, purpose))!
+  }
+
+  private async insertKey(
+    tx: Tx,
+    kekId: string,
+    id: string,
+    did: string,
+    purpose: KeyPurpose | ServiceKeyPurpose,
+    key: Keypair,
+    status: KeyStatus,
+  ): Promise<void> {
+    const secret = key.exportSecretKey()
+    await tx.authorityKey.create({
+      data: {
+        id,
+        authorityDid: did,
+        purpose,
+        curve: key.curve,
+        publicDidKey: key.did(),
+        secretEnc: Buffer.from(this.vault.sealUnder(kekId, secret, aadFor(id, did, purpose))),
+        kekId,
+        status,
+        createdAt: this.clock.now(),
+      },
+    })
   }
 
   /** Pending keys of `did` become the active ones for their purposes; the ones they replace retire. */

@@ -13,6 +13,7 @@ import {
   InvalidRequestError,
   XrpcError,
 } from '../errors.js'
+import { requireSession, sessionCookie } from '../managers/login.js'
 import { TokenError, type TokenView } from '../managers/tokens.js'
 import { PolicyCodecError } from '../policy/codec.js'
 import { PresetError } from '../policy/registry.js'
@@ -113,6 +114,11 @@ async function authenticate(ctx: AppContext, req: FastifyRequest): Promise<Princ
     if (!token)
       throw new AuthRequiredError('This API token is unknown, expired or revoked', 'InvalidToken')
     return { kind: 'token', did: token.createdBy, token }
+  }
+  if (sessionCookie(req) !== undefined) {
+    // A cookie rides along on requests other sites make: changes need the session's CSRF token.
+    const session = await requireSession(ctx, req, req.method !== 'GET')
+    return { kind: 'session', did: session.did, sessionId: session.id }
   }
   throw new AuthRequiredError('Log in, or send an API token as Authorization: Bearer gh_…')
 }
