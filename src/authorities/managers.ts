@@ -114,9 +114,15 @@ export class ManagerService {
     return rows.map((r) => ({ authority: r.authorityDid, role: r.role as ManagerRole }))
   }
 
-  async list(authorityDid: string): Promise<{ did: string; role: string; createdAt: Date }[]> {
+  /** The authority's managers in DID order, `limit` after `cursor` (a DID). */
+  async list(
+    authorityDid: string,
+    limit = 1000,
+    cursor?: string,
+  ): Promise<{ did: string; role: string; createdAt: Date }[]> {
     return this.db.prisma.authorityManager.findMany({
-      where: { authorityDid },
+      where: { authorityDid, ...(cursor ? { did: { gt: cursor } } : {}) },
+      take: limit,
       select: { did: true, role: true, createdAt: true },
       orderBy: { did: 'asc' },
     })

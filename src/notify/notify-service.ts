@@ -186,21 +186,22 @@ export class NotifyService {
     this.onEvent(space)
   }
 
-  /** The space's notification registrations, by service. */
-  registrations(space: string) {
+  /** The space's notification registrations in service order, `limit` after `cursor` (a service). */
+  registrations(space: string, limit: number, cursor?: string) {
     return this.db.prisma.notifyRegistration.findMany({
-      where: { space },
+      where: { space, ...(cursor ? { service: { gt: cursor } } : {}) },
       orderBy: { service: 'asc' },
-      take: 1000,
+      take: limit,
     })
   }
 
-  /** What the relay gave up on for `space`, newest first, in wire form. */
-  async deadLetters(space: string, limit: number) {
+  /** What the relay gave up on for `space`, newest first, in wire form; `cursor` is a letter's id. */
+  async deadLetters(space: string, limit: number, cursor?: string) {
     const rows = await this.db.prisma.deadLetter.findMany({
       where: { space },
-      orderBy: { createdAt: 'desc' },
+      orderBy: [{ createdAt: 'desc' }, { id: 'asc' }],
       take: limit,
+      ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
     })
     return rows.map((d) => ({
       id: d.id,

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
 import { MANAGER_ROLES } from '../authorities/managers.js'
+import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
 import {
@@ -103,6 +104,28 @@ function policyFrom(ctx: AppContext, input: z.output<typeof policyInput>): Parti
 const next = <T>(items: T[], max: number, key: (t: T) => string) =>
   items.length === max && items.length > 0 ? { cursor: key(items[items.length - 1]!) } : {}
 
+/** `POST /authorities/{authority}/{step}`: a lifecycle step, for owners (the `authority` capability). */
+function lifecycle<B extends z.ZodObject>(
+  step: string,
+  summary: string,
+  body: B,
+  run: (ctx: AppContext, did: string, body: z.output<B>) => Promise<AuthorityView>,
+): RestRoute {
+  return route({
+    method: 'POST',
+    path: `/authorities/{authority}/${step}`,
+    tag: 'authorities',
+    summary,
+    params: authorityParams,
+    body,
+    response: authorityView,
+    async handler({ ctx, principal, params, body }) {
+      await authorize(ctx, principal, params.authority, 'authority')
+      return authorityOut(await run(ctx, params.authority, body as z.output<B>))
+    },
+  })
+}
+
 export const ROUTES: RestRoute[] = [
   route({
     method: 'GET',
@@ -160,47 +183,44 @@ export const ROUTES: RestRoute[] = [
       return authorityOut(await ctx.lifecycle.describe(params.authority))
     },
   }),
-  ...(
-    [
-      ['activate', 'Activate the authority (its DID document must name Gatehouse)'],
-      ['deactivate', 'Deactivate the authority: its spaces stop issuing credentials'],
-      ['rotate-signing-key', 'Replace the authority’s signing key (body: purpose)'],
-      ['transfer', 'Hand the DID over: new rotation keys and service endpoint, keys dropped here'],
-    ] as const
-  ).map(([step, summary]) =>
-    route({
-      method: 'POST',
-      path: `/authorities/{authority}/${step}`,
-      tag: 'authorities',
-      summary,
-      params: authorityParams,
-      body: z.object({
-        purpose: z.enum(['atproto', 'atproto_space']).optional(),
-        rotationKeys: z.array(z.string().max(200)).max(10).optional(),
-        endpoint: z.url().max(2048).optional(),
-      }),
-      response: authorityView,
-      async handler({ ctx, principal, params, body }) {
-        await authorize(ctx, principal, params.authority, 'authority')
-        const did = params.authority
-        const view =
-          step === 'activate'
-            ? await ctx.lifecycle.activate(did)
-            : step === 'deactivate'
-              ? await ctx.lifecycle.deactivate(did)
-              : step === 'rotate-signing-key'
-                ? await ctx.lifecycle.rotateSigningKey(did, body.purpose ?? 'atproto')
-                : await ctx.lifecycle.transfer(did, {
-                    rotationKeys: body.rotationKeys,
-                    services: body.endpoint
-                      ? {
-                          atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint },
-                        }
-                      : undefined,
-                  })
-        return authorityOut(view)
-      },
+  lifecycle(
+    'activate',
+    'Activate the authority (its DID document must name Gatehouse)',
+    z.object({}),
+    (ctx, did) => ctx.lifecycle.activate(did),
+  ),
+  lifecycle(
+    'deactivate',
+    'Deactivate the authority: its spaces stop issuing credentials',
+    z.object({}),
+    (ctx, did) => ctx.lifecycle.deactivate(did),
+  ),
+  lifecycle(
+    'rotate-signing-key',
+    'Replace a signing key of the authority',
+    z.object({ purpose: z.enum(['atproto', 'atproto_space']).default('atproto') }),
+    (ctx, did, body) => ctx.lifecycle.rotateSigningKey(did, body.purpose),
+  ),
+  lifecycle(
+    'rotate-rotation-keys',
+    'did:plc: replace Gatehouse’s rotation key; set or remove (null) the owner’s',
+    z.object({ ownerRotationKey: z.string().max(200).nullable().optional() }),
+    (ctx, did, body) => ctx.lifecycle.rotateRotationKeys(did, body),
+  ),
+  lifecycle(
+    'transfer',
+    'Hand the DID over: new rotation keys and space host endpoint; Gatehouse’s keys dropped',
+    z.object({
+      rotationKeys: z.array(z.string().max(200)).max(10).optional(),
+      endpoint: z.url().max(2048).optional(),
     }),
+    (ctx, did, body) =>
+      ctx.lifecycle.transfer(did, {
+        rotationKeys: body.rotationKeys,
+        services: body.endpoint
+          ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint } }
+          : undefined,
+      }),
   ),
   route({
     method: 'PATCH',
@@ -373,18 +393,17 @@ export const ROUTES: RestRoute[] = [
     tag: 'roles',
     summary: 'The authority’s managers and their roles',
     params: authorityParams,
-    response: z.object({ managers: z.array(managerOut) }),
-    async handler({ ctx, principal, params }) {
+    query: z.object({ limit: limit(1000, 100), cursor }),
+    response: z.object({ managers: z.array(managerOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
       await authorize(ctx, principal, params.authority, 'read')
-      const rows = await ctx.managers.list(params.authority)
-      return {
-        managers: rows
-          .map((m) => ({ ...m, role: m.role as z.output<typeof role> }))
-          .map((m) => ({
-            ...m,
-            createdAt: m.createdAt.toISOString(),
-          })),
-      }
+      const rows = await ctx.managers.list(params.authority, query.limit, query.cursor)
+      const managers = rows.map((m) => ({
+        did: m.did,
+        role: m.role as z.output<typeof role>,
+        createdAt: m.createdAt.toISOString(),
+      }))
+      return { managers, ...next(managers, query.limit, (m) => m.did) }
     },
   }),
   route({
@@ -535,7 +554,9 @@ export const ROUTES: RestRoute[] = [
     tag: 'notifications',
     summary: 'Syncers registered for the space’s write notifications',
     params: spaceParams,
+    query: z.object({ limit: limit(1000, 100), cursor }),
     response: z.object({
+      cursor: z.string().optional(),
       registrations: z.array(
         z.object({
           service: z.string(),
@@ -547,19 +568,18 @@ export const ROUTES: RestRoute[] = [
         }),
       ),
     }),
-    async handler({ ctx, principal, params }) {
+    async handler({ ctx, principal, params, query }) {
       const config = await space(ctx, principal, params, 'notify')
-      const rows = await ctx.notify.registrations(config.uri)
-      return {
-        registrations: rows.map((r) => ({
-          service: r.service,
-          endpoint: r.endpoint,
-          expiresAt: r.expiresAt.toISOString(),
-          cursor: r.cursor,
-          attempts: r.attempts,
-          lastError: r.lastError,
-        })),
-      }
+      const rows = await ctx.notify.registrations(config.uri, query.limit, query.cursor)
+      const registrations = rows.map((r) => ({
+        service: r.service,
+        endpoint: r.endpoint,
+        expiresAt: r.expiresAt.toISOString(),
+        cursor: r.cursor,
+        attempts: r.attempts,
+        lastError: r.lastError,
+      }))
+      return { registrations, ...next(registrations, query.limit, (r) => r.service) }
     },
   }),
   route({
@@ -568,11 +588,12 @@ export const ROUTES: RestRoute[] = [
     tag: 'notifications',
     summary: 'Notifications the relay gave up on, newest first',
     params: spaceParams,
-    query: z.object({ limit: limit(1000, 100) }),
-    response: listDeadLetters.output,
+    query: z.object({ limit: limit(1000, 100), cursor }),
+    response: listDeadLetters.output.extend({ cursor: z.string().optional() }),
     async handler({ ctx, principal, params, query }) {
       const config = await space(ctx, principal, params, 'notify')
-      return { deadLetters: await ctx.notify.deadLetters(config.uri, query.limit) }
+      const deadLetters = await ctx.notify.deadLetters(config.uri, query.limit, query.cursor)
+      return { deadLetters, ...next(deadLetters, query.limit, (d) => d.id) }
     },
   }),
   route({

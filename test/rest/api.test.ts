@@ -12,7 +12,7 @@ import { ROUTES } from '../../src/rest/routes.js'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { TestArbiter } from '../_helpers/arbiter.js'
 import { freePort } from '../_helpers/process.js'
-import { DidWebHost } from '../_helpers/identities.js'
+import { DidWebHost, PlcDirectory } from '../_helpers/identities.js'
 import { registerAuthority } from '../_helpers/spaces.js'
 
 /** Routes answered with a 2xx somewhere in this file: the last test checks that it is all of them. */
@@ -290,6 +290,15 @@ t.test('roles over REST: grants, the owner rule and the last owner', async (t) =
       [owner.did, 'owner'],
     ].sort(),
   )
+  const one = await api('GET', `${base}/managers?limit=1`, { token: admin })
+  const two = await api('GET', `${base}/managers?limit=2&cursor=${enc(one.body.cursor)}`, {
+    token: admin,
+  })
+  t.same(
+    [...one.body.managers, ...two.body.managers].map((m: { did: string }) => m.did),
+    [adminDid, modDid, owner.did].sort(),
+    'managers page by cursor, in DID order',
+  )
   t.equal((await api('DELETE', `${base}/managers/${enc(modDid)}`, { token: admin })).status, 204)
 })
 
@@ -517,6 +526,37 @@ t.test('an authority Gatehouse serves changes its PDS entry over REST', async (t
   t.match(await moved.json(), { status: 'transferred' })
   t.equal(moved.status, 200)
   exercised.add('POST /authorities/{authority}/transfer')
+})
+
+t.test('a did:plc authority replaces its rotation keys over REST', async (t) => {
+  const plc = await PlcDirectory.start(t)
+  const a = await TestArbiter.create(t, { env: { GATEHOUSE_PLC_URL: plc.url } })
+  const web = await DidWebHost.start(t)
+  const owner = web.create('owner')
+  const view = await a.ctx.lifecycle.createPlc({ owner: owner.did })
+  const secret = (
+    await a.ctx.tokens.create({
+      authority: view.did,
+      createdBy: owner.did,
+      creatorRole: 'owner',
+      name: 'n',
+      role: 'owner',
+    })
+  ).token
+  const before = view.keys.find((k) => k.purpose === 'rotation' && k.status === 'active')
+  const res = await a.fetch(`/api/v1/authorities/${enc(view.did)}/rotate-rotation-keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({}),
+  })
+  t.equal(res.status, 200)
+  const body = (await res.json()) as any
+  t.ok(routeOf('POST', '/authorities/x/rotate-rotation-keys')!.response!.safeParse(body).success)
+  const after = body.keys.find(
+    (k: { purpose: string; status: string }) => k.purpose === 'rotation' && k.status === 'active',
+  )
+  t.not(after.publicKey, before?.publicKey, 'a new rotation key of ours')
+  exercised.add('POST /authorities/{authority}/rotate-rotation-keys')
 })
 
 t.test(
