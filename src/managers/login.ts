@@ -1,11 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { z } from 'zod'
 import type { AppContext } from '../context.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
 import { subsystem } from '../logger.js'
-import type { ManagerSessionView } from './sessions.js'
-
-export const SESSION_COOKIE = 'gatehouse_session'
+import { route, type RestRoute } from '../rest/route.js'
+import { SESSION_COOKIE } from './sessions.js'
 
 /**
  * The library's errors carry the request (callback parameters, the authorization code among them):
@@ -21,83 +20,112 @@ const loginInput = z.object({
     .trim()
     .max(512)
     .transform((s) => s.replace(/^@/, ''))
-    .pipe(z.string().regex(HANDLE_OR_DID)),
+    .pipe(z.string().regex(HANDLE_OR_DID))
+    .describe('the manager’s handle or DID'),
 })
 
-/** The session cookie of a request, if it sent one. */
-export function sessionCookie(req: FastifyRequest): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const at = part.indexOf('=')
-    if (at > 0 && part.slice(0, at).trim() === SESSION_COOKIE) return part.slice(at + 1).trim()
-  }
-  return undefined
+const log = (ctx: AppContext) => subsystem(ctx.logger, 'managers')
+
+/** Sets (or, empty with 0, clears) the session cookie: Secure everywhere but development and test. */
+function setCookie(ctx: AppContext, reply: FastifyReply, value: string, maxAgeSec: number) {
+  const secure = ctx.cfg.mode === 'production' ? '; Secure' : ''
+  return reply.header(
+    'set-cookie',
+    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure}`,
+  )
 }
 
-/** The cookie's session, or 401; with `csrf`, also the header's token, or 403. */
-export async function requireSession(
-  ctx: AppContext,
-  req: FastifyRequest,
-  csrf: boolean,
-): Promise<ManagerSessionView> {
-  const s = await ctx.sessions.resolve(sessionCookie(req))
-  if (!s) throw new XrpcError(401, 'AuthenticationRequired', 'Log in first')
-  // SameSite=Lax still sends the cookie on some cross-site requests; the token is what a page
-  // of ours can read and another site cannot.
-  if (csrf && !ctx.sessions.checkCsrf(s, req.headers['x-csrf-token']))
-    throw new XrpcError(403, 'InvalidCsrfToken', 'X-CSRF-Token is missing or wrong')
-  return s
+/** The OAuth client. Authorization servers fetch its metadata: they refuse http, localhost and IPs. */
+async function oauth(ctx: AppContext) {
+  if (!ctx.cfg.service.publicUrl.startsWith('https://'))
+    throw new XrpcError(503, 'LoginUnavailable', 'Login needs an https GATEHOUSE_PUBLIC_URL')
+  return ctx.oauth.client()
 }
+
+async function start(ctx: AppContext, input: unknown): Promise<string> {
+  const parsed = loginInput.safeParse(input)
+  if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
+  const client = await oauth(ctx)
+  try {
+    return (await client.authorize(parsed.data.handle, { scope: 'atproto' })).href
+  } catch (err) {
+    log(ctx).info({ reason: reasonOf(err) }, 'login could not start')
+    throw new XrpcError(400, 'LoginFailed', 'No login could be started for that handle or DID')
+  }
+}
+
+/** The login operations of the REST API (in its OpenAPI document like every other). */
+export const LOGIN_ROUTES: RestRoute[] = [
+  route({
+    method: 'POST',
+    path: '/login',
+    tag: 'session',
+    summary: 'Start a login with an atproto account: send the browser to `url`',
+    auth: 'none',
+    body: loginInput,
+    response: z.object({ url: z.string() }),
+    handler: async ({ ctx, body }) => ({ url: await start(ctx, body) }),
+  }),
+  route({
+    method: 'GET',
+    path: '/session',
+    tag: 'session',
+    summary: 'The login session of the cookie, with its CSRF token',
+    auth: 'session',
+    response: z.object({ did: z.string(), csrfToken: z.string(), expiresAt: z.string() }),
+    async handler({ principal }) {
+      const s = principal.kind === 'session' ? principal.session : undefined
+      return { did: principal.did, csrfToken: s!.csrfToken, expiresAt: s!.expiresAt.toISOString() }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/logout',
+    tag: 'session',
+    summary: 'End this session',
+    auth: 'session',
+    async handler({ ctx, principal, reply }) {
+      if (principal.kind === 'session') await ctx.sessions.end(principal.session.id)
+      setCookie(ctx, reply, '', 0)
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/logout-everywhere',
+    tag: 'session',
+    summary: 'End every session of this manager and give the OAuth tokens back',
+    auth: 'session',
+    response: z.object({ ended: z.number().int() }),
+    async handler({ ctx, principal, reply }) {
+      const ended = await ctx.sessions.endAll(principal.did)
+      // The sessions are over whatever the authorization server says.
+      await oauth(ctx)
+        .then((client) => client.revoke(principal.did))
+        .catch((err: unknown) => log(ctx).warn({ reason: reasonOf(err) }, 'revoke failed'))
+      log(ctx).info({ did: principal.did, ended }, 'manager logged out everywhere')
+      setCookie(ctx, reply, '', 0)
+      return { ended }
+    },
+  }),
+]
 
 /**
- * Managers' login: the OAuth client's metadata and JWKS, starting a login, the callback that turns
- * it into a session cookie, the session itself and logging out. Plain routes, not XRPC; errors
- * take the same `{ error, message }` shape through the server's error handler.
+ * The rest of managers' login, outside /api/v1: the OAuth client's metadata and JWKS, a plain link
+ * that starts a login, and the callback that turns it into a session cookie.
  */
 export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
-  const log = subsystem(ctx.logger, 'managers')
-  // Secure everywhere but on a developer's http://localhost (development and test modes).
-  const secure = ctx.cfg.mode === 'production' ? '; Secure' : ''
-  const setCookie = (reply: FastifyReply, value: string, maxAgeSec: number) =>
-    reply.header(
-      'set-cookie',
-      `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure}`,
-    )
-
-  // Authorization servers fetch the client's metadata: they refuse http, localhost and IPs.
-  const oauth = async () => {
-    if (!ctx.cfg.service.publicUrl.startsWith('https://'))
-      throw new XrpcError(503, 'LoginUnavailable', 'Login needs an https GATEHOUSE_PUBLIC_URL')
-    return ctx.oauth.client()
-  }
-
-  const start = async (input: unknown): Promise<string> => {
-    const parsed = loginInput.safeParse(input)
-    if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
-    const client = await oauth()
-    try {
-      return (await client.authorize(parsed.data.handle, { scope: 'atproto' })).href
-    } catch (err) {
-      log.info({ reason: reasonOf(err) }, 'login could not start')
-      throw new XrpcError(400, 'LoginFailed', 'No login could be started for that handle or DID')
-    }
-  }
-
-  const session = (req: FastifyRequest, csrf: boolean) => requireSession(ctx, req, csrf)
-
-  app.get('/oauth/client-metadata.json', async () => (await oauth()).clientMetadata)
-  app.get('/oauth/jwks.json', async () => (await oauth()).jwks)
-
-  app.post('/api/v1/login', async (req) => ({ url: await start(req.body) }))
-  app.get('/login', async (req, reply) => reply.redirect(await start(req.query), 302))
+  app.get('/oauth/client-metadata.json', async () => (await oauth(ctx)).clientMetadata)
+  app.get('/oauth/jwks.json', async () => (await oauth(ctx)).jwks)
+  app.get('/login', async (req, reply) => reply.redirect(await start(ctx, req.query), 302))
 
   app.get('/oauth/callback', async (req, reply) => {
-    const client = await oauth()
+    const client = await oauth(ctx)
     const params = new URLSearchParams(req.url.split('?')[1] ?? '')
     let did: string
     try {
       did = (await client.callback(params)).session.did
     } catch (err) {
-      log.info({ reason: reasonOf(err) }, 'login callback refused')
+      log(ctx).info({ reason: reasonOf(err) }, 'login callback refused')
       throw new XrpcError(400, 'LoginFailed', 'The login did not complete')
     }
     const manages = await ctx.db.prisma.authorityManager.findFirst({
@@ -108,34 +136,12 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       // Nothing here for this account: its tokens are of no use to us, so they are given back.
       await client
         .revoke(did)
-        .catch((err: unknown) => log.warn({ reason: reasonOf(err) }, 'revoke failed'))
+        .catch((err: unknown) => log(ctx).warn({ reason: reasonOf(err) }, 'revoke failed'))
       throw new XrpcError(403, 'NotAManager', 'This account manages no authority on this host')
     }
     const created = await ctx.sessions.create(did)
     const maxAgeSec = Math.floor((created.expiresAt.getTime() - ctx.clock.nowMs()) / 1000)
-    log.info({ did }, 'manager logged in')
-    return setCookie(reply, created.cookie, maxAgeSec).redirect('/', 303)
-  })
-
-  app.get('/api/v1/session', async (req) => {
-    const s = await session(req, false)
-    return { did: s.did, csrfToken: s.csrfToken, expiresAt: s.expiresAt.toISOString() }
-  })
-
-  app.post('/api/v1/logout', async (req, reply) => {
-    const s = await session(req, true)
-    await ctx.sessions.end(s.id)
-    return setCookie(reply, '', 0).code(204).send()
-  })
-
-  app.post('/api/v1/logout-everywhere', async (req, reply) => {
-    const s = await session(req, true)
-    const ended = await ctx.sessions.endAll(s.did)
-    // The sessions are over whatever the authorization server says.
-    await oauth()
-      .then((client) => client.revoke(s.did))
-      .catch((err: unknown) => log.warn({ reason: reasonOf(err) }, 'revoke failed'))
-    log.info({ did: s.did, ended }, 'manager logged out everywhere')
-    return setCookie(reply, '', 0).send({ ended })
+    log(ctx).info({ did }, 'manager logged in')
+    return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect('/', 303)
   })
 }

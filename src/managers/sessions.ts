@@ -1,6 +1,8 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
+import { XrpcError } from '../errors.js'
 
 /** A live session, as the routes and the REST API see it. */
 export interface ManagerSessionView {
@@ -83,4 +85,30 @@ export class SessionService {
   async endAll(did: string): Promise<number> {
     return (await this.db.prisma.managerSession.deleteMany({ where: { did } })).count
   }
+}
+
+export const SESSION_COOKIE = 'gatehouse_session'
+
+/** The session cookie of a request, if it sent one. */
+export function sessionCookie(req: FastifyRequest): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const at = part.indexOf('=')
+    if (at > 0 && part.slice(0, at).trim() === SESSION_COOKIE) return part.slice(at + 1).trim()
+  }
+  return undefined
+}
+
+/** The cookie's session, or 401; with `csrf`, also the header's token, or 403. */
+export async function requireSession(
+  sessions: SessionService,
+  req: FastifyRequest,
+  csrf: boolean,
+): Promise<ManagerSessionView> {
+  const s = await sessions.resolve(sessionCookie(req))
+  if (!s) throw new XrpcError(401, 'AuthenticationRequired', 'Log in first')
+  // SameSite=Lax still sends the cookie on some cross-site requests; the token is what a page
+  // of ours can read and another site cannot.
+  if (csrf && !sessions.checkCsrf(s, req.headers['x-csrf-token']))
+    throw new XrpcError(403, 'InvalidCsrfToken', 'X-CSRF-Token is missing or wrong')
+  return s
 }

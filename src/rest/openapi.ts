@@ -1,7 +1,6 @@
 import { z } from 'zod'
+import { SESSION_COOKIE } from '../managers/sessions.js'
 import { API_PREFIX, type RestRoute } from './route.js'
-
-const SESSION_COOKIE = 'gatehouse_session'
 
 /** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), the side a caller sends or gets. */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {

@@ -13,7 +13,7 @@ import {
   InvalidRequestError,
   XrpcError,
 } from '../errors.js'
-import { requireSession, sessionCookie } from '../managers/login.js'
+import { requireSession, sessionCookie, type ManagerSessionView } from '../managers/sessions.js'
 import { TokenError, type TokenView } from '../managers/tokens.js'
 import { PolicyCodecError } from '../policy/codec.js'
 import { PresetError } from '../policy/registry.js'
@@ -24,7 +24,7 @@ export const API_PREFIX = '/api/v1'
 
 /** Who is calling: a logged-in manager (session cookie) or an API token (`Bearer gh_…`). */
 export type Principal =
-  | { kind: 'session'; did: string; sessionId: string }
+  | { kind: 'session'; did: string; session: ManagerSessionView }
   | { kind: 'token'; did: string; token: TokenView }
 
 type Schema = z.ZodType
@@ -63,6 +63,8 @@ export interface RestRoute<
   /** `application/x-ndjson`: the handler returns a stream (cast), and `response` documents a line. */
   responseEncoding?: 'application/x-ndjson'
   status?: 200 | 201
+  /** Who may call: a token or a session (the default), a session only, or anyone. */
+  auth?: 'session' | 'none'
   /** A create: honours `Idempotency-Key`. */
   idempotent?: boolean
   handler(call: Call<Out<P>, Out<Q>, Out<B>>): Promise<R extends Schema ? z.input<R> : void>
@@ -106,6 +108,12 @@ const ROLE_ORDER: ManagerRole[] = ['owner', 'admin', 'moderator']
 const lower = (a: ManagerRole, b: ManagerRole) =>
   ROLE_ORDER.indexOf(a) > ROLE_ORDER.indexOf(b) ? a : b
 
+/** A cookie rides along on requests other sites make: changes need the session's CSRF token. */
+async function sessionPrincipal(ctx: AppContext, req: FastifyRequest): Promise<Principal> {
+  const session = await requireSession(ctx.sessions, req, req.method !== 'GET')
+  return { kind: 'session', did: session.did, session }
+}
+
 async function authenticate(ctx: AppContext, req: FastifyRequest): Promise<Principal> {
   const header = req.headers.authorization
   if (header !== undefined) {
@@ -115,11 +123,7 @@ async function authenticate(ctx: AppContext, req: FastifyRequest): Promise<Princ
       throw new AuthRequiredError('This API token is unknown, expired or revoked', 'InvalidToken')
     return { kind: 'token', did: token.createdBy, token }
   }
-  if (sessionCookie(req) !== undefined) {
-    // A cookie rides along on requests other sites make: changes need the session's CSRF token.
-    const session = await requireSession(ctx, req, req.method !== 'GET')
-    return { kind: 'session', did: session.did, sessionId: session.id }
-  }
+  if (sessionCookie(req) !== undefined) return sessionPrincipal(ctx, req)
   throw new AuthRequiredError('Log in, or send an API token as Authorization: Bearer gh_…')
 }
 
@@ -217,7 +221,12 @@ export async function registerRoutes(
           method: r.method,
           url: r.path.replace(/\{(\w+)\}/g, ':$1'),
           handler: async (req, reply) => {
-            const principal = await authenticate(ctx, req)
+            const principal =
+              r.auth === 'none'
+                ? (undefined as unknown as Principal)
+                : r.auth === 'session'
+                  ? await sessionPrincipal(ctx, req)
+                  : await authenticate(ctx, req)
             const params = r.params ? parse(r.params, req.params, 'path') : undefined
             const query = r.query ? parse(r.query, req.query, 'query') : undefined
             let body: unknown

@@ -19,6 +19,10 @@ import { registerAuthority } from '../_helpers/spaces.js'
 const exercised = new Set<string>()
 /** Routes whose answers another file checks against their schemas. */
 const ELSEWHERE: Record<string, string> = {
+  'POST /login': 'test/managers/login.test.ts',
+  'GET /session': 'test/managers/login.test.ts',
+  'POST /logout': 'test/managers/login.test.ts',
+  'POST /logout-everywhere': 'test/managers/login.test.ts',
   'POST /authorities/{authority}/spaces/{type}/{skey}/dead-letters/{id}/replay':
     'test/rest/replay.test.ts',
 }
