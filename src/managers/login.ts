@@ -24,6 +24,9 @@ const loginInput = z.object({
     .describe('the manager’s handle or DID'),
 })
 
+/** Where a finished login lands: the API's reference page, until the dashboard (issue #26) is. */
+export const AFTER_LOGIN = '/api/v1/docs'
+
 const log = (ctx: AppContext) => subsystem(ctx.logger, 'managers')
 
 /** Sets (or, empty with 0, clears) the session cookie: Secure everywhere but development and test. */
@@ -142,6 +145,6 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     const created = await ctx.sessions.create(did)
     const maxAgeSec = Math.floor((created.expiresAt.getTime() - ctx.clock.nowMs()) / 1000)
     log(ctx).info({ did }, 'manager logged in')
-    return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect('/', 303)
+    return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect(AFTER_LOGIN, 303)
   })
 }
