@@ -29,6 +29,11 @@ export function can(role: ManagerRole | undefined, capability: Capability): bool
   return role !== undefined && (CAPABILITIES[capability] as readonly string[]).includes(role)
 }
 
+/** The lower of two roles. */
+export function weaker(a: ManagerRole, b: ManagerRole): ManagerRole {
+  return MANAGER_ROLES.indexOf(a) > MANAGER_ROLES.indexOf(b) ? a : b
+}
+
 /** `role` is `other` or above it. */
 export function atLeast(role: ManagerRole, other: ManagerRole): boolean {
   return MANAGER_ROLES.indexOf(role) <= MANAGER_ROLES.indexOf(other)
@@ -105,11 +110,16 @@ export class ManagerService {
     })
   }
 
-  /** The authorities `did` manages, with its role in each. */
-  async authoritiesOf(did: string): Promise<{ authority: string; role: ManagerRole }[]> {
+  /** The authorities `did` manages, with its role in each, in DID order after `cursor`. */
+  async authoritiesOf(
+    did: string,
+    limit = 1000,
+    cursor?: string,
+  ): Promise<{ authority: string; role: ManagerRole }[]> {
     const rows = await this.db.prisma.authorityManager.findMany({
-      where: { did },
+      where: { did, ...(cursor ? { authorityDid: { gt: cursor } } : {}) },
       orderBy: { authorityDid: 'asc' },
+      take: limit,
     })
     return rows.map((r) => ({ authority: r.authorityDid, role: r.role as ManagerRole }))
   }

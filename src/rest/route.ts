@@ -3,7 +3,13 @@ import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { AuthorityLifecycleError } from '../authorities/lifecycle.js'
-import { can, RoleChangeError, type Capability, type ManagerRole } from '../authorities/managers.js'
+import {
+  can,
+  RoleChangeError,
+  weaker,
+  type Capability,
+  type ManagerRole,
+} from '../authorities/managers.js'
 import type { AppContext } from '../context.js'
 import { mapDbError, UniqueViolationError } from '../db/errors.js'
 import {
@@ -96,17 +102,13 @@ export async function authorize(
     if (token.space !== null && token.space !== space)
       throw new ForbiddenError(`This API token is limited to ${token.space}`)
     // Never above the creator's role now.
-    if (role) role = lower(role, token.role)
+    if (role) role = weaker(role, token.role)
   }
   if (!role) throw new ForbiddenError(`${principal.did} does not manage ${authority}`)
   if (!can(role, capability))
     throw new ForbiddenError(`The ${role} role does not allow ${capability} on ${authority}`)
   return role
 }
-
-const ROLE_ORDER: ManagerRole[] = ['owner', 'admin', 'moderator']
-const lower = (a: ManagerRole, b: ManagerRole) =>
-  ROLE_ORDER.indexOf(a) > ROLE_ORDER.indexOf(b) ? a : b
 
 /** A cookie rides along on requests other sites make: changes need the session's CSRF token. */
 async function sessionPrincipal(ctx: AppContext, req: FastifyRequest): Promise<Principal> {

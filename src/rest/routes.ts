@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
-import { MANAGER_ROLES } from '../authorities/managers.js'
+import { MANAGER_ROLES, weaker } from '../authorities/managers.js'
 import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
@@ -144,9 +144,9 @@ export const ROUTES: RestRoute[] = [
       const token = principal.kind === 'token' ? principal.token : undefined
       const authorities = all.flatMap(({ authority, role }) => {
         if (!token) return [{ did: authority, role }]
-        if (token.authority !== authority) return []
-        const order = MANAGER_ROLES.indexOf(role) > MANAGER_ROLES.indexOf(token.role)
-        return [{ did: authority, role: order ? role : token.role }]
+        return token.authority === authority
+          ? [{ did: authority, role: weaker(role, token.role) }]
+          : []
       })
       return { did: principal.did, via: principal.kind, authorities }
     },
@@ -156,21 +156,30 @@ export const ROUTES: RestRoute[] = [
     path: '/authorities',
     tag: 'authorities',
     summary: 'The authorities the caller manages, with its role and their state',
+    query: z.object({ limit: limit(100, 50), cursor }),
     response: z.object({
       authorities: z.array(
         z.object({ did: z.string(), role, status: z.string(), handle: z.string().nullable() }),
       ),
+      cursor: z.string().optional(),
     }),
-    async handler({ ctx, principal }) {
-      const mine = await ctx.managers.authoritiesOf(principal.did)
+    async handler({ ctx, principal, query }) {
+      const mine = await ctx.managers.authoritiesOf(principal.did, query.limit, query.cursor)
       const authorities = []
-      for (const { authority } of mine) {
-        const role = await authorize(ctx, principal, authority, 'read').catch(() => undefined)
-        const record = role && (await ctx.authorities.record(authority))
+      for (const { authority, role } of mine) {
+        // A token shows its own authority only, with at most its own role.
+        if (principal.kind === 'token' && principal.token.authority !== authority) continue
+        const acting = principal.kind === 'token' ? weaker(role, principal.token.role) : role
+        const record = await ctx.authorities.record(authority)
         if (record)
-          authorities.push({ did: authority, role, status: record.status, handle: record.handle })
+          authorities.push({
+            did: authority,
+            role: acting,
+            status: record.status,
+            handle: record.handle,
+          })
       }
-      return { authorities }
+      return { authorities, ...next(mine, query.limit, (m) => m.authority) }
     },
   }),
   route({
