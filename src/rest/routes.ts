@@ -15,7 +15,7 @@ import { listDeadLetters } from '../lexicon/dev/gatehouse/notify/listDeadLetters
 import { did, nsid, parseSpaceRef, recordKey } from '../lexicon/formats.js'
 import { appAccessFromLex, userPolicyFromLex } from '../policy/codec.js'
 import type { SpacePolicy } from '../policy/types.js'
-import { LOGIN_ROUTES } from '../managers/login.js'
+import { LOGIN_ROUTES } from './login.js'
 import { getHostedSpace } from '../spaces/hosted.js'
 import { nextTid } from '../spaces/tid.js'
 import { spaceView } from '../spaces/view.js'

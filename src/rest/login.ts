@@ -3,8 +3,8 @@ import { z } from 'zod'
 import type { AppContext } from '../context.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
 import { subsystem } from '../logger.js'
-import { route, type RestRoute } from '../rest/route.js'
-import { SESSION_COOKIE } from './sessions.js'
+import { route, type RestRoute } from './route.js'
+import { SESSION_COOKIE } from '../managers/sessions.js'
 
 /**
  * The library's errors carry the request (callback parameters, the authorization code among them):
