@@ -13,14 +13,21 @@ const DATETIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d
 const UNSTORABLE_RE =
   /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
-/** Path of the first string (keys too) PostgreSQL would refuse (NUL, lone surrogate), if any. */
-export function findUnstorableText(value: unknown, path = ''): string | undefined {
+/**
+ * Path of the first string (keys too) PostgreSQL would refuse (NUL, lone surrogate), if any. Below
+ * the top level (a router's params object may be of its own class) it walks parsed JSON only: plain
+ * objects and arrays, at most 64 deep; anything else there is refused as such.
+ */
+export function findUnstorableText(value: unknown, path = '', depth = 0): string | undefined {
   if (typeof value === 'string') return UNSTORABLE_RE.test(value) ? path || '(value)' : undefined
   if (value === null || typeof value !== 'object') return undefined
+  const proto = Object.getPrototypeOf(value) as unknown
+  const plain = Array.isArray(value) || proto === Object.prototype || proto === null
+  if ((depth > 0 && !plain) || depth >= 64) return path || '(value)'
   for (const [k, v] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
     const at = path ? `${path}.${k}` : String(k)
     if (typeof k === 'string' && UNSTORABLE_RE.test(k)) return at
-    const found = findUnstorableText(v, at)
+    const found = findUnstorableText(v, at, depth + 1)
     if (found) return found
   }
   return undefined

@@ -89,14 +89,17 @@ export class SessionService {
 
 export const SESSION_COOKIE = 'gatehouse_session'
 
-/** The session cookie of a request, if it sent one. */
-export function sessionCookie(req: FastifyRequest): string | undefined {
+/** The cookie `name` of a request, if it sent one. */
+export function cookieOf(req: FastifyRequest, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const at = part.indexOf('=')
-    if (at > 0 && part.slice(0, at).trim() === SESSION_COOKIE) return part.slice(at + 1).trim()
+    if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim()
   }
   return undefined
 }
+
+/** The session cookie of a request, if it sent one. */
+export const sessionCookie = (req: FastifyRequest) => cookieOf(req, SESSION_COOKIE)
 
 /** The cookie's session, or 401; with `csrf`, also the header's token, or 403. */
 export async function requireSession(

@@ -11,6 +11,8 @@ export interface TokenView {
   role: ManagerRole
   space: string | null
   createdBy: string
+  /** The token that created this one, if a token did. */
+  parentId: string | null
   createdAt: Date
   expiresAt: Date | null
   revokedAt: Date | null
@@ -54,14 +56,21 @@ export class ApiTokenService {
     role: ManagerRole
     space?: string
     expiresAt?: Date
+    /** The token making this one: the new one expires no later, and goes when it is revoked. */
+    parent?: TokenView
   }): Promise<{ token: string; view: TokenView }> {
     if (!atLeast(input.creatorRole, input.role))
       throw new TokenError(
         `a ${input.creatorRole} may not create a token with the ${input.role} role`,
       )
     const now = this.clock.now()
-    if (input.expiresAt && input.expiresAt <= now)
-      throw new TokenError('expiresAt must be in the future')
+    const ceiling = input.parent?.expiresAt ?? undefined
+    if (input.expiresAt && ceiling && input.expiresAt > ceiling)
+      throw new TokenError(
+        `expiresAt may not be later than the creating token's (${ceiling.toISOString()})`,
+      )
+    const expiresAt = input.expiresAt ?? ceiling
+    if (expiresAt && expiresAt <= now) throw new TokenError('expiresAt must be in the future')
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
     const row = await this.db.prisma.apiToken.create({
       data: {
@@ -72,8 +81,9 @@ export class ApiTokenService {
         role: input.role,
         space: input.space ?? null,
         hash: hashOf(token),
+        parentId: input.parent?.id ?? null,
         createdAt: now,
-        expiresAt: input.expiresAt ?? null,
+        expiresAt: expiresAt ?? null,
       },
     })
     return { token, view: view(row) }
@@ -106,12 +116,26 @@ export class ApiTokenService {
     return row && row.authorityDid === authority ? view(row) : undefined
   }
 
-  /** Revokes a token of `authority`; false when there is none by that id. Revoking twice is fine. */
+  /**
+   * Revokes a token of `authority` and every token it made, theirs too (one transaction); false
+   * when there is none by that id. Revoking twice is fine.
+   */
   async revoke(authority: string, id: string): Promise<boolean> {
-    await this.db.prisma.apiToken.updateMany({
-      where: { id, authorityDid: authority, revokedAt: null },
-      data: { revokedAt: this.clock.now() },
+    if (!(await this.get(authority, id))) return false
+    const now = this.clock.now()
+    await this.db.transact(async (tx) => {
+      for (let ids = [id]; ids.length > 0;) {
+        await tx.apiToken.updateMany({
+          where: { id: { in: ids }, authorityDid: authority, revokedAt: null },
+          data: { revokedAt: now },
+        })
+        const children = await tx.apiToken.findMany({
+          where: { parentId: { in: ids }, authorityDid: authority, revokedAt: null },
+          select: { id: true },
+        })
+        ids = children.map((c) => c.id)
+      }
     })
-    return (await this.get(authority, id)) !== undefined
+    return true
   }
 }

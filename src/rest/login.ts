@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { AppContext } from '../context.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
 import { subsystem } from '../logger.js'
 import { route, type RestRoute } from './route.js'
-import { SESSION_COOKIE } from '../managers/sessions.js'
+import { cookieOf, SESSION_COOKIE } from '../managers/sessions.js'
 
 /**
  * The library's errors carry the request (callback parameters, the authorization code among them):
@@ -27,15 +28,23 @@ const loginInput = z.object({
 /** Where a finished login lands: the API's reference page, until the dashboard (issue #26) is. */
 export const AFTER_LOGIN = '/api/v1/docs'
 
+const sameText = (a: string | null | undefined, b: string | undefined) =>
+  !!a && !!b && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
+
 const log = (ctx: AppContext) => subsystem(ctx.logger, 'managers')
 
-/** Sets (or, empty with 0, clears) the session cookie: Secure everywhere but development and test. */
-function setCookie(ctx: AppContext, reply: FastifyReply, value: string, maxAgeSec: number) {
+/** The browser that started a login: only it can finish it (no session swapping). */
+const LOGIN_COOKIE = 'gatehouse_login'
+const LOGIN_COOKIE_SEC = 30 * 60
+
+/** Sets (or, empty with 0, clears) a cookie: HttpOnly, Lax, Secure outside development and test. */
+function cookie(ctx: AppContext, name: string, value: string, maxAgeSec: number, path = '/') {
   const secure = ctx.cfg.mode === 'production' ? '; Secure' : ''
-  return reply.header(
-    'set-cookie',
-    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure}`,
-  )
+  return `${name}=${value}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure}`
+}
+
+function setCookie(ctx: AppContext, reply: FastifyReply, value: string, maxAgeSec: number) {
+  return reply.header('set-cookie', cookie(ctx, SESSION_COOKIE, value, maxAgeSec))
 }
 
 /** The OAuth client. Authorization servers fetch its metadata: they refuse http, localhost and IPs. */
@@ -45,12 +54,16 @@ async function oauth(ctx: AppContext) {
   return ctx.oauth.client()
 }
 
-async function start(ctx: AppContext, input: unknown): Promise<string> {
+/** Starts a login: the authorization URL, and a cookie binding it to this browser. */
+async function start(ctx: AppContext, input: unknown, reply: FastifyReply): Promise<string> {
   const parsed = loginInput.safeParse(input)
   if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
   const client = await oauth(ctx)
+  const nonce = randomBytes(24).toString('base64url')
   try {
-    return (await client.authorize(parsed.data.handle, { scope: 'atproto' })).href
+    const url = await client.authorize(parsed.data.handle, { scope: 'atproto', state: nonce })
+    reply.header('set-cookie', cookie(ctx, LOGIN_COOKIE, nonce, LOGIN_COOKIE_SEC, '/oauth/'))
+    return url.href
   } catch (err) {
     log(ctx).info({ reason: reasonOf(err) }, 'login could not start')
     throw new XrpcError(400, 'LoginFailed', 'No login could be started for that handle or DID')
@@ -67,7 +80,7 @@ export const LOGIN_ROUTES: RestRoute[] = [
     auth: 'none',
     body: loginInput,
     response: z.object({ url: z.string() }),
-    handler: async ({ ctx, body }) => ({ url: await start(ctx, body) }),
+    handler: async ({ ctx, body, reply }) => ({ url: await start(ctx, body, reply) }),
   }),
   route({
     method: 'GET',
@@ -119,17 +132,27 @@ export const LOGIN_ROUTES: RestRoute[] = [
 export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
   app.get('/oauth/client-metadata.json', async () => (await oauth(ctx)).clientMetadata)
   app.get('/oauth/jwks.json', async () => (await oauth(ctx)).jwks)
-  app.get('/login', async (req, reply) => reply.redirect(await start(ctx, req.query), 302))
+  app.get('/login', async (req, reply) => reply.redirect(await start(ctx, req.query, reply), 302))
 
   app.get('/oauth/callback', async (req, reply) => {
     const client = await oauth(ctx)
     const params = new URLSearchParams(req.url.split('?')[1] ?? '')
     let did: string
+    let state: string | null
     try {
-      did = (await client.callback(params)).session.did
+      ;({
+        session: { did },
+        state,
+      } = await client.callback(params))
     } catch (err) {
       log(ctx).info({ reason: reasonOf(err) }, 'login callback refused')
       throw new XrpcError(400, 'LoginFailed', 'The login did not complete')
+    }
+    reply.header('set-cookie', cookie(ctx, LOGIN_COOKIE, '', 0, '/oauth/'))
+    if (!sameText(state, cookieOf(req, LOGIN_COOKIE))) {
+      // Someone else's finished login, brought to this browser: it must not become its session.
+      await client.revoke(did).catch(() => {})
+      throw new XrpcError(400, 'LoginFailed', 'This login was started in another browser')
     }
     const manages = await ctx.db.prisma.authorityManager.findFirst({
       where: { did },

@@ -73,6 +73,8 @@ export interface RestRoute<
   auth?: 'session' | 'none'
   /** A create: honours `Idempotency-Key`. */
   idempotent?: boolean
+  /** A top-level answer field never kept for a replay (a secret shown once). */
+  secret?: string
   handler(call: Call<Out<P>, Out<Q>, Out<B>>): Promise<R extends Schema ? z.input<R> : void>
 }
 
@@ -145,7 +147,8 @@ function restError(err: unknown): unknown {
 }
 
 function parse<T extends Schema>(schema: T, value: unknown, where: string): z.output<T> {
-  assertStorableText(where, value)
+  // Path and query come as objects of the router's own classes: checked as the plain objects they are.
+  assertStorableText(where, where === 'body' ? value : { ...(value as object) })
   const parsed = schema.safeParse(value ?? (where === 'body' ? undefined : {}))
   if (!parsed.success) throw new InvalidRequestError(describeZodError(where, parsed.error))
   return parsed.data
@@ -161,6 +164,7 @@ async function idempotent(
   ctx: AppContext,
   req: FastifyRequest,
   principal: Principal,
+  secret: string | undefined,
   run: () => Promise<{ status: number; body: unknown }>,
 ): Promise<{ status: number; body: unknown; replayed?: boolean }> {
   const key = req.headers['idempotency-key']
@@ -173,14 +177,26 @@ async function idempotent(
     .digest('hex')
   const id = { principal_key: { principal: who, key } }
   const rows = ctx.db.prisma.idempotentResponse
-  try {
-    // Reserve the key first (status 0: running), so two racing repeats cannot both run.
-    await rows.create({
+  const reserve = () =>
+    rows.create({
       data: { principal: who, key, requestHash, status: 0, body: '', createdAt: ctx.clock.now() },
     })
+  try {
+    // Reserve the key first (status 0: running), so two racing repeats cannot both run.
+    await reserve()
   } catch (err) {
     if (!(mapDbError(err) instanceof UniqueViolationError)) throw err
-    const kept = await rows.findUnique({ where: id })
+    let kept = await rows.findUnique({ where: id })
+    // A reservation older than any request can run was left by a crash: the key is free again.
+    if (kept?.status === 0 && kept.createdAt.getTime() < ctx.clock.nowMs() - ABANDONED_MS) {
+      await rows.deleteMany({ where: { principal: who, key, status: 0 } })
+      const again = await reserve().then(
+        () => 'reserved' as const,
+        () => rows.findUnique({ where: id }),
+      )
+      if (again === 'reserved') return finish()
+      kept = again
+    }
     if (!kept) throw new XrpcError(409, 'IdempotencyConflict', 'Retry this request')
     if (kept.requestHash !== requestHash)
       throw new XrpcError(
@@ -196,18 +212,30 @@ async function idempotent(
       )
     return { status: kept.status, body: JSON.parse(kept.body) as unknown, replayed: true }
   }
-  try {
-    const result = await run()
-    await rows.update({
-      where: id,
-      data: { status: result.status, body: JSON.stringify(result.body ?? null) },
-    })
-    return result
-  } catch (err) {
-    await rows.delete({ where: id }).catch(() => {})
-    throw err
+  return finish()
+
+  async function finish() {
+    try {
+      const result = await run()
+      // A secret is shown once: the kept answer goes without it.
+      const { [secret ?? '']: _, ...kept } = (result.body ?? {}) as Record<string, unknown>
+      await rows.update({
+        where: id,
+        data: {
+          status: result.status,
+          body: JSON.stringify(secret ? kept : (result.body ?? null)),
+        },
+      })
+      return result
+    } catch (err) {
+      await rows.delete({ where: id }).catch(() => {})
+      throw err
+    }
   }
 }
+
+/** A kept reservation older than this was abandoned (no request runs this long). */
+const ABANDONED_MS = 5 * 60_000
 
 /** Registers `routes` under `prefix`, each one request → auth → validation → handler → output check. */
 export async function registerRoutes(
@@ -232,6 +260,13 @@ export async function registerRoutes(
             const params = r.params ? parse(r.params, req.params, 'path') : undefined
             const query = r.query ? parse(r.query, req.query, 'query') : undefined
             let body: unknown
+            // Any other body type came as an unread stream: refuse it before anything walks it.
+            if (req.body instanceof Readable && !r.bodyEncoding)
+              throw new XrpcError(
+                415,
+                'UnsupportedMediaType',
+                'This operation takes application/json',
+              )
             if (r.bodyEncoding) {
               if (!(req.body instanceof Readable))
                 throw new InvalidRequestError(`This operation takes an ${r.bodyEncoding} body`)
@@ -253,7 +288,11 @@ export async function registerRoutes(
               }
               return { status: r.response ? (r.status ?? 200) : 204, body: out }
             }
-            const result = r.idempotent ? await idempotent(ctx, req, principal, run) : await run()
+            const result = r.idempotent
+              ? await idempotent(ctx, req, principal, r.secret, run)
+              : await run()
+            // Answers are per caller, and some carry secrets: no cache keeps them.
+            reply.header('cache-control', 'no-store')
             if ('replayed' in result && result.replayed) reply.header('idempotent-replayed', 'true')
             if (r.responseEncoding) reply.header('content-type', r.responseEncoding)
             return reply.code(result.status).send(result.status === 204 ? undefined : result.body)

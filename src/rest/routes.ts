@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
-import { MANAGER_ROLES, weaker } from '../authorities/managers.js'
+import { atLeast, MANAGER_ROLES, weaker } from '../authorities/managers.js'
 import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
-import { InvalidRequestError, XrpcError } from '../errors.js'
+import { ForbiddenError, InvalidRequestError, XrpcError } from '../errors.js'
 import {
   importEntries,
   importLine,
@@ -14,6 +14,7 @@ import { authorityView } from '../lexicon/dev/gatehouse/authority/defs.js'
 import { listDeadLetters } from '../lexicon/dev/gatehouse/notify/listDeadLetters.js'
 import { did, nsid, parseSpaceRef, recordKey } from '../lexicon/formats.js'
 import { appAccessFromLex, userPolicyFromLex } from '../policy/codec.js'
+import type { TokenView } from '../managers/tokens.js'
 import type { SpacePolicy } from '../policy/types.js'
 import { LOGIN_ROUTES } from './login.js'
 import { getHostedSpace } from '../spaces/hosted.js'
@@ -390,7 +391,8 @@ export const ROUTES: RestRoute[] = [
     response: memberOut,
     responseEncoding: 'application/x-ndjson',
     async handler({ ctx, principal, params }) {
-      const config = await space(ctx, principal, params, 'bulk-membership')
+      // The whole list is what paging with `read` shows anyway (and XRPC exportMembers).
+      const config = await space(ctx, principal, params, 'read')
       const members = ctx.spaces.members.iterate(config.uri)
       const lines = (async function* () {
         for await (const m of members) yield `${JSON.stringify(m)}\n`
@@ -471,10 +473,14 @@ export const ROUTES: RestRoute[] = [
       expiresAt: z.iso.datetime({ offset: true }).optional(),
     }),
     response: tokenOut.extend({
-      token: z.string().describe('the secret: Authorization: Bearer …'),
+      token: z
+        .string()
+        .optional()
+        .describe('the secret (Authorization: Bearer …); never kept, so absent from a replay'),
     }),
     status: 201,
     idempotent: true,
+    secret: 'token',
     async handler({ ctx, principal, params, body }) {
       const creatorRole = await authorize(ctx, principal, params.authority, 'tokens', body.space)
       if (body.space !== undefined && parseSpaceRef(body.space)?.authority !== params.authority)
@@ -487,6 +493,8 @@ export const ROUTES: RestRoute[] = [
         role: body.role,
         space: body.space,
         expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+        // A token made by a token never outlives it.
+        parent: principal.kind === 'token' ? principal.token : undefined,
       })
       return { ...tokenView(view), token }
     },
@@ -495,12 +503,17 @@ export const ROUTES: RestRoute[] = [
     method: 'DELETE',
     path: '/authorities/{authority}/tokens/{id}',
     tag: 'tokens',
-    summary: 'Revoke an API token',
+    summary:
+      'Revoke an API token, and every token it made (one’s own, or of a role not above one’s)',
     params: authorityParams.extend({ id: z.string().max(64) }),
     async handler({ ctx, principal, params }) {
-      await authorize(ctx, principal, params.authority, 'tokens')
-      if (!(await ctx.tokens.revoke(params.authority, params.id)))
+      const actor = await authorize(ctx, principal, params.authority, 'tokens')
+      const target = await ctx.tokens.get(params.authority, params.id)
+      if (!target)
         throw new XrpcError(404, 'TokenNotFound', `no token ${params.id} on ${params.authority}`)
+      if (target.createdBy !== principal.did && !atLeast(actor, target.role))
+        throw new ForbiddenError(`a ${actor} may not revoke another manager's ${target.role} token`)
+      await ctx.tokens.revoke(params.authority, params.id)
     },
   }),
   route({
@@ -630,7 +643,7 @@ export const ROUTES: RestRoute[] = [
   }),
 ]
 
-function tokenView(t: import('../managers/tokens.js').TokenView): z.input<typeof tokenOut> {
+function tokenView(t: TokenView): z.input<typeof tokenOut> {
   return {
     id: t.id,
     name: t.name,

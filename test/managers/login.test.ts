@@ -48,12 +48,17 @@ async function manager(name: string): Promise<PdsAccount> {
   return account
 }
 
-/** Login → authorization server → callback; returns the callback's answer. */
-async function logIn(account: PdsAccount) {
+/** The cookie binding a login to the browser that started it, from the answer that started it. */
+const loginCookie = (headers: Record<string, unknown>) =>
+  /gatehouse_login=([^;]+)/.exec(String(headers['set-cookie']))![1]!
+
+/** Login → authorization server → callback (from the same browser); returns the callback's answer. */
+async function logIn(account: PdsAccount, browser?: string) {
   const started = await call('POST', '/api/v1/login', {}, { handle: account.did })
   if (started.status !== 200) throw new Error(`login: ${JSON.stringify(started.json)}`)
   const back = await pds.signIn(started.json.url as string, account)
-  return call('GET', `/oauth/callback${back.search}`)
+  const binding = browser ?? loginCookie(started.headers)
+  return call('GET', `/oauth/callback${back.search}`, { cookie: `gatehouse_login=${binding}` })
 }
 
 /** A manager's session cookie and CSRF token, logged in through the whole flow. */
@@ -154,7 +159,9 @@ t.test('any process finishes a login another started, and serves its session', a
   })
   const { url } = (await started.body.json()) as { url: string }
   const back = await pds.signIn(url, kim)
-  const res = await call('GET', `/oauth/callback${back.search}`)
+  const res = await call('GET', `/oauth/callback${back.search}`, {
+    cookie: `gatehouse_login=${loginCookie(started.headers)}`,
+  })
   t.equal(res.status, 303, 'the first process finishes it')
   const cookie = /gatehouse_session=([^;]+)/.exec(String(res.headers['set-cookie']))![1]!
   const me = await request(`${other.url}/api/v1/session`, { headers: withCookie(cookie) })
@@ -162,12 +169,23 @@ t.test('any process finishes a login another started, and serves its session', a
   t.match(await me.body.json(), { did: kim.did })
 })
 
+t.test('a login finished in another browser does not become its session', async (t) => {
+  const mallory = await manager('mallory')
+  for (const browser of ['', 'x'.repeat(32)]) {
+    const res = await logIn(mallory, browser)
+    t.equal(res.status, 400)
+    t.match(res.json, { error: 'LoginFailed', message: /another browser/ })
+    t.notMatch(String(res.headers['set-cookie']), /gatehouse_session=[^;]/)
+  }
+  t.equal(await a.ctx.db.prisma.managerSession.count({ where: { did: mallory.did } }), 0)
+})
+
 t.test('refuses a login by a DID that manages nothing', async (t) => {
   const carol = await pds.createAccount('carol')
   const res = await logIn(carol)
   t.equal(res.status, 403)
   t.match(res.json, { error: 'NotAManager', message: String })
-  t.notOk(res.headers['set-cookie'])
+  t.notMatch(String(res.headers['set-cookie']), /gatehouse_session=[^;]/, 'no session cookie')
   t.equal(await a.ctx.db.prisma.managerSession.count({ where: { did: carol.did } }), 0)
   const kept = await a.ctx.db.prisma.oauthStore.count({
     where: { kind: 'session', key: carol.did },
@@ -247,7 +265,8 @@ t.test(
         json: { error: 'InvalidCsrfToken' },
       })
     }
-    t.match(await call('POST', spaces, withCookie(s.cookie, s.csrf), body), {
+    const made = await call('POST', spaces, withCookie(s.cookie, s.csrf), body)
+    t.match(made, {
       status: 201,
       json: { uri: `at://${authorityDid}/space/com.example.forum/gina` },
     })

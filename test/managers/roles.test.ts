@@ -14,7 +14,7 @@ import { TestArbiter } from '../_helpers/arbiter.js'
 import { DidWebHost } from '../_helpers/identities.js'
 import { registerAuthority } from '../_helpers/spaces.js'
 
-/** The table as the issue and docs/managers.md state it: written out, not derived from the code. */
+/** The table as docs/rest-api.md states it: written out, not derived from the code. */
 const EXPECTED: Record<Capability, ManagerRole[]> = {
   read: ['owner', 'admin', 'moderator'],
   membership: ['owner', 'admin', 'moderator'],

@@ -434,7 +434,7 @@ t.test('every role × capability as a real call', async (t) => {
     credentials: (tk) => api('GET', `${sp}/credentials`, { token: tk }),
     notify: (tk) => api('GET', `${sp}/dead-letters`, { token: tk }),
     tokens: (tk) => api('GET', `${base}/tokens`, { token: tk }),
-    'bulk-membership': (tk) => api('GET', `${sp}/members/export`, { token: tk }),
+    'bulk-membership': (tk) => api('POST', `${sp}/members/import`, { token: tk, ndjson: '' }),
     'space-config': (tk) => api('PATCH', sp, { token: tk, body: { preset: 'members-only' } }),
     roles: (tk) =>
       api('PUT', `${base}/managers/${enc(web.create(`r${++n}`).did)}`, {
@@ -530,6 +530,88 @@ t.test('an authority Gatehouse serves changes its PDS entry over REST', async (t
   t.match(await moved.json(), { status: 'transferred' })
   t.equal(moved.status, 200)
   exercised.add('POST /authorities/{authority}/transfer')
+})
+
+t.test('tokens made by tokens never outlive them; only equals or betters revoke', async (t) => {
+  const { a, api, base, token, web, authority } = await world(t)
+  const hour = new Date(a.clock.nowMs() + 3600_000)
+  const parent = await token('owner', { expiresAt: hour })
+  const make = (body: object, tk = parent, key?: string) =>
+    api('POST', `${base}/tokens`, {
+      token: tk,
+      body: { name: 'child', role: 'admin', ...body },
+      headers: key ? { 'idempotency-key': key } : {},
+    })
+  const child = await make({}, parent, 'child-1')
+  t.equal(child.status, 201)
+  t.equal(child.body.expiresAt, hour.toISOString(), 'a child inherits its parent’s expiry')
+  t.match(await make({ expiresAt: new Date(hour.getTime() + 1000).toISOString() }), {
+    status: 400,
+    body: { message: /not be later than the creating token/ },
+  })
+  const grandchild = await make({ role: 'moderator' }, child.body.token)
+  t.equal(grandchild.status, 201)
+
+  // A replay answers the token without its secret, which was never kept.
+  const replay = await make({}, parent, 'child-1')
+  t.equal(replay.headers.get('idempotent-replayed'), 'true')
+  t.equal(replay.body.id, child.body.id)
+  t.notOk('token' in replay.body, 'a replay has no secret')
+  const kept = await a.ctx.db.prisma.idempotentResponse.findMany()
+  t.notOk(JSON.stringify(kept).includes(child.body.token.slice(3)), 'no secret kept')
+  t.equal(child.headers.get('cache-control'), 'no-store')
+
+  // Revoking the parent takes its descendants with it.
+  const parentId =
+    (await api('GET', '/me', { token: parent })).status === 200 && child.body.createdBy
+  t.ok(parentId)
+  const parentRow = await a.ctx.db.prisma.apiToken.findFirstOrThrow({
+    where: { id: child.body.id },
+  })
+  t.equal(
+    (await api('DELETE', `${base}/tokens/${parentRow.parentId}`, { token: await token('owner') }))
+      .status,
+    204,
+  )
+  for (const tk of [parent, child.body.token, grandchild.body.token])
+    t.match(await api('GET', base, { token: tk }), { status: 401 }, 'revoked with its parent')
+
+  // A moderator revokes their own tokens, never an owner's or an admin's.
+  const modDid = web.create('mod').did
+  await a.ctx.managers.change(authority.did, modDid, 'moderator', 'operator')
+  const mod = await token('moderator', { by: modDid })
+  const ownerToken = await api('POST', `${base}/tokens`, {
+    token: await token('owner'),
+    body: { name: 'ci', role: 'admin' },
+  })
+  t.match(await api('DELETE', `${base}/tokens/${ownerToken.body.id}`, { token: mod }), {
+    status: 403,
+    body: { message: /may not revoke another manager's admin token/ },
+  })
+  const own = await api('POST', `${base}/tokens`, {
+    token: mod,
+    body: { name: 'mine', role: 'moderator' },
+  })
+  t.equal((await api('DELETE', `${base}/tokens/${own.body.id}`, { token: mod })).status, 204)
+})
+
+t.test('a body of another type is refused before anything reads it', async (t) => {
+  const { a, api, base, token } = await world(t)
+  const tk = await token('owner')
+  t.match(await api('POST', '/login', { ndjson: 'x' }), {
+    status: 415,
+    body: { error: 'UnsupportedMediaType' },
+  })
+  t.match(await api('POST', `${base}/spaces`, { token: tk, ndjson: '{"a":1}\n' }), { status: 415 })
+  // Nesting far past what any operation takes: a 400, whatever part of the server reads it first.
+  for (const depth of [1000, 100_000]) {
+    const res = await a.fetch(`/api/v1${base}/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tk}`, 'content-type': 'application/json' },
+      body: '['.repeat(depth) + ']'.repeat(depth),
+    })
+    t.equal(res.status, 400, `${depth} deep`)
+  }
 })
 
 t.test('a did:plc authority replaces its rotation keys over REST', async (t) => {
