@@ -93,7 +93,7 @@ const bench: Bench = {
               user: readers[i % readers.length]!,
               space: other,
               nowSec,
-              exp: nowSec + 600,
+              exp: nowSec + 300,
             }),
             newHolderKey(),
           ),
