@@ -502,31 +502,15 @@ t.test('an authority Gatehouse serves changes its PDS entry over REST', async (t
     did: `did:web:localhost%3A${port}:forum`,
     owner: owner.did,
   })
-  const secret = (
-    await a.ctx.tokens.create({
-      authority: view.did,
-      createdBy: owner.did,
-      creatorRole: 'owner',
-      name: 'n',
-      role: 'owner',
-    })
-  ).token
-  const res = await a.fetch(`/api/v1/authorities/${enc(view.did)}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ pdsService: false }),
-  })
+  const call = await ownerCall(a, view.did, owner.did)
+  const res = await call('PATCH', '', { pdsService: false })
   t.equal(res.status, 200)
   const body = (await res.json()) as any
   t.equal(body.pdsService, false)
   t.ok(routeOf('PATCH', '/authorities/x')!.response!.safeParse(body).success)
   exercised.add('PATCH /authorities/{authority}')
 
-  const moved = await a.fetch(`/api/v1/authorities/${enc(view.did)}/transfer`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({}),
-  })
+  const moved = await call('POST', '/transfer', {})
   t.match(await moved.json(), { status: 'transferred' })
   t.equal(moved.status, 200)
   exercised.add('POST /authorities/{authority}/transfer')
@@ -620,21 +604,9 @@ t.test('a did:plc authority replaces its rotation keys over REST', async (t) => 
   const web = await DidWebHost.start(t)
   const owner = web.create('owner')
   const view = await a.ctx.lifecycle.createPlc({ owner: owner.did })
-  const secret = (
-    await a.ctx.tokens.create({
-      authority: view.did,
-      createdBy: owner.did,
-      creatorRole: 'owner',
-      name: 'n',
-      role: 'owner',
-    })
-  ).token
+  const call = await ownerCall(a, view.did, owner.did)
   const before = view.keys.find((k) => k.purpose === 'rotation' && k.status === 'active')
-  const res = await a.fetch(`/api/v1/authorities/${enc(view.did)}/rotate-rotation-keys`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({}),
-  })
+  const res = await call('POST', '/rotate-rotation-keys', {})
   t.equal(res.status, 200)
   const body = (await res.json()) as any
   t.ok(routeOf('POST', '/authorities/x/rotate-rotation-keys')!.response!.safeParse(body).success)
@@ -708,4 +680,21 @@ function servedRoutes(tree: string): { path: string; methods: string[] }[] {
     if (m[3]) out.push({ path: stack.join(''), methods: m[3].split(', ') })
   }
   return out
+}
+
+/** JSON calls on one authority's REST routes as its owner, through a fresh owner token. */
+async function ownerCall(a: TestArbiter, authority: string, owner: string) {
+  const { token } = await a.ctx.tokens.create({
+    authority,
+    createdBy: owner,
+    creatorRole: 'owner',
+    name: 'n',
+    role: 'owner',
+  })
+  return (method: string, sub: string, body: object) =>
+    a.fetch(`/api/v1/authorities/${enc(authority)}${sub}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
 }
