@@ -56,7 +56,7 @@ const bench: Bench = {
 
       // 2. Membership checks in process (random members and non-members).
       const check = await timed(5000, (i) =>
-        ctx.spaces.isMember(
+        ctx.spaces.members.isMember(
           space,
           did(Math.floor(Math.random() * MEMBERS * (i % 2 ? 1 : 2))),
           'read',

@@ -208,7 +208,7 @@ export async function createContext(
     cacheTtlMs: cfg.policy.managingAppCacheMs,
   })
   const policyDeps: AuthorizeDeps = {
-    isMember: (space, did, access) => spaces.isMember(space, did, access),
+    isMember: (space, did, access) => spaces.members.isMember(space, did, access),
     checkUserAccess: (req) => managingApps.checkUserAccess(req),
   }
   const janitor = new Janitor(db, clock, cfg, {

@@ -2,6 +2,8 @@ import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import type { Db } from './db/client.js'
 import type { Logger } from './logger.js'
+import { pruneCredentials } from './spaces/credentials.js'
+import { oldestEvents, pruneEvents } from './spaces/events.js'
 
 /** Rows deleted per statement: each delete is a short transaction of its own. */
 const BATCH = 1000
@@ -52,13 +54,7 @@ export class Janitor {
     const credentialsBefore = before(this.cfg.retention.credentialsMs)
     const deadLettersBefore = before(this.cfg.retention.deadLettersMs)
     const pruned: Record<string, number> = {
-      credentials: await batches(() =>
-        oldest(
-          p.issuedCredential.findMany({ ...older('expiresAt', credentialsBefore), select: E }),
-          (r) => r.expiresAt,
-          (at) => p.issuedCredential.deleteMany({ where: { expiresAt: { lte: at } } }),
-        ),
-      ),
+      credentials: await batches(() => pruneCredentials(this.db.hot, credentialsBefore, BATCH)),
       // A revocation matters only until the credential would have expired anyway.
       revoked: await batches(() =>
         oldest(
@@ -131,27 +127,19 @@ export class Janitor {
    * lives on in the writer rows). Events held by a lane behind end the pass until it moves on.
    */
   private async pruneEvents(before: Date, now: Date): Promise<Step> {
-    const p = this.db.prisma
-    const oldest = await p.spaceEvent.findMany({
-      where: { createdAt: { lt: before } },
-      orderBy: { createdAt: 'asc' },
-      take: BATCH,
-      select: { space: true, spaceRev: true },
-    })
+    const oldest = await oldestEvents(this.db.hot, before, BATCH)
     const upTo = new Map<string, string>()
     for (const e of oldest)
       if (e.spaceRev > (upTo.get(e.space) ?? '')) upTo.set(e.space, e.spaceRev)
-    const lanes = await p.notifyRegistration.findMany({
+    const lanes = await this.db.prisma.notifyRegistration.findMany({
       where: { space: { in: [...upTo.keys()] }, expiresAt: { gt: now } },
       select: { space: true, cursor: true },
     })
     for (const { space, cursor } of lanes)
       if ((cursor ?? '') < upTo.get(space)!) upTo.set(space, cursor ?? '')
     let deleted = 0
-    for (const [space, spaceRev] of upTo) {
-      const where = { space, spaceRev: { lte: spaceRev }, createdAt: { lt: before } }
-      deleted += (await p.spaceEvent.deleteMany({ where })).count
-    }
+    for (const [space, spaceRev] of upTo)
+      deleted += await pruneEvents(this.db.hot, space, spaceRev, before)
     return [deleted, oldest.length === BATCH && deleted > 0]
   }
 }

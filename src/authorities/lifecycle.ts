@@ -8,7 +8,7 @@ import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import type { AuthorityRecord, AuthorityService, KeyInfo, KeyPurpose } from './authority-service.js'
 import { didWebLocation, webDidDocument } from './did-web.js'
-import type { ManagerService } from './managers.js'
+import { dropManagers, setRole, type ManagerService } from './managers.js'
 import {
   genesisOperation,
   PlcError,
@@ -398,11 +398,7 @@ export class AuthorityLifecycle {
           },
         })
         await this.deps.authorities.addKeys(did, keys, active ? 'active' : 'pending', tx)
-        if (opts.owner) {
-          await tx.authorityManager.create({
-            data: { authorityDid: did, did: opts.owner, role: 'owner', createdAt: now },
-          })
-        }
+        if (opts.owner) await setRole(this.deps.db.in(tx), did, opts.owner, 'owner', now)
       })
     } catch (err) {
       if (err instanceof UniqueViolationError)
@@ -415,7 +411,7 @@ export class AuthorityLifecycle {
   /** Removes an authority whose genesis never reached the directory. */
   private async discard(did: string): Promise<void> {
     await this.deps.db.transact(async (tx) => {
-      await tx.authorityManager.deleteMany({ where: { authorityDid: did } })
+      await dropManagers(this.deps.db.in(tx), did)
       await tx.authorityKey.deleteMany({ where: { authorityDid: did } })
       await tx.authority.delete({ where: { did } })
     })

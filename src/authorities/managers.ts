@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
+import type { HotQueries } from '../db/hot-sql.js'
 
 /** Roles, most powerful first. */
 export const MANAGER_ROLES = ['owner', 'admin', 'moderator'] as const
@@ -67,13 +68,9 @@ export class ManagerService {
     private readonly clock: Clock,
   ) {}
 
-  async roleOf(authorityDid: string, did: string): Promise<ManagerRole | undefined> {
-    // Every management call asks: one primary-key lookup, outside the query compiler.
-    const [row] = await this.db.hot.query<{ role: string }>(
-      'SELECT role FROM authority_manager WHERE authority_did = ? AND did = ?',
-      [authorityDid, did],
-    )
-    return row?.role as ManagerRole | undefined
+  /** Every management call asks: one primary-key lookup, outside the query compiler. */
+  roleOf(authorityDid: string, did: string): Promise<ManagerRole | undefined> {
+    return roleIn(this.db.hot, authorityDid, did)
   }
 
   /**
@@ -88,53 +85,82 @@ export class ManagerService {
     actor: ManagerRole | 'operator',
   ): Promise<void> {
     await this.db.transact(async (tx) => {
+      const q = this.db.in(tx)
       // Under the authority's lock on PostgreSQL, so two demotions cannot both pass the count.
       if (this.db.kind === 'postgres')
-        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`managers:${authorityDid}`}))`
-      const key = { authorityDid_did: { authorityDid, did } }
-      const from = (await tx.authorityManager.findUnique({ where: key }))?.role as
-        ManagerRole | undefined
+        await q.execute('SELECT pg_advisory_xact_lock(hashtext(?))', [`managers:${authorityDid}`])
+      const from = await roleIn(q, authorityDid, did)
       const refusal = actor === 'operator' ? undefined : roleChangeRefusal(actor, from, to)
       if (refusal) throw new RoleChangeError(refusal)
       if (from === 'owner' && to !== 'owner') {
-        const owners = await tx.authorityManager.count({ where: { authorityDid, role: 'owner' } })
-        if (owners <= 1) throw new RoleChangeError(`${did} is the last owner of ${authorityDid}`)
+        const [owners] = await q.query<{ n: number | bigint }>(
+          `SELECT COUNT(*) AS n FROM authority_manager WHERE authority_did = ? AND role = 'owner'`,
+          [authorityDid],
+        )
+        if (Number(owners?.n ?? 0) <= 1)
+          throw new RoleChangeError(`${did} is the last owner of ${authorityDid}`)
       }
-      if (to === undefined) await tx.authorityManager.deleteMany({ where: { authorityDid, did } })
-      else
-        await tx.authorityManager.upsert({
-          where: key,
-          create: { authorityDid, did, role: to, createdAt: this.clock.now() },
-          update: { role: to },
-        })
+      if (to === undefined)
+        await q.execute('DELETE FROM authority_manager WHERE authority_did = ? AND did = ?', [
+          authorityDid,
+          did,
+        ])
+      else await setRole(q, authorityDid, did, to, this.clock.now())
     })
   }
 
   /** The authorities `did` manages, with its role in each, in DID order after `cursor`. */
-  async authoritiesOf(
+  authoritiesOf(
     did: string,
     limit = 1000,
     cursor?: string,
   ): Promise<{ authority: string; role: ManagerRole }[]> {
-    const rows = await this.db.prisma.authorityManager.findMany({
-      where: { did, ...(cursor ? { authorityDid: { gt: cursor } } : {}) },
-      orderBy: { authorityDid: 'asc' },
-      take: limit,
-    })
-    return rows.map((r) => ({ authority: r.authorityDid, role: r.role as ManagerRole }))
+    return this.db.hot.query(
+      `SELECT authority_did AS authority, role FROM authority_manager
+       WHERE did = ? AND authority_did > ? ORDER BY authority_did LIMIT ?`,
+      [did, cursor ?? '', limit],
+    )
   }
 
   /** The authority's managers in DID order, `limit` after `cursor` (a DID). */
-  async list(
+  list(
     authorityDid: string,
     limit = 1000,
     cursor?: string,
   ): Promise<{ did: string; role: string; createdAt: Date }[]> {
-    return this.db.prisma.authorityManager.findMany({
-      where: { authorityDid, ...(cursor ? { did: { gt: cursor } } : {}) },
-      take: limit,
-      select: { did: true, role: true, createdAt: true },
-      orderBy: { did: 'asc' },
-    })
+    return this.db.hot.query(
+      `SELECT did, role, created_at AS "createdAt" FROM authority_manager
+       WHERE authority_did = ? AND did > ? ORDER BY did LIMIT ?`,
+      [authorityDid, cursor ?? '', limit],
+    )
   }
+}
+
+/** `did`'s role for the authority, if any. */
+async function roleIn(q: HotQueries, authorityDid: string, did: string) {
+  const [row] = await q.query<{ role: ManagerRole }>(
+    'SELECT role FROM authority_manager WHERE authority_did = ? AND did = ?',
+    [authorityDid, did],
+  )
+  return row?.role
+}
+
+/** Gives `did` the role, a manager from now if it was none. */
+export async function setRole(
+  q: HotQueries,
+  authorityDid: string,
+  did: string,
+  role: ManagerRole,
+  now: Date,
+): Promise<void> {
+  await q.execute(
+    `INSERT INTO authority_manager (authority_did, did, role, created_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (authority_did, did) DO UPDATE SET role = excluded.role`,
+    [authorityDid, did, role, now],
+  )
+}
+
+/** Removes every manager of an authority (it is discarded). */
+export function dropManagers(q: HotQueries, authorityDid: string) {
+  return q.execute('DELETE FROM authority_manager WHERE authority_did = ?', [authorityDid])
 }

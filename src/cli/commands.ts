@@ -212,8 +212,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       usage: 'SPACE DID [--read on|off] [--write on|off]',
       run: async (ctx, args, o) =>
         putMember(ctx, args, {
-          read: onOff(o, 'read') ?? (await ctx.spaces.isMember(args[0]!, args[1]!, 'read')),
-          write: onOff(o, 'write') ?? (await ctx.spaces.isMember(args[0]!, args[1]!, 'write')),
+          read: onOff(o, 'read') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'read')),
+          write: onOff(o, 'write') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'write')),
         }),
     },
     remove: {

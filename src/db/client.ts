@@ -4,7 +4,13 @@ import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
-import { PrismaHotSql, SqliteHotSql, type HotQueries, type HotSql } from './hot-sql.js'
+import {
+  PrismaHotSql,
+  SqliteHotSql,
+  rawQueries,
+  type HotQueries,
+  type HotSql,
+} from './hot-sql.js'
 import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 
@@ -29,8 +35,10 @@ export class Db {
     readonly kind: Config['db']['kind'],
     readonly prisma: PrismaClient,
     private readonly txTimeoutMs: number,
-    /** Prepared single statements for the hottest paths (see hot-sql.ts). */
+    /** The hot tables' statements outside a transaction (see hot-sql.ts). */
     readonly hot: HotSql,
+    /** PostgreSQL's `$n` texts of our `?` statements; undefined on SQLite, which takes `?`. */
+    private readonly numbered?: Map<string, string>,
   ) {}
 
   static async open(cfg: Config['db']): Promise<Db> {
@@ -65,7 +73,8 @@ export class Db {
       { schema },
     )
     const prisma = new PrismaClient({ adapter })
-    return new Db('postgres', prisma, 15_000, new PrismaHotSql(prisma))
+    const numbered = new Map<string, string>()
+    return new Db('postgres', prisma, 15_000, new PrismaHotSql(prisma, numbered), numbered)
   }
 
   /** Runs `fn` in one transaction; a unique violation comes out as UniqueViolationError. */
@@ -80,11 +89,16 @@ export class Db {
     }
   }
 
+  /** The hot tables' statements inside a Prisma transaction that also writes other tables. */
+  in(tx: Tx): HotQueries {
+    return rawQueries(tx, this.numbered)
+  }
+
   /** Serialises a space's writers (LtHash state, spaceRev) in a transaction: PostgreSQL locks its row. */
   async lockSpace(on: Tx | HotQueries, space: string): Promise<void> {
     if (this.kind !== 'postgres') return
-    if ('query' in on) await on.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
-    else await on.$queryRaw`SELECT uri FROM space WHERE uri = ${space} FOR UPDATE`
+    const q = 'query' in on ? on : this.in(on)
+    await q.query('SELECT uri FROM space WHERE uri = ? FOR UPDATE', [space])
   }
 
   /** Readiness: a round trip to the database. Throws when it is unreachable. */

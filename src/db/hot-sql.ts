@@ -5,14 +5,28 @@ import type { Gate } from './sqlite-serial.js'
 export type SqlValue = string | number | boolean | Date | Uint8Array | null
 
 /**
- * Hot-path statements outside Prisma's query compiler (bench/RESULTS.md): `?` SQL from our own code,
- * values stored and typed as Prisma does (test/db/column-types.test.ts); never in a Prisma transaction.
+ * The tables on the hot paths (HOT_TABLES) are reached only through SQL: `?` statements from our own
+ * code, values stored and typed as Prisma stores them (test/db/column-types.test.ts). The same
+ * statement runs on `db.hot` outside a transaction, or on `db.in(tx)` inside a Prisma transaction
+ * that also writes other tables. Integer aggregates (COUNT, SUM) may come back as bigint.
  */
 export interface HotQueries {
   /** Runs a write; resolves with the number of rows it changed. */
   execute(sql: string, args: SqlValue[]): Promise<number>
   query<T>(sql: string, args: SqlValue[]): Promise<T[]>
 }
+
+/** Tables never reached through Prisma's model API (test/db/one-path.test.ts checks `src/`). */
+export const HOT_TABLES = [
+  'space_member',
+  'member_op',
+  'member_state',
+  'space_writer',
+  'space_event',
+  'issued_credential',
+  'authority_manager',
+  'replay_nonce',
+] as const
 
 export interface HotSql extends HotQueries {
   /** One transaction (SQLite: BEGIN IMMEDIATE under the gate; `fn` awaits only its statements). */
@@ -103,41 +117,58 @@ function rowDecoder(columns: BetterSqlite3.ColumnDefinition[]) {
   }
 }
 
-/** PostgreSQL: Prisma's raw API (which types the rows), with `?` turned into `$n` once per statement. */
-export class PrismaHotSql implements HotSql {
-  private readonly numbered = new Map<string, string>()
+/** The subset of a Prisma client (or transaction) that runs raw statements. */
+interface RawRunner {
+  $executeRawUnsafe(sql: string, ...args: unknown[]): Promise<number>
+  $queryRawUnsafe<T>(sql: string, ...args: unknown[]): Promise<T>
+}
 
-  constructor(private readonly prisma: PrismaClient) {}
+/**
+ * Statements through Prisma's raw API (which types the rows by column, as the SQLite codec above
+ * does); on PostgreSQL `?` becomes `$n`, once per statement text.
+ */
+export function rawQueries(runner: RawRunner, numbered: Map<string, string> | undefined): HotQueries {
+  const text = (sql: string) => (numbered ? placeholders(numbered, sql) : sql)
+  return {
+    execute: (sql, args) => runner.$executeRawUnsafe(text(sql), ...args),
+    query: <T>(sql: string, args: SqlValue[]) => runner.$queryRawUnsafe<T[]>(text(sql), ...args),
+  }
+}
+
+function placeholders(numbered: Map<string, string>, sql: string): string {
+  let out = numbered.get(sql)
+  if (out === undefined) {
+    let n = 0
+    out = sql.replace(/\?/g, () => `$${++n}`)
+    numbered.set(sql, out)
+  }
+  return out
+}
+
+/** PostgreSQL: Prisma's raw API on the pool, transactions as Prisma's. */
+export class PrismaHotSql implements HotSql {
+  private readonly direct: HotQueries
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly numbered: Map<string, string>,
+  ) {
+    this.direct = rawQueries(prisma, numbered)
+  }
 
   execute(sql: string, args: SqlValue[]): Promise<number> {
-    return this.prisma.$executeRawUnsafe(this.placeholders(sql), ...args)
+    return this.direct.execute(sql, args)
   }
 
   query<T>(sql: string, args: SqlValue[]): Promise<T[]> {
-    return this.prisma.$queryRawUnsafe<T[]>(this.placeholders(sql), ...args)
+    return this.direct.query<T>(sql, args)
   }
 
   transaction<T>(fn: (q: HotQueries) => Promise<T>): Promise<T> {
-    return this.prisma.$transaction((tx) =>
-      fn({
-        execute: (sql, args) => tx.$executeRawUnsafe(this.placeholders(sql), ...args),
-        query: <R>(sql: string, args: SqlValue[]) =>
-          tx.$queryRawUnsafe<R[]>(this.placeholders(sql), ...args),
-      }),
-    )
+    return this.prisma.$transaction((tx) => fn(rawQueries(tx, this.numbered)))
   }
 
   close(): void {}
-
-  private placeholders(sql: string): string {
-    let out = this.numbered.get(sql)
-    if (out === undefined) {
-      let n = 0
-      out = sql.replace(/\?/g, () => `$${++n}`)
-      this.numbered.set(sql, out)
-    }
-    return out
-  }
 }
 
 /** Rows per multi-row statement: well under every driver's parameter limit. */

@@ -1,6 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import type { Clock } from '../clock.js'
-import type { Db, Tx } from '../db/client.js'
+import type { Db } from '../db/client.js'
 import { LtHash } from '../crypto/lthash.js'
 import { forEachChunk, insertRows, type HotQueries, type SqlValue } from '../db/hot-sql.js'
 import { nextTid } from '../spaces/tid.js'
@@ -53,60 +53,62 @@ export class MemberList {
   ) {}
 
   private async apply(
-    tx: Tx,
+    q: HotQueries,
     space: string,
     did: string,
     next: Flags | undefined,
   ): Promise<{ before: Flags | undefined; changed: boolean }> {
-    await this.db.lockSpace(tx, space)
-    const row = await tx.spaceMember.findUnique({ where: { space_did: { space, did } } })
-    const before = row ? { read: row.read, write: row.write } : undefined
+    await this.db.lockSpace(q, space)
+    const [before] = await q.query<Flags>(
+      'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
+      [space, did],
+    )
     if (sameFlags(before, next)) return { before, changed: false }
-    const state = await tx.memberState.findUnique({ where: { space } })
+    const [state] = await q.query<{ rev: string; lthash: Uint8Array; count: number | bigint }>(
+      'SELECT rev, lthash, count FROM member_state WHERE space = ?',
+      [space],
+    )
     const hash = new LtHash(state ? new Uint8Array(state.lthash) : undefined)
     if (before) hash.remove(memberElement(did, before))
     if (next) hash.add(memberElement(did, next))
     const now = this.clock.now()
     const rev = nextTid(now.getTime(), state?.rev)
-    const count = (state?.count ?? 0) + (before ? 0 : 1) - (next ? 0 : 1)
+    const count = Number(state?.count ?? 0) + (before ? 0 : 1) - (next ? 0 : 1)
     if (next) {
-      await tx.spaceMember.upsert({
-        where: { space_did: { space, did } },
-        create: { space, did, ...next, updatedAt: now },
-        update: { ...next, updatedAt: now },
-      })
+      await q.execute(
+        `INSERT INTO space_member (space, did, "read", "write", updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (space, did) DO UPDATE SET "read" = excluded."read", "write" = excluded."write",
+           updated_at = excluded.updated_at`,
+        [space, did, next.read, next.write, now],
+      )
     } else {
-      await tx.spaceMember.delete({ where: { space_did: { space, did } } })
+      await q.execute('DELETE FROM space_member WHERE space = ? AND did = ?', [space, did])
     }
     const op = !before ? 'add' : !next ? 'remove' : 'update'
-    await tx.memberOp.create({
-      data: {
-        space,
-        rev,
-        op,
-        did,
-        read: next?.read ?? false,
-        write: next?.write ?? false,
-        createdAt: now,
-      },
-    })
-    const lthash = Buffer.from(hash.state())
-    await tx.memberState.upsert({
-      where: { space },
-      create: { space, rev, lthash, count, updatedAt: now },
-      update: { rev, lthash, count, updatedAt: now },
-    })
+    await insertRows(q, 'member_op', OP_COLUMNS, [
+      [space, rev, op, did, next?.read ?? false, next?.write ?? false, now],
+    ])
+    await this.saveState(q, space, rev, hash, count, now)
     return { before, changed: true }
   }
 
+  private saveState(q: HotQueries, space: string, rev: string, hash: LtHash, count: number, now: Date) {
+    return q.execute(
+      `INSERT INTO member_state (space, rev, lthash, count, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (space) DO UPDATE SET rev = excluded.rev, lthash = excluded.lthash,
+         count = excluded.count, updated_at = excluded.updated_at`,
+      [space, rev, hash.state(), count, now],
+    )
+  }
+
   /** Adds a member or changes its flags (no op when nothing changes). Returns the flags before. */
-  put(tx: Tx, space: string, did: string, flags: Flags) {
-    return this.apply(tx, space, did, flags)
+  put(q: HotQueries, space: string, did: string, flags: Flags) {
+    return this.apply(q, space, did, flags)
   }
 
   /** Removes a member (no op when absent). Returns the flags it had. */
-  remove(tx: Tx, space: string, did: string) {
-    return this.apply(tx, space, did, undefined)
+  remove(q: HotQueries, space: string, did: string) {
+    return this.apply(q, space, did, undefined)
   }
 
   /** apply() for many entries in set-based hot statements (bulk import); the last entry per DID wins. */
@@ -176,31 +178,51 @@ export class MemberList {
       changes.filter((c) => c.before && !c.after).map((c) => c.did),
       'execute',
     )
-    await insertRows(
-      q,
-      'member_op',
-      ['space', 'rev', 'op', 'did', 'read', 'write', 'created_at'],
-      ops,
-    )
-    await q.execute(
-      `INSERT INTO member_state (space, rev, lthash, count, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (space) DO UPDATE SET rev = excluded.rev, lthash = excluded.lthash,
-         count = excluded.count, updated_at = excluded.updated_at`,
-      [space, rev!, hash.state(), count, now],
-    )
+    await insertRows(q, 'member_op', OP_COLUMNS, ops)
+    await this.saveState(q, space, rev!, hash, count, now)
     return changes
+  }
+
+  /** One primary-key lookup (every credential request): is `did` a member with `access` set? */
+  async isMember(space: string, did: string, access: keyof Flags): Promise<boolean> {
+    const [row] = await this.db.hot.query<Flags>(
+      'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
+      [space, did],
+    )
+    return row?.[access] ?? false
+  }
+
+  /** Of `dids`, those that are members of the space with `access`: one query per 500. */
+  async among(space: string, dids: string[], access: keyof Flags): Promise<Set<string>> {
+    const rows = await forEachChunk<{ did: string }>(
+      this.db.hot,
+      `SELECT did FROM space_member WHERE space = ? AND "${access === 'read' ? 'read' : 'write'}" = ? AND did IN (*)`,
+      [space, true],
+      dids,
+      'query',
+    )
+    return new Set(rows.map((r) => r.did))
+  }
+
+  /** Members in DID order after `cursor` (exclusive), only DIDs starting with `prefix` when given. */
+  list(
+    space: string,
+    limit: number,
+    cursor?: string,
+    prefix?: string,
+  ): Promise<({ did: string } & Flags)[]> {
+    const where = prefix ? ' AND did >= ? AND substr(did, 1, ?) = ?' : ''
+    return this.db.hot.query(
+      `SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ?${where} ORDER BY did LIMIT ?`,
+      [space, cursor ?? '', ...(prefix ? [prefix, prefix.length, prefix] : []), limit],
+    )
   }
 
   /** Every member in DID order, read in pages (bulk export). */
   async *iterate(space: string, pageSize = 5000): AsyncGenerator<{ did: string } & Flags> {
     let cursor: string | undefined
     for (;;) {
-      const page = await this.db.prisma.spaceMember.findMany({
-        where: { space, ...(cursor ? { did: { gt: cursor } } : {}) },
-        orderBy: { did: 'asc' },
-        take: pageSize,
-        select: { did: true, read: true, write: true },
-      })
+      const page = await this.list(space, pageSize, cursor)
       yield* page
       if (page.length < pageSize) return
       cursor = page[page.length - 1]!.did
@@ -208,16 +230,18 @@ export class MemberList {
   }
 
   /** Drops the whole list and its history (the space was deleted). */
-  async clear(tx: Tx, space: string): Promise<void> {
-    await tx.spaceMember.deleteMany({ where: { space } })
-    await tx.memberOp.deleteMany({ where: { space } })
-    await tx.memberState.deleteMany({ where: { space } })
+  async clear(q: HotQueries, space: string): Promise<void> {
+    for (const table of ['space_member', 'member_op', 'member_state'])
+      await q.execute(`DELETE FROM ${table} WHERE space = ?`, [space])
   }
 
   async state(space: string): Promise<MemberListState> {
-    const s = await this.db.prisma.memberState.findUnique({ where: { space } })
+    const [s] = await this.db.hot.query<{ rev: string; lthash: Uint8Array; count: number | bigint }>(
+      'SELECT rev, lthash, count FROM member_state WHERE space = ?',
+      [space],
+    )
     if (!s) return { rev: undefined, digest: EMPTY_DIGEST, count: 0 }
-    return { rev: s.rev, digest: sha256(new Uint8Array(s.lthash)), count: s.count }
+    return { rev: s.rev, digest: sha256(new Uint8Array(s.lthash)), count: Number(s.count) }
   }
 
   /** Ops after `since`, oldest first; OplogCompactedError when `since` predates compaction (resync). */
@@ -226,35 +250,32 @@ export class MemberList {
     since: string | undefined,
     limit: number,
   ): Promise<{ ops: MemberOpView[]; state: MemberListState }> {
-    const [rows, raw] = await Promise.all([
-      this.db.prisma.memberOp.findMany({
-        where: { space, ...(since ? { rev: { gt: since } } : {}) },
-        orderBy: { rev: 'asc' },
-        take: limit,
-        select: { rev: true, op: true, did: true, read: true, write: true },
-      }),
-      this.db.prisma.memberState.findUnique({
-        where: { space },
-        select: { compactedThrough: true },
-      }),
+    const [rows, [raw]] = await Promise.all([
+      this.db.hot.query<MemberOpView>(
+        `SELECT rev, op, did, "read", "write" FROM member_op WHERE space = ? AND rev > ?
+         ORDER BY rev LIMIT ?`,
+        [space, since ?? '', limit],
+      ),
+      this.db.hot.query<{ compacted_through: string | null }>(
+        'SELECT compacted_through FROM member_state WHERE space = ?',
+        [space],
+      ),
     ])
-    const compacted = raw?.compactedThrough
+    const compacted = raw?.compacted_through
     if (compacted && (since === undefined || since < compacted)) {
       throw new OplogCompactedError(
         `ops up to ${compacted} were compacted; resync from listMembers`,
       )
     }
-    return { ops: rows as MemberOpView[], state: await this.state(space) }
+    return { ops: rows, state: await this.state(space) }
   }
 
   /** Compacts every space with ops older than `before` (at most `spaces` of them per call). */
   async compactAll(before: Date, spaces = 100): Promise<number> {
-    const stale = await this.db.prisma.memberOp.findMany({
-      where: { createdAt: { lt: before } },
-      distinct: ['space'],
-      select: { space: true },
-      take: spaces,
-    })
+    const stale = await this.db.hot.query<{ space: string }>(
+      'SELECT DISTINCT space FROM member_op WHERE created_at < ? LIMIT ?',
+      [before, spaces],
+    )
     let removed = 0
     for (const { space } of stale) removed += await this.compact(space, before)
     return removed
@@ -262,17 +283,24 @@ export class MemberList {
 
   /** Deletes ops older than `before`, remembering the newest deleted rev. Returns how many. */
   async compact(space: string, before: Date): Promise<number> {
-    return this.db.transact(async (tx) => {
-      await this.db.lockSpace(tx, space)
-      const last = await tx.memberOp.findFirst({
-        where: { space, createdAt: { lt: before } },
-        orderBy: { rev: 'desc' },
-        select: { rev: true },
-      })
+    return this.db.hot.transaction(async (q) => {
+      await this.db.lockSpace(q, space)
+      const [last] = await q.query<{ rev: string }>(
+        'SELECT rev FROM member_op WHERE space = ? AND created_at < ? ORDER BY rev DESC LIMIT 1',
+        [space, before],
+      )
       if (!last) return 0
-      const { count } = await tx.memberOp.deleteMany({ where: { space, rev: { lte: last.rev } } })
-      await tx.memberState.update({ where: { space }, data: { compactedThrough: last.rev } })
+      const count = await q.execute('DELETE FROM member_op WHERE space = ? AND rev <= ?', [
+        space,
+        last.rev,
+      ])
+      await q.execute('UPDATE member_state SET compacted_through = ? WHERE space = ?', [
+        last.rev,
+        space,
+      ])
       return count
     })
   }
 }
+
+const OP_COLUMNS = ['space', 'rev', 'op', 'did', 'read', 'write', 'created_at']

@@ -1,6 +1,13 @@
 import type { Clock } from '../clock.js'
-import type { Db, Tx } from '../db/client.js'
+import type { Db } from '../db/client.js'
 import { nextTid } from '../spaces/tid.js'
+import {
+  latestSpaceRev,
+  recordDeletion,
+  recordWrite,
+  writerRev,
+  writersAfter,
+} from '../spaces/events.js'
 
 /**
  * Write notifications: the writer set with its spaceRev sequencing, the event log the relay sends
@@ -46,16 +53,6 @@ export class NotifyService {
     },
   ) {}
 
-  private async maxSpaceRev(tx: Tx, space: string): Promise<string | undefined> {
-    const last = {
-      where: { space },
-      orderBy: { spaceRev: 'desc' },
-      select: { spaceRev: true },
-    } as const
-    const revs = await Promise.all([tx.spaceWriter.findFirst(last), tx.spaceEvent.findFirst(last)])
-    return revs.map((r) => r?.spaceRev ?? '').reduce((a, b) => (a > b ? a : b)) || undefined
-  }
-
   async acceptWrite(
     space: string,
     write: { repo: string; repoRev: string; hash: Uint8Array },
@@ -63,33 +60,13 @@ export class NotifyService {
     // Every notifyWrite: one transaction of single statements, outside Prisma's query compiler.
     const outcome = await this.db.hot.transaction(async (q): Promise<WriteOutcome> => {
       await this.db.lockSpace(q, space)
-      const [current] = await q.query<{ repo_rev: string }>(
-        'SELECT repo_rev FROM space_writer WHERE space = ? AND did = ?',
-        [space, write.repo],
-      )
+      const current = await writerRev(q, space, write.repo)
       // Duplicates and stale revs are ignored; racing notifications keep the newest.
-      if (current && current.repo_rev >= write.repoRev) return { status: 'stale' }
-      const [max] = await q.query<{ rev: string | null }>(
-        `SELECT MAX(r) AS rev FROM (
-           SELECT MAX(space_rev) AS r FROM space_writer WHERE space = ?
-           UNION ALL SELECT MAX(space_rev) AS r FROM space_event WHERE space = ?) AS revs`,
-        [space, space],
-      )
-      const prevSpaceRev = max?.rev ?? undefined
+      if (current !== undefined && current >= write.repoRev) return { status: 'stale' }
+      const prevSpaceRev = await latestSpaceRev(q, space)
       const now = this.clock.now()
       const spaceRev = nextTid(now.getTime(), prevSpaceRev)
-      await q.execute(
-        `INSERT INTO space_writer (space, did, repo_rev, hash, space_rev, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (space, did) DO UPDATE SET repo_rev = excluded.repo_rev, hash = excluded.hash,
-           space_rev = excluded.space_rev, updated_at = excluded.updated_at`,
-        [space, write.repo, write.repoRev, write.hash, spaceRev, now],
-      )
-      await q.execute(
-        `INSERT INTO space_event (space, space_rev, kind, repo, repo_rev, hash, prev_space_rev, created_at)
-         VALUES (?, ?, 'write', ?, ?, ?, ?, ?)`,
-        [space, spaceRev, write.repo, write.repoRev, write.hash, prevSpaceRev ?? null, now],
-      )
+      await recordWrite(q, space, write, spaceRev, prevSpaceRev, now)
       return { status: 'accepted', spaceRev, prevSpaceRev }
     })
     if (outcome.status === 'accepted') this.onEvent(space)
@@ -98,11 +75,7 @@ export class NotifyService {
 
   /** Writers with spaceRev after `cursor`, ascending: a repo that wrote again has moved later. */
   listWriters(space: string, limit: number, cursor?: string) {
-    return this.db.prisma.spaceWriter.findMany({
-      where: { space, ...(cursor ? { spaceRev: { gt: cursor } } : {}) },
-      orderBy: { spaceRev: 'asc' },
-      take: limit,
-    })
+    return writersAfter(this.db.hot, space, cursor ?? '', limit)
   }
 
   /**
@@ -149,7 +122,7 @@ export class NotifyService {
         const afresh = lapsed
           ? {
               registeredBy,
-              cursor: (await this.maxSpaceRev(tx, space)) ?? null,
+              cursor: (await latestSpaceRev(this.db.in(tx), space)) ?? null,
               nextAttemptAt: now,
             }
           : {}
@@ -158,7 +131,7 @@ export class NotifyService {
           data: { endpoint, expiresAt, ...afresh },
         })
       } else {
-        const cursor = (await this.maxSpaceRev(tx, space)) ?? null
+        const cursor = (await latestSpaceRev(this.db.in(tx), space)) ?? null
         await tx.notifyRegistration.create({
           data: {
             space,
@@ -177,11 +150,10 @@ export class NotifyService {
 
   /** Appends the deletion event; registrations stay until it has been delivered to them. */
   async spaceDeleted(space: string): Promise<void> {
-    await this.db.transact(async (tx) => {
-      await this.db.lockSpace(tx, space)
+    await this.db.hot.transaction(async (q) => {
+      await this.db.lockSpace(q, space)
       const now = this.clock.now()
-      const spaceRev = nextTid(now.getTime(), await this.maxSpaceRev(tx, space))
-      await tx.spaceEvent.create({ data: { space, spaceRev, kind: 'deleted', createdAt: now } })
+      await recordDeletion(q, space, nextTid(now.getTime(), await latestSpaceRev(q, space)), now)
     })
     this.onEvent(space)
   }

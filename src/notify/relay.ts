@@ -10,6 +10,7 @@ import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
 import { nextTid } from '../spaces/tid.js'
+import { eventAt, eventsAfter, writerDids, type SpaceEvent } from '../spaces/events.js'
 
 /**
  * The durable relay of write notifications to syncers and revocation notices to repo hosts, with one
@@ -68,7 +69,7 @@ type Failure = { permanent: boolean; error: string; status?: number }
 
 type Target = { authority: string; endpoint: string; key: Keypair }
 
-type RelayEvent = Awaited<ReturnType<Db['prisma']['spaceEvent']['findFirstOrThrow']>>
+type RelayEvent = SpaceEvent
 
 /** A lane's pass: `failure` if it stopped on a retryable one, `deleted` if it ended the lane. */
 interface LaneResult {
@@ -154,9 +155,7 @@ export class Relay {
     let lxm = NOTIFY_CREDENTIAL_REVOKED
     let body = JSON.stringify({ space, credentials: JSON.parse(letter.credentials ?? '[]') })
     if (letter.kind !== 'revocation') {
-      const event = await db.spaceEvent.findUnique({
-        where: { space_spaceRev: { space, spaceRev: letter.spaceRev } },
-      })
+      const event = await eventAt(this.deps.db.hot, space, letter.spaceRev)
       if (!event) return 'pruned'
       lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
       body = this.body(space, event)
@@ -262,11 +261,7 @@ export class Relay {
   /** A space's lanes share one read of its events and write their cursors back grouped. */
   private async runLanes(space: string, lanes: Lane[]): Promise<number> {
     const from = lanes.map((l) => l.cursor ?? '').reduce((a, b) => (a < b ? a : b))
-    const events = await this.deps.db.prisma.spaceEvent.findMany({
-      where: { space, ...(from ? { spaceRev: { gt: from } } : {}) },
-      orderBy: { spaceRev: 'asc' },
-      take: BATCH,
-    })
+    const events = await eventsAfter(this.deps.db.hot, space, from, BATCH)
     if (events.length === 0) return 0
     const pending = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
     const results = await this.pool(pending, (lane) =>
@@ -422,12 +417,7 @@ export class Relay {
   private async fanOut(notice: Notice): Promise<void> {
     const writers = notice.writers
       ? (JSON.parse(notice.writers) as string[])
-      : (
-          await this.deps.db.prisma.spaceWriter.findMany({
-            where: { space: notice.space },
-            select: { did: true },
-          })
-        ).map((w) => w.did)
+      : await writerDids(this.deps.db.hot, notice.space)
     const hosts = new Map<string, string>()
     for (const did of writers) {
       const endpoint = await this.deps.resolver.resolveServiceEndpoint(did).catch(() => did)

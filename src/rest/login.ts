@@ -154,11 +154,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       await client.revoke(did).catch(() => {})
       throw new XrpcError(400, 'LoginFailed', 'This login was started in another browser')
     }
-    const manages = await ctx.db.prisma.authorityManager.findFirst({
-      where: { did },
-      select: { did: true },
-    })
-    if (!manages) {
+    if ((await ctx.managers.authoritiesOf(did, 1)).length === 0) {
       // Nothing here for this account: its tokens are of no use to us, so they are given back.
       await client
         .revoke(did)

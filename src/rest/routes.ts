@@ -331,7 +331,7 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ members: z.array(memberOut), cursor: z.string().optional() }),
     async handler({ ctx, principal, params, query }) {
       const config = await space(ctx, principal, params, 'read')
-      const members = await ctx.spaces.listMembers(
+      const members = await ctx.spaces.members.list(
         config.uri,
         query.limit,
         query.cursor,

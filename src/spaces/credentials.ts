@@ -3,6 +3,7 @@ import type { AuthorityService } from '../authorities/authority-service.js'
 import type { KeyBinding } from '../auth/output.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
+import { forEachChunk, type HotQueries, type SqlValue } from '../db/hot-sql.js'
 import { createSpaceToken, randomJti } from '../crypto/space-token.js'
 import type { SpaceConfig } from '../policy/types.js'
 
@@ -59,31 +60,46 @@ export class CredentialService {
 
   /** Who the credential `jti` for `space` was issued to, from our issuance record. */
   async holderOf(space: string, jti: string): Promise<string | undefined> {
-    const row = await this.deps.db.prisma.issuedCredential.findUnique({
-      where: { space_jti: { space, jti } },
-      select: { userDid: true },
-    })
-    return row?.userDid
+    const [row] = await this.deps.db.hot.query<{ user_did: string }>(
+      'SELECT user_did FROM issued_credential WHERE space = ? AND jti = ?',
+      [space, jti],
+    )
+    return row?.user_did
   }
 
   /** The space's issued credentials, newest first, `limit` after `cursor` (a jti); optionally one user's. */
   async list(space: string, opts: { limit: number; cursor?: string; user?: string }) {
-    return this.deps.db.prisma.issuedCredential.findMany({
-      where: { space, ...(opts.user ? { userDid: opts.user } : {}) },
-      orderBy: [{ issuedAt: 'desc' }, { jti: 'asc' }],
-      take: opts.limit,
-      ...(opts.cursor ? { cursor: { space_jti: { space, jti: opts.cursor } }, skip: 1 } : {}),
-    })
+    const q = this.deps.db.hot
+    const where = ['space = ?']
+    const args: SqlValue[] = [space]
+    if (opts.user) {
+      where.push('user_did = ?')
+      args.push(opts.user)
+    }
+    if (opts.cursor) {
+      const [at] = await q.query<{ issuedAt: Date }>(
+        `SELECT issued_at AS "issuedAt" FROM issued_credential WHERE space = ? AND jti = ?`,
+        [space, opts.cursor],
+      )
+      if (!at) return []
+      where.push('(issued_at < ? OR (issued_at = ? AND jti > ?))')
+      args.push(at.issuedAt, at.issuedAt, opts.cursor)
+    }
+    return q.query<IssuedCredential>(
+      `SELECT ${ISSUED} FROM issued_credential WHERE ${where.join(' AND ')}
+       ORDER BY issued_at DESC, jti LIMIT ?`,
+      [...args, opts.limit],
+    )
   }
 
   /** The users holding live (unexpired, unrevoked) credentials for a space. */
   async liveHolders(space: string): Promise<string[]> {
-    const rows = await this.deps.db.prisma.issuedCredential.findMany({
-      where: { space, revokedAt: null, expiresAt: { gt: this.deps.clock.now() } },
-      select: { userDid: true },
-      distinct: ['userDid'],
-    })
-    return rows.map((r) => r.userDid)
+    const rows = await this.deps.db.hot.query<{ user_did: string }>(
+      `SELECT DISTINCT user_did FROM issued_credential
+       WHERE space = ? AND revoked_at IS NULL AND expires_at > ?`,
+      [space, this.deps.clock.now()],
+    )
+    return rows.map((r) => r.user_did)
   }
 
   /**
@@ -105,30 +121,22 @@ export class CredentialService {
     opts: { writers?: string[] } = {},
   ): Promise<number> {
     const now = this.deps.clock.now()
-    const filter = {
-      space: config.uri,
-      revokedAt: null,
-      expiresAt: { gt: now },
-      ...(where.userDid !== undefined ? { userDid: where.userDid } : {}),
-      ...(where.userDidIn !== undefined ? { userDid: { in: where.userDidIn } } : {}),
-      ...(where.userDidNot !== undefined ? { userDid: { not: where.userDidNot } } : {}),
-      ...(where.clientId !== undefined ? { clientId: where.clientId } : {}),
-      ...(where.clientIdIn !== undefined ? { clientId: { in: where.clientIdIn } } : {}),
-      ...(where.clientIdNotIn !== undefined
-        ? { OR: [{ clientId: null }, { clientId: { notIn: where.clientIdNotIn } }] }
-        : {}),
-      ...(where.jtis !== undefined ? { jti: { in: where.jtis } } : {}),
-    }
+    const [conditions, args] = revocable(where)
     const revoked = await this.deps.db.transact(async (tx) => {
-      const rows = await tx.issuedCredential.findMany({
-        where: filter,
-        select: { jti: true, expiresAt: true },
-      })
+      const q = this.deps.db.in(tx)
+      const rows = await q.query<{ jti: string; expiresAt: Date }>(
+        `SELECT jti, expires_at AS "expiresAt" FROM issued_credential
+         WHERE space = ? AND revoked_at IS NULL AND expires_at > ?${conditions}`,
+        [config.uri, now, ...args],
+      )
       if (rows.length === 0) return rows
-      await tx.issuedCredential.updateMany({
-        where: { space: config.uri, jti: { in: rows.map((r) => r.jti) } },
-        data: { revokedAt: now },
-      })
+      await forEachChunk(
+        q,
+        'UPDATE issued_credential SET revoked_at = ? WHERE space = ? AND jti IN (*)',
+        [now, config.uri],
+        rows.map((r) => r.jti),
+        'execute',
+      )
       for (const r of rows) {
         await tx.revokedCredential.upsert({
           where: { space_jti: { space: config.uri, jti: r.jti } },
@@ -151,4 +159,52 @@ export class CredentialService {
     if (revoked.length > 0) this.deps.onQueued?.()
     return revoked.length
   }
+}
+
+/** An issued credential as listed (REST). */
+export interface IssuedCredential {
+  jti: string
+  userDid: string
+  clientId: string | null
+  issuedAt: Date
+  expiresAt: Date
+  revokedAt: Date | null
+}
+
+const ISSUED = `jti, user_did AS "userDid", client_id AS "clientId", issued_at AS "issuedAt",
+  expires_at AS "expiresAt", revoked_at AS "revokedAt"`
+
+/** What to revoke, as SQL after `WHERE space = ? AND … live`: lists are bounded by the callers. */
+function revocable(where: Parameters<CredentialService['revoke']>[1]): [string, SqlValue[]] {
+  const parts: string[] = []
+  const args: SqlValue[] = []
+  const add = (sql: string, ...values: SqlValue[]) => parts.push(sql) && args.push(...values)
+  const marks = (values: string[]) => values.map(() => '?').join(', ')
+  const oneOf = (column: string, values: string[]) =>
+    values.length ? add(`${column} IN (${marks(values)})`, ...values) : add('1 = 0')
+  if (where.userDid !== undefined) add('user_did = ?', where.userDid)
+  if (where.userDidIn !== undefined) oneOf('user_did', where.userDidIn)
+  if (where.userDidNot !== undefined) add('user_did <> ?', where.userDidNot)
+  if (where.clientId === null) add('client_id IS NULL')
+  else if (where.clientId !== undefined) add('client_id = ?', where.clientId)
+  if (where.clientIdIn !== undefined) oneOf('client_id', where.clientIdIn)
+  const notIn = where.clientIdNotIn ?? []
+  if (notIn.length) add(`(client_id IS NULL OR client_id NOT IN (${marks(notIn)}))`, ...notIn)
+  if (where.jtis !== undefined) oneOf('jti', where.jtis)
+  return [parts.map((p) => ` AND ${p}`).join(''), args]
+}
+
+/** Deletes credentials that expired before `before`, oldest first, up to `limit`: the janitor's. */
+export async function pruneCredentials(q: HotQueries, before: Date, limit: number) {
+  const [last] = await q.query<{ expiresAt: Date }>(
+    `SELECT expires_at AS "expiresAt" FROM issued_credential WHERE expires_at < ?
+     ORDER BY expires_at LIMIT 1 OFFSET ?`,
+    [before, limit - 1],
+  )
+  const upTo = last?.expiresAt ?? before
+  const deleted = await q.execute(
+    `DELETE FROM issued_credential WHERE expires_at ${last ? '<=' : '<'} ?`,
+    [upTo],
+  )
+  return [deleted, last !== undefined] as [number, boolean]
 }

@@ -110,7 +110,7 @@ export class SpaceManager {
     const holders = (await this.credentials.liveHolders(config.uri)).filter(
       (did) => did !== config.authority,
     )
-    const readers = await this.spaces.membersAmong(config.uri, holders, 'read')
+    const readers = await this.spaces.members.among(config.uri, holders, 'read')
     const outside = holders.filter((did) => !readers.has(did))
     for (let i = 0; i < outside.length; i += 500)
       await this.credentials.revoke(config, { userDidIn: outside.slice(i, i + 500) })

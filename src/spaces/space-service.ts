@@ -1,6 +1,7 @@
 import { setImmediate as turn } from 'node:timers/promises'
 import type { Clock } from '../clock.js'
 import { MemberList, type Flags } from '../members/member-list.js'
+import { dropWriters } from './events.js'
 import type { Db, Tx } from '../db/client.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef } from '../lexicon/formats.js'
@@ -184,7 +185,7 @@ export class SpaceService {
   ): Promise<{ read: boolean; write: boolean } | undefined> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      return (await this.members.put(tx, uri, did, flags)).before
+      return (await this.members.put(this.db.in(tx), uri, did, flags)).before
     })
   }
 
@@ -192,7 +193,7 @@ export class SpaceService {
   async removeMember(uri: string, did: string): Promise<boolean> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      return (await this.members.remove(tx, uri, did)).changed
+      return (await this.members.remove(this.db.in(tx), uri, did)).changed
     })
   }
 
@@ -209,14 +210,9 @@ export class SpaceService {
       if (row.deletedAt) return false
       const now = this.clock.now()
       await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
-      await this.members.clear(tx, uri)
+      await this.members.clear(this.db.in(tx), uri)
       await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-      const writers = await tx.spaceWriter.findMany({
-        where: { space: uri },
-        select: { did: true },
-      })
-      await tx.spaceWriter.deleteMany({ where: { space: uri } })
-      return { writers: writers.map((w) => w.did) }
+      return { writers: await dropWriters(this.db.in(tx), uri) }
     })
   }
 
@@ -228,19 +224,6 @@ export class SpaceService {
       : undefined
   }
 
-  /** Of `dids`, those that are members of the space with `access`: one query per 500. */
-  async membersAmong(uri: string, dids: string[], access: Access): Promise<Set<string>> {
-    const found = new Set<string>()
-    for (let i = 0; i < dids.length; i += 500) {
-      const rows = await this.db.prisma.spaceMember.findMany({
-        where: { space: uri, did: { in: dids.slice(i, i + 500) }, [access]: true },
-        select: { did: true },
-      })
-      for (const r of rows) found.add(r.did)
-    }
-    return found
-  }
-
   async setRosterVisibility(uri: string, visibility: RosterVisibility): Promise<void> {
     this.forget(uri)
     const { count } = await this.db.prisma.space.updateMany({
@@ -248,21 +231,6 @@ export class SpaceService {
       data: { rosterVisibility: visibility, updatedAt: this.clock.now() },
     })
     if (count === 0) throw new SpaceError('SpaceNotFound', 'Space not found')
-  }
-
-  /** Members in DID order after `cursor` (exclusive), only DIDs starting with `prefix` when given. */
-  async listMembers(
-    uri: string,
-    limit: number,
-    cursor?: string,
-    prefix?: string,
-  ): Promise<{ did: string; read: boolean; write: boolean }[]> {
-    // Pages of up to a thousand rows: the query compiler and row mapping would cost more than the read.
-    const where = prefix ? ' AND did >= ? AND substr(did, 1, ?) = ?' : ''
-    return this.db.hot.query<{ did: string; read: boolean; write: boolean }>(
-      `SELECT did, "read", "write" FROM space_member WHERE space = ? AND did > ?${where} ORDER BY did LIMIT ?`,
-      [uri, cursor ?? '', ...(prefix ? [prefix, prefix.length, prefix] : []), limit],
-    )
   }
 
   /**
@@ -279,16 +247,6 @@ export class SpaceService {
       done.push(...(await this.db.hot.transaction((q) => this.members.applyBatch(q, uri, slice))))
     }
     return done
-  }
-
-  /** One primary-key lookup: is `did` a member with the `access` flag set? */
-  async isMember(uri: string, did: string, access: Access): Promise<boolean> {
-    // On every credential request: one primary-key lookup, outside the query compiler.
-    const [row] = await this.db.hot.query<Record<Access, boolean>>(
-      'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
-      [uri, did],
-    )
-    return row?.[access] ?? false
   }
 
   /** Active spaces of `authority` in URI order after `cursor`, at most `limit`. */

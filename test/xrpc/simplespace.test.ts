@@ -302,7 +302,7 @@ t.test(
         )
       }
     }
-    t.notOk(await w.a.ctx.spaces.isMember(w.space, alice.did, 'read'), 'nothing changed')
+    t.notOk(await w.a.ctx.spaces.members.isMember(w.space, alice.did, 'read'), 'nothing changed')
     // The same rule for everyone: addressed to Gatehouse itself or to the authority, either form.
     for (const aud of [
       w.a.ctx.identity.did,

@@ -9,7 +9,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ params, auth }) => {
       await authorizeRosterRead(ctx, auth, params.space, 'roster')
       // One row beyond the page: no cursor on the last page, so no request for an empty one.
-      const rows = await ctx.spaces.listMembers(params.space, params.limit + 1, params.cursor)
+      const rows = await ctx.spaces.members.list(params.space, params.limit + 1, params.cursor)
       const members = rows.slice(0, params.limit)
       return rows.length > params.limit
         ? { members, cursor: members[members.length - 1]!.did }
