@@ -25,6 +25,7 @@ import { PolicyRegistry } from './policy/registry.js'
 import { NotifyService } from './notify/notify-service.js'
 import { Relay } from './notify/relay.js'
 import { CredentialService } from './spaces/credentials.js'
+import { CredentialTally } from './spaces/tally.js'
 import { SpaceManager } from './spaces/manager.js'
 import { SpaceService } from './spaces/space-service.js'
 import { SafeFetcher } from './net/safe-fetch.js'
@@ -67,6 +68,8 @@ export interface AppContext {
   /** Service auth for outbound calls, signed as an authority and reused (auth/outbound.ts). */
   outbound: OutboundAuth
   credentials: CredentialService
+  /** Credentials issued and refused per space and day (the audit log's daily summary). */
+  tally: CredentialTally
   manager: SpaceManager
   attestations: ClientAttestationVerifier
   managingApps: ManagingAppClient
@@ -78,6 +81,8 @@ export interface AppContext {
 }
 
 const PRUNE_INTERVAL_MS = 5 * 60_000
+/** How often the credential tally reaches the database: what a crash may lose of the counts. */
+const TALLY_FLUSH_MS = 10_000
 
 export interface ContextOptions {
   /** Replace parts, as tests and the KEK commands do. */
@@ -216,6 +221,8 @@ export async function createContext(
     ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
   })
   janitor.start(PRUNE_INTERVAL_MS, dbLog)
+  const tally = new CredentialTally(db, clock)
+  tally.start(TALLY_FLUSH_MS)
 
   let destroyed: Promise<void> | undefined
   const ctx: AppContext = {
@@ -243,6 +250,7 @@ export async function createContext(
     janitor,
     outbound,
     credentials,
+    tally,
     manager,
     attestations,
     managingApps,
@@ -252,6 +260,7 @@ export async function createContext(
       destroyed ??= (async () => {
         await relay.stop()
         await janitor.stop()
+        await tally.stop().catch((err: unknown) => dbLog.error({ err }, 'tally flush failed'))
         await Promise.all([fetcher.close(), plcFetcher.close()])
         await db.close()
       })()

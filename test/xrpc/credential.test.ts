@@ -131,6 +131,27 @@ t.test('member-list: the read flag decides; the authority itself always passes',
   t.equal((await w.getCredential(w.authority)).status, 200, 'the authority is never locked out')
 })
 
+t.test('each exchange is tallied per space and UTC day, issued or refused', async (t) => {
+  const w = await spaceWorld(t)
+  const reader = await member(w, 'reader', { read: true, write: false })
+  t.equal((await w.getCredential(reader)).status, 200)
+  t.equal((await w.getCredential(reader)).status, 200)
+  t.match(await w.getCredential(w.user('nobody')), refusal('UserNotAuthorized'))
+  const elsewhere = `at://${w.authority.did}/space/com.example.none/nothing`
+  t.match(await w.getCredential(reader, { space: elsewhere }), { status: 400 })
+  await w.a.ctx.tally.flush()
+  const rows = await w.a.ctx.db.prisma.credentialTally.findMany()
+  const day = new Date(w.now() * 1000).toISOString().slice(0, 10)
+  t.same(
+    rows.map((r) => ({ ...r })),
+    [{ space: w.space, day, issued: 2, refused: 1, summarisedAt: null }],
+    'a space not hosted here is not counted',
+  )
+  t.equal((await w.getCredential(reader)).status, 200)
+  await w.a.ctx.tally.flush()
+  t.match(await w.a.ctx.db.prisma.credentialTally.findMany(), [{ issued: 3, refused: 1 }], 'added to')
+})
+
 t.test('public: anyone reads', async (t) => {
   const w = await spaceWorld(t, { policy: { ...MEMBERS_ONLY, readPolicy: { kind: 'public' } } })
   t.equal((await w.getCredential(w.user('anyone'))).status, 200)

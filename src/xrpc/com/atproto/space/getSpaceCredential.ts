@@ -29,7 +29,10 @@ export default function (router: XrpcRouter, ctx = router.context): void {
             )
           ).clientId
         } catch (err) {
-          if (err instanceof AttestationError) throw fail('InvalidClientAttestation', err.message)
+          if (err instanceof AttestationError) {
+            if (found.state === 'active') ctx.tally.count(input.space, 'refused')
+            throw fail('InvalidClientAttestation', err.message)
+          }
           throw err
         }
       }
@@ -43,7 +46,10 @@ export default function (router: XrpcRouter, ctx = router.context): void {
           ctx.policyDeps,
         )
       } catch (err) {
-        if (err instanceof AuthorizationError) throw fail(err.refusal, err.message)
+        if (err instanceof AuthorizationError) {
+          ctx.tally.count(input.space, 'refused')
+          throw fail(err.refusal, err.message)
+        }
         throw err
       }
       const credential = await ctx.credentials.issue({
@@ -52,6 +58,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         clientId,
         binding: auth.binding,
       })
+      ctx.tally.count(input.space, 'issued')
       return { credential }
     },
   })

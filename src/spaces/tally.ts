@@ -1,0 +1,73 @@
+import type { Clock } from '../clock.js'
+import type { Db } from '../db/client.js'
+
+export type TallyOutcome = 'issued' | 'refused'
+
+/** A UTC day, `YYYY-MM-DD`: the unit of the per-space credential summary. */
+export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10)
+
+/**
+ * Credentials issued and refused per space and UTC day, for the audit log's daily summary. The
+ * exchange only bumps a counter in memory (it is the hottest path); `flush` adds the counts to
+ * `credential_tally` (every FLUSH_MS, and at shutdown), so a crash loses at most that long's counts.
+ * Only spaces hosted here are counted: a stranger's made-up space names cost nothing.
+ */
+export class CredentialTally {
+  private counts = new Map<string, { issued: number; refused: number }>()
+  private timer: NodeJS.Timeout | undefined
+  private flushing: Promise<void> | undefined
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  count(space: string, outcome: TallyOutcome): void {
+    const key = `${dayOf(this.clock.nowMs())} ${space}`
+    let c = this.counts.get(key)
+    if (!c) this.counts.set(key, (c = { issued: 0, refused: 0 }))
+    c[outcome]++
+  }
+
+  start(everyMs: number): void {
+    this.timer = setInterval(() => void this.flush().catch(() => {}), everyMs)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+    await this.flush()
+  }
+
+  /** Adds the counts so far to the table; counts that fail to land are kept for the next flush. */
+  async flush(): Promise<void> {
+    await this.flushing
+    if (this.counts.size === 0) return
+    const pending = this.counts
+    this.counts = new Map()
+    this.flushing = this.db
+      .transact(async (tx) => {
+        for (const [key, { issued, refused }] of pending) {
+          const at = key.indexOf(' ')
+          const where = { space_day: { space: key.slice(at + 1), day: key.slice(0, at) } }
+          await tx.credentialTally.upsert({
+            where,
+            create: { ...where.space_day, issued, refused },
+            update: { issued: { increment: issued }, refused: { increment: refused } },
+          })
+        }
+      })
+      .catch((err: unknown) => {
+        for (const [key, c] of pending) {
+          const now = this.counts.get(key)
+          this.counts.set(key, {
+            issued: c.issued + (now?.issued ?? 0),
+            refused: c.refused + (now?.refused ?? 0),
+          })
+        }
+        throw err
+      })
+      .finally(() => (this.flushing = undefined))
+    await this.flushing
+  }
+}
