@@ -213,7 +213,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       run: async (ctx, args, o) =>
         putMember(ctx, args, {
           read: onOff(o, 'read') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'read')),
-          write: onOff(o, 'write') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'write')),
+          write:
+            onOff(o, 'write') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'write')),
         }),
     },
     remove: {

@@ -4,13 +4,7 @@ import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
 import type { Config } from '../config.js'
 import { pgTarget, sqlitePath } from './locate.js'
-import {
-  PrismaHotSql,
-  SqliteHotSql,
-  rawQueries,
-  type HotQueries,
-  type HotSql,
-} from './hot-sql.js'
+import { PrismaHotSql, SqliteHotSql, rawQueries, type HotQueries, type HotSql } from './hot-sql.js'
 import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 

@@ -127,7 +127,10 @@ interface RawRunner {
  * Statements through Prisma's raw API (which types the rows by column, as the SQLite codec above
  * does); on PostgreSQL `?` becomes `$n`, once per statement text.
  */
-export function rawQueries(runner: RawRunner, numbered: Map<string, string> | undefined): HotQueries {
+export function rawQueries(
+  runner: RawRunner,
+  numbered: Map<string, string> | undefined,
+): HotQueries {
   const text = (sql: string) => (numbered ? placeholders(numbered, sql) : sql)
   return {
     execute: (sql, args) => runner.$executeRawUnsafe(text(sql), ...args),

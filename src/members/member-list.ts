@@ -92,7 +92,14 @@ export class MemberList {
     return { before, changed: true }
   }
 
-  private saveState(q: HotQueries, space: string, rev: string, hash: LtHash, count: number, now: Date) {
+  private saveState(
+    q: HotQueries,
+    space: string,
+    rev: string,
+    hash: LtHash,
+    count: number,
+    now: Date,
+  ) {
     return q.execute(
       `INSERT INTO member_state (space, rev, lthash, count, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (space) DO UPDATE SET rev = excluded.rev, lthash = excluded.lthash,
@@ -236,10 +243,11 @@ export class MemberList {
   }
 
   async state(space: string): Promise<MemberListState> {
-    const [s] = await this.db.hot.query<{ rev: string; lthash: Uint8Array; count: number | bigint }>(
-      'SELECT rev, lthash, count FROM member_state WHERE space = ?',
-      [space],
-    )
+    const [s] = await this.db.hot.query<{
+      rev: string
+      lthash: Uint8Array
+      count: number | bigint
+    }>('SELECT rev, lthash, count FROM member_state WHERE space = ?', [space])
     if (!s) return { rev: undefined, digest: EMPTY_DIGEST, count: 0 }
     return { rev: s.rev, digest: sha256(new Uint8Array(s.lthash)), count: Number(s.count) }
   }

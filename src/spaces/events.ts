@@ -102,7 +102,9 @@ export function writersAfter(q: HotQueries, space: string, cursor: string, limit
 }
 
 export async function writerDids(q: HotQueries, space: string): Promise<string[]> {
-  const rows = await q.query<{ did: string }>('SELECT did FROM space_writer WHERE space = ?', [space])
+  const rows = await q.query<{ did: string }>('SELECT did FROM space_writer WHERE space = ?', [
+    space,
+  ])
   return rows.map((r) => r.did)
 }
 
@@ -124,9 +126,8 @@ export function oldestEvents(q: HotQueries, before: Date, limit: number) {
 
 /** Deletes the space's events up to `spaceRev` created before `before`; returns how many. */
 export function pruneEvents(q: HotQueries, space: string, spaceRev: string, before: Date) {
-  return q.execute('DELETE FROM space_event WHERE space = ? AND space_rev <= ? AND created_at < ?', [
-    space,
-    spaceRev,
-    before,
-  ])
+  return q.execute(
+    'DELETE FROM space_event WHERE space = ? AND space_rev <= ? AND created_at < ?',
+    [space, spaceRev, before],
+  )
 }

@@ -210,65 +210,85 @@ t.test('the model API writes, hot SQL reads the same values, typed alike', async
   )
 })
 
-t.test('inside a Prisma transaction (db.in) the same statements read and write as on db.hot', async (t) => {
-  const db = await openDb(t)
-  const insertMember =
-    'INSERT INTO space_member (space, did, "read", "write", updated_at) VALUES (?, ?, ?, ?, ?)'
-  const insertState =
-    'INSERT INTO member_state (space, rev, lthash, count, compacted_through, updated_at) VALUES (?, ?, ?, ?, ?, ?)'
-  await db.hot.execute(insertMember, ['s', 'did:a', true, false, at])
-  await db.hot.execute(insertState, ['s', 'r1', bytes, 2_000_000_000, null, at])
-  await db.transact(async (tx) => {
-    const q = db.in(tx)
-    t.equal(await q.execute(insertMember, ['s', 'did:b', false, true, later]), 1, 'row counts')
-    await q.execute(insertState, ['t', 'r2', bytes2, 7, 'r0', later])
-  })
-  const members = 'SELECT did, "read", "write", updated_at FROM space_member ORDER BY did'
-  const states =
-    'SELECT space, rev, lthash, count, compacted_through, updated_at FROM member_state ORDER BY space'
-  const hex = (rows: Record<string, unknown>[]) =>
-    rows.map((r) => ({ ...r, lthash: b(r.lthash as Uint8Array | undefined) }))
-  const expectedMembers = [
-    { did: 'did:a', read: true, write: false, updated_at: at },
-    { did: 'did:b', read: false, write: true, updated_at: later },
-  ]
-  const expectedStates = [
-    { space: 's', rev: 'r1', lthash: b(bytes), count: 2_000_000_000, compacted_through: null, updated_at: at },
-    { space: 't', rev: 'r2', lthash: b(bytes2), count: 7, compacted_through: 'r0', updated_at: later },
-  ]
-  t.same(await db.hot.query(members, []), expectedMembers, 'db.hot reads both writes')
-  t.same(hex(await db.hot.query(states, [])), expectedStates)
-  await db.transact(async (tx) => {
-    const q = db.in(tx)
-    t.same(await q.query(members, []), expectedMembers, 'db.in(tx) reads both, typed alike')
-    t.same(hex(await q.query(states, [])), expectedStates)
-    const [state] = await q.query<{ count: unknown; lthash: unknown }>(states, [])
-    t.equal(typeof state?.count, 'number', 'an Int column is a number')
-    t.ok(state?.lthash instanceof Uint8Array, 'bytes are bytes')
+t.test(
+  'inside a Prisma transaction (db.in) the same statements read and write as on db.hot',
+  async (t) => {
+    const db = await openDb(t)
+    const insertMember =
+      'INSERT INTO space_member (space, did, "read", "write", updated_at) VALUES (?, ?, ?, ?, ?)'
+    const insertState =
+      'INSERT INTO member_state (space, rev, lthash, count, compacted_through, updated_at) VALUES (?, ?, ?, ?, ?, ?)'
+    await db.hot.execute(insertMember, ['s', 'did:a', true, false, at])
+    await db.hot.execute(insertState, ['s', 'r1', bytes, 2_000_000_000, null, at])
+    await db.transact(async (tx) => {
+      const q = db.in(tx)
+      t.equal(await q.execute(insertMember, ['s', 'did:b', false, true, later]), 1, 'row counts')
+      await q.execute(insertState, ['t', 'r2', bytes2, 7, 'r0', later])
+    })
+    const members = 'SELECT did, "read", "write", updated_at FROM space_member ORDER BY did'
+    const states =
+      'SELECT space, rev, lthash, count, compacted_through, updated_at FROM member_state ORDER BY space'
+    const hex = (rows: Record<string, unknown>[]) =>
+      rows.map((r) => ({ ...r, lthash: b(r.lthash as Uint8Array | undefined) }))
+    const expectedMembers = [
+      { did: 'did:a', read: true, write: false, updated_at: at },
+      { did: 'did:b', read: false, write: true, updated_at: later },
+    ]
+    const expectedStates = [
+      {
+        space: 's',
+        rev: 'r1',
+        lthash: b(bytes),
+        count: 2_000_000_000,
+        compacted_through: null,
+        updated_at: at,
+      },
+      {
+        space: 't',
+        rev: 'r2',
+        lthash: b(bytes2),
+        count: 7,
+        compacted_through: 'r0',
+        updated_at: later,
+      },
+    ]
+    t.same(await db.hot.query(members, []), expectedMembers, 'db.hot reads both writes')
+    t.same(hex(await db.hot.query(states, [])), expectedStates)
+    await db.transact(async (tx) => {
+      const q = db.in(tx)
+      t.same(await q.query(members, []), expectedMembers, 'db.in(tx) reads both, typed alike')
+      t.same(hex(await q.query(states, [])), expectedStates)
+      const [state] = await q.query<{ count: unknown; lthash: unknown }>(states, [])
+      t.equal(typeof state?.count, 'number', 'an Int column is a number')
+      t.ok(state?.lthash instanceof Uint8Array, 'bytes are bytes')
+      t.same(
+        await q.query('SELECT did FROM space_member WHERE "read" = ? AND updated_at = ?', [
+          true,
+          at,
+        ]),
+        [{ did: 'did:a' }],
+        'and filters on what db.hot wrote',
+      )
+    })
     t.same(
-      await q.query('SELECT did FROM space_member WHERE "read" = ? AND updated_at = ?', [true, at]),
-      [{ did: 'did:a' }],
-      'and filters on what db.hot wrote',
+      await db.hot.query('SELECT did FROM space_member WHERE "write" = ? AND updated_at = ?', [
+        true,
+        later,
+      ]),
+      [{ did: 'did:b' }],
+      'db.hot filters on what db.in(tx) wrote',
     )
-  })
-  t.same(
-    await db.hot.query('SELECT did FROM space_member WHERE "write" = ? AND updated_at = ?', [
-      true,
-      later,
-    ]),
-    [{ did: 'did:b' }],
-    'db.hot filters on what db.in(tx) wrote',
-  )
-  await t.rejects(
-    db.transact(async (tx) => {
-      await db.in(tx).execute(insertMember, ['s', 'did:c', true, true, at])
-      throw new Error('rolled back')
-    }),
-    /rolled back/,
-  )
-  t.same(
-    await db.hot.query('SELECT did FROM space_member WHERE did = ?', ['did:c']),
-    [],
-    'a failed transaction leaves nothing of its db.in(tx) statements',
-  )
-})
+    await t.rejects(
+      db.transact(async (tx) => {
+        await db.in(tx).execute(insertMember, ['s', 'did:c', true, true, at])
+        throw new Error('rolled back')
+      }),
+      /rolled back/,
+    )
+    t.same(
+      await db.hot.query('SELECT did FROM space_member WHERE did = ?', ['did:c']),
+      [],
+      'a failed transaction leaves nothing of its db.in(tx) statements',
+    )
+  },
+)

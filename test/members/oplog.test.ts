@@ -235,5 +235,8 @@ t.test('deleting the space drops the list and its history; re-creating starts fr
   })
   t.same((await members.ops(space, undefined, 10)).ops, [])
   t.equal((await members.state(space)).count, 0)
-  t.equal(await a.ctx.spaces.members.isMember(space, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 'read'), false)
+  t.equal(
+    await a.ctx.spaces.members.isMember(space, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 'read'),
+    false,
+  )
 })

@@ -149,7 +149,11 @@ t.test('each exchange is tallied per space and UTC day, issued or refused', asyn
   )
   t.equal((await w.getCredential(reader)).status, 200)
   await w.a.ctx.tally.flush()
-  t.match(await w.a.ctx.db.prisma.credentialTally.findMany(), [{ issued: 3, refused: 1 }], 'added to')
+  t.match(
+    await w.a.ctx.db.prisma.credentialTally.findMany(),
+    [{ issued: 3, refused: 1 }],
+    'added to',
+  )
 })
 
 t.test('public: anyone reads', async (t) => {
