@@ -14,8 +14,6 @@ import { cookieOf, SESSION_COOKIE } from '../managers/sessions.js'
 const reasonOf = (err: unknown) => String((err as Error)?.message ?? err).slice(0, 300)
 
 // A handle or a DID only: the library would also take a server's URL, which is not ours to offer.
-/** The one place a login may land other than AFTER_LOGIN: an invitation's join page. */
-const JOIN_PAGE = /^\/join\/[A-Za-z0-9_-]{1,128}$/
 const HANDLE_OR_DID = /^(did:[a-z]+:[A-Za-z0-9._:%-]+|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$/
 const loginInput = z.object({
   handle: z
@@ -24,12 +22,7 @@ const loginInput = z.object({
     .max(512)
     .transform((s) => s.replace(/^@/, ''))
     .pipe(z.string().regex(HANDLE_OR_DID))
-    .describe('the manager’s (or invitee’s) handle or DID'),
-  next: z
-    .string()
-    .regex(JOIN_PAGE)
-    .optional()
-    .describe('an invitation’s join page to land on; only such a login may be by a non-manager'),
+    .describe('the manager’s handle or DID'),
 })
 
 /** Where a finished login lands: the API's reference page, until the dashboard (issue #26) is. */
@@ -42,8 +35,6 @@ const log = (ctx: AppContext) => subsystem(ctx.logger, 'managers')
 
 /** The browser that started a login: only it can finish it (no session swapping). */
 const LOGIN_COOKIE = 'gatehouse_login'
-/** Where the login started in this browser lands, when not AFTER_LOGIN (a join page). */
-const NEXT_COOKIE = 'gatehouse_next'
 const LOGIN_COOKIE_SEC = 30 * 60
 
 /** Sets (or, empty with 0, clears) a cookie: HttpOnly, Lax, Secure outside development and test. */
@@ -66,17 +57,12 @@ async function oauth(ctx: AppContext) {
 /** Starts a login: the authorization URL, and a cookie binding it to this browser. */
 async function start(ctx: AppContext, input: unknown, reply: FastifyReply): Promise<string> {
   const parsed = loginInput.safeParse(input)
-  if (!parsed.success)
-    throw new InvalidRequestError('handle: a handle or DID is required; next: a /join/ page')
+  if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
   const client = await oauth(ctx)
   const nonce = randomBytes(24).toString('base64url')
   try {
     const url = await client.authorize(parsed.data.handle, { scope: 'atproto', state: nonce })
-    const next = parsed.data.next ?? ''
-    reply.header('set-cookie', [
-      cookie(ctx, LOGIN_COOKIE, nonce, LOGIN_COOKIE_SEC, '/oauth/'),
-      cookie(ctx, NEXT_COOKIE, next, next ? LOGIN_COOKIE_SEC : 0, '/oauth/'),
-    ])
+    reply.header('set-cookie', cookie(ctx, LOGIN_COOKIE, nonce, LOGIN_COOKIE_SEC, '/oauth/'))
     return url.href
   } catch (err) {
     log(ctx).info({ reason: reasonOf(err) }, 'login could not start')
@@ -162,19 +148,14 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       log(ctx).info({ reason: reasonOf(err) }, 'login callback refused')
       throw new XrpcError(400, 'LoginFailed', 'The login did not complete')
     }
-    reply.header('set-cookie', [
-      cookie(ctx, LOGIN_COOKIE, '', 0, '/oauth/'),
-      cookie(ctx, NEXT_COOKIE, '', 0, '/oauth/'),
-    ])
-    const next = JOIN_PAGE.exec(cookieOf(req, NEXT_COOKIE) ?? '')?.[0]
+    reply.header('set-cookie', cookie(ctx, LOGIN_COOKIE, '', 0, '/oauth/'))
     if (!sameText(state, cookieOf(req, LOGIN_COOKIE))) {
       // Someone else's finished login, brought to this browser: it must not become its session.
       await client.revoke(did).catch(() => {})
       throw new XrpcError(400, 'LoginFailed', 'This login was started in another browser')
     }
-    if (!next && (await ctx.managers.authoritiesOf(did, 1)).length === 0) {
+    if ((await ctx.managers.authoritiesOf(did, 1)).length === 0) {
       // Nothing here for this account: its tokens are of no use to us, so they are given back.
-      // (An invitee's login, for a join page, is kept: its session can join, and manage nothing.)
       await client
         .revoke(did)
         .catch((err: unknown) => log(ctx).warn({ reason: reasonOf(err) }, 'revoke failed'))
@@ -182,7 +163,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     }
     const created = await ctx.sessions.create(did)
     const maxAgeSec = Math.floor((created.expiresAt.getTime() - ctx.clock.nowMs()) / 1000)
-    log(ctx).info({ did, joining: !!next }, 'logged in')
-    return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect(next ?? AFTER_LOGIN, 303)
+    log(ctx).info({ did }, 'manager logged in')
+    return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect(AFTER_LOGIN, 303)
   })
 }
