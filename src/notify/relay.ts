@@ -5,7 +5,7 @@ import type { OutboundAuth } from '../auth/outbound.js'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import type { Keypair } from '../crypto/keypair.js'
-import type { Db, Tx } from '../db/client.js'
+import type { Db } from '../db/client.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
@@ -25,8 +25,6 @@ import { eventAt, eventsAfter, writerDids, type SpaceEvent } from '../spaces/eve
 const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
 const NOTIFY_SPACE_DELETED = 'com.atproto.space.notifySpaceDeleted'
 const NOTIFY_CREDENTIAL_REVOKED = 'com.atproto.space.notifyCredentialRevoked'
-/** Gatehouse's own: a join request forwarded to the managing app of a space, so it decides. */
-export const NOTIFY_JOIN_REQUEST = 'dev.gatehouse.space.notifyJoinRequest'
 /** The lexicon's limit on jtis per notifyCredentialRevoked call. */
 const REVOCATION_BATCH = 100
 const PERMANENT = (status: number) =>
@@ -154,8 +152,9 @@ export class Relay {
     const db = this.deps.db.prisma
     const letter = await db.deadLetter.findFirst({ where: { id, space } })
     if (!letter) return undefined
-    let { lxm, body } = noticeCall(letter)
-    if (letter.kind === 'write' || letter.kind === 'deleted') {
+    let lxm = NOTIFY_CREDENTIAL_REVOKED
+    let body = JSON.stringify({ space, credentials: JSON.parse(letter.credentials ?? '[]') })
+    if (letter.kind !== 'revocation') {
       const event = await eventAt(this.deps.db.hot, space, letter.spaceRev)
       if (!event) return 'pruned'
       lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
@@ -365,12 +364,14 @@ export class Relay {
       return false
     }
     const target = await this.target(notice.space, notice.service)
-    const { lxm, body } = noticeCall(notice)
-    const outcome = 'error' in target ? target : await this.post(target, notice.service, lxm, body)
+    const { space, credentials } = notice
+    const body = JSON.stringify({ space, credentials: JSON.parse(credentials) })
+    const outcome =
+      'error' in target
+        ? target
+        : await this.post(target, notice.service, NOTIFY_CREDENTIAL_REVOKED, body)
     const attempts = notice.attempts + 1
-    // A repo host of generation A has no notifyCredentialRevoked: its credentials lapse at expiry.
-    const unsupported =
-      outcome !== 'ok' && notice.kind === 'revocation' && UNSUPPORTED.has(outcome.status ?? 0)
+    const unsupported = outcome !== 'ok' && UNSUPPORTED.has(outcome.status ?? 0)
     if (outcome !== 'ok' && !unsupported && !outcome.permanent && !this.expired(notice.createdAt)) {
       await this.deps.db.prisma.revocationNotice.update({
         where: { id: notice.id },
@@ -398,11 +399,10 @@ export class Relay {
           space: notice.space,
           service: notice.service!,
           spaceRev: nextTid(notice.createdAt.getTime()),
-          kind: notice.kind,
+          kind: 'revocation',
           attempts,
           lastError: outcome.error,
           credentials: notice.credentials,
-          payload: notice.payload,
           createdAt: this.deps.clock.now(),
         },
       })
@@ -423,10 +423,10 @@ export class Relay {
       const endpoint = await this.deps.resolver.resolveServiceEndpoint(did).catch(() => did)
       if (!hosts.has(endpoint)) hosts.set(endpoint, did)
     }
-    const jtis = JSON.parse(notice.credentials ?? '[]') as string[]
+    const jtis = JSON.parse(notice.credentials) as string[]
     const { space, createdAt } = notice
     const nextAttemptAt = this.deps.clock.now()
-    const rows: Omit<Notice, 'writers' | 'attempts' | 'lastError' | 'kind' | 'payload'>[] = []
+    const rows: Omit<Notice, 'writers' | 'attempts' | 'lastError'>[] = []
     for (const service of hosts.values()) {
       for (let i = 0; i < jtis.length; i += REVOCATION_BATCH) {
         const credentials = JSON.stringify(jtis.slice(i, i + REVOCATION_BATCH))
@@ -544,37 +544,4 @@ export class Relay {
       b.openUntilMs = this.deps.clock.nowMs() + this.opts.relayBreakerCooldownMs
     this.breakers.set(origin, b)
   }
-}
-
-/** A one-off notice's call: notifyCredentialRevoked with its jtis, or a join request's body. */
-function noticeCall(n: {
-  kind: string
-  space: string
-  credentials: string | null
-  payload: string | null
-}): { lxm: string; body: string } {
-  if (n.kind === 'join-request') return { lxm: NOTIFY_JOIN_REQUEST, body: n.payload ?? '{}' }
-  const credentials = JSON.parse(n.credentials ?? '[]') as string[]
-  return { lxm: NOTIFY_CREDENTIAL_REVOKED, body: JSON.stringify({ space: n.space, credentials }) }
-}
-
-/**
- * Queues a join request's notice to the space's managing app, in the caller's transaction (so the
- * request and its forwarding stand or fall together); the relay delivers it with its retry rules.
- */
-export async function queueJoinRequestNotice(
-  tx: Tx,
-  notice: { space: string; managingApp: string; body: object; now: Date },
-): Promise<void> {
-  await tx.revocationNotice.create({
-    data: {
-      id: randomUUID(),
-      space: notice.space,
-      kind: 'join-request',
-      service: notice.managingApp,
-      payload: JSON.stringify(notice.body),
-      nextAttemptAt: notice.now,
-      createdAt: notice.now,
-    },
-  })
 }
