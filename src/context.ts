@@ -26,6 +26,8 @@ import { NotifyService } from './notify/notify-service.js'
 import { Relay } from './notify/relay.js'
 import { CredentialService } from './spaces/credentials.js'
 import { SpaceManager } from './spaces/manager.js'
+import { AdmissionService } from './spaces/admission.js'
+import { getHostedSpace } from './spaces/hosted.js'
 import { SpaceService } from './spaces/space-service.js'
 import { SafeFetcher } from './net/safe-fetch.js'
 import { loadServiceKey, ServiceIdentity } from './service-identity.js'
@@ -68,6 +70,8 @@ export interface AppContext {
   outbound: OutboundAuth
   credentials: CredentialService
   manager: SpaceManager
+  /** Invites, join requests and bans. */
+  admission: AdmissionService
   attestations: ClientAttestationVerifier
   managingApps: ManagingAppClient
   /** What the policy layer may ask (membership, managing apps). */
@@ -189,6 +193,14 @@ export async function createContext(
   )
   notify.onEvent = () => relay.wake()
   const manager = new SpaceManager(spaces, credentials)
+  const admission = new AdmissionService({
+    db,
+    clock,
+    manager,
+    credentials,
+    hosted: (uri) => getHostedSpace({ authorities, spaces }, uri),
+    requestsPerHour: cfg.members.joinRequestsPerHourMax,
+  })
   const attestations = new ClientAttestationVerifier({
     fetcher,
     replay,
@@ -244,6 +256,7 @@ export async function createContext(
     outbound,
     credentials,
     manager,
+    admission,
     attestations,
     managingApps,
     policyDeps,
