@@ -5,6 +5,8 @@
  * expired, used-up and revoked invites, banned DIDs, closed spaces and eager requesters are refused.
  */
 import t, { type Test } from 'tap'
+import { runCli } from '../../src/cli.js'
+import { loadConfig } from '../../src/config.js'
 import { ROUTES } from '../../src/rest/routes.js'
 import type { WebIdentity } from '../_helpers/identities.js'
 import { spaceWorld } from '../_helpers/spaces.js'
@@ -294,4 +296,54 @@ t.test('join requests are limited per requester, across spaces', async (t) => {
   t.equal((await w.request(w.user('frank'), spaces[2])).status, 200, 'others are not held back')
   w.a.clock.advance(HOUR_MS)
   t.equal((await w.request(eve, spaces[2])).status, 200, 'an hour later')
+})
+
+t.test('the operator runs invites, join requests and bans from the command line', async (t) => {
+  const w = await world(t)
+  // The command reads the wall clock.
+  w.a.clock.set(Date.now())
+  const cli = async (...argv: string[]) => {
+    const { config, secrets } = loadConfig({
+      GATEHOUSE_DATA_DIR: w.a.dataDir,
+      GATEHOUSE_DATABASE_URL: w.a.database.url,
+      GATEHOUSE_LOG_LEVEL: 'silent',
+    })
+    const out: string[] = []
+    await runCli(argv, config, secrets, (l) => out.push(l), undefined)
+    return JSON.parse(out.join('\n'))
+  }
+  const [gil, hal, ivy] = [w.user('gil'), w.user('hal'), w.user('ivy')]
+  const made = await cli('invite', 'create', w.space, '--write', 'on', '--max-uses', 'unlimited')
+  t.match(made, { maxUses: null, write: true, link: /\/join\// })
+  t.equal((await w.accept(gil, made.code)).status, 200)
+  t.match(await cli('invite', 'list', w.space), [
+    { id: made.id, uses: 1, usedBy: [{ did: gil.did }] },
+  ])
+  t.same(await cli('invite', 'revoke', w.space, made.id), { id: made.id, revoked: true })
+  t.match(await w.accept(hal, made.code), { body: { error: 'InviteRevoked' } })
+
+  t.same(await cli('join-request', 'open', w.space), { uri: w.space, joinRequests: true })
+  const asked = (await w.request(hal)).body
+  const denied = (await w.request(ivy)).body
+  const pending = await cli('join-request', 'list', w.space, '--status', 'pending')
+  t.same(pending.map((r: { id: string }) => r.id).sort(), [asked.id, denied.id].sort())
+  t.match(await cli('join-request', 'approve', w.space, asked.id, '--write', 'on'), {
+    status: 'approved',
+    write: true,
+  })
+  t.match(await cli('join-request', 'deny', w.space, denied.id, '--reason', 'full'), {
+    status: 'denied',
+    reason: 'full',
+  })
+  t.match(await cli('ban', 'put', w.space, gil.did, '--reason', 'spam'), { did: gil.did })
+  t.match(await cli('ban', 'list', w.space), [{ did: gil.did, reason: 'spam' }])
+  t.same(await cli('ban', 'lift', w.space, gil.did), { did: gil.did, lifted: true })
+  t.same(
+    (await w.ops()).map((o) => [o.op, o.did]),
+    [
+      ['add', gil.did],
+      ['add', hal.did],
+      ['remove', gil.did],
+    ],
+  )
 })
