@@ -37,6 +37,32 @@ const log = (ctx: AppContext) => subsystem(ctx.logger, 'managers')
 const LOGIN_COOKIE = 'gatehouse_login'
 const LOGIN_COOKIE_SEC = 30 * 60
 
+/** The invite an invitee's login (started from `/join/{code}`) accepts at its callback. */
+const JOIN_COOKIE = 'gatehouse_join'
+const INVITE_CODE = /^[A-Za-z0-9_-]{1,100}$/
+
+/** The code of a `/join/{code}` path; anything that cannot be one is 404. */
+function inviteCode(params: unknown): string {
+  const code = (params as { code?: unknown }).code
+  if (typeof code !== 'string' || !INVITE_CODE.test(code))
+    throw new XrpcError(404, 'InviteNotFound', 'No such invite')
+  return code
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
+/** A page of our own: no script, nothing fetched, never cached (an invite's link is a secret). */
+function sendPage(reply: FastifyReply, title: string, body: string) {
+  return reply
+    .type('text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .header('content-security-policy', "default-src 'none'")
+    .header('referrer-policy', 'no-referrer')
+    .send(
+      `<!doctype html><html lang="en"><meta charset="utf-8"><title>${title}</title><h1>${title}</h1>${body}</html>`,
+    )
+}
+
 /** Sets (or, empty with 0, clears) a cookie: HttpOnly, Lax, Secure outside development and test. */
 function cookie(ctx: AppContext, name: string, value: string, maxAgeSec: number, path = '/') {
   const secure = ctx.cfg.mode === 'production' ? '; Secure' : ''
@@ -54,8 +80,17 @@ async function oauth(ctx: AppContext) {
   return ctx.oauth.client()
 }
 
-/** Starts a login: the authorization URL, and a cookie binding it to this browser. */
-async function start(ctx: AppContext, input: unknown, reply: FastifyReply): Promise<string> {
+/**
+ * Starts a login: the authorization URL, and a cookie binding it to this browser. `invite`: the code
+ * of the invite this login accepts (an invitee's login); a manager's login clears any such cookie,
+ * so it can never turn into one.
+ */
+async function start(
+  ctx: AppContext,
+  input: unknown,
+  reply: FastifyReply,
+  invite?: string,
+): Promise<string> {
   const parsed = loginInput.safeParse(input)
   if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
   const client = await oauth(ctx)
@@ -63,6 +98,10 @@ async function start(ctx: AppContext, input: unknown, reply: FastifyReply): Prom
   try {
     const url = await client.authorize(parsed.data.handle, { scope: 'atproto', state: nonce })
     reply.header('set-cookie', cookie(ctx, LOGIN_COOKIE, nonce, LOGIN_COOKIE_SEC, '/oauth/'))
+    reply.header(
+      'set-cookie',
+      cookie(ctx, JOIN_COOKIE, invite ?? '', invite ? LOGIN_COOKIE_SEC : 0, '/oauth/'),
+    )
     return url.href
   } catch (err) {
     log(ctx).info({ reason: reasonOf(err) }, 'login could not start')
@@ -134,6 +173,20 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
   app.get('/oauth/jwks.json', async () => (await oauth(ctx)).jwks)
   app.get('/login', async (req, reply) => reply.redirect(await start(ctx, req.query, reply), 302))
 
+  // An invitee's door: the page an invite's link opens, and the login that accepts it.
+  app.get('/join/:code', async (req, reply) => {
+    const code = inviteCode(req.params)
+    return sendPage(
+      reply,
+      'You are invited',
+      `<form method="get" action="/join/${code}/login"><label>Your handle or DID <input name="handle" required></label> <button>Log in and join</button></form>`,
+    )
+  })
+  app.get('/join/:code/login', async (req, reply) => {
+    const code = inviteCode(req.params)
+    return reply.redirect(await start(ctx, req.query, reply, code), 302)
+  })
+
   app.get('/oauth/callback', async (req, reply) => {
     const client = await oauth(ctx)
     const params = new URLSearchParams(req.url.split('?')[1] ?? '')
@@ -154,6 +207,11 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       await client.revoke(did).catch(() => {})
       throw new XrpcError(400, 'LoginFailed', 'This login was started in another browser')
     }
+    const invite = cookieOf(req, JOIN_COOKIE)
+    if (invite) {
+      reply.header('set-cookie', cookie(ctx, JOIN_COOKIE, '', 0, '/oauth/'))
+      return acceptAtLogin(ctx, client, did, invite, reply)
+    }
     if ((await ctx.managers.authoritiesOf(did, 1)).length === 0) {
       // Nothing here for this account: its tokens are of no use to us, so they are given back.
       await client
@@ -166,4 +224,28 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     log(ctx).info({ did }, 'manager logged in')
     return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect(AFTER_LOGIN, 303)
   })
+}
+
+/**
+ * An invitee's login ends in the invite's acceptance, and nothing else: the login only proved who
+ * the invitee is, so its tokens are given back and no session is made. The browser gains no power
+ * to manage anything, whoever the account is.
+ */
+async function acceptAtLogin(
+  ctx: AppContext,
+  client: Awaited<ReturnType<typeof oauth>>,
+  did: string,
+  code: string,
+  reply: FastifyReply,
+) {
+  await client
+    .revoke(did)
+    .catch((err: unknown) => log(ctx).warn({ reason: reasonOf(err) }, 'revoke failed'))
+  const accepted = await ctx.admission.acceptInvite(code, did)
+  log(ctx).info({ did, space: accepted.space }, 'invite accepted at login')
+  return sendPage(
+    reply,
+    'You have joined',
+    `<p>${escapeHtml(did)} is now a member of <code>${escapeHtml(accepted.space)}</code>.</p>`,
+  )
 }
