@@ -200,6 +200,7 @@ export async function createContext(
     credentials,
     hosted: (uri) => getHostedSpace({ authorities, spaces }, uri),
     requestsPerHour: cfg.members.joinRequestsPerHourMax,
+    onForward: () => relay.wake(),
   })
   const attestations = new ClientAttestationVerifier({
     fetcher,

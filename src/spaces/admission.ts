@@ -94,6 +94,8 @@ export interface AdmissionDeps {
   hosted: (uri: string) => Promise<SpaceConfig>
   /** Join requests one DID may make per hour, across spaces. */
   requestsPerHour: number
+  /** A request was queued for a managing app: the relay should look now. */
+  onForward?: () => void
 }
 
 /** How many of an invite's users a listing shows. */
@@ -278,6 +280,7 @@ export class AdmissionService {
             createdAt: now,
           },
         })
+        await this.queueForward(tx, config, row.id, now)
         return requestView(row)
       })
     } catch (err) {
@@ -287,6 +290,26 @@ export class AdmissionService {
       if (!mine) throw err
       return mine
     }
+  }
+
+  /**
+   * A space whose readers its managing app decides on gets each new request forwarded to that app
+   * (durably, by the relay), in the transaction that makes the request.
+   */
+  private async queueForward(tx: Tx, config: SpaceConfig, requestId: string, now: Date) {
+    if (config.readPolicy.kind !== 'managing-app') return
+    await tx.joinRequestNotice.create({
+      data: {
+        id: newId(),
+        space: config.uri,
+        service: config.readPolicy.managingApp,
+        requestId,
+        nextAttemptAt: now,
+        createdAt: now,
+      },
+    })
+    // After the commit the relay finds it; a wake before is harmless (it looks again later).
+    this.deps.onForward?.()
   }
 
   private async assertMayRequest(tx: Tx, space: string, did: string, now: Date): Promise<void> {

@@ -9,6 +9,7 @@ import { runCli } from '../../src/cli.js'
 import { loadConfig } from '../../src/config.js'
 import { ROUTES } from '../../src/rest/routes.js'
 import type { WebIdentity } from '../_helpers/identities.js'
+import { MockService } from '../_helpers/services.js'
 import { spaceWorld } from '../_helpers/spaces.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
@@ -345,5 +346,96 @@ t.test('the operator runs invites, join requests and bans from the command line'
       ['add', hal.did],
       ['remove', gil.did],
     ],
+  )
+})
+
+/**
+ * A space whose readers its managing app decides on (a loopback app answering `status()` to
+ * whatever it is sent), taking join requests.
+ */
+async function gatedSpace(t: Test, w: Awaited<ReturnType<typeof world>>, status: () => number) {
+  const app = await MockService.start(t, (_req, res) => app.json(res, status(), {}))
+  const appId = w.web.create('app', {
+    services: { gatehouse_app: { type: 'GatehouseApp', endpoint: app.origin } },
+  })
+  const gatedBy = { kind: 'managing-app' as const, managingApp: `${appId.did}#gatehouse_app` }
+  const gated = await w.a.ctx.spaces.create({
+    authority: w.authority.did,
+    spaceType: 'com.example.forum',
+    skey: 'gated',
+    readPolicy: gatedBy,
+    writePolicy: gatedBy,
+    appAccess: { kind: 'open' },
+  })
+  await w.api('PUT', '/join-settings', { open: true }, { space: gated.uri })
+  return { app, appId, gated }
+}
+
+t.test('a managing app is sent each new request, down and back, and decides it', async (t) => {
+  const w = await world(t)
+  let status = 503
+  const { app, appId, gated } = await gatedSpace(t, w, () => status)
+  const notices = w.a.ctx.db.prisma.joinRequestNotice
+  const bob = w.user('bob')
+  const asked = await w.request(bob, gated.uri, 'I write for the newsletter')
+  t.equal(asked.status, 200)
+
+  await w.a.ctx.relay.runOnce()
+  t.equal(app.calls.length, 1, 'sent once: the app is down')
+  t.match(await notices.findFirst(), { attempts: 1, lastError: /503/ })
+  await w.a.ctx.relay.runOnce()
+  t.equal(app.calls.length, 1, 'not again before its backoff')
+
+  status = 200
+  w.a.clock.advance(60_000)
+  await w.a.ctx.relay.runOnce()
+  t.equal(app.calls.length, 2, 'sent again once the app is back')
+  t.match(app.calls[1], {
+    path: '/xrpc/dev.gatehouse.space.notifyJoinRequest',
+    body: { space: gated.uri, id: asked.body.id, did: bob.did, message: /newsletter/ },
+  })
+  t.equal(await notices.count(), 0, 'delivered: nothing left queued')
+
+  const decide = async (by: WebIdentity, input: object) => {
+    const lxm = 'dev.gatehouse.space.decideJoinRequest'
+    const jwt = serviceJwt({ iss: by, aud: w.a.ctx.identity.did, lxm, nowSec: w.now() })
+    const res = await w.a.fetch(`/xrpc/${lxm}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ space: gated.uri, ...input }),
+    })
+    return { status: res.status, body: (await res.json()) as any }
+  }
+  const carol = w.user('carol')
+  const other = (await w.request(carol, gated.uri)).body
+  t.match(await decide(w.user('mallory'), { id: other.id, decision: 'approve' }), {
+    status: 400,
+    body: { error: 'NotSpaceOwner' },
+  })
+  t.match(await decide(appId, { id: asked.body.id, decision: 'approve', write: true }), {
+    status: 200,
+    body: { status: 'approved', read: true, write: true },
+  })
+  t.same(await w.ops(gated.uri), [{ op: 'add', did: bob.did, read: true, write: true }])
+  t.match(await decide(appId, { id: other.id, decision: 'deny', reason: 'not yet' }), {
+    body: { status: 'denied', reason: 'not yet' },
+  })
+  t.match((await w.mine(carol, gated.uri)).body, { status: 'denied', reason: 'not yet' })
+  await w.a.ctx.relay.runOnce()
+  t.equal(await notices.count(), 0, 'a request decided before it was sent is not sent')
+})
+
+t.test('a request no managing app will take is left to the managers', async (t) => {
+  const w = await world(t, { GATEHOUSE_RELAY_RETRY_WINDOW_SEC: '60' })
+  const { app, gated } = await gatedSpace(t, w, () => 400)
+  await w.request(w.user('dan'), gated.uri)
+  await w.a.ctx.relay.runOnce()
+  t.equal(app.calls.length, 1)
+  t.equal(await w.a.ctx.db.prisma.joinRequestNotice.count(), 0, 'refused for good: not retried')
+  t.match(
+    (await w.api('GET', '/join-requests?status=pending', undefined, { space: gated.uri })).body,
+    {
+      requests: [{ status: 'pending' }],
+    },
   )
 })

@@ -57,6 +57,20 @@ CREATE TABLE "ban" (
     CONSTRAINT "ban_pkey" PRIMARY KEY ("space","did")
 );
 
+-- CreateTable
+CREATE TABLE "join_request_notice" (
+    "id" TEXT NOT NULL,
+    "space" TEXT NOT NULL,
+    "service" TEXT NOT NULL,
+    "request_id" TEXT NOT NULL,
+    "attempts" INTEGER NOT NULL DEFAULT 0,
+    "next_attempt_at" TIMESTAMP(3) NOT NULL,
+    "last_error" TEXT,
+    "created_at" TIMESTAMP(3) NOT NULL,
+
+    CONSTRAINT "join_request_notice_pkey" PRIMARY KEY ("id")
+);
+
 -- CreateIndex
 CREATE UNIQUE INDEX "invite_hash_key" ON "invite"("hash");
 
@@ -71,4 +85,7 @@ CREATE INDEX "join_request_did_created_at_idx" ON "join_request"("did", "created
 
 -- CreateIndex
 CREATE UNIQUE INDEX "join_request_space_pending_did_key" ON "join_request"("space", "pending_did");
+
+-- CreateIndex
+CREATE INDEX "join_request_notice_next_attempt_at_idx" ON "join_request_notice"("next_attempt_at");
 

@@ -50,6 +50,18 @@ CREATE TABLE "ban" (
     PRIMARY KEY ("space", "did")
 );
 
+-- CreateTable
+CREATE TABLE "join_request_notice" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "space" TEXT NOT NULL,
+    "service" TEXT NOT NULL,
+    "request_id" TEXT NOT NULL,
+    "attempts" INTEGER NOT NULL DEFAULT 0,
+    "next_attempt_at" DATETIME NOT NULL,
+    "last_error" TEXT,
+    "created_at" DATETIME NOT NULL
+);
+
 -- RedefineTables
 PRAGMA defer_foreign_keys=ON;
 PRAGMA foreign_keys=OFF;
@@ -92,4 +104,7 @@ CREATE INDEX "join_request_did_created_at_idx" ON "join_request"("did", "created
 
 -- CreateIndex
 CREATE UNIQUE INDEX "join_request_space_pending_did_key" ON "join_request"("space", "pending_did");
+
+-- CreateIndex
+CREATE INDEX "join_request_notice_next_attempt_at_idx" ON "join_request_notice"("next_attempt_at");
 

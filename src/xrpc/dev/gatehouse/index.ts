@@ -4,6 +4,7 @@ import revokeCredentials from './space/revokeCredentials.js'
 import acceptInvite from './space/acceptInvite.js'
 import requestJoin from './space/requestJoin.js'
 import getJoinRequest from './space/getJoinRequest.js'
+import decideJoinRequest from './space/decideJoinRequest.js'
 import getMemberState from './simplespace/getMemberState.js'
 import listMemberOps from './simplespace/listMemberOps.js'
 import setRosterVisibility from './simplespace/setRosterVisibility.js'
@@ -27,6 +28,7 @@ export default function (router: XrpcRouter): void {
   acceptInvite(router)
   requestJoin(router)
   getJoinRequest(router)
+  decideJoinRequest(router)
   listMemberOps(router)
   getMemberState(router)
   setRosterVisibility(router)
