@@ -177,6 +177,8 @@ export const SCHEMA = {
     credentialsMs: v('GATEHOUSE_CREDENTIAL_RETENTION_DAYS', int(0, 36_500, DAY), '7'),
     /** Dead letters are kept this long, then pruned. */
     deadLettersMs: v('GATEHOUSE_DEAD_LETTER_RETENTION_DAYS', int(0, 36_500, DAY), '30'),
+    /** Decided join requests are kept this long after the decision (the requester reads it), then pruned. */
+    joinRequestsMs: v('GATEHOUSE_JOIN_REQUEST_RETENTION_DAYS', int(1, 36_500, DAY), '30'),
   },
   members: {
     /** Member-oplog history kept; an older `since` gets OplogCompacted (the mirror resyncs). */

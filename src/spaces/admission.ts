@@ -107,7 +107,8 @@ export const INVITE_DEFAULT_TTL_MS = 7 * 24 * HOUR_MS
 export const INVITE_MAX_TTL_MS = 365 * 24 * HOUR_MS
 
 const hashOf = (code: string) => createHash('sha256').update(code).digest('hex')
-const newId = () => randomBytes(9).toString('base64url')
+/** Hex, so an id never starts with `-` (the CLI would read it as an option). */
+const newId = () => randomBytes(9).toString('hex')
 
 type InviteRow = NonNullable<Awaited<ReturnType<Db['prisma']['invite']['findUnique']>>>
 type RequestRow = NonNullable<Awaited<ReturnType<Db['prisma']['joinRequest']['findUnique']>>>

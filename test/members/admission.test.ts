@@ -439,3 +439,20 @@ t.test('a request no managing app will take is left to the managers', async (t) 
     },
   )
 })
+
+t.test('the janitor prunes decided requests after their retention, and lapsed bans', async (t) => {
+  const w = await world(t)
+  await w.api('PUT', '/join-settings', { open: true })
+  const [kim, lou] = [w.user('kim'), w.user('lou')]
+  const decided = (await w.request(kim)).body
+  await w.request(lou)
+  await w.api('POST', `/join-requests/${decided.id}/deny`, { reason: 'no' })
+  const until = new Date(w.a.clock.nowMs() + HOUR_MS).toISOString()
+  await w.api('PUT', `/bans/${enc(kim.did)}`, { expiresAt: until })
+  await w.api('PUT', `/bans/${enc(lou.did)}`, {})
+  t.match(await w.a.ctx.janitor.run(), { joinRequests: 0, bans: 0 })
+  w.a.clock.advance(31 * 24 * HOUR_MS)
+  t.match(await w.a.ctx.janitor.run(), { joinRequests: 2, bans: 1 })
+  t.match((await w.api('GET', '/bans')).body.bans, [{ did: lou.did }], 'a ban without expiry stays')
+  t.same((await w.api('GET', '/join-requests')).body.requests, [], 'lou’s, denied by the ban, too')
+})
