@@ -1,7 +1,7 @@
 /**
  * An invitee accepts an invite by logging in with their atproto account from the invite's link
- * (`/join/{code}`), against a real authorization server (@atproto/pds on loopback): the callback
- * adds them through the member oplog and makes no session, so the login can never manage anything;
+ * (`/join/{code}`), and a user asks to join from a space's join page (`/request-join`), against a real authorization server (@atproto/pds on loopback): the callback
+ * adds them through the member oplog (or makes their request) and makes no session, so the login can never manage anything;
  * a manager's own login afterwards is not mistaken for an invitee's.
  */
 import t from 'tap'
@@ -29,7 +29,12 @@ const cookieValue = (headers: Record<string, unknown>, name: string) =>
 async function joinByLogin(code: string, account: PdsAccount) {
   const page = await get(`/join/${code}`)
   if (page.status !== 200) throw new Error(`join page: ${page.status}`)
-  const started = await get(`/join/${code}/login?handle=${encodeURIComponent(account.did)}`)
+  return loginFrom(`/join/${code}/login?handle=${encodeURIComponent(account.did)}`, account)
+}
+
+/** A join page's login, through the authorization server, back to the callback. */
+async function loginFrom(path: string, account: PdsAccount) {
+  const started = await get(path)
   if (started.status !== 302) throw new Error(`join login: ${started.text}`)
   const back = await pds.signIn(String(started.headers.location), account)
   const cookies = ['gatehouse_login', 'gatehouse_join']
@@ -97,4 +102,25 @@ t.test('a manager’s login after an invitee’s is a manager’s login', async 
 
 t.test('a path that cannot be an invite code is 404', async (t) => {
   t.equal((await get('/join/not%20a%20code')).status, 404)
+})
+
+t.test('a user asks to join by logging in from the join page', async (t) => {
+  const hana = await pds.createAccount('hana')
+  const ask = (message: string) =>
+    `/request-join/login?${new URLSearchParams({ space: space.uri, handle: hana.did, message })}`
+  const closed = await loginFrom(ask('hello'), hana)
+  t.match(JSON.parse(closed.text), { error: 'JoinRequestsClosed' })
+
+  await a.ctx.admission.setJoinRequestsOpen(space.uri, true)
+  const page = await get(`/request-join?space=${encodeURIComponent(space.uri)}`)
+  t.match(page.text, 'action="/request-join/login"')
+  const res = await loginFrom(ask('I organise the Thursday games'), hana)
+  t.equal(res.status, 200, res.text)
+  t.match(res.text, /is pending/)
+  t.notOk(cookieValue(res.headers, 'gatehouse_session'), 'no session cookie')
+  t.match(await a.ctx.admission.latestRequest(space.uri, hana.did), {
+    status: 'pending',
+    message: /Thursday/,
+  })
+  t.equal((await get(`/request-join?space=nope`)).status, 400)
 })
