@@ -177,10 +177,14 @@ export const SCHEMA = {
     credentialsMs: v('GATEHOUSE_CREDENTIAL_RETENTION_DAYS', int(0, 36_500, DAY), '7'),
     /** Dead letters are kept this long, then pruned. */
     deadLettersMs: v('GATEHOUSE_DEAD_LETTER_RETENTION_DAYS', int(0, 36_500, DAY), '30'),
+    /** Decided join requests are kept this long after the decision (the requester reads it), then pruned. */
+    joinRequestsMs: v('GATEHOUSE_JOIN_REQUEST_RETENTION_DAYS', int(1, 36_500, DAY), '30'),
   },
   members: {
     /** Member-oplog history kept; an older `since` gets OplogCompacted (the mirror resyncs). */
     oplogRetentionMs: v('GATEHOUSE_OPLOG_RETENTION_DAYS', int(1, 36_500, DAY), '30'),
+    /** Join requests one DID may make in an hour, across spaces (more: 429 RateLimitExceeded). */
+    joinRequestsPerHourMax: v('GATEHOUSE_JOIN_REQUESTS_PER_HOUR_MAX', int(1, 10_000), '10'),
   },
   authorities: {
     /** Hosts served did:web authority documents for (`forum.example.com`; a port as `%3A8080`). */

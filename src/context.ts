@@ -27,6 +27,8 @@ import { Relay } from './notify/relay.js'
 import { CredentialService } from './spaces/credentials.js'
 import { CredentialTally } from './spaces/tally.js'
 import { SpaceManager } from './spaces/manager.js'
+import { AdmissionService } from './spaces/admission.js'
+import { getHostedSpace } from './spaces/hosted.js'
 import { SpaceService } from './spaces/space-service.js'
 import { SafeFetcher } from './net/safe-fetch.js'
 import { loadServiceKey, ServiceIdentity } from './service-identity.js'
@@ -71,6 +73,8 @@ export interface AppContext {
   /** Credentials issued and refused per space and day (the audit log's daily summary). */
   tally: CredentialTally
   manager: SpaceManager
+  /** Invites, join requests and bans. */
+  admission: AdmissionService
   attestations: ClientAttestationVerifier
   managingApps: ManagingAppClient
   /** What the policy layer may ask (membership, managing apps). */
@@ -194,6 +198,15 @@ export async function createContext(
   )
   notify.onEvent = () => relay.wake()
   const manager = new SpaceManager(spaces, credentials)
+  const admission = new AdmissionService({
+    db,
+    clock,
+    manager,
+    credentials,
+    hosted: (uri) => getHostedSpace({ authorities, spaces }, uri),
+    requestsPerHour: cfg.members.joinRequestsPerHourMax,
+    onForward: () => relay.wake(),
+  })
   const attestations = new ClientAttestationVerifier({
     fetcher,
     replay,
@@ -252,6 +265,7 @@ export async function createContext(
     credentials,
     tally,
     manager,
+    admission,
     attestations,
     managingApps,
     policyDeps,

@@ -114,6 +114,25 @@ export class Janitor {
           (at) => p.oauthStore.deleteMany({ where: { expiresAt: { lte: at } } }),
         ),
       ),
+      // Strangers make join requests: decided ones go once the requester had time to read them.
+      joinRequests: await batches(() =>
+        oldest(
+          p.joinRequest.findMany({
+            ...older('decidedAt', before(this.cfg.retention.joinRequestsMs)),
+            select: { decidedAt: true },
+          }),
+          (r) => r.decidedAt!,
+          (at) => p.joinRequest.deleteMany({ where: { decidedAt: { lte: at } } }),
+        ),
+      ),
+      // A ban past its expiry no longer applies.
+      bans: await batches(() =>
+        oldest(
+          p.ban.findMany({ ...older('expiresAt', new Date(now)), select: E }),
+          (r) => r.expiresAt!,
+          (at) => p.ban.deleteMany({ where: { expiresAt: { lte: at } } }),
+        ),
+      ),
       events: await batches(() =>
         this.pruneEvents(before(this.cfg.notify.relayRetryWindowMs), new Date(now)),
       ),
@@ -159,7 +178,10 @@ const E = { expiresAt: true } as const
 const C = { createdAt: true } as const
 
 /** The oldest batch of rows whose `field` is before `cutoff`. */
-function older<F extends 'expiresAt' | 'createdAt' | 'lastSeenAt'>(field: F, cutoff: Date) {
+function older<F extends 'expiresAt' | 'createdAt' | 'lastSeenAt' | 'decidedAt'>(
+  field: F,
+  cutoff: Date,
+) {
   return {
     where: { [field]: { lt: cutoff } } as Record<F, { lt: Date }>,
     orderBy: { [field]: 'asc' } as Record<F, 'asc'>,

@@ -26,8 +26,15 @@ export const REDACT_PATHS = [
 
 const SENSITIVE_QUERY = /token|code|secret|key|password|credential|state/i
 
-/** A URL for the log: path kept, values of query parameters that could carry secrets replaced. */
+/** An invite's link carries its code in the path: `/join/{code}[/…]`. */
+const INVITE_PATH = /^\/join\/[^/?]+/
+
+/**
+ * A URL for the log: path kept (but an invite's code), values of query parameters that could carry
+ * secrets replaced.
+ */
 export function redactUrl(url: string): string {
+  url = url.replace(INVITE_PATH, '/join/[redacted]')
   const q = url.indexOf('?')
   if (q < 0) return url
   const params = new URLSearchParams(url.slice(q + 1))

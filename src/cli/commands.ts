@@ -42,6 +42,9 @@ export const OPTIONS = {
   name: { type: 'string' },
   space: { type: 'string' },
   expires: { type: 'string' },
+  'max-uses': { type: 'string' },
+  reason: { type: 'string' },
+  status: { type: 'string' },
 } as const
 
 export type Options = ReturnType<
@@ -78,6 +81,28 @@ function preset(ctx: AppContext, o: Options) {
   if (!o.preset) throw new CliUsageError(`--preset is one of: ${ctx.presets.names().join(', ')}`)
   return ctx.presets.resolve(o.preset, { managingApp: o['managing-app'], clients: o.client })
 }
+
+/** `--expires ISO` as a date, when given. */
+function expiresOf(o: Options): Date | undefined {
+  if (o.expires === undefined) return undefined
+  const at = new Date(o.expires)
+  if (Number.isNaN(at.getTime())) throw new CliUsageError('--expires is an ISO 8601 date-time')
+  return at
+}
+
+/** `--max-uses N|unlimited` (default 1). */
+function maxUsesOf(o: Options): number | null {
+  const value = o['max-uses'] ?? '1'
+  if (value === 'unlimited') return null
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 100_000)
+    throw new CliUsageError('--max-uses is 1 to 100000, or unlimited')
+  return n
+}
+
+const JOIN_STATUSES = ['pending', 'approved', 'denied'] as const
+/** Who the operator is, in the created_by and decided_by columns. */
+const OPERATOR = 'operator'
 
 async function putMember(ctx: AppContext, [space, member]: string[], flags: Flags) {
   await ctx.manager.putMember(await getHostedSpace(ctx, space!), did(member!), flags)
@@ -259,6 +284,95 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       },
     },
   },
+  invite: {
+    create: {
+      usage: 'SPACE [--write on|off] [--max-uses N|unlimited] [--expires ISO]',
+      async run(ctx, [space], o) {
+        const { code, view } = await ctx.admission.createInvite(await getHostedSpace(ctx, space!), {
+          write: onOff(o, 'write') ?? false,
+          maxUses: maxUsesOf(o),
+          expiresAt: expiresOf(o),
+          createdBy: OPERATOR,
+        })
+        return { ...view, code, link: `${ctx.cfg.service.publicUrl}/join/${code}` }
+      },
+    },
+    list: {
+      usage: 'SPACE',
+      run: async (ctx, [space]) =>
+        ctx.admission.listInvites((await getHostedSpace(ctx, space!)).uri, 1000),
+    },
+    revoke: {
+      usage: 'SPACE ID',
+      async run(ctx, [space, id]) {
+        if (!(await ctx.admission.revokeInvite((await getHostedSpace(ctx, space!)).uri, id!)))
+          throw new CliUsageError(`InviteNotFound: no invite ${id} in ${space}`)
+        return { id, revoked: true }
+      },
+    },
+  },
+  'join-request': {
+    list: {
+      usage: 'SPACE [--status pending|approved|denied]',
+      async run(ctx, [space], o) {
+        const status = o.status === undefined ? undefined : oneOf('status', o.status, JOIN_STATUSES)
+        const { uri } = await getHostedSpace(ctx, space!)
+        return ctx.admission.listRequests(uri, { status, limit: 1000 })
+      },
+    },
+    approve: {
+      usage: 'SPACE ID [--read on|off] [--write on|off]',
+      run: async (ctx, [space, id], o) =>
+        ctx.admission.approve(
+          await getHostedSpace(ctx, space!),
+          id!,
+          { read: onOff(o, 'read') ?? true, write: onOff(o, 'write') ?? false },
+          OPERATOR,
+        ),
+    },
+    deny: {
+      usage: 'SPACE ID [--reason TEXT]',
+      run: async (ctx, [space, id], o) =>
+        ctx.admission.deny(
+          (await getHostedSpace(ctx, space!)).uri,
+          id!,
+          o.reason ?? null,
+          OPERATOR,
+        ),
+    },
+    open: {
+      usage: 'SPACE',
+      run: (ctx, [space]) => setJoinRequests(ctx, space!, true),
+    },
+    close: {
+      usage: 'SPACE',
+      run: (ctx, [space]) => setJoinRequests(ctx, space!, false),
+    },
+  },
+  ban: {
+    put: {
+      usage: 'SPACE DID [--reason TEXT] [--expires ISO]',
+      run: async (ctx, [space, member], o) =>
+        ctx.admission.ban(await getHostedSpace(ctx, space!), did(member!), {
+          reason: o.reason ?? null,
+          expiresAt: expiresOf(o) ?? null,
+          createdBy: OPERATOR,
+        }),
+    },
+    list: {
+      usage: 'SPACE',
+      run: async (ctx, [space]) =>
+        ctx.admission.listBans((await getHostedSpace(ctx, space!)).uri, 1000),
+    },
+    lift: {
+      usage: 'SPACE DID',
+      async run(ctx, [space, member]) {
+        if (!(await ctx.admission.lift((await getHostedSpace(ctx, space!)).uri, member!)))
+          throw new CliUsageError(`${member} is not banned from ${space}`)
+        return { did: member, lifted: true }
+      },
+    },
+  },
   token: {
     create: {
       usage: `AUTHORITY --manager DID --name NAME --role ${MANAGER_ROLES.join('|')} [--space URI] [--expires ISO]`,
@@ -266,9 +380,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         const manager = did(o.manager ?? '')
         const creatorRole = await ctx.managers.roleOf(authority!, manager)
         if (!creatorRole) throw new CliUsageError(`${manager} does not manage ${authority}`)
-        const expiresAt = o.expires ? new Date(o.expires) : undefined
-        if (expiresAt && Number.isNaN(expiresAt.getTime()))
-          throw new CliUsageError('--expires is an ISO 8601 date-time')
+        const expiresAt = expiresOf(o)
         if (o.space && parseSpaceRef(o.space)?.authority !== authority)
           throw new CliUsageError(`--space must be a space URI of ${authority}`)
         if (!o.name) throw new CliUsageError('--name is required')
@@ -294,4 +406,10 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       },
     },
   },
+}
+
+async function setJoinRequests(ctx: AppContext, space: string, open: boolean) {
+  const { uri } = await getHostedSpace(ctx, space)
+  await ctx.admission.setJoinRequestsOpen(uri, open)
+  return { uri, joinRequests: open }
 }

@@ -113,6 +113,20 @@ export class MemberList {
     return this.apply(q, space, did, flags)
   }
 
+  /**
+   * Raises a member's flags to at least `flags`, adding it when absent; never lowers one (an
+   * accepted invite or an approved request only grants). Returns what `put` returns.
+   */
+  async raise(q: HotQueries, space: string, did: string, flags: Flags) {
+    await this.db.lockSpace(q, space)
+    const [before] = await q.query<Flags>(
+      'SELECT "read", "write" FROM space_member WHERE space = ? AND did = ?',
+      [space, did],
+    )
+    const next = { read: flags.read || !!before?.read, write: flags.write || !!before?.write }
+    return this.apply(q, space, did, next)
+  }
+
   /** Removes a member (no op when absent). Returns the flags it had. */
   remove(q: HotQueries, space: string, did: string) {
     return this.apply(q, space, did, undefined)

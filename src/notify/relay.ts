@@ -13,8 +13,8 @@ import { nextTid } from '../spaces/tid.js'
 import { eventAt, eventsAfter, writerDids, type SpaceEvent } from '../spaces/events.js'
 
 /**
- * The durable relay of write notifications to syncers and revocation notices to repo hosts, with one
- * retry policy. A registration is a lane sending its space's events in spaceRev order from its
+ * The durable relay of write notifications to syncers, revocation notices to repo hosts and join
+ * requests to managing apps, with one retry policy. A registration is a lane sending its space's events in spaceRev order from its
  * cursor, moved only after a 2xx (gap-free; a crash between sending and recording may repeat one).
  * A revocation notice is a queued row, deleted once delivered. 408/425/429/5xx and network errors
  * back off; anything else, or a failure past the retry window, is dead-lettered. A breaker per
@@ -25,6 +25,7 @@ import { eventAt, eventsAfter, writerDids, type SpaceEvent } from '../spaces/eve
 const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
 const NOTIFY_SPACE_DELETED = 'com.atproto.space.notifySpaceDeleted'
 const NOTIFY_CREDENTIAL_REVOKED = 'com.atproto.space.notifyCredentialRevoked'
+const NOTIFY_JOIN_REQUEST = 'dev.gatehouse.space.notifyJoinRequest'
 /** The lexicon's limit on jtis per notifyCredentialRevoked call. */
 const REVOCATION_BATCH = 100
 const PERMANENT = (status: number) =>
@@ -63,6 +64,10 @@ class Slots {
 type Lane = { space: string; service: string; cursor: string | null; attempts: number }
 
 type Notice = Awaited<ReturnType<Db['prisma']['revocationNotice']['findFirstOrThrow']>>
+type Forward = Awaited<ReturnType<Db['prisma']['joinRequestNotice']['findFirstOrThrow']>>
+
+/** A space's due work in one pass. */
+type SpaceWork = { lanes: Lane[]; notices: Notice[]; forwards: Forward[] }
 
 /** Why a delivery did not happen; a permanent one is dead-lettered at once. */
 type Failure = { permanent: boolean; error: string; status?: number }
@@ -194,7 +199,7 @@ export class Relay {
     // A space in flight keeps its work until its task ends: it must not crowd out other spaces'.
     const notInFlight = this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {}
     const take = this.opts.relayConcurrency * 32
-    const [due, notices] = await Promise.all([
+    const [due, notices, forwards] = await Promise.all([
       db.notifyRegistration.findMany({
         where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now }, ...notInFlight },
         orderBy: { nextAttemptAt: 'asc' },
@@ -206,17 +211,23 @@ export class Relay {
         orderBy: { nextAttemptAt: 'asc' },
         take,
       }),
+      db.joinRequestNotice.findMany({
+        where: { nextAttemptAt: { lte: now }, ...notInFlight },
+        orderBy: { nextAttemptAt: 'asc' },
+        take,
+      }),
     ])
-    const bySpace = new Map<string, { lanes: Lane[]; notices: Notice[] }>()
+    const bySpace = new Map<string, SpaceWork>()
     const of = (space: string) =>
-      bySpace.get(space) ?? bySpace.set(space, { lanes: [], notices: [] }).get(space)!
+      bySpace.get(space) ?? bySpace.set(space, { lanes: [], notices: [], forwards: [] }).get(space)!
     for (const lane of due) of(lane.space).lanes.push(lane)
     for (const notice of notices) of(notice.space).notices.push(notice)
+    for (const forward of forwards) of(forward.space).forwards.push(forward)
     const started: Promise<number>[] = []
     for (const [space, work] of bySpace) {
       // Another pass may have started the space while this one read.
       if (this.inflight.has(space)) continue
-      const task = this.runSpace(space, work.lanes, work.notices)
+      const task = this.runSpace(space, work)
       this.inflight.set(space, task)
       void task
         .finally(() => this.inflight.delete(space))
@@ -229,10 +240,11 @@ export class Relay {
     return started
   }
 
-  private async runSpace(space: string, lanes: Lane[], notices: Notice[]): Promise<number> {
-    const sent = lanes.length ? await this.runLanes(space, lanes) : 0
-    const told = await this.pool(notices, (n) => this.runNotice(n))
-    return sent + told.filter(Boolean).length
+  private async runSpace(space: string, work: SpaceWork): Promise<number> {
+    const sent = work.lanes.length ? await this.runLanes(space, work.lanes) : 0
+    const told = await this.pool(work.notices, (n) => this.runNotice(n))
+    const forwarded = await this.pool(work.forwards, (f) => this.runForward(f))
+    return sent + [...told, ...forwarded].filter(Boolean).length
   }
 
   /** Runs `work` on the space's workers, a shared slot per item (≤ spaceConcurrency if they hang). */
@@ -407,6 +419,48 @@ export class Relay {
         },
       })
     })
+    return outcome === 'ok'
+  }
+
+  /**
+   * Forwards a join request to the space's managing app, so it decides (it answers through
+   * dev.gatehouse.space.decideJoinRequest); true when delivered. Retried like any notice; given up
+   * after the retry window, or at once when refused for good, the request simply stays pending for
+   * the managers, as it does once decided meanwhile.
+   */
+  private async runForward(forward: Forward): Promise<boolean> {
+    const db = this.deps.db.prisma
+    const request = await db.joinRequest.findUnique({ where: { id: forward.requestId } })
+    if (request?.status !== 'pending') {
+      await db.joinRequestNotice.deleteMany({ where: { id: forward.id } })
+      return false
+    }
+    const body = JSON.stringify({
+      space: request.space,
+      id: request.id,
+      did: request.did,
+      ...(request.message !== null ? { message: request.message } : {}),
+      createdAt: request.createdAt.toISOString(),
+    })
+    const target = await this.target(forward.space, forward.service)
+    const outcome =
+      'error' in target
+        ? target
+        : await this.post(target, forward.service, NOTIFY_JOIN_REQUEST, body)
+    const attempts = forward.attempts + 1
+    if (outcome !== 'ok' && !outcome.permanent && !this.expired(forward.createdAt)) {
+      await db.joinRequestNotice.update({
+        where: { id: forward.id },
+        data: { attempts, lastError: outcome.error, nextAttemptAt: this.retryAt(attempts) },
+      })
+      return false
+    }
+    if (outcome !== 'ok')
+      this.deps.logger.warn(
+        { space: forward.space, service: forward.service, attempts, error: outcome.error },
+        'join request not forwarded to the managing app: left to the managers',
+      )
+    await db.joinRequestNotice.deleteMany({ where: { id: forward.id } })
     return outcome === 'ok'
   }
 

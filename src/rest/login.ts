@@ -6,6 +6,8 @@ import { InvalidRequestError, XrpcError } from '../errors.js'
 import { subsystem } from '../logger.js'
 import { route, type RestRoute } from './route.js'
 import { cookieOf, SESSION_COOKIE } from '../managers/sessions.js'
+import { spaceRef } from '../lexicon/formats.js'
+import { getHostedSpace } from '../spaces/hosted.js'
 
 /**
  * The library's errors carry the request (callback parameters, the authorization code among them):
@@ -37,6 +39,66 @@ const log = (ctx: AppContext) => subsystem(ctx.logger, 'managers')
 const LOGIN_COOKIE = 'gatehouse_login'
 const LOGIN_COOKIE_SEC = 30 * 60
 
+/**
+ * What a login started from a join page does at its callback instead of opening a session:
+ * `i.{code}` accepts an invite (`/join/{code}`), `r.{base64url JSON}` asks to join a space.
+ */
+const JOIN_COOKIE = 'gatehouse_join'
+const INVITE_CODE = /^[A-Za-z0-9_-]{1,100}$/
+/** A join page's message rides in a cookie (at most 4 KiB), so it is shorter than requestJoin's. */
+const PAGE_MESSAGE_MAX = 300
+
+type JoinIntent =
+  { kind: 'invite'; code: string } | { kind: 'request'; space: string; message?: string }
+
+/** The code of a `/join/{code}` path; anything that cannot be one is 404. */
+function inviteCode(params: unknown): string {
+  const code = (params as { code?: unknown }).code
+  if (typeof code !== 'string' || !INVITE_CODE.test(code))
+    throw new XrpcError(404, 'InviteNotFound', 'No such invite')
+  return code
+}
+
+const requestInput = z.object({
+  space: spaceRef,
+  message: z.string().max(PAGE_MESSAGE_MAX).optional(),
+})
+
+function joinCookieOf(intent: JoinIntent): string {
+  if (intent.kind === 'invite') return `i.${intent.code}`
+  const { space, message } = intent
+  return `r.${Buffer.from(JSON.stringify({ space, message })).toString('base64url')}`
+}
+
+/** The intent a join cookie carries, or undefined for anything else (it is only ever ours). */
+function joinIntentOf(value: string | undefined): JoinIntent | undefined {
+  if (value?.startsWith('i.') && INVITE_CODE.test(value.slice(2)))
+    return { kind: 'invite', code: value.slice(2) }
+  if (!value?.startsWith('r.')) return undefined
+  try {
+    const parsed = requestInput.safeParse(
+      JSON.parse(Buffer.from(value.slice(2), 'base64url').toString()),
+    )
+    return parsed.success ? { kind: 'request', ...parsed.data } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
+/** A page of our own: no script, nothing fetched, never cached (an invite's link is a secret). */
+function sendPage(reply: FastifyReply, title: string, body: string) {
+  return reply
+    .type('text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .header('content-security-policy', "default-src 'none'")
+    .header('referrer-policy', 'no-referrer')
+    .send(
+      `<!doctype html><html lang="en"><meta charset="utf-8"><title>${title}</title><h1>${title}</h1>${body}</html>`,
+    )
+}
+
 /** Sets (or, empty with 0, clears) a cookie: HttpOnly, Lax, Secure outside development and test. */
 function cookie(ctx: AppContext, name: string, value: string, maxAgeSec: number, path = '/') {
   const secure = ctx.cfg.mode === 'production' ? '; Secure' : ''
@@ -54,8 +116,17 @@ async function oauth(ctx: AppContext) {
   return ctx.oauth.client()
 }
 
-/** Starts a login: the authorization URL, and a cookie binding it to this browser. */
-async function start(ctx: AppContext, input: unknown, reply: FastifyReply): Promise<string> {
+/**
+ * Starts a login: the authorization URL, and a cookie binding it to this browser. `join`: what a
+ * login from a join page does at its callback; a manager's login clears any such cookie, so it can
+ * never turn into one.
+ */
+async function start(
+  ctx: AppContext,
+  input: unknown,
+  reply: FastifyReply,
+  join?: JoinIntent,
+): Promise<string> {
   const parsed = loginInput.safeParse(input)
   if (!parsed.success) throw new InvalidRequestError('handle: a handle or DID is required')
   const client = await oauth(ctx)
@@ -63,6 +134,16 @@ async function start(ctx: AppContext, input: unknown, reply: FastifyReply): Prom
   try {
     const url = await client.authorize(parsed.data.handle, { scope: 'atproto', state: nonce })
     reply.header('set-cookie', cookie(ctx, LOGIN_COOKIE, nonce, LOGIN_COOKIE_SEC, '/oauth/'))
+    reply.header(
+      'set-cookie',
+      cookie(
+        ctx,
+        JOIN_COOKIE,
+        join ? joinCookieOf(join) : '',
+        join ? LOGIN_COOKIE_SEC : 0,
+        '/oauth/',
+      ),
+    )
     return url.href
   } catch (err) {
     log(ctx).info({ reason: reasonOf(err) }, 'login could not start')
@@ -134,6 +215,34 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
   app.get('/oauth/jwks.json', async () => (await oauth(ctx)).jwks)
   app.get('/login', async (req, reply) => reply.redirect(await start(ctx, req.query, reply), 302))
 
+  // An invitee's door: the page an invite's link opens, and the login that accepts it.
+  app.get('/join/:code', async (req, reply) => {
+    const code = inviteCode(req.params)
+    return sendPage(
+      reply,
+      'You are invited',
+      `<form method="get" action="/join/${code}/login"><label>Your handle or DID <input name="handle" required></label> <button>Log in and join</button></form>`,
+    )
+  })
+  app.get('/join/:code/login', async (req, reply) => {
+    const code = inviteCode(req.params)
+    return reply.redirect(await start(ctx, req.query, reply, { kind: 'invite', code }), 302)
+  })
+  // A user's door into a space that takes join requests: the page, and the login that asks.
+  app.get('/request-join', async (req, reply) => {
+    const { space } = parseRequestInput(req.query)
+    return sendPage(
+      reply,
+      'Ask to join',
+      `<form method="get" action="/request-join/login"><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code>${escapeHtml(space)}</code></p><p><label>Your handle or DID <input name="handle" required></label></p><p><label>A word to the managers <textarea name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></label></p><button>Log in and ask</button></form>`,
+    )
+  })
+  app.get('/request-join/login', async (req, reply) => {
+    const { space, message } = parseRequestInput(req.query)
+    const intent: JoinIntent = { kind: 'request', space, ...(message ? { message } : {}) }
+    return reply.redirect(await start(ctx, req.query, reply, intent), 302)
+  })
+
   app.get('/oauth/callback', async (req, reply) => {
     const client = await oauth(ctx)
     const params = new URLSearchParams(req.url.split('?')[1] ?? '')
@@ -154,6 +263,11 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       await client.revoke(did).catch(() => {})
       throw new XrpcError(400, 'LoginFailed', 'This login was started in another browser')
     }
+    const join = joinIntentOf(cookieOf(req, JOIN_COOKIE))
+    if (join) {
+      reply.header('set-cookie', cookie(ctx, JOIN_COOKIE, '', 0, '/oauth/'))
+      return joinAtLogin(ctx, client, did, join, reply)
+    }
     if ((await ctx.managers.authoritiesOf(did, 1)).length === 0) {
       // Nothing here for this account: its tokens are of no use to us, so they are given back.
       await client
@@ -166,4 +280,47 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     log(ctx).info({ did }, 'manager logged in')
     return setCookie(ctx, reply, created.cookie, maxAgeSec).redirect(AFTER_LOGIN, 303)
   })
+}
+
+function parseRequestInput(query: unknown) {
+  const parsed = requestInput.safeParse(query)
+  if (!parsed.success)
+    throw new InvalidRequestError(
+      `space: a space URI; message: at most ${PAGE_MESSAGE_MAX} characters`,
+    )
+  return parsed.data
+}
+
+/**
+ * A login from a join page ends in what it was for, and nothing else: accepting the invite, or
+ * asking to join. It only proved who the user is, so its tokens are given back and no session is
+ * made: the browser gains no power to manage anything, whoever the account is.
+ */
+async function joinAtLogin(
+  ctx: AppContext,
+  client: Awaited<ReturnType<typeof oauth>>,
+  did: string,
+  join: JoinIntent,
+  reply: FastifyReply,
+) {
+  await client
+    .revoke(did)
+    .catch((err: unknown) => log(ctx).warn({ reason: reasonOf(err) }, 'revoke failed'))
+  if (join.kind === 'invite') {
+    const accepted = await ctx.admission.acceptInvite(join.code, did)
+    log(ctx).info({ did, space: accepted.space }, 'invite accepted at login')
+    return sendPage(
+      reply,
+      'You have joined',
+      `<p>${escapeHtml(did)} is now a member of <code>${escapeHtml(accepted.space)}</code>.</p>`,
+    )
+  }
+  const config = await getHostedSpace(ctx, join.space)
+  const request = await ctx.admission.requestJoin(config, did, join.message)
+  log(ctx).info({ did, space: config.uri }, 'join request made at login')
+  return sendPage(
+    reply,
+    'You have asked to join',
+    `<p>The request of ${escapeHtml(did)} to join <code>${escapeHtml(config.uri)}</code> is ${request.status}.</p>`,
+  )
 }

@@ -23,6 +23,7 @@ import { requireSession, sessionCookie, type ManagerSessionView } from '../manag
 import { TokenError, type TokenView } from '../managers/tokens.js'
 import { PolicyCodecError } from '../policy/codec.js'
 import { PresetError } from '../policy/registry.js'
+import { AdmissionError } from '../spaces/admission.js'
 import { SpaceError } from '../spaces/space-service.js'
 import { assertStorableText, describeZodError } from '../xrpc/method.js'
 
@@ -73,8 +74,8 @@ export interface RestRoute<
   auth?: 'session' | 'none'
   /** A create: honours `Idempotency-Key`. */
   idempotent?: boolean
-  /** A top-level answer field never kept for a replay (a secret shown once). */
-  secret?: string
+  /** Top-level answer fields never kept for a replay (a secret shown once, a link holding it). */
+  secret?: string[]
   handler(call: Call<Out<P>, Out<Q>, Out<B>>): Promise<R extends Schema ? z.input<R> : void>
 }
 
@@ -136,6 +137,12 @@ function restError(err: unknown): unknown {
   if (err instanceof SpaceError || (err instanceof XrpcError && err.error === 'SpaceNotFound'))
     return new XrpcError(err.error === 'SpaceNotFound' ? 404 : 409, err.error, err.message)
   if (err instanceof RoleChangeError) return new ForbiddenError(err.message)
+  if (err instanceof AdmissionError) {
+    const status = { InviteNotFound: 404, JoinRequestNotFound: 404, AlreadyDecided: 409 }[
+      err.code as string
+    ]
+    if (status) return new XrpcError(status, err.code, err.message)
+  }
   if (err instanceof TokenError || err instanceof PresetError)
     return new InvalidRequestError(err.message)
   if (err instanceof PolicyCodecError) return new InvalidRequestError(err.message, err.error)
@@ -164,7 +171,7 @@ async function idempotent(
   ctx: AppContext,
   req: FastifyRequest,
   principal: Principal,
-  secret: string | undefined,
+  secret: string[] | undefined,
   run: () => Promise<{ status: number; body: unknown }>,
 ): Promise<{ status: number; body: unknown; replayed?: boolean }> {
   const key = req.headers['idempotency-key']
@@ -218,13 +225,14 @@ async function idempotent(
     try {
       const result = await run()
       // A secret is shown once: the kept answer goes without it.
-      const { [secret ?? '']: _, ...kept } = (result.body ?? {}) as Record<string, unknown>
+      const kept = secret
+        ? Object.fromEntries(
+            Object.entries(result.body as object).filter(([k]) => !secret.includes(k)),
+          )
+        : (result.body ?? null)
       await rows.update({
         where: id,
-        data: {
-          status: result.status,
-          body: JSON.stringify(secret ? kept : (result.body ?? null)),
-        },
+        data: { status: result.status, body: JSON.stringify(kept) },
       })
       return result
     } catch (err) {

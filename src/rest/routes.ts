@@ -15,6 +15,13 @@ import { listDeadLetters } from '../lexicon/dev/gatehouse/notify/listDeadLetters
 import { did, nsid, parseSpaceRef, recordKey } from '../lexicon/formats.js'
 import { appAccessFromLex, userPolicyFromLex } from '../policy/codec.js'
 import type { TokenView } from '../managers/tokens.js'
+import {
+  USED_BY_SHOWN,
+  type BanView,
+  type InviteView,
+  type JoinRequestView,
+} from '../spaces/admission.js'
+import { joinRequestOut, joinRequestView } from '../lexicon/dev/gatehouse/space/defs.js'
 import type { SpacePolicy } from '../policy/types.js'
 import { LOGIN_ROUTES } from './login.js'
 import { getHostedSpace } from '../spaces/hosted.js'
@@ -127,6 +134,229 @@ function lifecycle<B extends z.ZodObject>(
     },
   })
 }
+
+const inviteParams = spaceParams.extend({ id: z.string().max(64) })
+const requestParams = spaceParams.extend({ id: z.string().max(64) })
+const inviteOut = z.object({
+  id: z.string(),
+  read: z.boolean(),
+  write: z.boolean(),
+  maxUses: z.number().int().nullable().describe('null: no limit'),
+  uses: z.number().int(),
+  expiresAt: iso,
+  createdBy: z.string(),
+  createdAt: iso,
+  revokedAt: iso.nullable(),
+  usedBy: z
+    .array(z.object({ did: z.string(), at: iso }))
+    .describe(`who accepted it, newest first (the latest ${USED_BY_SHOWN})`),
+})
+const requestOut = joinRequestView.extend({ decidedBy: z.string().optional() })
+const banOut = z.object({
+  did: z.string(),
+  reason: z.string().nullable(),
+  expiresAt: iso.nullable().describe('null: until lifted'),
+  createdBy: z.string(),
+  createdAt: iso,
+})
+const reason = z.string().max(1000)
+
+/** Invites, join requests and bans of a space (issue #25), through ctx.admission. */
+const ADMISSION_ROUTES: RestRoute[] = [
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/invites',
+    tag: 'invites',
+    summary: 'The space’s invites, newest first, with their uses (never their codes)',
+    params: spaceParams,
+    query: z.object({ limit: limit(100, 50), cursor }),
+    response: z.object({ invites: z.array(inviteOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'invites')
+      const rows = await ctx.admission.listInvites(config.uri, query.limit, query.cursor)
+      const invites = rows.map(inviteView)
+      return { invites, ...next(invites, query.limit, (i) => i.id) }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/invites',
+    tag: 'invites',
+    summary: 'Create an invite: its code and link are in this answer only',
+    params: spaceParams,
+    body: z.object({
+      write: z.boolean().default(false).describe('grant write as well as read'),
+      maxUses: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000)
+        .nullable()
+        .default(1)
+        .describe('how many may accept it; null: no limit'),
+      expiresAt: z.iso
+        .datetime({ offset: true })
+        .optional()
+        .describe('by default in 7 days; at most a year away'),
+    }),
+    response: inviteOut.extend({
+      code: z.string().optional().describe('never kept, so absent from a replay'),
+      link: z.string().optional().describe('`{public URL}/join/{code}`; absent from a replay'),
+    }),
+    status: 201,
+    idempotent: true,
+    secret: ['code', 'link'],
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'invites')
+      const { code, view } = await ctx.admission.createInvite(config, {
+        write: body.write,
+        maxUses: body.maxUses,
+        expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+        createdBy: principal.did,
+      })
+      return { ...inviteView(view), code, link: `${ctx.cfg.service.publicUrl}/join/${code}` }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/invites/{id}/revoke',
+    tag: 'invites',
+    summary: 'Revoke an invite: it can no longer be accepted (its members stay)',
+    params: inviteParams,
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'invites')
+      if (!(await ctx.admission.revokeInvite(config.uri, params.id)))
+        throw new XrpcError(404, 'InviteNotFound', `no invite ${params.id} in ${config.uri}`)
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/join-requests',
+    tag: 'join-requests',
+    summary: 'Requests to join, oldest first; `status` keeps one kind',
+    params: spaceParams,
+    query: z.object({
+      limit: limit(1000, 100),
+      cursor,
+      status: z.enum(['pending', 'approved', 'denied']).optional(),
+    }),
+    response: z.object({ requests: z.array(requestOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'join-requests')
+      const rows = await ctx.admission.listRequests(config.uri, query)
+      const requests = rows.map(requestView)
+      return { requests, ...next(requests, query.limit, (r) => r.id) }
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/join-requests/{id}/approve',
+    tag: 'join-requests',
+    summary: 'Approve a pending request: the requester becomes a member with these flags',
+    params: requestParams,
+    body: z.object({ read: z.boolean().default(true), write: z.boolean().default(false) }),
+    response: requestOut,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'join-requests')
+      return requestView(await ctx.admission.approve(config, params.id, body, principal.did))
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/join-requests/{id}/deny',
+    tag: 'join-requests',
+    summary: 'Deny a pending request; the requester sees the reason',
+    params: requestParams,
+    body: z.object({ reason: reason.optional() }),
+    response: requestOut,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'join-requests')
+      const denied = await ctx.admission.deny(
+        config.uri,
+        params.id,
+        body.reason ?? null,
+        principal.did,
+      )
+      return requestView(denied)
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/join-settings',
+    tag: 'join-requests',
+    summary: 'Whether the space takes join requests (off unless turned on)',
+    params: spaceParams,
+    response: z.object({ open: z.boolean() }),
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'read')
+      return { open: await ctx.admission.joinRequestsOpen(config.uri) }
+    },
+  }),
+  route({
+    method: 'PUT',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/join-settings',
+    tag: 'join-requests',
+    summary: 'Turn join requests on or off (pending ones stay to be decided)',
+    params: spaceParams,
+    body: z.object({ open: z.boolean() }),
+    response: z.object({ open: z.boolean() }),
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'space-config')
+      await ctx.admission.setJoinRequestsOpen(config.uri, body.open)
+      return body
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/bans',
+    tag: 'bans',
+    summary: 'Bans in DID order, expired ones included (they no longer apply)',
+    params: spaceParams,
+    query: z.object({ limit: limit(1000, 100), cursor }),
+    response: z.object({ bans: z.array(banOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'membership')
+      const bans = (await ctx.admission.listBans(config.uri, query.limit, query.cursor)).map(
+        banView,
+      )
+      return { bans, ...next(bans, query.limit, (b) => b.did) }
+    },
+  }),
+  route({
+    method: 'PUT',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/bans/{member}',
+    tag: 'bans',
+    summary:
+      'Ban a DID: removed if a member, its credentials revoked, its invites and requests refused',
+    params: memberParams,
+    body: z.object({
+      reason: reason.optional(),
+      expiresAt: z.iso.datetime({ offset: true }).optional().describe('absent: until lifted'),
+    }),
+    response: banOut,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'membership')
+      const ban = await ctx.admission.ban(config, params.member, {
+        reason: body.reason ?? null,
+        expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
+        createdBy: principal.did,
+      })
+      return banView(ban)
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/bans/{member}',
+    tag: 'bans',
+    summary: 'Lift a ban',
+    params: memberParams,
+    async handler({ ctx, principal, params }) {
+      const config = await space(ctx, principal, params, 'membership')
+      if (!(await ctx.admission.lift(config.uri, params.member)))
+        throw new XrpcError(404, 'NotFound', `${params.member} is not banned from ${config.uri}`)
+    },
+  }),
+]
 
 export const ROUTES: RestRoute[] = [
   ...LOGIN_ROUTES,
@@ -480,7 +710,7 @@ export const ROUTES: RestRoute[] = [
     }),
     status: 201,
     idempotent: true,
-    secret: 'token',
+    secret: ['token'],
     async handler({ ctx, principal, params, body }) {
       const creatorRole = await authorize(ctx, principal, params.authority, 'tokens', body.space)
       if (body.space !== undefined && parseSpaceRef(body.space)?.authority !== params.authority)
@@ -641,7 +871,37 @@ export const ROUTES: RestRoute[] = [
       return outcome
     },
   }),
+  ...ADMISSION_ROUTES,
 ]
+
+function inviteView(i: InviteView): z.input<typeof inviteOut> {
+  return {
+    id: i.id,
+    read: i.read,
+    write: i.write,
+    maxUses: i.maxUses,
+    uses: i.uses,
+    expiresAt: i.expiresAt.toISOString(),
+    createdBy: i.createdBy,
+    createdAt: i.createdAt.toISOString(),
+    revokedAt: isoOrNull(i.revokedAt),
+    usedBy: i.usedBy.map((u) => ({ did: u.did, at: u.at.toISOString() })),
+  }
+}
+
+function requestView(r: JoinRequestView): z.input<typeof requestOut> {
+  return { ...joinRequestOut(r), ...(r.decidedBy ? { decidedBy: r.decidedBy } : {}) }
+}
+
+function banView(b: BanView): z.input<typeof banOut> {
+  return {
+    did: b.did,
+    reason: b.reason,
+    expiresAt: isoOrNull(b.expiresAt),
+    createdBy: b.createdBy,
+    createdAt: b.createdAt.toISOString(),
+  }
+}
 
 function tokenView(t: TokenView): z.input<typeof tokenOut> {
   return {

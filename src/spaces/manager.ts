@@ -1,3 +1,4 @@
+import type { Tx } from '../db/client.js'
 import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
@@ -27,6 +28,15 @@ export class SpaceManager {
     if (config.readPolicy.kind === 'member-list' && before?.read && !flags.read) {
       await this.credentials.revoke(config, { userDid: did })
     }
+  }
+
+  /**
+   * Inside the caller's transaction (an accepted invite, an approved join request): raises the
+   * member's flags to at least `flags`, never lowering one, so nothing is ever revoked. True when
+   * the member list changed.
+   */
+  grantMember(tx: Tx, config: SpaceConfig, did: string, flags: Flags): Promise<boolean> {
+    return this.spaces.raiseMember(tx, config.uri, did, flags)
   }
 
   async removeMember(config: SpaceConfig, did: string): Promise<void> {

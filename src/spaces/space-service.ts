@@ -189,6 +189,15 @@ export class SpaceService {
     })
   }
 
+  /**
+   * Inside the caller's transaction: raises a member's flags to at least `flags` (adding it), never
+   * lowering one. True when something changed (an op was written).
+   */
+  async raiseMember(tx: Tx, uri: string, did: string, flags: Flags): Promise<boolean> {
+    await this.assertActive(tx, uri)
+    return (await this.members.raise(this.db.in(tx), uri, did, flags)).changed
+  }
+
   /** Removes a member (no-op when absent). True when a row was removed. */
   async removeMember(uri: string, did: string): Promise<boolean> {
     return this.db.transact(async (tx) => {

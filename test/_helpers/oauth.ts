@@ -9,9 +9,10 @@ import { createServer } from 'node:tls'
 import { PDS, envToCfg, envToSecrets } from '@atproto/pds'
 import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici'
 import { Keypair } from '../../src/crypto/keypair.js'
-import type { TestLike } from './arbiter.js'
-import type { PlcDirectory } from './identities.js'
+import { TestArbiter, type TestLike } from './arbiter.js'
+import { PlcDirectory } from './identities.js'
 import { freePort } from './process.js'
+import { registerAuthority } from './spaces.js'
 
 /**
  * A real atproto authorization server for manager-login tests: @atproto/pds (the Node 20 line) on
@@ -183,4 +184,22 @@ export async function tlsFront(t: TestLike, targetPort: number): Promise<string>
     await new Promise((resolve) => server.close(resolve))
   })
   return `https://${GATEHOUSE_HOST}:${(server.address() as AddressInfo).port}`
+}
+
+/**
+ * A login test's world: the PLC directory, a PDS, a Gatehouse behind the TLS front (so the PDS
+ * accepts it as a client), and an active authority (a did:plc) on it.
+ */
+export async function loginWorld(t: TestLike) {
+  const plc = await PlcDirectory.start(t)
+  const pds = await TestPds.start(t, plc)
+  const port = await freePort()
+  const publicUrl = await tlsFront(t, port)
+  const a = await TestArbiter.create(t, {
+    port,
+    env: { GATEHOUSE_PUBLIC_URL: publicUrl, GATEHOUSE_PLC_URL: plc.url },
+  })
+  const authorityDid = (await plc.createAccount()).did
+  await registerAuthority(a.ctx, authorityDid, { atproto: Keypair.generate('secp256k1') })
+  return { plc, pds, publicUrl, a, authorityDid }
 }

@@ -6,23 +6,10 @@
  */
 import t from 'tap'
 import { request } from 'undici'
-import { Keypair } from '../../src/crypto/keypair.js'
 import { TestArbiter } from '../_helpers/arbiter.js'
-import { PlcDirectory } from '../_helpers/identities.js'
-import { TestPds, tlsFront, type PdsAccount } from '../_helpers/oauth.js'
-import { freePort } from '../_helpers/process.js'
-import { registerAuthority } from '../_helpers/spaces.js'
+import { loginWorld, type PdsAccount } from '../_helpers/oauth.js'
 
-const plc = await PlcDirectory.start(t)
-const pds = await TestPds.start(t, plc)
-const port = await freePort()
-const publicUrl = await tlsFront(t, port)
-const a = await TestArbiter.create(t, {
-  port,
-  env: { GATEHOUSE_PUBLIC_URL: publicUrl, GATEHOUSE_PLC_URL: plc.url },
-})
-const authorityDid = (await plc.createAccount()).did
-await registerAuthority(a.ctx, authorityDid, { atproto: Keypair.generate('secp256k1') })
+const { plc, pds, publicUrl, a, authorityDid } = await loginWorld(t)
 
 const HOUR_MS = 3_600_000
 const DAY_MS = 24 * HOUR_MS

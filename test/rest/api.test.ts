@@ -25,6 +25,25 @@ const ELSEWHERE: Record<string, string> = {
   'POST /logout-everywhere': 'test/managers/login.test.ts',
   'POST /authorities/{authority}/spaces/{type}/{skey}/dead-letters/{id}/replay':
     'test/rest/replay.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/invites': 'test/members/admission.test.ts',
+  'POST /authorities/{authority}/spaces/{type}/{skey}/invites': 'test/members/admission.test.ts',
+  'POST /authorities/{authority}/spaces/{type}/{skey}/invites/{id}/revoke':
+    'test/members/admission.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/join-requests':
+    'test/members/admission.test.ts',
+  'POST /authorities/{authority}/spaces/{type}/{skey}/join-requests/{id}/approve':
+    'test/members/admission.test.ts',
+  'POST /authorities/{authority}/spaces/{type}/{skey}/join-requests/{id}/deny':
+    'test/members/admission.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/join-settings':
+    'test/members/admission.test.ts',
+  'PUT /authorities/{authority}/spaces/{type}/{skey}/join-settings':
+    'test/members/admission.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/bans': 'test/members/admission.test.ts',
+  'PUT /authorities/{authority}/spaces/{type}/{skey}/bans/{member}':
+    'test/members/admission.test.ts',
+  'DELETE /authorities/{authority}/spaces/{type}/{skey}/bans/{member}':
+    'test/members/admission.test.ts',
 }
 
 function routeOf(method: string, path: string) {

@@ -1,6 +1,10 @@
 import type { XrpcRouter } from '../../method.js'
 import describeServer from './server/describeServer.js'
 import revokeCredentials from './space/revokeCredentials.js'
+import acceptInvite from './space/acceptInvite.js'
+import requestJoin from './space/requestJoin.js'
+import getJoinRequest from './space/getJoinRequest.js'
+import decideJoinRequest from './space/decideJoinRequest.js'
 import getMemberState from './simplespace/getMemberState.js'
 import listMemberOps from './simplespace/listMemberOps.js'
 import setRosterVisibility from './simplespace/setRosterVisibility.js'
@@ -21,6 +25,10 @@ import updateAuthority from './authority/updateAuthority.js'
 export default function (router: XrpcRouter): void {
   describeServer(router)
   revokeCredentials(router)
+  acceptInvite(router)
+  requestJoin(router)
+  getJoinRequest(router)
+  decideJoinRequest(router)
   listMemberOps(router)
   getMemberState(router)
   setRosterVisibility(router)
