@@ -1,5 +1,6 @@
 import { createReadStream, readFileSync } from 'node:fs'
 import type { parseArgs } from 'node:util'
+import { auditLine, OPERATOR } from '../audit/audit-log.js'
 import type { AppContext } from '../context.js'
 import { isDid, parseSpaceRef } from '../lexicon/formats.js'
 import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
@@ -42,6 +43,11 @@ export const OPTIONS = {
   name: { type: 'string' },
   space: { type: 'string' },
   expires: { type: 'string' },
+  actor: { type: 'string' },
+  action: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  limit: { type: 'string' },
 } as const
 
 export type Options = ReturnType<
@@ -80,7 +86,7 @@ function preset(ctx: AppContext, o: Options) {
 }
 
 async function putMember(ctx: AppContext, [space, member]: string[], flags: Flags) {
-  await ctx.manager.putMember(await getHostedSpace(ctx, space!), did(member!), flags)
+  await ctx.manager.putMember(await getHostedSpace(ctx, space!), did(member!), flags, OPERATOR)
   return { did: member, ...flags }
 }
 
@@ -176,7 +182,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         if (!parseSpaceRef(`at://${authority}/space/${spaceType}/${skey}`))
           throw new CliUsageError('TYPE must be an NSID and --skey a record key')
         const input = { authority: authority!, spaceType: spaceType!, skey, ...preset(ctx, o) }
-        return spaceView(ctx, await ctx.spaces.create(input))
+        return spaceView(ctx, await ctx.spaces.create(input, OPERATOR))
       },
     },
     list: { usage: '[AUTHORITY]', run: (ctx, [authority]) => ctx.spaces.list(authority) },
@@ -190,13 +196,13 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         await getHostedSpace(ctx, space!)
         const { readPolicy, writePolicy, appAccess } = preset(ctx, o)
         const change = { readPolicy, writePolicy, appAccess }
-        return spaceView(ctx, await ctx.manager.updatePolicy(space!, change))
+        return spaceView(ctx, await ctx.manager.updatePolicy(space!, change, OPERATOR))
       },
     },
     delete: {
       usage: 'SPACE',
       async run(ctx, [space]) {
-        const deleted = await ctx.manager.deleteSpace(space!)
+        const deleted = await ctx.manager.deleteSpace(space!, OPERATOR)
         if (deleted) await ctx.notify.spaceDeleted(space!)
         return { uri: space, deleted }
       },
@@ -213,13 +219,14 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       run: async (ctx, args, o) =>
         putMember(ctx, args, {
           read: onOff(o, 'read') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'read')),
-          write: onOff(o, 'write') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'write')),
+          write:
+            onOff(o, 'write') ?? (await ctx.spaces.members.isMember(args[0]!, args[1]!, 'write')),
         }),
     },
     remove: {
       usage: 'SPACE DID',
       async run(ctx, [space, member]) {
-        await ctx.manager.removeMember(await getHostedSpace(ctx, space!), did(member!))
+        await ctx.manager.removeMember(await getHostedSpace(ctx, space!), did(member!), OPERATOR)
         return { did: member, removed: true }
       },
     },
@@ -245,7 +252,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         const role: ManagerRole = oneOf('role', o.role ?? '', MANAGER_ROLES)
         if (!(await ctx.authorities.status(authority!)))
           throw new CliUsageError(`AuthorityNotFound: ${authority} is not an authority here`)
-        await ctx.managers.change(authority!, did(member!), role, 'operator')
+        await ctx.managers.change(authority!, did(member!), role, 'operator', OPERATOR)
         return { authority, did: member, role }
       },
     },
@@ -253,7 +260,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     revoke: {
       usage: 'AUTHORITY DID',
       async run(ctx, [authority, member]) {
-        await ctx.managers.change(authority!, member!, undefined, 'operator')
+        await ctx.managers.change(authority!, member!, undefined, 'operator', OPERATOR)
         return { authority, did: member, revoked: true }
       },
     },
@@ -271,15 +278,18 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         if (o.space && parseSpaceRef(o.space)?.authority !== authority)
           throw new CliUsageError(`--space must be a space URI of ${authority}`)
         if (!o.name) throw new CliUsageError('--name is required')
-        const { token, view } = await ctx.tokens.create({
-          authority: authority!,
-          createdBy: manager,
-          creatorRole,
-          name: o.name,
-          role: oneOf('role', o.role ?? '', MANAGER_ROLES),
-          space: o.space,
-          expiresAt,
-        })
+        const { token, view } = await ctx.tokens.create(
+          {
+            authority: authority!,
+            createdBy: manager,
+            creatorRole,
+            name: o.name,
+            role: oneOf('role', o.role ?? '', MANAGER_ROLES),
+            space: o.space,
+            expiresAt,
+          },
+          OPERATOR,
+        )
         return { ...view, token }
       },
     },
@@ -287,10 +297,50 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     revoke: {
       usage: 'AUTHORITY ID',
       async run(ctx, [authority, id]) {
-        if (!(await ctx.tokens.revoke(authority!, id!)))
+        if (!(await ctx.tokens.revoke(authority!, id!, OPERATOR)))
           throw new CliUsageError(`no token ${id} on ${authority}`)
         return { id, revoked: true }
       },
     },
   },
+  audit: {
+    verify: { usage: 'AUTHORITY', run: (ctx, [authority]) => ctx.audit.verify(authority!) },
+    list: {
+      usage:
+        'AUTHORITY [--space URI] [--actor DID] [--action A] [--since ISO] [--until ISO] [--limit N]',
+      run: (ctx, [authority], o) =>
+        ctx.audit.query({
+          authority: authority!,
+          space: o.space,
+          actor: o.actor,
+          action: o.action,
+          from: isoOption(o, 'since'),
+          to: isoOption(o, 'until'),
+          limit: limitOption(o.limit),
+        }),
+    },
+    export: {
+      usage: 'AUTHORITY',
+      async run(ctx, [authority], _o, out) {
+        for await (const e of ctx.audit.export(authority!)) out(auditLine(e).trimEnd())
+      },
+    },
+  },
+}
+
+/** `--NAME ISO` as a date, when given. */
+function isoOption(o: Options, name: 'since' | 'until'): Date | undefined {
+  const value = o[name]
+  if (value === undefined) return undefined
+  const date = new Date(value)
+  if (Number.isNaN(date.getTime())) throw new CliUsageError(`--${name} is an ISO 8601 date-time`)
+  return date
+}
+
+/** `--limit`: 1 to 1000, 100 when not given. */
+function limitOption(value: string | undefined): number {
+  const n = Number(value ?? 100)
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new CliUsageError('--limit is a whole number from 1 to 1000')
+  return n
 }

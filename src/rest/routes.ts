@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
+import { auditLine, type AuditEntryView } from '../audit/audit-log.js'
 import { atLeast, MANAGER_ROLES, weaker } from '../authorities/managers.js'
 import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
@@ -22,7 +23,7 @@ import { nextTid } from '../spaces/tid.js'
 import { spaceView } from '../spaces/view.js'
 import { authorityOut } from '../xrpc/dev/gatehouse/authority/shared.js'
 import { readJsonLines } from '../xrpc/ndjson.js'
-import { authorize, route, type Principal, type RestRoute } from './route.js'
+import { authorize, restActor, route, type Principal, type RestRoute } from './route.js'
 
 const role = z.enum(MANAGER_ROLES)
 const limit = (max: number, dflt: number) =>
@@ -78,6 +79,28 @@ const tokenOut = z.object({
   lastUsedAt: iso.nullable(),
 })
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
+const auditEntryOut = z.object({
+  authority: z.string(),
+  seq: z.number().int(),
+  at: iso,
+  actor: z.string().describe('a DID, `operator` (the CLI) or `system`'),
+  door: z.enum(['rest', 'xrpc', 'cli', 'system']),
+  action: z.string(),
+  space: z.string().nullable(),
+  subject: z.string().nullable(),
+  before: z.string().nullable().describe('JSON text, as hashed'),
+  after: z.string().nullable().describe('JSON text, as hashed'),
+  outcome: z.enum(['ok', 'refused']),
+  reason: z.string().nullable(),
+  prevHash: z.string().describe('hex'),
+  hash: z.string().describe('hex: SHA-256, see docs/audit.md'),
+})
+const auditOut = (e: AuditEntryView) => ({
+  ...e,
+  at: e.at.toISOString(),
+  door: e.door as z.output<typeof auditEntryOut>['door'],
+  outcome: e.outcome as z.output<typeof auditEntryOut>['outcome'],
+})
 
 /** A policy from a preset (with its parameters) or given in full, in lexicon form. */
 const policyInput = z.object({
@@ -277,12 +300,15 @@ export const ROUTES: RestRoute[] = [
       const policy = policyFrom(ctx, body)
       if (!policy.readPolicy || !policy.writePolicy || !policy.appAccess)
         throw new InvalidRequestError('give a preset, or readPolicy, writePolicy and appAccess')
-      const config = await ctx.spaces.create({
-        ...(policy as SpacePolicy),
-        authority: params.authority,
-        spaceType: body.spaceType,
-        skey: body.skey ?? nextTid(ctx.clock.nowMs()),
-      })
+      const config = await ctx.spaces.create(
+        {
+          ...(policy as SpacePolicy),
+          authority: params.authority,
+          spaceType: body.spaceType,
+          skey: body.skey ?? nextTid(ctx.clock.nowMs()),
+        },
+        restActor(principal),
+      )
       return spaceView(ctx, config)
     },
   }),
@@ -307,7 +333,11 @@ export const ROUTES: RestRoute[] = [
     response: spaceOut,
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'space-config')
-      return spaceView(ctx, await ctx.manager.updatePolicy(config.uri, policyFrom(ctx, body)))
+      const change = policyFrom(ctx, body)
+      return spaceView(
+        ctx,
+        await ctx.manager.updatePolicy(config.uri, change, restActor(principal)),
+      )
     },
   }),
   route({
@@ -318,7 +348,8 @@ export const ROUTES: RestRoute[] = [
     params: spaceParams,
     async handler({ ctx, principal, params }) {
       const config = await space(ctx, principal, params, 'space-config')
-      if (await ctx.manager.deleteSpace(config.uri)) await ctx.notify.spaceDeleted(config.uri)
+      if (await ctx.manager.deleteSpace(config.uri, restActor(principal)))
+        await ctx.notify.spaceDeleted(config.uri)
     },
   }),
   route({
@@ -350,7 +381,7 @@ export const ROUTES: RestRoute[] = [
     response: memberOut,
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'membership')
-      await ctx.manager.putMember(config, params.member, body)
+      await ctx.manager.putMember(config, params.member, body, restActor(principal))
       return { did: params.member, ...body }
     },
   }),
@@ -364,6 +395,7 @@ export const ROUTES: RestRoute[] = [
       await ctx.manager.removeMember(
         await space(ctx, principal, params, 'membership'),
         params.member,
+        restActor(principal),
       )
     },
   }),
@@ -429,7 +461,13 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ did: z.string(), role }),
     async handler({ ctx, principal, params, body }) {
       const actor = await authorize(ctx, principal, params.authority, 'roles')
-      await ctx.managers.change(params.authority, params.member, body.role, actor)
+      await ctx.managers.change(
+        params.authority,
+        params.member,
+        body.role,
+        actor,
+        restActor(principal),
+      )
       return { did: params.member, role: body.role }
     },
   }),
@@ -441,7 +479,13 @@ export const ROUTES: RestRoute[] = [
     params: authorityParams.extend({ member: did }),
     async handler({ ctx, principal, params }) {
       const actor = await authorize(ctx, principal, params.authority, 'roles')
-      await ctx.managers.change(params.authority, params.member, undefined, actor)
+      await ctx.managers.change(
+        params.authority,
+        params.member,
+        undefined,
+        actor,
+        restActor(principal),
+      )
     },
   }),
   route({
@@ -485,17 +529,20 @@ export const ROUTES: RestRoute[] = [
       const creatorRole = await authorize(ctx, principal, params.authority, 'tokens', body.space)
       if (body.space !== undefined && parseSpaceRef(body.space)?.authority !== params.authority)
         throw new InvalidRequestError(`space must be a space URI of ${params.authority}`)
-      const { token, view } = await ctx.tokens.create({
-        authority: params.authority,
-        createdBy: principal.did,
-        creatorRole,
-        name: body.name,
-        role: body.role,
-        space: body.space,
-        expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
-        // A token made by a token never outlives it.
-        parent: principal.kind === 'token' ? principal.token : undefined,
-      })
+      const { token, view } = await ctx.tokens.create(
+        {
+          authority: params.authority,
+          createdBy: principal.did,
+          creatorRole,
+          name: body.name,
+          role: body.role,
+          space: body.space,
+          expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+          // A token made by a token never outlives it.
+          parent: principal.kind === 'token' ? principal.token : undefined,
+        },
+        restActor(principal),
+      )
       return { ...tokenView(view), token }
     },
   }),
@@ -511,9 +558,18 @@ export const ROUTES: RestRoute[] = [
       const target = await ctx.tokens.get(params.authority, params.id)
       if (!target)
         throw new XrpcError(404, 'TokenNotFound', `no token ${params.id} on ${params.authority}`)
-      if (target.createdBy !== principal.did && !atLeast(actor, target.role))
-        throw new ForbiddenError(`a ${actor} may not revoke another manager's ${target.role} token`)
-      await ctx.tokens.revoke(params.authority, params.id)
+      if (target.createdBy !== principal.did && !atLeast(actor, target.role)) {
+        const reason = `a ${actor} may not revoke another manager's ${target.role} token`
+        await ctx.audit.recordRefusal({
+          authority: params.authority,
+          actor: restActor(principal),
+          action: 'token.revoke',
+          subject: params.id,
+          reason,
+        })
+        throw new ForbiddenError(reason)
+      }
+      await ctx.tokens.revoke(params.authority, params.id, restActor(principal))
     },
   }),
   route({
@@ -639,6 +695,75 @@ export const ROUTES: RestRoute[] = [
           'the event is pruned: the syncer catches up from listRepos',
         )
       return outcome
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/audit',
+    tag: 'audit',
+    summary: 'The audit log, newest first; filtered by time, actor, space and action',
+    params: authorityParams,
+    query: z.object({
+      limit: limit(1000, 100),
+      cursor: z.coerce
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('from the previous page’s `cursor`'),
+      from: z.iso.datetime({ offset: true }).optional().describe('entries at or after'),
+      to: z.iso.datetime({ offset: true }).optional().describe('entries before'),
+      actor: z.string().max(2048).optional(),
+      space: z.string().max(2048).optional(),
+      action: z.string().max(100).optional(),
+    }),
+    response: z.object({ entries: z.array(auditEntryOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      await authorize(ctx, principal, params.authority, 'audit')
+      const entries = await ctx.audit.query({
+        ...query,
+        authority: params.authority,
+        from: query.from ? new Date(query.from) : undefined,
+        to: query.to ? new Date(query.to) : undefined,
+      })
+      return { entries: entries.map(auditOut), ...next(entries, query.limit, (e) => `${e.seq}`) }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/audit/export',
+    tag: 'audit',
+    summary: 'The whole audit log as JSON lines, oldest first',
+    params: authorityParams,
+    response: auditEntryOut,
+    responseEncoding: 'application/x-ndjson',
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'audit')
+      const entries = ctx.audit.export(params.authority)
+      const lines = (async function* () {
+        for await (const e of entries) yield auditLine(e)
+      })()
+      return Readable.from(lines) as never
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/audit/verify',
+    tag: 'audit',
+    summary: 'Recompute the audit chain; name the first broken entry',
+    params: authorityParams,
+    body: z.object({}).optional(),
+    response: z.discriminatedUnion('ok', [
+      z.object({
+        ok: z.literal(true),
+        entries: z.number().int(),
+        head: z.string().nullable().describe('the newest entry’s hash, hex'),
+      }),
+      z.object({ ok: z.literal(false), firstBroken: z.number().int(), why: z.string() }),
+    ]),
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'audit')
+      return ctx.audit.verify(params.authority)
     },
   }),
 ]

@@ -1,3 +1,4 @@
+import { SYSTEM_ACTOR, type Actor } from '../audit/audit-log.js'
 import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { SpaceConfig, SpacePolicy, UserPolicy } from '../policy/types.js'
@@ -22,15 +23,16 @@ export class SpaceManager {
     config: SpaceConfig,
     did: string,
     flags: { read: boolean; write: boolean },
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<void> {
-    const before = await this.spaces.putMember(config.uri, did, flags)
+    const before = await this.spaces.putMember(config.uri, did, flags, by)
     if (config.readPolicy.kind === 'member-list' && before?.read && !flags.read) {
       await this.credentials.revoke(config, { userDid: did })
     }
   }
 
-  async removeMember(config: SpaceConfig, did: string): Promise<void> {
-    const removed = await this.spaces.removeMember(config.uri, did)
+  async removeMember(config: SpaceConfig, did: string, by: Actor = SYSTEM_ACTOR): Promise<void> {
+    const removed = await this.spaces.removeMember(config.uri, did, by)
     if (removed && config.readPolicy.kind === 'member-list')
       await this.credentials.revoke(config, { userDid: did })
   }
@@ -66,8 +68,12 @@ export class SpaceManager {
   }
 
   /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */
-  async updatePolicy(uri: string, change: Partial<SpacePolicy>): Promise<SpaceConfig> {
-    const { before, after } = await this.spaces.updatePolicy(uri, change)
+  async updatePolicy(
+    uri: string,
+    change: Partial<SpacePolicy>,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<SpaceConfig> {
+    const { before, after } = await this.spaces.updatePolicy(uri, change, by)
     if (change.appAccess) await this.revokeOutsideApps(after)
     if (!sameUserPolicy(before.readPolicy, after.readPolicy)) await this.revokeOutsideReaders(after)
     return after
@@ -77,8 +83,8 @@ export class SpaceManager {
    * Deletes a space and revokes its live credentials: re-created with the same key it is a new
    * space whose perimeter they never passed. False when already deleted.
    */
-  async deleteSpace(uri: string): Promise<boolean> {
-    const deleted = await this.spaces.delete(uri)
+  async deleteSpace(uri: string, by: Actor = SYSTEM_ACTOR): Promise<boolean> {
+    const deleted = await this.spaces.delete(uri, by)
     if (!deleted) return false
     await this.credentials.revoke(
       { uri, authority: spaceAuthority(uri) },
