@@ -179,6 +179,7 @@ export async function createContext(
     db,
     authorities,
     clock,
+    audit,
     onQueued: () => relay.wake(),
   })
   const relay = new Relay(

@@ -234,7 +234,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       usage: 'SPACE [FILE|-]',
       async run(ctx, [space, file]) {
         const config = await getHostedSpace(ctx, space!)
-        return ctx.manager.importMembers(config, importEntries(memberLines(file ?? '-')))
+        const lines = importEntries(memberLines(file ?? '-'))
+        return ctx.manager.importMembers(config, lines, OPERATOR)
       },
     },
     export: {

@@ -411,7 +411,7 @@ export const ROUTES: RestRoute[] = [
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'bulk-membership')
       const lines = readJsonLines(body as never, { maxLineBytes: 4096, maxLines: 10_000_000 })
-      return ctx.manager.importMembers(config, importEntries(lines))
+      return ctx.manager.importMembers(config, importEntries(lines), restActor(principal))
     },
   }),
   route({
@@ -620,11 +620,15 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ revoked: z.number().int() }),
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'credentials')
-      const revoked = await ctx.credentials.revoke(config, {
-        ...(body.user !== undefined ? { userDid: body.user } : {}),
-        ...(body.clientId !== undefined ? { clientId: body.clientId } : {}),
-        ...(body.credentials !== undefined ? { jtis: body.credentials } : {}),
-      })
+      const revoked = await ctx.credentials.revoke(
+        config,
+        {
+          ...(body.user !== undefined ? { userDid: body.user } : {}),
+          ...(body.clientId !== undefined ? { clientId: body.clientId } : {}),
+          ...(body.credentials !== undefined ? { jtis: body.credentials } : {}),
+        },
+        { by: restActor(principal), asked: true },
+      )
       return { revoked }
     },
   }),

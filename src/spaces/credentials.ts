@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { KeyBinding } from '../auth/output.js'
 import type { Clock } from '../clock.js'
@@ -11,6 +12,7 @@ export interface CredentialDeps {
   db: Db
   authorities: AuthorityService
   clock: Clock
+  audit: AuditLog
   /** Called once revocation notices are queued, so the relay sends them now. */
   onQueued?: () => void
 }
@@ -106,6 +108,8 @@ export class CredentialService {
    * Revokes the live credentials of a space matching `where` (a user, all users but one, an app —
    * `clientId: null`: issued without an attestation — or jtis; `{}`: all). Refused here at once;
    * the relay tells the repo hosts of the writers (`opts.writers` once the writer set is gone).
+   * Recorded in the audit log as `opts.by` in the same transaction when anything was revoked, or
+   * always when a manager `asked` for it.
    */
   async revoke(
     config: SpaceIdentity,
@@ -118,7 +122,7 @@ export class CredentialService {
       clientIdNotIn?: string[]
       jtis?: string[]
     },
-    opts: { writers?: string[] } = {},
+    opts: { writers?: string[]; by?: Actor; asked?: boolean } = {},
   ): Promise<number> {
     const now = this.deps.clock.now()
     const [conditions, args] = revocable(where)
@@ -129,6 +133,14 @@ export class CredentialService {
          WHERE space = ? AND revoked_at IS NULL AND expires_at > ?${conditions}`,
         [config.uri, now, ...args],
       )
+      if (rows.length > 0 || opts.asked)
+        await this.deps.audit.append(tx, {
+          authority: config.authority,
+          actor: opts.by ?? SYSTEM_ACTOR,
+          action: 'credentials.revoke',
+          space: config.uri,
+          after: { where, revoked: rows.length },
+        })
       if (rows.length === 0) return rows
       await forEachChunk(
         q,

@@ -138,6 +138,22 @@ t.test('an edited, inserted or deleted entry is named as the first broken one', 
   )
 })
 
+t.test('appends racing on one authority each take their own seq', async (t) => {
+  const w = await spaceWorld(t)
+  const { ctx } = w.a
+  const authority = w.authority.did
+  const made = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      ctx.audit.appendAlone({ authority, actor: OWNER_ACTOR, action: `race.${i}` }),
+    ),
+  )
+  t.same(
+    made.map((e) => e.seq).sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i + 2),
+  )
+  t.match(await ctx.audit.verify(authority), { ok: true, entries: 21 })
+})
+
 t.test('an entry commits with its transaction: a failed one leaves none', async (t) => {
   const w = await spaceWorld(t)
   const { ctx } = w.a
@@ -276,6 +292,31 @@ t.test('each REST management action leaves its entry; refusals too', async (t) =
     after: '{"role":"admin"}',
     reason: /only an owner/,
   })
+})
+
+t.test('revocations are recorded: asked for, and those a change makes', async (t) => {
+  const w = await spaceWorld(t)
+  const owner = w.user('owner').did
+  const call = await restAs(w, owner, 'owner')
+  const alice = w.user('alice')
+  const member = `${sk(w)}/members/${encodeURIComponent(alice.did)}`
+  await call('PUT', member, { read: true, write: true })
+  t.equal((await w.getCredential(alice)).status, 200)
+  t.equal((await call('DELETE', member)).status, 204)
+  t.match(await call('POST', `${sk(w)}/credentials/revoke`, {}), { body: { revoked: 0 } })
+  const [asked, made, removed] = await w.a.ctx.audit.query({
+    authority: w.authority.did,
+    limit: 3,
+  })
+  t.match(removed, { action: 'member.remove', actor: owner })
+  t.match(made, {
+    action: 'credentials.revoke',
+    actor: owner,
+    door: 'rest',
+    space: w.space,
+    after: `{"where":{"userDid":"${alice.did}"},"revoked":1}`,
+  })
+  t.match(asked, { action: 'credentials.revoke', after: '{"where":{},"revoked":0}' })
 })
 
 t.test('REST reads the log: filters, pages, export as JSON lines, verify', async (t) => {

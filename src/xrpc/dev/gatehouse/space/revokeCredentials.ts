@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { revokeCredentials } from '../../../../lexicon/dev/gatehouse/space/revokeCredentials.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -8,11 +8,15 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(revokeCredentials.nsid),
     handler: async ({ input, auth }) => {
       const config = await authorizeSpaceManagement(ctx, auth, input.space, 'credentials')
-      const revoked = await ctx.credentials.revoke(config, {
-        ...(input.user !== undefined ? { userDid: input.user } : {}),
-        ...(input.clientId !== undefined ? { clientId: input.clientId } : {}),
-        ...(input.credentials !== undefined ? { jtis: input.credentials } : {}),
-      })
+      const revoked = await ctx.credentials.revoke(
+        config,
+        {
+          ...(input.user !== undefined ? { userDid: input.user } : {}),
+          ...(input.clientId !== undefined ? { clientId: input.clientId } : {}),
+          ...(input.credentials !== undefined ? { jtis: input.credentials } : {}),
+        },
+        { by: xrpcActor(auth), asked: true },
+      )
       return { revoked }
     },
   })
