@@ -18,6 +18,7 @@ import { appAccessFromLex, userPolicyFromLex } from '../policy/codec.js'
 import type { TokenView } from '../managers/tokens.js'
 import type { SpacePolicy } from '../policy/types.js'
 import { LOGIN_ROUTES } from './login.js'
+import { revocationFilter } from '../spaces/credentials.js'
 import { getHostedSpace } from '../spaces/hosted.js'
 import { nextTid } from '../spaces/tid.js'
 import { spaceView } from '../spaces/view.js'
@@ -620,15 +621,10 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ revoked: z.number().int() }),
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'credentials')
-      const revoked = await ctx.credentials.revoke(
-        config,
-        {
-          ...(body.user !== undefined ? { userDid: body.user } : {}),
-          ...(body.clientId !== undefined ? { clientId: body.clientId } : {}),
-          ...(body.credentials !== undefined ? { jtis: body.credentials } : {}),
-        },
-        { by: restActor(principal), asked: true },
-      )
+      const revoked = await ctx.credentials.revoke(config, revocationFilter(body), {
+        by: restActor(principal),
+        asked: true,
+      })
       return { revoked }
     },
   }),

@@ -173,6 +173,19 @@ export class CredentialService {
   }
 }
 
+/** A manager's revocation request (REST and XRPC take the same fields) as `revoke`'s filter. */
+export function revocationFilter(ask: {
+  user?: string
+  clientId?: string
+  credentials?: string[]
+}): Parameters<CredentialService['revoke']>[1] {
+  return {
+    ...(ask.user !== undefined ? { userDid: ask.user } : {}),
+    ...(ask.clientId !== undefined ? { clientId: ask.clientId } : {}),
+    ...(ask.credentials !== undefined ? { jtis: ask.credentials } : {}),
+  }
+}
+
 /** An issued credential as listed (REST). */
 export interface IssuedCredential {
   jti: string
