@@ -241,13 +241,27 @@ export class SpaceService {
       : undefined
   }
 
-  async setRosterVisibility(uri: string, visibility: RosterVisibility): Promise<void> {
+  async setRosterVisibility(
+    uri: string,
+    visibility: RosterVisibility,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<void> {
     this.forget(uri)
-    const { count } = await this.db.prisma.space.updateMany({
-      where: { uri, deletedAt: null },
-      data: { rosterVisibility: visibility, updatedAt: this.clock.now() },
+    await this.db.transact(async (tx) => {
+      const row = await tx.space.findUnique({
+        where: { uri },
+        select: { rosterVisibility: true, deletedAt: true },
+      })
+      if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
+      await tx.space.update({
+        where: { uri },
+        data: { rosterVisibility: visibility, updatedAt: this.clock.now() },
+      })
+      await this.record(tx, by, 'space.roster-visibility', uri, {
+        before: { rosterVisibility: row.rosterVisibility },
+        after: { rosterVisibility: visibility },
+      })
     })
-    if (count === 0) throw new SpaceError('SpaceNotFound', 'Space not found')
   }
 
   /**

@@ -398,7 +398,19 @@ t.test('XRPC actions and refusals are recorded with the issuer and the xrpc door
     await call(stranger, 'com.atproto.simplespace.removeMember', { space: w.space, did: member }),
     400,
   )
-  const [refused, added] = await w.a.ctx.audit.query({ authority: w.authority.did, limit: 2 })
+  const visibility = { space: w.space, visibility: 'members' }
+  t.equal(await call(owner, 'dev.gatehouse.simplespace.setRosterVisibility', visibility), 200)
+  const [shown, refused, added] = await w.a.ctx.audit.query({
+    authority: w.authority.did,
+    limit: 3,
+  })
+  t.match(shown, {
+    actor: owner.did,
+    door: 'xrpc',
+    action: 'space.roster-visibility',
+    before: '{"rosterVisibility":"owner"}',
+    after: '{"rosterVisibility":"members"}',
+  })
   t.match(added, {
     actor: owner.did,
     door: 'xrpc',
