@@ -160,6 +160,7 @@ export async function createContext(
   const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle = new AuthorityLifecycle({
     db,
+    audit,
     authorities,
     managers,
     plc: new PlcClient(plcFetcher, cfg.identity.plcUrl),

@@ -120,30 +120,36 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
           pdsService: onOff(o, 'pds-service'),
         }
         return o.plc
-          ? ctx.lifecycle.createPlc({ ...common, ownerRotationKey: o['owner-rotation-key'] })
-          : ctx.lifecycle.createWeb({ ...common, did: o.web! })
+          ? ctx.lifecycle.createPlc(
+              { ...common, ownerRotationKey: o['owner-rotation-key'] },
+              OPERATOR,
+            )
+          : ctx.lifecycle.createWeb({ ...common, did: o.web! }, OPERATOR)
       },
     },
     adopt: {
       usage: 'DID [--signing atproto|atproto_space] [--owner DID] [--pds-service on|off]',
       run: (ctx, [did], o) =>
-        ctx.lifecycle.adopt({
-          did: did!,
-          signing: oneOf('signing', o.signing ?? 'atproto', KEY_PURPOSES),
-          owner: o.owner,
-          pdsService: onOff(o, 'pds-service'),
-        }),
+        ctx.lifecycle.adopt(
+          {
+            did: did!,
+            signing: oneOf('signing', o.signing ?? 'atproto', KEY_PURPOSES),
+            owner: o.owner,
+            pdsService: onOff(o, 'pds-service'),
+          },
+          OPERATOR,
+        ),
     },
     set: {
       usage: 'DID --pds-service on|off',
       run(ctx, [did], o) {
         const on = onOff(o, 'pds-service')
         if (on === undefined) throw new CliUsageError('authority set needs --pds-service on|off')
-        return ctx.lifecycle.setPdsService(did!, on)
+        return ctx.lifecycle.setPdsService(did!, on, OPERATOR)
       },
     },
-    activate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.activate(did!) },
-    deactivate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.deactivate(did!) },
+    activate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.activate(did!, OPERATOR) },
+    deactivate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.deactivate(did!, OPERATOR) },
     show: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.describe(did!) },
     list: { usage: '', run: (ctx) => ctx.authorities.list() },
     'rotate-key': {
@@ -152,24 +158,31 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         ctx.lifecycle.rotateSigningKey(
           did!,
           oneOf('purpose', o.purpose ?? 'atproto', KEY_PURPOSES),
+          OPERATOR,
         ),
     },
     'rotate-rotation-keys': {
       usage: 'DID [--owner-rotation-key DIDKEY | --remove-owner-rotation-key]',
       run: (ctx, [did], o) =>
-        ctx.lifecycle.rotateRotationKeys(did!, {
-          ownerRotationKey: o['remove-owner-rotation-key'] ? null : o['owner-rotation-key'],
-        }),
+        ctx.lifecycle.rotateRotationKeys(
+          did!,
+          { ownerRotationKey: o['remove-owner-rotation-key'] ? null : o['owner-rotation-key'] },
+          OPERATOR,
+        ),
     },
     transfer: {
       usage: 'DID [--rotation-key DIDKEY ...] [--endpoint URL]',
       run: (ctx, [did], o) =>
-        ctx.lifecycle.transfer(did!, {
-          rotationKeys: o['rotation-key'],
-          services: o.endpoint
-            ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: o.endpoint } }
-            : undefined,
-        }),
+        ctx.lifecycle.transfer(
+          did!,
+          {
+            rotationKeys: o['rotation-key'],
+            services: o.endpoint
+              ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: o.endpoint } }
+              : undefined,
+          },
+          OPERATOR,
+        ),
     },
   },
   space: {

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
-import { auditLine, type AuditEntryView } from '../audit/audit-log.js'
+import { auditLine, type Actor, type AuditEntryView } from '../audit/audit-log.js'
 import { atLeast, MANAGER_ROLES, weaker } from '../authorities/managers.js'
 import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
@@ -135,7 +135,7 @@ function lifecycle<B extends z.ZodObject>(
   step: string,
   summary: string,
   body: B,
-  run: (ctx: AppContext, did: string, body: z.output<B>) => Promise<AuthorityView>,
+  run: (ctx: AppContext, did: string, body: z.output<B>, by: Actor) => Promise<AuthorityView>,
 ): RestRoute {
   return route({
     method: 'POST',
@@ -147,7 +147,8 @@ function lifecycle<B extends z.ZodObject>(
     response: authorityView,
     async handler({ ctx, principal, params, body }) {
       await authorize(ctx, principal, params.authority, 'authority')
-      return authorityOut(await run(ctx, params.authority, body as z.output<B>))
+      const by = restActor(principal)
+      return authorityOut(await run(ctx, params.authority, body as z.output<B>, by))
     },
   })
 }
@@ -223,25 +224,25 @@ export const ROUTES: RestRoute[] = [
     'activate',
     'Activate the authority (its DID document must name Gatehouse)',
     z.object({}),
-    (ctx, did) => ctx.lifecycle.activate(did),
+    (ctx, did, _body, by) => ctx.lifecycle.activate(did, by),
   ),
   lifecycle(
     'deactivate',
     'Deactivate the authority: its spaces stop issuing credentials',
     z.object({}),
-    (ctx, did) => ctx.lifecycle.deactivate(did),
+    (ctx, did, _body, by) => ctx.lifecycle.deactivate(did, by),
   ),
   lifecycle(
     'rotate-signing-key',
     'Replace a signing key of the authority',
     z.object({ purpose: z.enum(['atproto', 'atproto_space']).default('atproto') }),
-    (ctx, did, body) => ctx.lifecycle.rotateSigningKey(did, body.purpose),
+    (ctx, did, body, by) => ctx.lifecycle.rotateSigningKey(did, body.purpose, by),
   ),
   lifecycle(
     'rotate-rotation-keys',
     'did:plc: replace Gatehouse’s rotation key; set or remove (null) the owner’s',
     z.object({ ownerRotationKey: z.string().max(200).nullable().optional() }),
-    (ctx, did, body) => ctx.lifecycle.rotateRotationKeys(did, body),
+    (ctx, did, body, by) => ctx.lifecycle.rotateRotationKeys(did, body, by),
   ),
   lifecycle(
     'transfer',
@@ -250,13 +251,17 @@ export const ROUTES: RestRoute[] = [
       rotationKeys: z.array(z.string().max(200)).max(10).optional(),
       endpoint: z.url().max(2048).optional(),
     }),
-    (ctx, did, body) =>
-      ctx.lifecycle.transfer(did, {
-        rotationKeys: body.rotationKeys,
-        services: body.endpoint
-          ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint } }
-          : undefined,
-      }),
+    (ctx, did, body, by) =>
+      ctx.lifecycle.transfer(
+        did,
+        {
+          rotationKeys: body.rotationKeys,
+          services: body.endpoint
+            ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint } }
+            : undefined,
+        },
+        by,
+      ),
   ),
   route({
     method: 'PATCH',
@@ -268,7 +273,9 @@ export const ROUTES: RestRoute[] = [
     response: authorityView,
     async handler({ ctx, principal, params, body }) {
       await authorize(ctx, principal, params.authority, 'authority')
-      return authorityOut(await ctx.lifecycle.setPdsService(params.authority, body.pdsService))
+      const { authority } = params
+      const by = restActor(principal)
+      return authorityOut(await ctx.lifecycle.setPdsService(authority, body.pdsService, by))
     },
   }),
   route({

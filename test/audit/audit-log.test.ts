@@ -294,6 +294,25 @@ t.test('each REST management action leaves its entry; refusals too', async (t) =
   })
 })
 
+t.test('authority steps over REST are recorded, keys by their public halves', async (t) => {
+  const w = await spaceWorld(t)
+  const owner = w.user('owner').did
+  const call = await restAs(w, owner, 'owner')
+  t.equal((await call('POST', '/deactivate', {})).status, 200)
+  t.equal((await call('POST', '/activate', {})).status, 200)
+  const rotated = await call('POST', '/rotate-signing-key', {})
+  t.equal(rotated.status, 200)
+  const [rotation, on, off] = await w.a.ctx.audit.query({ authority: w.authority.did, limit: 3 })
+  t.match(off, { action: 'authority.deactivate', actor: owner, door: 'rest' })
+  t.match(on, { action: 'authority.activate', before: '{"status":"deactivated"}' })
+  const now = rotated.body.keys.find((k: any) => k.purpose === 'atproto' && k.status === 'active')
+  t.match(rotation, {
+    action: 'authority.rotate-signing-key',
+    before: `{"atproto":"${w.authority.key.did()}"}`,
+    after: `{"atproto":"${now.publicKey}"}`,
+  })
+})
+
 t.test('revocations are recorded: asked for, and those a change makes', async (t) => {
   const w = await spaceWorld(t)
   const owner = w.user('owner').did
