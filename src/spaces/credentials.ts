@@ -3,7 +3,7 @@ import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { KeyBinding } from '../auth/output.js'
 import type { Clock } from '../clock.js'
-import type { Db } from '../db/client.js'
+import type { Db, Tx } from '../db/client.js'
 import { forEachChunk, type HotQueries, type SqlValue } from '../db/hot-sql.js'
 import { createSpaceToken, randomJti } from '../crypto/space-token.js'
 import type { SpaceConfig } from '../policy/types.js'
@@ -133,6 +133,8 @@ export class CredentialService {
          WHERE space = ? AND revoked_at IS NULL AND expires_at > ?${conditions}`,
         [config.uri, now, ...args],
       )
+      if (rows.length > 0) await this.markRevoked(tx, config.uri, rows, now, opts.writers)
+      // Last in the transaction: the audit lock is held only while it commits.
       if (rows.length > 0 || opts.asked)
         await this.deps.audit.append(tx, {
           authority: config.authority,
@@ -141,35 +143,44 @@ export class CredentialService {
           space: config.uri,
           after: { where, revoked: rows.length },
         })
-      if (rows.length === 0) return rows
-      await forEachChunk(
-        q,
-        'UPDATE issued_credential SET revoked_at = ? WHERE space = ? AND jti IN (*)',
-        [now, config.uri],
-        rows.map((r) => r.jti),
-        'execute',
-      )
-      for (const r of rows) {
-        await tx.revokedCredential.upsert({
-          where: { space_jti: { space: config.uri, jti: r.jti } },
-          create: { space: config.uri, jti: r.jti, expiresAt: r.expiresAt, createdAt: now },
-          update: { expiresAt: r.expiresAt },
-        })
-      }
-      await tx.revocationNotice.create({
-        data: {
-          id: randomUUID(),
-          space: config.uri,
-          credentials: JSON.stringify(rows.map((r) => r.jti)),
-          writers: opts.writers ? JSON.stringify(opts.writers) : null,
-          nextAttemptAt: now,
-          createdAt: now,
-        },
-      })
       return rows
     })
     if (revoked.length > 0) this.deps.onQueued?.()
     return revoked.length
+  }
+
+  /** Marks `rows` revoked, refuses them from now on, and queues the notice to their repo hosts. */
+  private async markRevoked(
+    tx: Tx,
+    space: string,
+    rows: { jti: string; expiresAt: Date }[],
+    now: Date,
+    writers: string[] | undefined,
+  ): Promise<void> {
+    await forEachChunk(
+      this.deps.db.in(tx),
+      'UPDATE issued_credential SET revoked_at = ? WHERE space = ? AND jti IN (*)',
+      [now, space],
+      rows.map((r) => r.jti),
+      'execute',
+    )
+    for (const r of rows) {
+      await tx.revokedCredential.upsert({
+        where: { space_jti: { space, jti: r.jti } },
+        create: { space, jti: r.jti, expiresAt: r.expiresAt, createdAt: now },
+        update: { expiresAt: r.expiresAt },
+      })
+    }
+    await tx.revocationNotice.create({
+      data: {
+        id: randomUUID(),
+        space,
+        credentials: JSON.stringify(rows.map((r) => r.jti)),
+        writers: writers ? JSON.stringify(writers) : null,
+        nextAttemptAt: now,
+        createdAt: now,
+      },
+    })
   }
 }
 

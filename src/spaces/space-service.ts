@@ -224,12 +224,13 @@ export class SpaceService {
       if (!row) throw new SpaceError('SpaceNotFound', 'Space not found')
       if (row.deletedAt) return false
       const before = settingsOf(await this.toConfig(row, tx))
-      await this.record(tx, by, 'space.delete', uri, { before })
       const now = this.clock.now()
       await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
       await this.members.clear(this.db.in(tx), uri)
       await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-      return { writers: await dropWriters(this.db.in(tx), uri) }
+      const writers = await dropWriters(this.db.in(tx), uri)
+      await this.record(tx, by, 'space.delete', uri, { before })
+      return { writers }
     })
   }
 
