@@ -387,11 +387,17 @@ t.test('REST reads the log: filters, pages, export as JSON lines, verify', async
   })
   await sql(
     w.a.ctx,
-    'UPDATE audit_entry SET actor = ? WHERE authority_did = ? AND seq = 2',
+    'UPDATE audit_entry SET actor = ?, door = ? WHERE authority_did = ? AND seq = 2',
     'x',
+    'elsewhere',
     w.authority.did,
   )
   t.match((await call('POST', '/audit/verify')).body, { ok: false, firstBroken: 2 })
+  t.match(
+    await call('GET', '/audit?actor=x'),
+    { status: 200, body: { entries: [{ seq: 2, door: 'elsewhere' }] } },
+    'a tampered entry can still be read',
+  )
 })
 
 t.test('XRPC actions and refusals are recorded with the issuer and the xrpc door', async (t) => {
