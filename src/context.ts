@@ -186,6 +186,7 @@ export async function createContext(
   const relay = new Relay(
     {
       db,
+      audit,
       resolver: idResolver,
       fetcher,
       authorities,

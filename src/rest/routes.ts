@@ -688,7 +688,7 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ delivered: z.boolean(), error: z.string().optional() }),
     async handler({ ctx, principal, params }) {
       const config = await space(ctx, principal, params, 'notify')
-      const outcome = await ctx.relay.replay(config.uri, params.id)
+      const outcome = await ctx.relay.replay(config.uri, params.id, restActor(principal))
       if (outcome === undefined)
         throw new XrpcError(404, 'NotFound', `no dead letter ${params.id} in ${config.uri}`)
       if (outcome === 'pruned')
