@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { AuditLog } from './audit/audit-log.js'
 import { AuthorityService } from './authorities/authority-service.js'
 import { OutboundAuth } from './auth/outbound.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
@@ -56,6 +57,8 @@ export interface AppContext {
   /** Creating, adopting, rotating and handing over authority DIDs. */
   lifecycle: AuthorityLifecycle
   managers: ManagerService
+  /** The hash-chained audit log of management actions and refusals. */
+  audit: AuditLog
   tokens: ApiTokenService
   /** Managers' login sessions (the cookie, its CSRF token, idle and absolute expiry). */
   sessions: SessionService
@@ -154,7 +157,10 @@ export async function createContext(
     overrides.vault ??
     vaultFor(loadKeyring(cfg.service.dataDir, secrets.kekHex, secrets.retiredKekHex))
   const authorities = new AuthorityService(db, vault, clock, cfg.policy.configCacheMs)
-  const managers = new ManagerService(db, clock)
+  const audit = new AuditLog(db, clock, (err) =>
+    dbLog.error({ err }, 'audit: a refusal could not be recorded'),
+  )
+  const managers = new ManagerService(db, clock, audit)
   const sessions = new SessionService(db, clock, {
     idleMs: cfg.managers.sessionIdleMs,
     maxAgeMs: cfg.managers.sessionMaxAgeMs,
@@ -163,6 +169,7 @@ export async function createContext(
   const outbound = new OutboundAuth(clock, cfg.auth.outboundTokenReuseSec)
   const lifecycle = new AuthorityLifecycle({
     db,
+    audit,
     authorities,
     managers,
     plc: new PlcClient(plcFetcher, cfg.identity.plcUrl),
@@ -173,7 +180,7 @@ export async function createContext(
     didWebHosts: cfg.authorities.didWebHosts,
     serviceDid: cfg.service.did,
   })
-  const spaces = new SpaceService(db, clock, cfg.policy.configCacheMs)
+  const spaces = new SpaceService(db, clock, audit, cfg.policy.configCacheMs)
   const notify = new NotifyService(db, clock, {
     registrationsPerSpace: cfg.notify.registrationsPerSpaceMax,
     registrationsPerUser: cfg.notify.registrationsPerUserMax,
@@ -182,11 +189,13 @@ export async function createContext(
     db,
     authorities,
     clock,
+    audit,
     onQueued: () => relay.wake(),
   })
   const relay = new Relay(
     {
       db,
+      audit,
       resolver: idResolver,
       fetcher,
       authorities,
@@ -200,6 +209,7 @@ export async function createContext(
   const manager = new SpaceManager(spaces, credentials)
   const admission = new AdmissionService({
     db,
+    audit,
     clock,
     manager,
     credentials,
@@ -254,7 +264,8 @@ export async function createContext(
     authorities,
     lifecycle,
     managers,
-    tokens: new ApiTokenService(db, clock),
+    audit,
+    tokens: new ApiTokenService(db, clock, audit),
     sessions,
     oauth,
     spaces,

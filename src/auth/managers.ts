@@ -1,3 +1,4 @@
+import type { Actor } from '../audit/audit-log.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import { activeConfig, lookupHostedSpace } from '../spaces/hosted.js'
 import { assertAddressedToHost } from './audience.js'
@@ -19,19 +20,32 @@ export async function assertManager(
   return assertRole(ctx, auth, authority, needed)
 }
 
-/** The issuer's role for `authority`, when it has `needed`; NotSpaceOwner otherwise. */
+/** The audit log's name for a service-auth caller: its issuer, through the XRPC door. */
+export const xrpcActor = (auth: ServiceAuth): Actor => ({ did: auth.iss, door: 'xrpc' })
+
+/**
+ * The issuer's role for `authority`, when it has `needed`; NotSpaceOwner otherwise, recorded in the
+ * authority's audit log unless `quiet` (a caller that falls back to what anyone may see).
+ */
 async function assertRole(
   ctx: AppContext,
   auth: ServiceAuth,
   authority: string,
   needed: Capability,
+  where: { space?: string; quiet?: boolean } = {},
 ): Promise<ManagerRole> {
   const role = await ctx.managers.roleOf(authority, auth.iss)
   if (!can(role, needed)) {
-    throw new InvalidRequestError(
-      `${auth.iss} may not manage spaces of ${authority}`,
-      'NotSpaceOwner',
-    )
+    const message = `${auth.iss} may not manage spaces of ${authority}`
+    if (!where.quiet)
+      await ctx.audit.recordRefusal({
+        authority,
+        actor: xrpcActor(auth),
+        action: 'refused',
+        space: where.space,
+        reason: `${needed}: ${message}`,
+      })
+    throw new InvalidRequestError(message, 'NotSpaceOwner')
   }
   return role!
 }
@@ -42,7 +56,7 @@ export async function authorizeSpaceManagement(
   auth: ServiceAuth,
   spaceUri: string,
   needed: Capability,
-  opts: { managingApp?: boolean } = {},
+  opts: { managingApp?: boolean; quiet?: boolean } = {},
 ): Promise<SpaceConfig> {
   const authority = spaceAuthority(spaceUri)
   // The audience first, for every caller: a misaddressed token learns nothing about the space.
@@ -55,7 +69,7 @@ export async function authorizeSpaceManagement(
     )
     if (apps.includes(caller)) return found.config
   }
-  await assertRole(ctx, auth, authority, needed)
+  await assertRole(ctx, auth, authority, needed, { space: spaceUri, quiet: opts.quiet })
   return activeConfig(found)
 }
 
@@ -75,6 +89,7 @@ export async function authorizeRosterRead(
       return {
         config: await authorizeSpaceManagement(ctx, auth, spaceUri, 'read', {
           managingApp: true,
+          quiet: true,
         }),
         full: true,
       }

@@ -1,5 +1,6 @@
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
-import type { Db } from '../db/client.js'
+import type { Db, Tx } from '../db/client.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { Keypair } from '../crypto/keypair.js'
 import { getServiceEndpoint, getVerificationKey } from '../identity/did-doc.js'
@@ -21,6 +22,13 @@ import {
 } from './plc.js'
 
 /** New keys stay `pending` until the directory takes the op: no crash names a key we lack. */
+
+/** What an audit entry of a lifecycle step says: who, which step, and what it set. */
+type Step = { by: Actor; action: string; before?: unknown; after?: unknown }
+
+/** The public halves (did:key) of new keys, for the audit log: never a private key. */
+const publicKeys = (keys: Partial<Record<KeyPurpose, Keypair | undefined>>) =>
+  Object.fromEntries(Object.entries(keys).flatMap(([p, k]) => (k ? [[p, k.did()]] : [])))
 
 export class AuthorityLifecycleError extends Error {
   override name = 'AuthorityLifecycleError'
@@ -46,6 +54,7 @@ export interface AuthorityView extends AuthorityRecord {
 
 export interface LifecycleDeps {
   db: Db
+  audit: AuditLog
   authorities: AuthorityService
   managers: ManagerService
   plc: PlcClient
@@ -73,13 +82,16 @@ export class AuthorityLifecycle {
   constructor(private readonly deps: LifecycleDeps) {}
 
   /** A new did:plc with our keys and services from genesis (repo hosts cache documents a day). */
-  async createPlc(opts: {
-    handle?: string
-    ownerRotationKey?: string
-    separateSpaceKey?: boolean
-    owner?: string
-    pdsService?: boolean
-  }): Promise<AuthorityView> {
+  async createPlc(
+    opts: {
+      handle?: string
+      ownerRotationKey?: string
+      separateSpaceKey?: boolean
+      owner?: string
+      pdsService?: boolean
+    },
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<AuthorityView> {
     const pdsService = opts.pdsService ?? true
     const rotation = Keypair.generate('secp256k1')
     const atproto = Keypair.generate('secp256k1')
@@ -105,18 +117,24 @@ export class AuthorityLifecycle {
       await this.discard(did)
       throw err
     })
-    await this.finish(did)
+    // Recorded once the directory took it: a genesis it refused leaves nothing behind.
+    const keys = publicKeys({ rotation, atproto, atproto_space: space })
+    const after = { origin: 'created', handle: opts.handle, owner: opts.owner, pdsService, keys }
+    await this.finish(did, { by, action: 'authority.create', after })
     return this.describe(did)
   }
 
   /** A did:web on a host Gatehouse is configured to answer for; Gatehouse serves its document. */
-  async createWeb(opts: {
-    did: string
-    handle?: string
-    separateSpaceKey?: boolean
-    owner?: string
-    pdsService?: boolean
-  }): Promise<AuthorityView> {
+  async createWeb(
+    opts: {
+      did: string
+      handle?: string
+      separateSpaceKey?: boolean
+      owner?: string
+      pdsService?: boolean
+    },
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<AuthorityView> {
     this.assertServable(opts.did)
     const atproto = Keypair.generate('secp256k1')
     const space = opts.separateSpaceKey ? Keypair.generate('secp256k1') : undefined
@@ -126,18 +144,22 @@ export class AuthorityLifecycle {
       { ...opts, pdsService: opts.pdsService ?? true },
       { atproto, atproto_space: space },
       true,
+      { by, action: 'authority.create' },
     )
     return this.describe(opts.did)
   }
 
   /** Returns what the owner must publish; `atproto_space` leaves us no service auth (§4.7.5). */
-  async adopt(opts: {
-    did: string
-    signing?: 'atproto' | 'atproto_space'
-    owner?: string
-    /** Also be its `#atproto_pds`; by default only when it has none (never take over an account's). */
-    pdsService?: boolean
-  }): Promise<{
+  async adopt(
+    opts: {
+      did: string
+      signing?: 'atproto' | 'atproto_space'
+      owner?: string
+      /** Also be its `#atproto_pds`; by default only when it has none (never take over an account's). */
+      pdsService?: boolean
+    },
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<{
     authority: AuthorityView
     plcOperation?: UnsignedPlcOperation
     didDocument?: object
@@ -168,13 +190,17 @@ export class AuthorityLifecycle {
         { ...opts, pdsService },
         { rotation, [signing]: key },
         false,
+        { by, action: 'authority.adopt' },
       )
       return { authority: await this.describe(opts.did), plcOperation }
     }
     if (!didWebLocation(opts.did))
       throw new AuthorityLifecycleError('InvalidAuthorityState', `cannot adopt ${opts.did}`)
     const pdsService = opts.pdsService ?? !(await this.hasOwnPds(opts.did))
-    await this.insert(opts.did, 'adopted', { ...opts, pdsService }, { [signing]: key }, false)
+    await this.insert(opts.did, 'adopted', { ...opts, pdsService }, { [signing]: key }, false, {
+      by,
+      action: 'authority.adopt',
+    })
     return {
       authority: await this.describe(opts.did),
       didDocument: webDidDocument({
@@ -186,7 +212,7 @@ export class AuthorityLifecycle {
   }
 
   /** Sends a did:plc operation only when the directory differs, so a repeated call is harmless. */
-  async setPdsService(did: string, on: boolean): Promise<AuthorityView> {
+  async setPdsService(did: string, on: boolean, by: Actor = SYSTEM_ACTOR): Promise<AuthorityView> {
     const record = await this.requireActive(did)
     if (did.startsWith('did:plc:')) {
       const rotation = await this.requireRotationKey(did)
@@ -214,9 +240,17 @@ export class AuthorityLifecycle {
         `${did}: its owner publishes its did.json; getAuthority shows the entries to publish`,
       )
     }
-    await this.deps.db.prisma.authority.update({
-      where: { did },
-      data: { pdsService: on, updatedAt: this.deps.clock.now() },
+    await this.deps.db.transact(async (tx) => {
+      await tx.authority.update({
+        where: { did },
+        data: { pdsService: on, updatedAt: this.deps.clock.now() },
+      })
+      await this.record(tx, did, {
+        by,
+        action: 'authority.pds-service',
+        before: { pdsService: record.pdsService },
+        after: { pdsService: on },
+      })
     })
     this.deps.authorities.forget(did)
     this.deps.resolver.invalidate(did)
@@ -224,27 +258,28 @@ export class AuthorityLifecycle {
   }
 
   /** Pending: once its document shows our keys and services; deactivated: at once. */
-  async activate(did: string): Promise<AuthorityView> {
+  async activate(did: string, by: Actor = SYSTEM_ACTOR): Promise<AuthorityView> {
     const record = await this.require(did)
+    const step = { by, action: 'authority.activate', before: { status: record.status } }
     if (record.status === 'transferred')
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was transferred away`)
     if (record.status === 'pending') {
       await this.assertPublished(did)
       await this.keepRotationKeyIfGranted(did)
-      await this.finish(did)
+      await this.finish(did, step)
     } else if (await this.hasPending(did)) {
       // A change whose operation went unanswered: the document says whether it landed.
       try {
         await this.assertPublished(did)
-        await this.finish(did)
+        await this.finish(did, { ...step, after: { pendingKeys: 'published' } })
       } catch (err) {
         if (!(err instanceof AuthorityLifecycleError) || err.code !== 'DocumentNotPublished')
           throw err
         await this.deps.authorities.dropPending(did)
-        await this.deps.authorities.setStatus(did, 'active')
+        await this.setStatus(did, 'active', { ...step, after: { pendingKeys: 'dropped' } })
       }
     } else {
-      await this.deps.authorities.setStatus(did, 'active')
+      await this.setStatus(did, 'active', step)
     }
     return this.describe(did)
   }
@@ -253,6 +288,7 @@ export class AuthorityLifecycle {
   async rotateSigningKey(
     did: string,
     purpose: 'atproto' | 'atproto_space',
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<AuthorityView> {
     const record = await this.requireActive(did)
     const current = await this.deps.authorities.key(did, purpose)
@@ -262,7 +298,13 @@ export class AuthorityLifecycle {
         `${did} has no ${purpose} key here`,
       )
     const next = Keypair.generate('secp256k1')
-    await this.changeDocument(record, { [purpose]: next }, (cur) => ({
+    const step = {
+      by,
+      action: 'authority.rotate-signing-key',
+      before: { [purpose]: current.did() },
+      after: { [purpose]: next.did() },
+    }
+    await this.changeDocument(record, { [purpose]: next }, step, (cur) => ({
       ...cur,
       verificationMethods: { ...cur.verificationMethods, [purpose]: next.did() },
     }))
@@ -273,13 +315,20 @@ export class AuthorityLifecycle {
   async rotateRotationKeys(
     did: string,
     opts: { ownerRotationKey?: string | null } = {},
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<AuthorityView> {
     const record = await this.requireActive(did)
     const old = await this.requireRotationKey(did)
     const next = Keypair.generate('secp256k1')
     const owner =
       opts.ownerRotationKey === undefined ? record.ownerRotationKey : opts.ownerRotationKey
-    await this.changeDocument(record, { rotation: next }, (cur) => ({
+    const step = {
+      by,
+      action: 'authority.rotate-rotation-keys',
+      before: { rotation: old.did(), ownerRotationKey: record.ownerRotationKey },
+      after: { rotation: next.did(), ownerRotationKey: owner },
+    }
+    await this.changeDocument(record, { rotation: next }, step, (cur) => ({
       ...cur,
       rotationKeys: [
         ...cur.rotationKeys.filter(
@@ -306,6 +355,7 @@ export class AuthorityLifecycle {
       verificationMethods?: Record<string, string>
       services?: Record<string, { type: string; endpoint: string }>
     } = {},
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<AuthorityView> {
     const record = await this.require(did)
     if (record.status === 'transferred')
@@ -338,17 +388,22 @@ export class AuthorityLifecycle {
       )
       await this.submit(did, op)
     }
-    await this.deps.authorities.setStatus(did, 'transferred')
+    await this.setStatus(did, 'transferred', {
+      by,
+      action: 'authority.transfer',
+      before: { status: record.status },
+      after: to,
+    })
     this.deps.logger.info({ did }, 'authority transferred: no longer minting or relaying for it')
     return this.describe(did)
   }
 
   /** Stops minting credentials and relaying writes for the authority, until `activate`. */
-  async deactivate(did: string): Promise<AuthorityView> {
+  async deactivate(did: string, by: Actor = SYSTEM_ACTOR): Promise<AuthorityView> {
     const record = await this.require(did)
     if (record.status !== 'active')
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} is ${record.status}`)
-    await this.deps.authorities.setStatus(did, 'deactivated')
+    await this.setStatus(did, 'deactivated', { by, action: 'authority.deactivate' })
     return this.describe(did)
   }
 
@@ -381,6 +436,8 @@ export class AuthorityLifecycle {
     keys: Partial<Record<KeyPurpose, Keypair | undefined>>,
     /** Active at once (a did:web we serve), or pending until published. */
     active: boolean,
+    /** The audit entry, when this step is the one that makes the authority. */
+    step?: Step,
   ): Promise<void> {
     const now = this.deps.clock.now()
     try {
@@ -399,6 +456,12 @@ export class AuthorityLifecycle {
         })
         await this.deps.authorities.addKeys(did, keys, active ? 'active' : 'pending', tx)
         if (opts.owner) await setRole(this.deps.db.in(tx), did, opts.owner, 'owner', now)
+        if (step) {
+          const { handle, owner, pdsService } = opts
+          const status = active ? 'active' : 'pending'
+          const after = { origin, status, handle, owner, pdsService, keys: publicKeys(keys) }
+          await this.record(tx, did, { ...step, after })
+        }
       })
     } catch (err) {
       if (err instanceof UniqueViolationError)
@@ -418,22 +481,43 @@ export class AuthorityLifecycle {
     this.deps.authorities.forget(did)
   }
 
-  private async finish(did: string): Promise<void> {
+  private async finish(did: string, step: Step): Promise<void> {
     await this.deps.db.transact(async (tx) => {
       await this.deps.authorities.promotePending(did, tx)
       await tx.authority.update({
         where: { did },
         data: { status: 'active', updatedAt: this.deps.clock.now() },
       })
+      await this.record(tx, did, step)
     })
     this.deps.authorities.forget(did)
     this.deps.resolver.invalidate(did)
   }
 
-  /** Publishes new keys: pending, then (did:plc) the operation, then active; a did:web just swaps. */
+  /** A status change and its audit entry, in one transaction. */
+  private async setStatus(did: string, status: AuthorityRecord['status'], step: Step) {
+    await this.deps.db.transact(async (tx) => {
+      await tx.authority.update({
+        where: { did },
+        data: { status, updatedAt: this.deps.clock.now() },
+      })
+      await this.record(tx, did, step)
+    })
+    this.deps.authorities.forget(did)
+  }
+
+  private record(tx: Tx, did: string, { by, ...what }: Step) {
+    return this.deps.audit.append(tx, { authority: did, actor: by, ...what })
+  }
+
+  /**
+   * Publishes new keys: pending, then (did:plc) the operation, then active, recorded with the
+   * promotion; a did:web just swaps.
+   */
   private async changeDocument(
     record: AuthorityRecord,
     keys: Partial<Record<KeyPurpose, Keypair>>,
+    step: Step,
     state: (cur: PlcState) => PlcState,
   ): Promise<void> {
     const did = record.did
@@ -452,14 +536,18 @@ export class AuthorityLifecycle {
         if (err.code === 'PlcRefused') await this.deps.authorities.dropPending(did)
         throw err
       })
-      await this.deps.authorities.promotePending(did)
+      await this.deps.db.transact(async (tx) => {
+        await this.deps.authorities.promotePending(did, tx)
+        await this.record(tx, did, step)
+      })
     } else {
       await this.deps.db.transact(async (tx) => {
         await this.deps.authorities.addKeys(did, keys, 'pending', tx)
         await this.deps.authorities.promotePending(did, tx)
+        await this.record(tx, did, step)
       })
-      this.deps.authorities.forget(did)
     }
+    this.deps.authorities.forget(did)
     this.deps.resolver.invalidate(did)
     this.deps.logger.info({ did, purposes: Object.keys(keys) }, 'authority keys rotated')
   }

@@ -1,3 +1,4 @@
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
 import type { HotQueries } from '../db/hot-sql.js'
@@ -22,6 +23,7 @@ export const CAPABILITIES = {
   'bulk-membership': ['owner', 'admin'],
   'space-config': ['owner', 'admin'],
   roles: ['owner', 'admin'],
+  audit: ['owner', 'admin'],
   authority: ['owner'],
 } as const satisfies Record<string, readonly ManagerRole[]>
 export type Capability = keyof typeof CAPABILITIES
@@ -66,6 +68,7 @@ export class ManagerService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly audit: AuditLog,
   ) {}
 
   /** Every management call asks: one primary-key lookup, outside the query compiler. */
@@ -75,38 +78,41 @@ export class ManagerService {
 
   /**
    * Gives `did` the role `to`, or removes it (`to` undefined), as `actor` (a manager's role, or
-   * `operator` for the CLI, which any role change may come from). Refused with RoleChangeError when
-   * the actor may not, or when it would leave the authority without an owner.
+   * `operator` for the CLI, which any role change may come from), recorded in the audit log as `by`
+   * in the same transaction. Refused with RoleChangeError (and the refusal recorded) when the actor
+   * may not, or when it would leave the authority without an owner.
    */
   async change(
     authorityDid: string,
     did: string,
     to: ManagerRole | undefined,
     actor: ManagerRole | 'operator',
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<void> {
-    await this.db.transact(async (tx) => {
-      const q = this.db.in(tx)
-      // Under the authority's lock on PostgreSQL, so two demotions cannot both pass the count.
-      if (this.db.kind === 'postgres')
-        await q.execute('SELECT pg_advisory_xact_lock(hashtext(?))', [`managers:${authorityDid}`])
-      const from = await roleIn(q, authorityDid, did)
-      const refusal = actor === 'operator' ? undefined : roleChangeRefusal(actor, from, to)
-      if (refusal) throw new RoleChangeError(refusal)
-      if (from === 'owner' && to !== 'owner') {
-        const [owners] = await q.query<{ n: number | bigint }>(
-          `SELECT COUNT(*) AS n FROM authority_manager WHERE authority_did = ? AND role = 'owner'`,
-          [authorityDid],
-        )
-        if (Number(owners?.n ?? 0) <= 1)
-          throw new RoleChangeError(`${did} is the last owner of ${authorityDid}`)
-      }
-      if (to === undefined)
-        await q.execute('DELETE FROM authority_manager WHERE authority_did = ? AND did = ?', [
-          authorityDid,
-          did,
-        ])
-      else await setRole(q, authorityDid, did, to, this.clock.now())
-    })
+    const entry = { authority: authorityDid, actor: by, action: 'role.change', subject: did }
+    try {
+      await this.db.transact(async (tx) => {
+        const q = this.db.in(tx)
+        // Under the authority's lock on PostgreSQL, so two demotions cannot both pass the count.
+        if (this.db.kind === 'postgres')
+          await q.execute('SELECT pg_advisory_xact_lock(hashtext(?))', [`managers:${authorityDid}`])
+        const from = await roleIn(q, authorityDid, did)
+        const refusal = actor === 'operator' ? undefined : roleChangeRefusal(actor, from, to)
+        if (refusal) throw new RoleChangeError(refusal)
+        if (from === 'owner' && to !== 'owner') await assertNotLastOwner(q, authorityDid, did)
+        if (to === undefined)
+          await q.execute('DELETE FROM authority_manager WHERE authority_did = ? AND did = ?', [
+            authorityDid,
+            did,
+          ])
+        else await setRole(q, authorityDid, did, to, this.clock.now())
+        await this.audit.append(tx, { ...entry, before: roleJson(from), after: roleJson(to) })
+      })
+    } catch (err) {
+      if (err instanceof RoleChangeError)
+        await this.audit.recordRefusal({ ...entry, after: roleJson(to), reason: err.message })
+      throw err
+    }
   }
 
   /** The authorities `did` manages, with its role in each, in DID order after `cursor`. */
@@ -134,6 +140,17 @@ export class ManagerService {
       [authorityDid, cursor ?? '', limit],
     )
   }
+}
+
+const roleJson = (role: ManagerRole | undefined) => (role ? { role } : null)
+
+async function assertNotLastOwner(q: HotQueries, authorityDid: string, did: string) {
+  const [owners] = await q.query<{ n: number | bigint }>(
+    `SELECT COUNT(*) AS n FROM authority_manager WHERE authority_did = ? AND role = 'owner'`,
+    [authorityDid],
+  )
+  if (Number(owners?.n ?? 0) <= 1)
+    throw new RoleChangeError(`${did} is the last owner of ${authorityDid}`)
 }
 
 /** `did`'s role for the authority, if any. */

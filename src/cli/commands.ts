@@ -1,5 +1,6 @@
 import { createReadStream, readFileSync } from 'node:fs'
 import type { parseArgs } from 'node:util'
+import { auditLine, OPERATOR } from '../audit/audit-log.js'
 import type { AppContext } from '../context.js'
 import { isDid, parseSpaceRef } from '../lexicon/formats.js'
 import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
@@ -45,6 +46,11 @@ export const OPTIONS = {
   'max-uses': { type: 'string' },
   reason: { type: 'string' },
   status: { type: 'string' },
+  actor: { type: 'string' },
+  action: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  limit: { type: 'string' },
 } as const
 
 export type Options = ReturnType<
@@ -101,11 +107,9 @@ function maxUsesOf(o: Options): number | null {
 }
 
 const JOIN_STATUSES = ['pending', 'approved', 'denied'] as const
-/** Who the operator is, in the created_by and decided_by columns. */
-const OPERATOR = 'operator'
 
 async function putMember(ctx: AppContext, [space, member]: string[], flags: Flags) {
-  await ctx.manager.putMember(await getHostedSpace(ctx, space!), did(member!), flags)
+  await ctx.manager.putMember(await getHostedSpace(ctx, space!), did(member!), flags, OPERATOR)
   return { did: member, ...flags }
 }
 
@@ -139,30 +143,36 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
           pdsService: onOff(o, 'pds-service'),
         }
         return o.plc
-          ? ctx.lifecycle.createPlc({ ...common, ownerRotationKey: o['owner-rotation-key'] })
-          : ctx.lifecycle.createWeb({ ...common, did: o.web! })
+          ? ctx.lifecycle.createPlc(
+              { ...common, ownerRotationKey: o['owner-rotation-key'] },
+              OPERATOR,
+            )
+          : ctx.lifecycle.createWeb({ ...common, did: o.web! }, OPERATOR)
       },
     },
     adopt: {
       usage: 'DID [--signing atproto|atproto_space] [--owner DID] [--pds-service on|off]',
       run: (ctx, [did], o) =>
-        ctx.lifecycle.adopt({
-          did: did!,
-          signing: oneOf('signing', o.signing ?? 'atproto', KEY_PURPOSES),
-          owner: o.owner,
-          pdsService: onOff(o, 'pds-service'),
-        }),
+        ctx.lifecycle.adopt(
+          {
+            did: did!,
+            signing: oneOf('signing', o.signing ?? 'atproto', KEY_PURPOSES),
+            owner: o.owner,
+            pdsService: onOff(o, 'pds-service'),
+          },
+          OPERATOR,
+        ),
     },
     set: {
       usage: 'DID --pds-service on|off',
       run(ctx, [did], o) {
         const on = onOff(o, 'pds-service')
         if (on === undefined) throw new CliUsageError('authority set needs --pds-service on|off')
-        return ctx.lifecycle.setPdsService(did!, on)
+        return ctx.lifecycle.setPdsService(did!, on, OPERATOR)
       },
     },
-    activate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.activate(did!) },
-    deactivate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.deactivate(did!) },
+    activate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.activate(did!, OPERATOR) },
+    deactivate: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.deactivate(did!, OPERATOR) },
     show: { usage: 'DID', run: (ctx, [did]) => ctx.lifecycle.describe(did!) },
     list: { usage: '', run: (ctx) => ctx.authorities.list() },
     'rotate-key': {
@@ -171,24 +181,31 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         ctx.lifecycle.rotateSigningKey(
           did!,
           oneOf('purpose', o.purpose ?? 'atproto', KEY_PURPOSES),
+          OPERATOR,
         ),
     },
     'rotate-rotation-keys': {
       usage: 'DID [--owner-rotation-key DIDKEY | --remove-owner-rotation-key]',
       run: (ctx, [did], o) =>
-        ctx.lifecycle.rotateRotationKeys(did!, {
-          ownerRotationKey: o['remove-owner-rotation-key'] ? null : o['owner-rotation-key'],
-        }),
+        ctx.lifecycle.rotateRotationKeys(
+          did!,
+          { ownerRotationKey: o['remove-owner-rotation-key'] ? null : o['owner-rotation-key'] },
+          OPERATOR,
+        ),
     },
     transfer: {
       usage: 'DID [--rotation-key DIDKEY ...] [--endpoint URL]',
       run: (ctx, [did], o) =>
-        ctx.lifecycle.transfer(did!, {
-          rotationKeys: o['rotation-key'],
-          services: o.endpoint
-            ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: o.endpoint } }
-            : undefined,
-        }),
+        ctx.lifecycle.transfer(
+          did!,
+          {
+            rotationKeys: o['rotation-key'],
+            services: o.endpoint
+              ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: o.endpoint } }
+              : undefined,
+          },
+          OPERATOR,
+        ),
     },
   },
   space: {
@@ -201,7 +218,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         if (!parseSpaceRef(`at://${authority}/space/${spaceType}/${skey}`))
           throw new CliUsageError('TYPE must be an NSID and --skey a record key')
         const input = { authority: authority!, spaceType: spaceType!, skey, ...preset(ctx, o) }
-        return spaceView(ctx, await ctx.spaces.create(input))
+        return spaceView(ctx, await ctx.spaces.create(input, OPERATOR))
       },
     },
     list: { usage: '[AUTHORITY]', run: (ctx, [authority]) => ctx.spaces.list(authority) },
@@ -215,13 +232,13 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         await getHostedSpace(ctx, space!)
         const { readPolicy, writePolicy, appAccess } = preset(ctx, o)
         const change = { readPolicy, writePolicy, appAccess }
-        return spaceView(ctx, await ctx.manager.updatePolicy(space!, change))
+        return spaceView(ctx, await ctx.manager.updatePolicy(space!, change, OPERATOR))
       },
     },
     delete: {
       usage: 'SPACE',
       async run(ctx, [space]) {
-        const deleted = await ctx.manager.deleteSpace(space!)
+        const deleted = await ctx.manager.deleteSpace(space!, OPERATOR)
         if (deleted) await ctx.notify.spaceDeleted(space!)
         return { uri: space, deleted }
       },
@@ -245,7 +262,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     remove: {
       usage: 'SPACE DID',
       async run(ctx, [space, member]) {
-        await ctx.manager.removeMember(await getHostedSpace(ctx, space!), did(member!))
+        await ctx.manager.removeMember(await getHostedSpace(ctx, space!), did(member!), OPERATOR)
         return { did: member, removed: true }
       },
     },
@@ -253,7 +270,8 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
       usage: 'SPACE [FILE|-]',
       async run(ctx, [space, file]) {
         const config = await getHostedSpace(ctx, space!)
-        return ctx.manager.importMembers(config, importEntries(memberLines(file ?? '-')))
+        const lines = importEntries(memberLines(file ?? '-'))
+        return ctx.manager.importMembers(config, lines, OPERATOR)
       },
     },
     export: {
@@ -271,7 +289,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         const role: ManagerRole = oneOf('role', o.role ?? '', MANAGER_ROLES)
         if (!(await ctx.authorities.status(authority!)))
           throw new CliUsageError(`AuthorityNotFound: ${authority} is not an authority here`)
-        await ctx.managers.change(authority!, did(member!), role, 'operator')
+        await ctx.managers.change(authority!, did(member!), role, 'operator', OPERATOR)
         return { authority, did: member, role }
       },
     },
@@ -279,7 +297,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     revoke: {
       usage: 'AUTHORITY DID',
       async run(ctx, [authority, member]) {
-        await ctx.managers.change(authority!, member!, undefined, 'operator')
+        await ctx.managers.change(authority!, member!, undefined, 'operator', OPERATOR)
         return { authority, did: member, revoked: true }
       },
     },
@@ -288,12 +306,15 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     create: {
       usage: 'SPACE [--write on|off] [--max-uses N|unlimited] [--expires ISO]',
       async run(ctx, [space], o) {
-        const { code, view } = await ctx.admission.createInvite(await getHostedSpace(ctx, space!), {
-          write: onOff(o, 'write') ?? false,
-          maxUses: maxUsesOf(o),
-          expiresAt: expiresOf(o),
-          createdBy: OPERATOR,
-        })
+        const { code, view } = await ctx.admission.createInvite(
+          await getHostedSpace(ctx, space!),
+          {
+            write: onOff(o, 'write') ?? false,
+            maxUses: maxUsesOf(o),
+            expiresAt: expiresOf(o),
+          },
+          OPERATOR,
+        )
         return { ...view, code, link: `${ctx.cfg.service.publicUrl}/join/${code}` }
       },
     },
@@ -305,7 +326,13 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     revoke: {
       usage: 'SPACE ID',
       async run(ctx, [space, id]) {
-        if (!(await ctx.admission.revokeInvite((await getHostedSpace(ctx, space!)).uri, id!)))
+        if (
+          !(await ctx.admission.revokeInvite(
+            (await getHostedSpace(ctx, space!)).uri,
+            id!,
+            OPERATOR,
+          ))
+        )
           throw new CliUsageError(`InviteNotFound: no invite ${id} in ${space}`)
         return { id, revoked: true }
       },
@@ -353,11 +380,15 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     put: {
       usage: 'SPACE DID [--reason TEXT] [--expires ISO]',
       run: async (ctx, [space, member], o) =>
-        ctx.admission.ban(await getHostedSpace(ctx, space!), did(member!), {
-          reason: o.reason ?? null,
-          expiresAt: expiresOf(o) ?? null,
-          createdBy: OPERATOR,
-        }),
+        ctx.admission.ban(
+          await getHostedSpace(ctx, space!),
+          did(member!),
+          {
+            reason: o.reason ?? null,
+            expiresAt: expiresOf(o) ?? null,
+          },
+          OPERATOR,
+        ),
     },
     list: {
       usage: 'SPACE',
@@ -367,7 +398,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     lift: {
       usage: 'SPACE DID',
       async run(ctx, [space, member]) {
-        if (!(await ctx.admission.lift((await getHostedSpace(ctx, space!)).uri, member!)))
+        if (!(await ctx.admission.lift((await getHostedSpace(ctx, space!)).uri, member!, OPERATOR)))
           throw new CliUsageError(`${member} is not banned from ${space}`)
         return { did: member, lifted: true }
       },
@@ -384,15 +415,18 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
         if (o.space && parseSpaceRef(o.space)?.authority !== authority)
           throw new CliUsageError(`--space must be a space URI of ${authority}`)
         if (!o.name) throw new CliUsageError('--name is required')
-        const { token, view } = await ctx.tokens.create({
-          authority: authority!,
-          createdBy: manager,
-          creatorRole,
-          name: o.name,
-          role: oneOf('role', o.role ?? '', MANAGER_ROLES),
-          space: o.space,
-          expiresAt,
-        })
+        const { token, view } = await ctx.tokens.create(
+          {
+            authority: authority!,
+            createdBy: manager,
+            creatorRole,
+            name: o.name,
+            role: oneOf('role', o.role ?? '', MANAGER_ROLES),
+            space: o.space,
+            expiresAt,
+          },
+          OPERATOR,
+        )
         return { ...view, token }
       },
     },
@@ -400,16 +434,56 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
     revoke: {
       usage: 'AUTHORITY ID',
       async run(ctx, [authority, id]) {
-        if (!(await ctx.tokens.revoke(authority!, id!)))
+        if (!(await ctx.tokens.revoke(authority!, id!, OPERATOR)))
           throw new CliUsageError(`no token ${id} on ${authority}`)
         return { id, revoked: true }
       },
     },
   },
+  audit: {
+    verify: { usage: 'AUTHORITY', run: (ctx, [authority]) => ctx.audit.verify(authority!) },
+    list: {
+      usage:
+        'AUTHORITY [--space URI] [--actor DID] [--action A] [--since ISO] [--until ISO] [--limit N]',
+      run: (ctx, [authority], o) =>
+        ctx.audit.query({
+          authority: authority!,
+          space: o.space,
+          actor: o.actor,
+          action: o.action,
+          from: isoOption(o, 'since'),
+          to: isoOption(o, 'until'),
+          limit: limitOption(o.limit),
+        }),
+    },
+    export: {
+      usage: 'AUTHORITY',
+      async run(ctx, [authority], _o, out) {
+        for await (const e of ctx.audit.export(authority!)) out(auditLine(e).trimEnd())
+      },
+    },
+  },
+}
+
+/** `--NAME ISO` as a date, when given. */
+function isoOption(o: Options, name: 'since' | 'until'): Date | undefined {
+  const value = o[name]
+  if (value === undefined) return undefined
+  const date = new Date(value)
+  if (Number.isNaN(date.getTime())) throw new CliUsageError(`--${name} is an ISO 8601 date-time`)
+  return date
+}
+
+/** `--limit`: 1 to 1000, 100 when not given. */
+function limitOption(value: string | undefined): number {
+  const n = Number(value ?? 100)
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new CliUsageError('--limit is a whole number from 1 to 1000')
+  return n
 }
 
 async function setJoinRequests(ctx: AppContext, space: string, open: boolean) {
   const { uri } = await getHostedSpace(ctx, space)
-  await ctx.admission.setJoinRequestsOpen(uri, open)
+  await ctx.admission.setJoinRequestsOpen(uri, open, OPERATOR)
   return { uri, joinRequests: open }
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
 import { atLeast, type ManagerRole } from '../authorities/managers.js'
@@ -46,24 +47,67 @@ export class ApiTokenService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly audit: AuditLog,
   ) {}
 
-  async create(input: {
-    authority: string
-    createdBy: string
-    creatorRole: ManagerRole
-    name: string
-    role: ManagerRole
-    space?: string
-    expiresAt?: Date
-    /** The token making this one: the new one expires no later, and goes when it is revoked. */
-    parent?: TokenView
-  }): Promise<{ token: string; view: TokenView }> {
+  /** Creates a token, recorded in the audit log as `by` (a refusal too). */
+  async create(
+    input: {
+      authority: string
+      createdBy: string
+      creatorRole: ManagerRole
+      name: string
+      role: ManagerRole
+      space?: string
+      expiresAt?: Date
+      /** The token making this one: the new one expires no later, and goes when it is revoked. */
+      parent?: TokenView
+    },
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<{ token: string; view: TokenView }> {
+    const entry = { authority: input.authority, actor: by, action: 'token.create' }
+    const now = this.clock.now()
+    let expiresAt: Date | undefined
+    try {
+      expiresAt = this.checkCreate(input, now)
+    } catch (err) {
+      const after = { name: input.name, role: input.role, createdBy: input.createdBy }
+      await this.audit.recordRefusal({ ...entry, after, reason: (err as Error).message })
+      throw err
+    }
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
+    const row = await this.db.transact(async (tx) => {
+      const row = await tx.apiToken.create({
+        data: {
+          id: randomBytes(9).toString('base64url'),
+          authorityDid: input.authority,
+          createdBy: input.createdBy,
+          name: input.name,
+          role: input.role,
+          space: input.space ?? null,
+          hash: hashOf(token),
+          parentId: input.parent?.id ?? null,
+          createdAt: now,
+          expiresAt: expiresAt ?? null,
+        },
+      })
+      // Never the secret or its hash: the log is read by every admin.
+      const { hash: _hash, lastUsedAt: _used, revokedAt: _revoked, ...shown } = row
+      await this.audit.append(tx, { ...entry, space: row.space, subject: row.id, after: shown })
+      return row
+    })
+    return { token, view: view(row) }
+  }
+
+  /** The expiry a new token gets; TokenError when the creator may not make it. */
+  private checkCreate(
+    input: { creatorRole: ManagerRole; role: ManagerRole; expiresAt?: Date; parent?: TokenView },
+    now: Date,
+  ): Date | undefined {
     if (!atLeast(input.creatorRole, input.role))
       throw new TokenError(
         `a ${input.creatorRole} may not create a token with the ${input.role} role`,
       )
-    const now = this.clock.now()
     const ceiling = input.parent?.expiresAt ?? undefined
     if (input.expiresAt && ceiling && input.expiresAt > ceiling)
       throw new TokenError(
@@ -71,22 +115,7 @@ export class ApiTokenService {
       )
     const expiresAt = input.expiresAt ?? ceiling
     if (expiresAt && expiresAt <= now) throw new TokenError('expiresAt must be in the future')
-    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
-    const row = await this.db.prisma.apiToken.create({
-      data: {
-        id: randomBytes(9).toString('base64url'),
-        authorityDid: input.authority,
-        createdBy: input.createdBy,
-        name: input.name,
-        role: input.role,
-        space: input.space ?? null,
-        hash: hashOf(token),
-        parentId: input.parent?.id ?? null,
-        createdAt: now,
-        expiresAt: expiresAt ?? null,
-      },
-    })
-    return { token, view: view(row) }
+    return expiresAt
   }
 
   /** The live token `secret` is, or undefined (unknown, expired or revoked). */
@@ -117,14 +146,21 @@ export class ApiTokenService {
   }
 
   /**
-   * Revokes a token of `authority` and every token it made, theirs too (one transaction); false
-   * when there is none by that id. Revoking twice is fine.
+   * Revokes a token of `authority` and every token it made, theirs too (one transaction, with its
+   * audit entry naming every token revoked); false when there is none by that id. Revoking twice
+   * is fine.
    */
-  async revoke(authority: string, id: string): Promise<boolean> {
+  async revoke(authority: string, id: string, by: Actor = SYSTEM_ACTOR): Promise<boolean> {
     if (!(await this.get(authority, id))) return false
     const now = this.clock.now()
     await this.db.transact(async (tx) => {
+      const revoked: string[] = []
       for (let ids = [id]; ids.length > 0;) {
+        const live = await tx.apiToken.findMany({
+          where: { id: { in: ids }, authorityDid: authority, revokedAt: null },
+          select: { id: true },
+        })
+        revoked.push(...live.map((t) => t.id))
         await tx.apiToken.updateMany({
           where: { id: { in: ids }, authorityDid: authority, revokedAt: null },
           data: { revokedAt: now },
@@ -135,6 +171,13 @@ export class ApiTokenService {
         })
         ids = children.map((c) => c.id)
       }
+      await this.audit.append(tx, {
+        authority,
+        actor: by,
+        action: 'token.revoke',
+        subject: id,
+        after: { revoked },
+      })
     })
     return true
   }

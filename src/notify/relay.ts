@@ -1,5 +1,6 @@
 import { spaceAuthority, toBytesJson } from '../lexicon/formats.js'
 import { randomUUID } from 'node:crypto'
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { OutboundAuth } from '../auth/outbound.js'
 import type { Clock } from '../clock.js'
@@ -100,6 +101,7 @@ export class Relay {
   constructor(
     private readonly deps: {
       db: Db
+      audit: AuditLog
       resolver: DidResolver
       fetcher: SafeFetcher
       authorities: AuthorityService
@@ -153,6 +155,7 @@ export class Relay {
   async replay(
     space: string,
     id: string,
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<{ delivered: boolean; error?: string } | 'pruned' | undefined> {
     const db = this.deps.db.prisma
     const letter = await db.deadLetter.findFirst({ where: { id, space } })
@@ -167,15 +170,25 @@ export class Relay {
     }
     const target = await this.target(space, letter.service)
     const outcome = 'error' in target ? target : await this.post(target, letter.service, lxm, body)
-    if (outcome === 'ok') {
-      await db.deadLetter.deleteMany({ where: { id } })
-      return { delivered: true }
-    }
-    await db.deadLetter.updateMany({
-      where: { id },
-      data: { attempts: letter.attempts + 1, lastError: outcome.error },
+    const result =
+      outcome === 'ok' ? { delivered: true } : { delivered: false, error: outcome.error }
+    await this.deps.db.transact(async (tx) => {
+      if (outcome === 'ok') await tx.deadLetter.deleteMany({ where: { id } })
+      else
+        await tx.deadLetter.updateMany({
+          where: { id },
+          data: { attempts: letter.attempts + 1, lastError: outcome.error },
+        })
+      await this.deps.audit.append(tx, {
+        authority: spaceAuthority(space),
+        actor: by,
+        action: 'dead-letter.replay',
+        space,
+        subject: id,
+        after: { service: letter.service, ...result },
+      })
     })
-    return { delivered: false, error: outcome.error }
+    return result
   }
 
   /** Ends the loop and waits for deliveries in flight; what is still queued stays queued. */

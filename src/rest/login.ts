@@ -307,7 +307,7 @@ async function joinAtLogin(
     .revoke(did)
     .catch((err: unknown) => log(ctx).warn({ reason: reasonOf(err) }, 'revoke failed'))
   if (join.kind === 'invite') {
-    const accepted = await ctx.admission.acceptInvite(join.code, did)
+    const accepted = await ctx.admission.acceptInvite(join.code, did, 'rest')
     log(ctx).info({ did, space: accepted.space }, 'invite accepted at login')
     return sendPage(
       reply,
@@ -316,7 +316,7 @@ async function joinAtLogin(
     )
   }
   const config = await getHostedSpace(ctx, join.space)
-  const request = await ctx.admission.requestJoin(config, did, join.message)
+  const request = await ctx.admission.requestJoin(config, did, 'rest', join.message)
   log(ctx).info({ did, space: config.uri }, 'join request made at login')
   return sendPage(
     reply,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
+import type { Actor } from '../audit/audit-log.js'
 import { AuthorityLifecycleError } from '../authorities/lifecycle.js'
 import {
   can,
@@ -89,7 +90,13 @@ export function route<
   return r as unknown as RestRoute
 }
 
-/** The role `principal` acts with on `authority` (and `space`), when it holds `capability`. */
+/** The audit log's name for a REST caller: the manager (a token acts for its creator). */
+export const restActor = (principal: Principal): Actor => ({ did: principal.did, door: 'rest' })
+
+/**
+ * The role `principal` acts with on `authority` (and `space`), when it holds `capability`. A
+ * refusal is recorded in the authority's audit log before it goes out.
+ */
 export async function authorize(
   ctx: AppContext,
   principal: Principal,
@@ -97,20 +104,40 @@ export async function authorize(
   capability: Capability,
   space?: string,
 ): Promise<ManagerRole> {
+  const refusal = await refusalOf(ctx, principal, authority, capability, space)
+  if (typeof refusal === 'string') {
+    await ctx.audit.recordRefusal({
+      authority,
+      actor: restActor(principal),
+      action: 'refused',
+      space,
+      reason: `${capability}: ${refusal}`,
+    })
+    throw new ForbiddenError(refusal)
+  }
+  return refusal.role
+}
+
+/** The caller's role when it may `capability`, or why not. */
+async function refusalOf(
+  ctx: AppContext,
+  principal: Principal,
+  authority: string,
+  capability: Capability,
+  space?: string,
+): Promise<{ role: ManagerRole } | string> {
   let role = await ctx.managers.roleOf(authority, principal.did)
   if (principal.kind === 'token') {
     const { token } = principal
-    if (token.authority !== authority)
-      throw new ForbiddenError(`This API token is for ${token.authority}`)
+    if (token.authority !== authority) return `This API token is for ${token.authority}`
     if (token.space !== null && token.space !== space)
-      throw new ForbiddenError(`This API token is limited to ${token.space}`)
+      return `This API token is limited to ${token.space}`
     // Never above the creator's role now.
     if (role) role = weaker(role, token.role)
   }
-  if (!role) throw new ForbiddenError(`${principal.did} does not manage ${authority}`)
-  if (!can(role, capability))
-    throw new ForbiddenError(`The ${role} role does not allow ${capability} on ${authority}`)
-  return role
+  if (!role) return `${principal.did} does not manage ${authority}`
+  if (!can(role, capability)) return `The ${role} role does not allow ${capability} on ${authority}`
+  return { role }
 }
 
 /** A cookie rides along on requests other sites make: changes need the session's CSRF token. */

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
+import { auditLine, type Actor, type AuditEntryView } from '../audit/audit-log.js'
 import { atLeast, MANAGER_ROLES, weaker } from '../authorities/managers.js'
 import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
@@ -24,12 +25,13 @@ import {
 import { joinRequestOut, joinRequestView } from '../lexicon/dev/gatehouse/space/defs.js'
 import type { SpacePolicy } from '../policy/types.js'
 import { LOGIN_ROUTES } from './login.js'
+import { revocationFilter } from '../spaces/credentials.js'
 import { getHostedSpace } from '../spaces/hosted.js'
 import { nextTid } from '../spaces/tid.js'
 import { spaceView } from '../spaces/view.js'
 import { authorityOut } from '../xrpc/dev/gatehouse/authority/shared.js'
 import { readJsonLines } from '../xrpc/ndjson.js'
-import { authorize, route, type Principal, type RestRoute } from './route.js'
+import { authorize, restActor, route, type Principal, type RestRoute } from './route.js'
 
 const role = z.enum(MANAGER_ROLES)
 const limit = (max: number, dflt: number) =>
@@ -85,6 +87,24 @@ const tokenOut = z.object({
   lastUsedAt: iso.nullable(),
 })
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
+const auditEntryOut = z.object({
+  authority: z.string(),
+  seq: z.number().int(),
+  at: iso,
+  actor: z.string().describe('a DID, `operator` (the CLI) or `system`'),
+  // Plain strings, not enums: a tampered entry must still be readable, to be looked at.
+  door: z.string().describe('rest, xrpc, cli or system'),
+  action: z.string(),
+  space: z.string().nullable(),
+  subject: z.string().nullable(),
+  before: z.string().nullable().describe('JSON text, as hashed'),
+  after: z.string().nullable().describe('JSON text, as hashed'),
+  outcome: z.string().describe('ok or refused'),
+  reason: z.string().nullable(),
+  prevHash: z.string().describe('hex'),
+  hash: z.string().describe('hex: SHA-256, see docs/audit.md'),
+})
+const auditOut = (e: AuditEntryView) => ({ ...e, at: e.at.toISOString() })
 
 /** A policy from a preset (with its parameters) or given in full, in lexicon form. */
 const policyInput = z.object({
@@ -118,7 +138,7 @@ function lifecycle<B extends z.ZodObject>(
   step: string,
   summary: string,
   body: B,
-  run: (ctx: AppContext, did: string, body: z.output<B>) => Promise<AuthorityView>,
+  run: (ctx: AppContext, did: string, body: z.output<B>, by: Actor) => Promise<AuthorityView>,
 ): RestRoute {
   return route({
     method: 'POST',
@@ -130,7 +150,8 @@ function lifecycle<B extends z.ZodObject>(
     response: authorityView,
     async handler({ ctx, principal, params, body }) {
       await authorize(ctx, principal, params.authority, 'authority')
-      return authorityOut(await run(ctx, params.authority, body as z.output<B>))
+      const by = restActor(principal)
+      return authorityOut(await run(ctx, params.authority, body as z.output<B>, by))
     },
   })
 }
@@ -208,12 +229,15 @@ const ADMISSION_ROUTES: RestRoute[] = [
     secret: ['code', 'link'],
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'invites')
-      const { code, view } = await ctx.admission.createInvite(config, {
-        write: body.write,
-        maxUses: body.maxUses,
-        expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
-        createdBy: principal.did,
-      })
+      const { code, view } = await ctx.admission.createInvite(
+        config,
+        {
+          write: body.write,
+          maxUses: body.maxUses,
+          expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+        },
+        restActor(principal),
+      )
       return { ...inviteView(view), code, link: `${ctx.cfg.service.publicUrl}/join/${code}` }
     },
   }),
@@ -225,7 +249,7 @@ const ADMISSION_ROUTES: RestRoute[] = [
     params: inviteParams,
     async handler({ ctx, principal, params }) {
       const config = await space(ctx, principal, params, 'invites')
-      if (!(await ctx.admission.revokeInvite(config.uri, params.id)))
+      if (!(await ctx.admission.revokeInvite(config.uri, params.id, restActor(principal))))
         throw new XrpcError(404, 'InviteNotFound', `no invite ${params.id} in ${config.uri}`)
     },
   }),
@@ -258,7 +282,7 @@ const ADMISSION_ROUTES: RestRoute[] = [
     response: requestOut,
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'join-requests')
-      return requestView(await ctx.admission.approve(config, params.id, body, principal.did))
+      return requestView(await ctx.admission.approve(config, params.id, body, restActor(principal)))
     },
   }),
   route({
@@ -275,7 +299,7 @@ const ADMISSION_ROUTES: RestRoute[] = [
         config.uri,
         params.id,
         body.reason ?? null,
-        principal.did,
+        restActor(principal),
       )
       return requestView(denied)
     },
@@ -302,7 +326,7 @@ const ADMISSION_ROUTES: RestRoute[] = [
     response: z.object({ open: z.boolean() }),
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'space-config')
-      await ctx.admission.setJoinRequestsOpen(config.uri, body.open)
+      await ctx.admission.setJoinRequestsOpen(config.uri, body.open, restActor(principal))
       return body
     },
   }),
@@ -336,11 +360,15 @@ const ADMISSION_ROUTES: RestRoute[] = [
     response: banOut,
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'membership')
-      const ban = await ctx.admission.ban(config, params.member, {
-        reason: body.reason ?? null,
-        expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
-        createdBy: principal.did,
-      })
+      const ban = await ctx.admission.ban(
+        config,
+        params.member,
+        {
+          reason: body.reason ?? null,
+          expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
+        },
+        restActor(principal),
+      )
       return banView(ban)
     },
   }),
@@ -352,7 +380,7 @@ const ADMISSION_ROUTES: RestRoute[] = [
     params: memberParams,
     async handler({ ctx, principal, params }) {
       const config = await space(ctx, principal, params, 'membership')
-      if (!(await ctx.admission.lift(config.uri, params.member)))
+      if (!(await ctx.admission.lift(config.uri, params.member, restActor(principal))))
         throw new XrpcError(404, 'NotFound', `${params.member} is not banned from ${config.uri}`)
     },
   }),
@@ -429,25 +457,25 @@ export const ROUTES: RestRoute[] = [
     'activate',
     'Activate the authority (its DID document must name Gatehouse)',
     z.object({}),
-    (ctx, did) => ctx.lifecycle.activate(did),
+    (ctx, did, _body, by) => ctx.lifecycle.activate(did, by),
   ),
   lifecycle(
     'deactivate',
     'Deactivate the authority: its spaces stop issuing credentials',
     z.object({}),
-    (ctx, did) => ctx.lifecycle.deactivate(did),
+    (ctx, did, _body, by) => ctx.lifecycle.deactivate(did, by),
   ),
   lifecycle(
     'rotate-signing-key',
     'Replace a signing key of the authority',
     z.object({ purpose: z.enum(['atproto', 'atproto_space']).default('atproto') }),
-    (ctx, did, body) => ctx.lifecycle.rotateSigningKey(did, body.purpose),
+    (ctx, did, body, by) => ctx.lifecycle.rotateSigningKey(did, body.purpose, by),
   ),
   lifecycle(
     'rotate-rotation-keys',
     'did:plc: replace Gatehouse’s rotation key; set or remove (null) the owner’s',
     z.object({ ownerRotationKey: z.string().max(200).nullable().optional() }),
-    (ctx, did, body) => ctx.lifecycle.rotateRotationKeys(did, body),
+    (ctx, did, body, by) => ctx.lifecycle.rotateRotationKeys(did, body, by),
   ),
   lifecycle(
     'transfer',
@@ -456,13 +484,17 @@ export const ROUTES: RestRoute[] = [
       rotationKeys: z.array(z.string().max(200)).max(10).optional(),
       endpoint: z.url().max(2048).optional(),
     }),
-    (ctx, did, body) =>
-      ctx.lifecycle.transfer(did, {
-        rotationKeys: body.rotationKeys,
-        services: body.endpoint
-          ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint } }
-          : undefined,
-      }),
+    (ctx, did, body, by) =>
+      ctx.lifecycle.transfer(
+        did,
+        {
+          rotationKeys: body.rotationKeys,
+          services: body.endpoint
+            ? { atproto_space_host: { type: 'AtprotoSpaceHost', endpoint: body.endpoint } }
+            : undefined,
+        },
+        by,
+      ),
   ),
   route({
     method: 'PATCH',
@@ -474,7 +506,9 @@ export const ROUTES: RestRoute[] = [
     response: authorityView,
     async handler({ ctx, principal, params, body }) {
       await authorize(ctx, principal, params.authority, 'authority')
-      return authorityOut(await ctx.lifecycle.setPdsService(params.authority, body.pdsService))
+      const { authority } = params
+      const by = restActor(principal)
+      return authorityOut(await ctx.lifecycle.setPdsService(authority, body.pdsService, by))
     },
   }),
   route({
@@ -507,12 +541,15 @@ export const ROUTES: RestRoute[] = [
       const policy = policyFrom(ctx, body)
       if (!policy.readPolicy || !policy.writePolicy || !policy.appAccess)
         throw new InvalidRequestError('give a preset, or readPolicy, writePolicy and appAccess')
-      const config = await ctx.spaces.create({
-        ...(policy as SpacePolicy),
-        authority: params.authority,
-        spaceType: body.spaceType,
-        skey: body.skey ?? nextTid(ctx.clock.nowMs()),
-      })
+      const config = await ctx.spaces.create(
+        {
+          ...(policy as SpacePolicy),
+          authority: params.authority,
+          spaceType: body.spaceType,
+          skey: body.skey ?? nextTid(ctx.clock.nowMs()),
+        },
+        restActor(principal),
+      )
       return spaceView(ctx, config)
     },
   }),
@@ -537,7 +574,11 @@ export const ROUTES: RestRoute[] = [
     response: spaceOut,
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'space-config')
-      return spaceView(ctx, await ctx.manager.updatePolicy(config.uri, policyFrom(ctx, body)))
+      const change = policyFrom(ctx, body)
+      return spaceView(
+        ctx,
+        await ctx.manager.updatePolicy(config.uri, change, restActor(principal)),
+      )
     },
   }),
   route({
@@ -548,7 +589,8 @@ export const ROUTES: RestRoute[] = [
     params: spaceParams,
     async handler({ ctx, principal, params }) {
       const config = await space(ctx, principal, params, 'space-config')
-      if (await ctx.manager.deleteSpace(config.uri)) await ctx.notify.spaceDeleted(config.uri)
+      if (await ctx.manager.deleteSpace(config.uri, restActor(principal)))
+        await ctx.notify.spaceDeleted(config.uri)
     },
   }),
   route({
@@ -580,7 +622,7 @@ export const ROUTES: RestRoute[] = [
     response: memberOut,
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'membership')
-      await ctx.manager.putMember(config, params.member, body)
+      await ctx.manager.putMember(config, params.member, body, restActor(principal))
       return { did: params.member, ...body }
     },
   }),
@@ -594,6 +636,7 @@ export const ROUTES: RestRoute[] = [
       await ctx.manager.removeMember(
         await space(ctx, principal, params, 'membership'),
         params.member,
+        restActor(principal),
       )
     },
   }),
@@ -609,7 +652,7 @@ export const ROUTES: RestRoute[] = [
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'bulk-membership')
       const lines = readJsonLines(body as never, { maxLineBytes: 4096, maxLines: 10_000_000 })
-      return ctx.manager.importMembers(config, importEntries(lines))
+      return ctx.manager.importMembers(config, importEntries(lines), restActor(principal))
     },
   }),
   route({
@@ -659,7 +702,13 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ did: z.string(), role }),
     async handler({ ctx, principal, params, body }) {
       const actor = await authorize(ctx, principal, params.authority, 'roles')
-      await ctx.managers.change(params.authority, params.member, body.role, actor)
+      await ctx.managers.change(
+        params.authority,
+        params.member,
+        body.role,
+        actor,
+        restActor(principal),
+      )
       return { did: params.member, role: body.role }
     },
   }),
@@ -671,7 +720,13 @@ export const ROUTES: RestRoute[] = [
     params: authorityParams.extend({ member: did }),
     async handler({ ctx, principal, params }) {
       const actor = await authorize(ctx, principal, params.authority, 'roles')
-      await ctx.managers.change(params.authority, params.member, undefined, actor)
+      await ctx.managers.change(
+        params.authority,
+        params.member,
+        undefined,
+        actor,
+        restActor(principal),
+      )
     },
   }),
   route({
@@ -715,17 +770,20 @@ export const ROUTES: RestRoute[] = [
       const creatorRole = await authorize(ctx, principal, params.authority, 'tokens', body.space)
       if (body.space !== undefined && parseSpaceRef(body.space)?.authority !== params.authority)
         throw new InvalidRequestError(`space must be a space URI of ${params.authority}`)
-      const { token, view } = await ctx.tokens.create({
-        authority: params.authority,
-        createdBy: principal.did,
-        creatorRole,
-        name: body.name,
-        role: body.role,
-        space: body.space,
-        expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
-        // A token made by a token never outlives it.
-        parent: principal.kind === 'token' ? principal.token : undefined,
-      })
+      const { token, view } = await ctx.tokens.create(
+        {
+          authority: params.authority,
+          createdBy: principal.did,
+          creatorRole,
+          name: body.name,
+          role: body.role,
+          space: body.space,
+          expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+          // A token made by a token never outlives it.
+          parent: principal.kind === 'token' ? principal.token : undefined,
+        },
+        restActor(principal),
+      )
       return { ...tokenView(view), token }
     },
   }),
@@ -741,9 +799,18 @@ export const ROUTES: RestRoute[] = [
       const target = await ctx.tokens.get(params.authority, params.id)
       if (!target)
         throw new XrpcError(404, 'TokenNotFound', `no token ${params.id} on ${params.authority}`)
-      if (target.createdBy !== principal.did && !atLeast(actor, target.role))
-        throw new ForbiddenError(`a ${actor} may not revoke another manager's ${target.role} token`)
-      await ctx.tokens.revoke(params.authority, params.id)
+      if (target.createdBy !== principal.did && !atLeast(actor, target.role)) {
+        const reason = `a ${actor} may not revoke another manager's ${target.role} token`
+        await ctx.audit.recordRefusal({
+          authority: params.authority,
+          actor: restActor(principal),
+          action: 'token.revoke',
+          subject: params.id,
+          reason,
+        })
+        throw new ForbiddenError(reason)
+      }
+      await ctx.tokens.revoke(params.authority, params.id, restActor(principal))
     },
   }),
   route({
@@ -794,10 +861,9 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ revoked: z.number().int() }),
     async handler({ ctx, principal, params, body }) {
       const config = await space(ctx, principal, params, 'credentials')
-      const revoked = await ctx.credentials.revoke(config, {
-        ...(body.user !== undefined ? { userDid: body.user } : {}),
-        ...(body.clientId !== undefined ? { clientId: body.clientId } : {}),
-        ...(body.credentials !== undefined ? { jtis: body.credentials } : {}),
+      const revoked = await ctx.credentials.revoke(config, revocationFilter(body), {
+        by: restActor(principal),
+        asked: true,
       })
       return { revoked }
     },
@@ -859,7 +925,7 @@ export const ROUTES: RestRoute[] = [
     response: z.object({ delivered: z.boolean(), error: z.string().optional() }),
     async handler({ ctx, principal, params }) {
       const config = await space(ctx, principal, params, 'notify')
-      const outcome = await ctx.relay.replay(config.uri, params.id)
+      const outcome = await ctx.relay.replay(config.uri, params.id, restActor(principal))
       if (outcome === undefined)
         throw new XrpcError(404, 'NotFound', `no dead letter ${params.id} in ${config.uri}`)
       if (outcome === 'pruned')
@@ -872,6 +938,75 @@ export const ROUTES: RestRoute[] = [
     },
   }),
   ...ADMISSION_ROUTES,
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/audit',
+    tag: 'audit',
+    summary: 'The audit log, newest first; filtered by time, actor, space and action',
+    params: authorityParams,
+    query: z.object({
+      limit: limit(1000, 100),
+      cursor: z.coerce
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('from the previous page’s `cursor`'),
+      from: z.iso.datetime({ offset: true }).optional().describe('entries at or after'),
+      to: z.iso.datetime({ offset: true }).optional().describe('entries before'),
+      actor: z.string().max(2048).optional(),
+      space: z.string().max(2048).optional(),
+      action: z.string().max(100).optional(),
+    }),
+    response: z.object({ entries: z.array(auditEntryOut), cursor: z.string().optional() }),
+    async handler({ ctx, principal, params, query }) {
+      await authorize(ctx, principal, params.authority, 'audit')
+      const entries = await ctx.audit.query({
+        ...query,
+        authority: params.authority,
+        from: query.from ? new Date(query.from) : undefined,
+        to: query.to ? new Date(query.to) : undefined,
+      })
+      return { entries: entries.map(auditOut), ...next(entries, query.limit, (e) => `${e.seq}`) }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/audit/export',
+    tag: 'audit',
+    summary: 'The whole audit log as JSON lines, oldest first',
+    params: authorityParams,
+    response: auditEntryOut,
+    responseEncoding: 'application/x-ndjson',
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'audit')
+      const entries = ctx.audit.export(params.authority)
+      const lines = (async function* () {
+        for await (const e of entries) yield auditLine(e)
+      })()
+      return Readable.from(lines) as never
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/authorities/{authority}/audit/verify',
+    tag: 'audit',
+    summary: 'Recompute the audit chain; name the first broken entry',
+    params: authorityParams,
+    body: z.object({}).optional(),
+    response: z.discriminatedUnion('ok', [
+      z.object({
+        ok: z.literal(true),
+        entries: z.number().int(),
+        head: z.string().nullable().describe('the newest entry’s hash, hex'),
+      }),
+      z.object({ ok: z.literal(false), firstBroken: z.number().int(), why: z.string() }),
+    ]),
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'audit')
+      return ctx.audit.verify(params.authority)
+    },
+  }),
 ]
 
 function inviteView(i: InviteView): z.input<typeof inviteOut> {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
+import type { Actor, AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
+import { spaceAuthority } from '../lexicon/formats.js'
 import type { Db, Tx } from '../db/client.js'
 import { mapDbError, UniqueViolationError } from '../db/errors.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
@@ -87,6 +89,7 @@ export interface BanView {
 
 export interface AdmissionDeps {
   db: Db
+  audit: AuditLog
   clock: Clock
   manager: SpaceManager
   credentials: CredentialService
@@ -129,6 +132,19 @@ export class AdmissionService {
     return this.deps.clock.now()
   }
 
+  /** The audit entry of an admission step, in the step's transaction. */
+  private record(
+    tx: Tx,
+    by: Actor,
+    action: string,
+    space: string,
+    subject: string,
+    change: { before?: unknown; after?: unknown } = {},
+  ) {
+    const authority = spaceAuthority(space)
+    return this.deps.audit.append(tx, { authority, actor: by, action, space, subject, ...change })
+  }
+
   // Invites
 
   /**
@@ -137,7 +153,8 @@ export class AdmissionService {
    */
   async createInvite(
     config: SpaceConfig,
-    input: { write: boolean; maxUses: number | null; expiresAt?: Date; createdBy: string },
+    input: { write: boolean; maxUses: number | null; expiresAt?: Date },
+    by: Actor,
   ): Promise<{ code: string; view: InviteView }> {
     const nowMs = this.deps.clock.nowMs()
     const expiresAt = input.expiresAt ?? new Date(nowMs + INVITE_DEFAULT_TTL_MS)
@@ -146,18 +163,25 @@ export class AdmissionService {
     if (expiresAt.getTime() > nowMs + INVITE_MAX_TTL_MS)
       throw new InvalidRequestError('expiresAt may be at most a year away')
     const code = randomBytes(24).toString('base64url')
-    const row = await this.db.prisma.invite.create({
-      data: {
-        id: newId(),
-        space: config.uri,
-        hash: hashOf(code),
-        read: true,
-        write: input.write,
-        maxUses: input.maxUses,
-        expiresAt,
-        createdBy: input.createdBy,
-        createdAt: this.now(),
-      },
+    const row = await this.db.transact(async (tx) => {
+      const row = await tx.invite.create({
+        data: {
+          id: newId(),
+          space: config.uri,
+          hash: hashOf(code),
+          read: true,
+          write: input.write,
+          maxUses: input.maxUses,
+          expiresAt,
+          createdBy: by.did,
+          createdAt: this.now(),
+        },
+      })
+      const { write, maxUses } = row
+      await this.record(tx, by, 'invite.create', config.uri, row.id, {
+        after: { read: true, write, maxUses, expiresAt: expiresAt.toISOString() },
+      })
+      return row
     })
     return { code, view: { ...inviteFields(row), usedBy: [] } }
   }
@@ -183,14 +207,17 @@ export class AdmissionService {
   }
 
   /** Revokes an invite of `space`; false when there is none by that id. Revoking twice is fine. */
-  async revokeInvite(space: string, id: string): Promise<boolean> {
-    const row = await this.db.prisma.invite.findUnique({ where: { id } })
-    if (!row || row.space !== space) return false
-    await this.db.prisma.invite.updateMany({
-      where: { id, revokedAt: null },
-      data: { revokedAt: this.now() },
+  async revokeInvite(space: string, id: string, by: Actor): Promise<boolean> {
+    return this.db.transact(async (tx) => {
+      const row = await tx.invite.findUnique({ where: { id } })
+      if (!row || row.space !== space) return false
+      const { count } = await tx.invite.updateMany({
+        where: { id, revokedAt: null },
+        data: { revokedAt: this.now() },
+      })
+      if (count) await this.record(tx, by, 'invite.revoke', space, id)
+      return true
     })
-    return true
   }
 
   /** The space an invite code is for, when there is such an invite (to check an audience first). */
@@ -205,7 +232,7 @@ export class AdmissionService {
    * flags, changes nothing and uses nothing. Two racing accepts of a last use: one wins, the other
    * is InviteExhausted.
    */
-  async acceptInvite(code: string, did: string): Promise<AcceptedInvite> {
+  async acceptInvite(code: string, did: string, door: Actor['door']): Promise<AcceptedInvite> {
     const found = await this.db.prisma.invite.findUnique({ where: { hash: hashOf(code) } })
     if (!found) throw new AdmissionError('InviteNotFound', 'No such invite')
     const config = await this.deps.hosted(found.space)
@@ -231,6 +258,9 @@ export class AdmissionService {
       })
       if (counted.count === 0) throw new AdmissionError('InviteExhausted', 'This invite is used up')
       await tx.inviteUse.create({ data: { inviteId: invite.id, did, at: this.now() } })
+      await this.record(tx, { did, door }, 'invite.accept', config.uri, did, {
+        after: { invite: invite.id, read: invite.read, write: invite.write },
+      })
       return { ...accepted, changed: true }
     })
   }
@@ -246,10 +276,20 @@ export class AdmissionService {
     return row?.joinRequests ?? false
   }
 
-  async setJoinRequestsOpen(space: string, open: boolean): Promise<void> {
-    await this.db.prisma.space.update({
-      where: { uri: space },
-      data: { joinRequests: open, updatedAt: this.now() },
+  async setJoinRequestsOpen(space: string, open: boolean, by: Actor): Promise<void> {
+    await this.db.transact(async (tx) => {
+      const before = await tx.space.findUniqueOrThrow({
+        where: { uri: space },
+        select: { joinRequests: true },
+      })
+      await tx.space.update({
+        where: { uri: space },
+        data: { joinRequests: open, updatedAt: this.now() },
+      })
+      await this.record(tx, by, 'join-settings.change', space, space, {
+        before,
+        after: { joinRequests: open },
+      })
     })
   }
 
@@ -258,7 +298,12 @@ export class AdmissionService {
    * member, or has made `requestsPerHour` requests in the last hour. A pending request is
    * answered again as it is (one pending per space and DID).
    */
-  async requestJoin(config: SpaceConfig, did: string, message?: string): Promise<JoinRequestView> {
+  async requestJoin(
+    config: SpaceConfig,
+    did: string,
+    door: Actor['door'],
+    message?: string,
+  ): Promise<JoinRequestView> {
     const now = this.now()
     // Outside the transaction: on SQLite the member table's statements share its connection's gate.
     if (await this.deps.manager.spaces.members.isMember(config.uri, did, 'read'))
@@ -282,6 +327,7 @@ export class AdmissionService {
           },
         })
         await this.queueForward(tx, config, row.id, now)
+        await this.record(tx, { did, door }, 'join-request.create', config.uri, row.id)
         return requestView(row)
       })
     } catch (err) {
@@ -356,22 +402,28 @@ export class AdmissionService {
     config: SpaceConfig,
     id: string,
     flags: Flags,
-    by: string,
+    by: Actor,
   ): Promise<JoinRequestView> {
     return this.db.transact(async (tx) => {
       await this.db.lockSpace(tx, config.uri)
       const request = await this.pendingRequest(tx, config.uri, id)
       await this.assertNotBanned(tx, config.uri, request.did)
       await this.deps.manager.grantMember(tx, config, request.did, flags)
-      return this.decide(tx, id, { status: 'approved', ...flags, reason: null, decidedBy: by })
+      await this.record(tx, by, 'join-request.approve', config.uri, id, {
+        after: { did: request.did, ...flags },
+      })
+      return this.decide(tx, id, { status: 'approved', ...flags, reason: null, decidedBy: by.did })
     })
   }
 
   /** Denies a pending request; the requester sees the reason. */
-  async deny(space: string, id: string, reason: string | null, by: string) {
+  async deny(space: string, id: string, reason: string | null, by: Actor) {
     return this.db.transact(async (tx) => {
-      await this.pendingRequest(tx, space, id)
-      return this.decide(tx, id, { status: 'denied', reason, decidedBy: by })
+      const request = await this.pendingRequest(tx, space, id)
+      await this.record(tx, by, 'join-request.deny', space, id, {
+        after: { did: request.did, reason },
+      })
+      return this.decide(tx, id, { status: 'denied', reason, decidedBy: by.did })
     })
   }
 
@@ -408,7 +460,8 @@ export class AdmissionService {
   async ban(
     config: SpaceConfig,
     did: string,
-    input: { reason: string | null; expiresAt: Date | null; createdBy: string },
+    input: { reason: string | null; expiresAt: Date | null },
+    by: Actor,
   ): Promise<BanView> {
     // The authority always passes every perimeter; banning it would mean nothing.
     if (did === config.authority)
@@ -420,20 +473,26 @@ export class AdmissionService {
         data: {
           status: 'denied',
           reason: 'banned',
-          decidedBy: input.createdBy,
+          decidedBy: by.did,
           decidedAt: now,
           pendingDid: null,
         },
       })
-      const data = { ...input, createdAt: now }
-      return tx.ban.upsert({
+      const data = { ...input, createdBy: by.did, createdAt: now }
+      const before = await tx.ban.findUnique({ where: { space_did: { space: config.uri, did } } })
+      const ban = await tx.ban.upsert({
         where: { space_did: { space: config.uri, did } },
         create: { space: config.uri, did, ...data },
         update: data,
       })
+      await this.record(tx, by, 'ban.put', config.uri, did, {
+        before: before && banFields(before),
+        after: banFields(ban),
+      })
+      return ban
     })
-    await this.deps.manager.removeMember(config, did)
-    await this.deps.credentials.revoke(config, { userDid: did })
+    await this.deps.manager.removeMember(config, did, by)
+    await this.deps.credentials.revoke(config, { userDid: did }, { by })
     return ban
   }
 
@@ -447,9 +506,14 @@ export class AdmissionService {
   }
 
   /** Lifts a ban; false when there was none. */
-  async lift(space: string, did: string): Promise<boolean> {
-    const { count } = await this.db.prisma.ban.deleteMany({ where: { space, did } })
-    return count > 0
+  async lift(space: string, did: string, by: Actor): Promise<boolean> {
+    return this.db.transact(async (tx) => {
+      const before = await tx.ban.findUnique({ where: { space_did: { space, did } } })
+      if (!before) return false
+      await tx.ban.delete({ where: { space_did: { space, did } } })
+      await this.record(tx, by, 'ban.lift', space, did, { before: banFields(before) })
+      return true
+    })
   }
 
   private async assertNotBanned(tx: Tx, space: string, did: string): Promise<void> {
@@ -458,6 +522,12 @@ export class AdmissionService {
       throw new AdmissionError('Banned', `${did} is banned from this space`)
   }
 }
+
+/** A ban as its audit entry shows it. */
+const banFields = (b: BanView) => ({
+  reason: b.reason,
+  expiresAt: b.expiresAt?.toISOString() ?? null,
+})
 
 function inviteFields({ hash: _hash, ...rest }: InviteRow): Omit<InviteView, 'usedBy'> {
   return rest

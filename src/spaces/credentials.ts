@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { AuthorityService } from '../authorities/authority-service.js'
 import type { KeyBinding } from '../auth/output.js'
 import type { Clock } from '../clock.js'
-import type { Db } from '../db/client.js'
+import type { Db, Tx } from '../db/client.js'
 import { forEachChunk, type HotQueries, type SqlValue } from '../db/hot-sql.js'
 import { createSpaceToken, randomJti } from '../crypto/space-token.js'
 import type { SpaceConfig } from '../policy/types.js'
@@ -11,6 +12,7 @@ export interface CredentialDeps {
   db: Db
   authorities: AuthorityService
   clock: Clock
+  audit: AuditLog
   /** Called once revocation notices are queued, so the relay sends them now. */
   onQueued?: () => void
 }
@@ -106,6 +108,8 @@ export class CredentialService {
    * Revokes the live credentials of a space matching `where` (a user, all users but one, an app —
    * `clientId: null`: issued without an attestation — or jtis; `{}`: all). Refused here at once;
    * the relay tells the repo hosts of the writers (`opts.writers` once the writer set is gone).
+   * Recorded in the audit log as `opts.by` in the same transaction when anything was revoked, or
+   * always when a manager `asked` for it.
    */
   async revoke(
     config: SpaceIdentity,
@@ -118,7 +122,7 @@ export class CredentialService {
       clientIdNotIn?: string[]
       jtis?: string[]
     },
-    opts: { writers?: string[] } = {},
+    opts: { writers?: string[]; by?: Actor; asked?: boolean } = {},
   ): Promise<number> {
     const now = this.deps.clock.now()
     const [conditions, args] = revocable(where)
@@ -129,35 +133,67 @@ export class CredentialService {
          WHERE space = ? AND revoked_at IS NULL AND expires_at > ?${conditions}`,
         [config.uri, now, ...args],
       )
-      if (rows.length === 0) return rows
-      await forEachChunk(
-        q,
-        'UPDATE issued_credential SET revoked_at = ? WHERE space = ? AND jti IN (*)',
-        [now, config.uri],
-        rows.map((r) => r.jti),
-        'execute',
-      )
-      for (const r of rows) {
-        await tx.revokedCredential.upsert({
-          where: { space_jti: { space: config.uri, jti: r.jti } },
-          create: { space: config.uri, jti: r.jti, expiresAt: r.expiresAt, createdAt: now },
-          update: { expiresAt: r.expiresAt },
-        })
-      }
-      await tx.revocationNotice.create({
-        data: {
-          id: randomUUID(),
+      if (rows.length > 0) await this.markRevoked(tx, config.uri, rows, now, opts.writers)
+      // Last in the transaction: the audit lock is held only while it commits.
+      if (rows.length > 0 || opts.asked)
+        await this.deps.audit.append(tx, {
+          authority: config.authority,
+          actor: opts.by ?? SYSTEM_ACTOR,
+          action: 'credentials.revoke',
           space: config.uri,
-          credentials: JSON.stringify(rows.map((r) => r.jti)),
-          writers: opts.writers ? JSON.stringify(opts.writers) : null,
-          nextAttemptAt: now,
-          createdAt: now,
-        },
-      })
+          after: { where, revoked: rows.length },
+        })
       return rows
     })
     if (revoked.length > 0) this.deps.onQueued?.()
     return revoked.length
+  }
+
+  /** Marks `rows` revoked, refuses them from now on, and queues the notice to their repo hosts. */
+  private async markRevoked(
+    tx: Tx,
+    space: string,
+    rows: { jti: string; expiresAt: Date }[],
+    now: Date,
+    writers: string[] | undefined,
+  ): Promise<void> {
+    await forEachChunk(
+      this.deps.db.in(tx),
+      'UPDATE issued_credential SET revoked_at = ? WHERE space = ? AND jti IN (*)',
+      [now, space],
+      rows.map((r) => r.jti),
+      'execute',
+    )
+    for (const r of rows) {
+      await tx.revokedCredential.upsert({
+        where: { space_jti: { space, jti: r.jti } },
+        create: { space, jti: r.jti, expiresAt: r.expiresAt, createdAt: now },
+        update: { expiresAt: r.expiresAt },
+      })
+    }
+    await tx.revocationNotice.create({
+      data: {
+        id: randomUUID(),
+        space,
+        credentials: JSON.stringify(rows.map((r) => r.jti)),
+        writers: writers ? JSON.stringify(writers) : null,
+        nextAttemptAt: now,
+        createdAt: now,
+      },
+    })
+  }
+}
+
+/** A manager's revocation request (REST and XRPC take the same fields) as `revoke`'s filter. */
+export function revocationFilter(ask: {
+  user?: string
+  clientId?: string
+  credentials?: string[]
+}): Parameters<CredentialService['revoke']>[1] {
+  return {
+    ...(ask.user !== undefined ? { userDid: ask.user } : {}),
+    ...(ask.clientId !== undefined ? { clientId: ask.clientId } : {}),
+    ...(ask.credentials !== undefined ? { jtis: ask.credentials } : {}),
   }
 }
 

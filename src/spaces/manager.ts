@@ -1,3 +1,4 @@
+import { SYSTEM_ACTOR, type Actor } from '../audit/audit-log.js'
 import type { Tx } from '../db/client.js'
 import type { Flags } from '../members/member-list.js'
 import { spaceAuthority } from '../lexicon/formats.js'
@@ -23,10 +24,11 @@ export class SpaceManager {
     config: SpaceConfig,
     did: string,
     flags: { read: boolean; write: boolean },
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<void> {
-    const before = await this.spaces.putMember(config.uri, did, flags)
+    const before = await this.spaces.putMember(config.uri, did, flags, by)
     if (config.readPolicy.kind === 'member-list' && before?.read && !flags.read) {
-      await this.credentials.revoke(config, { userDid: did })
+      await this.credentials.revoke(config, { userDid: did }, { by })
     }
   }
 
@@ -39,19 +41,24 @@ export class SpaceManager {
     return this.spaces.raiseMember(tx, config.uri, did, flags)
   }
 
-  async removeMember(config: SpaceConfig, did: string): Promise<void> {
-    const removed = await this.spaces.removeMember(config.uri, did)
+  async removeMember(config: SpaceConfig, did: string, by: Actor = SYSTEM_ACTOR): Promise<void> {
+    const removed = await this.spaces.removeMember(config.uri, did, by)
     if (removed && config.readPolicy.kind === 'member-list')
-      await this.credentials.revoke(config, { userDid: did })
+      await this.credentials.revoke(config, { userDid: did }, { by })
   }
 
   /**
    * A bulk import (`flags` undefined: remove), in batches of IMPORT_BATCH entries where the last one
    * for a DID wins (SpaceService.importMembers commits each in slices). Members who lost read lose
    * their live credentials. An error from `entries` (a bad line) stops it; what was committed
-   * before stays.
+   * before stays. Its revocations are recorded as `by`; its member changes are not audited yet
+   * (they commit through the hot SQL path, outside a Prisma transaction).
    */
-  async importMembers(config: SpaceConfig, entries: AsyncIterable<ImportEntry>) {
+  async importMembers(
+    config: SpaceConfig,
+    entries: AsyncIterable<ImportEntry>,
+    by: Actor = SYSTEM_ACTOR,
+  ) {
     const count = { received: 0, changed: 0, batches: 0 }
     let batch = new Map<string, Flags | undefined>()
     const flush = async () => {
@@ -63,7 +70,7 @@ export class SpaceManager {
       count.batches++
       const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)
       if (lostRead.length && config.readPolicy.kind === 'member-list')
-        await this.credentials.revoke(config, { userDidIn: lostRead })
+        await this.credentials.revoke(config, { userDidIn: lostRead }, { by })
     }
     for await (const { did, flags } of entries) {
       batch.delete(did)
@@ -76,10 +83,15 @@ export class SpaceManager {
   }
 
   /** Replaces the given parts of the policy, then revokes what the new one no longer admits. */
-  async updatePolicy(uri: string, change: Partial<SpacePolicy>): Promise<SpaceConfig> {
-    const { before, after } = await this.spaces.updatePolicy(uri, change)
-    if (change.appAccess) await this.revokeOutsideApps(after)
-    if (!sameUserPolicy(before.readPolicy, after.readPolicy)) await this.revokeOutsideReaders(after)
+  async updatePolicy(
+    uri: string,
+    change: Partial<SpacePolicy>,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<SpaceConfig> {
+    const { before, after } = await this.spaces.updatePolicy(uri, change, by)
+    if (change.appAccess) await this.revokeOutsideApps(after, by)
+    if (!sameUserPolicy(before.readPolicy, after.readPolicy))
+      await this.revokeOutsideReaders(after, by)
     return after
   }
 
@@ -87,34 +99,35 @@ export class SpaceManager {
    * Deletes a space and revokes its live credentials: re-created with the same key it is a new
    * space whose perimeter they never passed. False when already deleted.
    */
-  async deleteSpace(uri: string): Promise<boolean> {
-    const deleted = await this.spaces.delete(uri)
+  async deleteSpace(uri: string, by: Actor = SYSTEM_ACTOR): Promise<boolean> {
+    const deleted = await this.spaces.delete(uri, by)
     if (!deleted) return false
     await this.credentials.revoke(
       { uri, authority: spaceAuthority(uri) },
       {},
-      { writers: deleted.writers },
+      { writers: deleted.writers, by },
     )
     return true
   }
 
   /** The app perimeter, from the config alone: credentials of apps it refuses. */
-  private async revokeOutsideApps(config: SpaceConfig): Promise<void> {
+  private async revokeOutsideApps(config: SpaceConfig, by: Actor): Promise<void> {
     const app = config.appAccess
     if (app.kind === 'allowList')
-      await this.credentials.revoke(config, { clientIdNotIn: app.allowed })
+      await this.credentials.revoke(config, { clientIdNotIn: app.allowed }, { by })
     if (app.kind === 'denyList') {
-      await this.credentials.revoke(config, { clientId: null })
-      if (app.denied.length) await this.credentials.revoke(config, { clientIdIn: app.denied })
+      await this.credentials.revoke(config, { clientId: null }, { by })
+      if (app.denied.length)
+        await this.credentials.revoke(config, { clientIdIn: app.denied }, { by })
     }
   }
 
   /** After the read policy changed: public admits all; a member list its readers; a managing app nobody until asked again. */
-  private async revokeOutsideReaders(config: SpaceConfig): Promise<void> {
+  private async revokeOutsideReaders(config: SpaceConfig, by: Actor): Promise<void> {
     const policy = config.readPolicy
     if (policy.kind === 'public') return
     if (policy.kind === 'managing-app') {
-      await this.credentials.revoke(config, { userDidNot: config.authority })
+      await this.credentials.revoke(config, { userDidNot: config.authority }, { by })
       return
     }
     const holders = (await this.credentials.liveHolders(config.uri)).filter(
@@ -123,7 +136,7 @@ export class SpaceManager {
     const readers = await this.spaces.members.among(config.uri, holders, 'read')
     const outside = holders.filter((did) => !readers.has(did))
     for (let i = 0; i < outside.length; i += 500)
-      await this.credentials.revoke(config, { userDidIn: outside.slice(i, i + 500) })
+      await this.credentials.revoke(config, { userDidIn: outside.slice(i, i + 500) }, { by })
   }
 }
 

@@ -1,10 +1,11 @@
 import { setImmediate as turn } from 'node:timers/promises'
+import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import { MemberList, type Flags } from '../members/member-list.js'
 import { dropWriters } from './events.js'
 import type { Db, Tx } from '../db/client.js'
 import { UniqueViolationError } from '../db/errors.js'
-import { formatSpaceRef } from '../lexicon/formats.js'
+import { formatSpaceRef, spaceAuthority } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
 import type { Access, RosterVisibility, SpaceConfig, SpacePolicy } from '../policy/types.js'
 import {
@@ -57,6 +58,7 @@ export class SpaceService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly audit: AuditLog,
     private readonly configCacheMs = 0,
   ) {
     this.members = new MemberList(db, clock)
@@ -89,8 +91,8 @@ export class SpaceService {
     }
   }
 
-  /** Creates a space, or re-creates a deleted one (fresh config, tombstone cleared). */
-  async create(input: CreateSpaceInput): Promise<SpaceConfig> {
+  /** Creates a space, or re-creates a deleted one (fresh config, tombstone cleared); audited as `by`. */
+  async create(input: CreateSpaceInput, by: Actor = SYSTEM_ACTOR): Promise<SpaceConfig> {
     const uri = formatSpaceRef({
       authority: input.authority,
       spaceType: input.spaceType,
@@ -126,7 +128,9 @@ export class SpaceService {
               },
             })
         await replaceAppRules(tx, uri, clientIds)
-        return this.toConfig(row, tx)
+        const config = await this.toConfig(row, tx)
+        await this.record(tx, by, 'space.create', uri, { after: settingsOf(config) })
+        return config
       })
     } catch (err) {
       if (err instanceof UniqueViolationError)
@@ -156,6 +160,7 @@ export class SpaceService {
   async updatePolicy(
     uri: string,
     change: Partial<SpacePolicy>,
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<{ before: SpaceConfig; after: SpaceConfig }> {
     this.forget(uri)
     return this.db.transact(async (tx) => {
@@ -173,7 +178,12 @@ export class SpaceService {
         data: { ...columns, updatedAt: this.clock.now() },
       })
       if (change.appAccess) await replaceAppRules(tx, uri, clientIds)
-      return { before, after: await this.toConfig(updated, tx) }
+      const after = await this.toConfig(updated, tx)
+      await this.record(tx, by, 'space.update', uri, {
+        before: settingsOf(before),
+        after: settingsOf(after),
+      })
+      return { before, after }
     })
   }
 
@@ -182,10 +192,13 @@ export class SpaceService {
     uri: string,
     did: string,
     flags: { read: boolean; write: boolean },
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<{ read: boolean; write: boolean } | undefined> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      return (await this.members.put(this.db.in(tx), uri, did, flags)).before
+      const { before } = await this.members.put(this.db.in(tx), uri, did, flags)
+      await this.record(tx, by, 'member.put', uri, { subject: did, before, after: flags })
+      return before
     })
   }
 
@@ -199,10 +212,12 @@ export class SpaceService {
   }
 
   /** Removes a member (no-op when absent). True when a row was removed. */
-  async removeMember(uri: string, did: string): Promise<boolean> {
+  async removeMember(uri: string, did: string, by: Actor = SYSTEM_ACTOR): Promise<boolean> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      return (await this.members.remove(this.db.in(tx), uri, did)).changed
+      const { before, changed } = await this.members.remove(this.db.in(tx), uri, did)
+      await this.record(tx, by, 'member.remove', uri, { subject: did, before })
+      return changed
     })
   }
 
@@ -211,17 +226,20 @@ export class SpaceService {
    * Returns the writers dropped (their repo hosts must hear of the revocation SpaceManager makes),
    * or false when already deleted.
    */
-  async delete(uri: string): Promise<{ writers: string[] } | false> {
+  async delete(uri: string, by: Actor = SYSTEM_ACTOR): Promise<{ writers: string[] } | false> {
     this.forget(uri)
     return this.db.transact(async (tx) => {
-      const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
+      const row = await tx.space.findUnique({ where: { uri } })
       if (!row) throw new SpaceError('SpaceNotFound', 'Space not found')
       if (row.deletedAt) return false
+      const before = settingsOf(await this.toConfig(row, tx))
       const now = this.clock.now()
       await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
       await this.members.clear(this.db.in(tx), uri)
       await tx.spaceAppRule.deleteMany({ where: { space: uri } })
-      return { writers: await dropWriters(this.db.in(tx), uri) }
+      const writers = await dropWriters(this.db.in(tx), uri)
+      await this.record(tx, by, 'space.delete', uri, { before })
+      return { writers }
     })
   }
 
@@ -233,13 +251,27 @@ export class SpaceService {
       : undefined
   }
 
-  async setRosterVisibility(uri: string, visibility: RosterVisibility): Promise<void> {
+  async setRosterVisibility(
+    uri: string,
+    visibility: RosterVisibility,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<void> {
     this.forget(uri)
-    const { count } = await this.db.prisma.space.updateMany({
-      where: { uri, deletedAt: null },
-      data: { rosterVisibility: visibility, updatedAt: this.clock.now() },
+    await this.db.transact(async (tx) => {
+      const row = await tx.space.findUnique({
+        where: { uri },
+        select: { rosterVisibility: true, deletedAt: true },
+      })
+      if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
+      await tx.space.update({
+        where: { uri },
+        data: { rosterVisibility: visibility, updatedAt: this.clock.now() },
+      })
+      await this.record(tx, by, 'space.roster-visibility', uri, {
+        before: { rosterVisibility: row.rosterVisibility },
+        after: { rosterVisibility: visibility },
+      })
     })
-    if (count === 0) throw new SpaceError('SpaceNotFound', 'Space not found')
   }
 
   /**
@@ -284,9 +316,38 @@ export class SpaceService {
     return rows.map((r) => r.uri)
   }
 
+  /** The audit entry of a change to space `uri`, in its transaction. */
+  private record(
+    tx: Tx,
+    by: Actor,
+    action: string,
+    uri: string,
+    what: { subject?: string; before?: unknown; after?: unknown },
+  ) {
+    return this.audit.append(tx, {
+      authority: spaceAuthority(uri),
+      actor: by,
+      action,
+      space: uri,
+      ...what,
+    })
+  }
+
   private async assertActive(tx: Tx, uri: string): Promise<void> {
     const row = await tx.space.findUnique({ where: { uri }, select: { deletedAt: true } })
     if (!row || row.deletedAt) throw new SpaceError('SpaceNotFound', 'Space not found')
+  }
+}
+
+/** What the audit log keeps of a space's settings (its policy and lifetimes). */
+function settingsOf(c: SpaceConfig) {
+  return {
+    readPolicy: c.readPolicy,
+    writePolicy: c.writePolicy,
+    appAccess: c.appAccess,
+    credentialTtlSec: c.credentialTtlSec,
+    dpopCredentialTtlSec: c.dpopCredentialTtlSec,
+    rosterVisibility: c.rosterVisibility,
   }
 }
 

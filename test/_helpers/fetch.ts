@@ -6,3 +6,18 @@ export const kindOf = (p: Promise<unknown>): Promise<string> =>
     () => 'ok',
     (e: FetchError) => e.kind,
   )
+
+/** An answer's body: JSON lines as an array of values, JSON as its value, nothing as undefined. */
+export async function answerBody(res: Response): Promise<{ body: any; ndjson: boolean }> {
+  const text = await res.text()
+  const ndjson = !!res.headers.get('content-type')?.startsWith('application/x-ndjson')
+  const body = ndjson
+    ? text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+    : text
+      ? JSON.parse(text)
+      : undefined
+  return { body, ndjson }
+}

@@ -153,6 +153,19 @@ t.test('create a did:plc: the directory serves our keys, our service and the han
   const notOwner = await w.call(`${NS}.rotateSigningKey`, { did }, bob)
   t.equal(notOwner.status, 400)
   t.equal(notOwner.body.error, 'NotSpaceOwner')
+  t.match(
+    await w.a.ctx.audit.query({ authority: did, limit: 10 }),
+    [
+      { actor: bob.did, door: 'xrpc', action: 'refused', outcome: 'refused' },
+      {
+        actor: w.alice.did,
+        door: 'xrpc',
+        action: 'authority.create',
+        after: new RegExp(`"origin":"created".*"rotation":"${activeKey(res.body, 'rotation')}"`),
+      },
+    ],
+    'the creation and the refusal are in its audit log',
+  )
   const unknown = await w.call(`${NS}.deactivateAuthority`, {
     did: 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa',
   })
@@ -488,6 +501,12 @@ t.test('transfer: the directory entry moves, and Gatehouse stops answering', asy
     rotationKeys: string[]
   }
   t.same(data.rotationKeys, [heir.did()], 'the heir alone controls it')
+  const [last] = await w.a.ctx.audit.query({ authority: did, limit: 1 })
+  t.match(last, {
+    action: 'authority.transfer',
+    before: '{"status":"active"}',
+    after: /heir|did:key/,
+  })
 })
 
 t.test(
@@ -525,6 +544,13 @@ t.test(
     const on = await w.call(`${NS}.activateAuthority`, { did })
     t.equal(on.body.status, 'active')
     t.equal(await w.a.ctx.authorities.isActive(did), true)
+    const log = await w.a.ctx.audit.query({ authority: did, limit: 10 })
+    t.same(
+      log.map((e) => e.action),
+      ['authority.activate', 'authority.deactivate', 'authority.create'],
+    )
+    t.match(log[0], { before: '{"status":"deactivated"}' })
+    t.match(await w.a.ctx.audit.verify(did), { ok: true, entries: 3 })
   },
 )
 
@@ -535,6 +561,7 @@ t.test('a PLC directory that refuses the genesis leaves nothing behind', async (
   t.equal(res.body.error, 'PlcUnavailable')
   t.same(await w.a.ctx.authorities.list(), [], 'no authority row')
   t.equal(await w.a.ctx.db.prisma.authorityKey.count(), 0, 'no key')
+  t.equal(await w.a.ctx.db.prisma.auditEntry.count(), 0, 'no audit entry')
 })
 
 t.test('keys at rest: no raw private key in the database file or in the logs', async (t) => {

@@ -26,6 +26,7 @@ const EXPECTED: Record<Capability, ManagerRole[]> = {
   'bulk-membership': ['owner', 'admin'],
   'space-config': ['owner', 'admin'],
   roles: ['owner', 'admin'],
+  audit: ['owner', 'admin'],
   authority: ['owner'],
 }
 

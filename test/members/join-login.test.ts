@@ -5,6 +5,7 @@
  * a manager's own login afterwards is not mistaken for an invitee's.
  */
 import t from 'tap'
+import { OPERATOR } from '../../src/audit/audit-log.js'
 import { request } from 'undici'
 import { loginWorld, type PdsAccount } from '../_helpers/oauth.js'
 import { MEMBERS_ONLY } from '../_helpers/spaces.js'
@@ -44,12 +45,15 @@ async function loginFrom(path: string, account: PdsAccount) {
 }
 
 const invite = (opts: { maxUses?: number | null; expiresAt?: Date } = {}) =>
-  a.ctx.admission.createInvite(space, {
-    write: false,
-    maxUses: opts.maxUses === undefined ? 1 : opts.maxUses,
-    expiresAt: opts.expiresAt,
-    createdBy: 'operator',
-  })
+  a.ctx.admission.createInvite(
+    space,
+    {
+      write: false,
+      maxUses: opts.maxUses === undefined ? 1 : opts.maxUses,
+      expiresAt: opts.expiresAt,
+    },
+    OPERATOR,
+  )
 
 t.test('an invitee logs in from the link and becomes a member, with no session', async (t) => {
   const { code } = await invite()
@@ -111,7 +115,7 @@ t.test('a user asks to join by logging in from the join page', async (t) => {
   const closed = await loginFrom(ask('hello'), hana)
   t.match(JSON.parse(closed.text), { error: 'JoinRequestsClosed' })
 
-  await a.ctx.admission.setJoinRequestsOpen(space.uri, true)
+  await a.ctx.admission.setJoinRequestsOpen(space.uri, true, OPERATOR)
   const page = await get(`/request-join?space=${encodeURIComponent(space.uri)}`)
   t.match(page.text, 'action="/request-join/login"')
   const res = await loginFrom(ask('I organise the Thursday games'), hana)

@@ -11,6 +11,7 @@ import {
 import { ROUTES } from '../../src/rest/routes.js'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { TestArbiter } from '../_helpers/arbiter.js'
+import { answerBody } from '../_helpers/fetch.js'
 import { freePort } from '../_helpers/process.js'
 import { DidWebHost, PlcDirectory } from '../_helpers/identities.js'
 import { registerAuthority } from '../_helpers/spaces.js'
@@ -97,17 +98,8 @@ async function world(t: Test) {
       headers,
       body: o.ndjson ?? (o.body === undefined ? undefined : JSON.stringify(o.body)),
     })
-    const text = await res.text()
     const route = routeOf(method, path)
-    const ndjson = res.headers.get('content-type')?.startsWith('application/x-ndjson')
-    const body = ndjson
-      ? text
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l))
-      : text
-        ? JSON.parse(text)
-        : undefined
+    const { body, ndjson } = await answerBody(res)
     if (res.status < 300 && route) {
       exercised.add(`${route.method} ${route.path}`)
       if (route.response) {
@@ -119,7 +111,9 @@ async function world(t: Test) {
       } else if (res.status !== 204) throw new Error(`${method} ${path}: ${res.status}, not 204`)
     } else if (res.status >= 400) {
       if (typeof body?.error !== 'string' || typeof body?.message !== 'string')
-        throw new Error(`${method} ${path}: refusal without {error, message}: ${text}`)
+        throw new Error(
+          `${method} ${path}: refusal without {error, message}: ${JSON.stringify(body)}`,
+        )
     }
     return { status: res.status, body, headers: res.headers }
   }
@@ -461,6 +455,7 @@ t.test('every role × capability as a real call', async (t) => {
         body: { role: 'moderator' },
       }),
     authority: (tk) => api('POST', `${base}/rotate-signing-key`, { token: tk, body: {} }),
+    audit: (tk) => api('GET', `${base}/audit`, { token: tk }),
   }
   for (const role of MANAGER_ROLES) {
     const who = web.create(`as-${role}`).did
@@ -488,6 +483,21 @@ t.test('every role × capability as a real call', async (t) => {
     ['invites', 'join-requests'],
     'every capability with a REST operation is tried (invites and join requests come with #25)',
   )
+})
+
+t.test('the audit log: listed, exported and verified as documented', async (t) => {
+  const { api, base, token } = await world(t)
+  const own = await token('owner')
+  await api('POST', `${base}/spaces`, { token: own, body: { ...PRESET, skey: 'audited' } })
+  const listed = await api('GET', `${base}/audit?action=space.create`, { token: own })
+  t.match(listed, { status: 200, body: { entries: [{ action: 'space.create', door: 'rest' }] } })
+  const exported = await api('GET', `${base}/audit/export`, { token: own })
+  t.equal(exported.status, 200)
+  t.equal(exported.body.at(-1).action, 'space.create')
+  t.match(await api('POST', `${base}/audit/verify`, { token: own, body: {} }), {
+    status: 200,
+    body: { ok: true, entries: exported.body.length },
+  })
 })
 
 t.test('the lifecycle operations run for owners', async (t) => {

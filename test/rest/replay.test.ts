@@ -81,6 +81,24 @@ t.test('a dead letter replayed: delivered, refused again, pruned, unknown', asyn
   t.equal(received.length, 3, 'the replay reached the syncer')
   t.match(received.at(-1), /com\.atproto\.space\.notifyWrite$/)
   t.same((await api('GET', '/dead-letters')).body.deadLetters, [], 'a delivered letter goes')
+  const replays = await w.a.ctx.audit.query({
+    authority: w.authority.did,
+    action: 'dead-letter.replay',
+    limit: 10,
+  })
+  t.match(
+    replays,
+    [
+      { actor: owner, door: 'rest', subject: letter, after: /"delivered":true/ },
+      {
+        actor: owner,
+        door: 'rest',
+        subject: letter,
+        after: /"delivered":false,"error":"status 400"/,
+      },
+    ],
+    'each replay is in the audit log',
+  )
 
   t.match(await api('POST', '/dead-letters/nope/replay'), {
     status: 404,

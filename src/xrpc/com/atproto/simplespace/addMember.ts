@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { addMember } from '../../../../lexicon/com/atproto/simplespace/manage.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -10,7 +10,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const config = await authorizeSpaceManagement(ctx, auth, input.space, 'membership', {
         managingApp: true,
       })
-      await ctx.manager.putMember(config, input.did, { read: true, write: true })
+      await ctx.manager.putMember(config, input.did, { read: true, write: true }, xrpcActor(auth))
       return undefined
     },
   })

@@ -1,5 +1,5 @@
 import { audienceDid } from '../../../../auth/audience.js'
-import { assertManager } from '../../../../auth/managers.js'
+import { assertManager, xrpcActor } from '../../../../auth/managers.js'
 import { ForbiddenError } from '../../../../errors.js'
 import {
   createSpace,
@@ -27,12 +27,15 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const request = createSpaceRequest(input)
       const policy = decodePolicy(request, fail) as SpacePolicy
       try {
-        const config = await ctx.spaces.create({
-          authority,
-          spaceType: request.spaceType,
-          skey: request.skey ?? nextTid(ctx.clock.nowMs()),
-          ...policy,
-        })
+        const config = await ctx.spaces.create(
+          {
+            authority,
+            spaceType: request.spaceType,
+            skey: request.skey ?? nextTid(ctx.clock.nowMs()),
+            ...policy,
+          },
+          xrpcActor(auth),
+        )
         return { uri: config.uri }
       } catch (err) {
         if (err instanceof SpaceError && err.error === 'SpaceAlreadyExists')

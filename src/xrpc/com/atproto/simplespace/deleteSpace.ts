@@ -1,5 +1,5 @@
 import { spaceAuthority } from '../../../../lexicon/formats.js'
-import { assertManager } from '../../../../auth/managers.js'
+import { assertManager, xrpcActor } from '../../../../auth/managers.js'
 import { deleteSpace } from '../../../../lexicon/com/atproto/simplespace/manage.js'
 import { SpaceError } from '../../../../spaces/space-service.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -12,7 +12,8 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const authority = spaceAuthority(input.space)
       await assertManager(ctx, auth, authority, 'space-config')
       try {
-        if (await ctx.manager.deleteSpace(input.space)) await ctx.notify.spaceDeleted(input.space)
+        if (await ctx.manager.deleteSpace(input.space, xrpcActor(auth)))
+          await ctx.notify.spaceDeleted(input.space)
       } catch (err) {
         if (err instanceof SpaceError) throw fail('SpaceNotFound', err.message)
         throw err

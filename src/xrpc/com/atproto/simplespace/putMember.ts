@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { putMember } from '../../../../lexicon/com/atproto/simplespace/manage.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -10,7 +10,12 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const config = await authorizeSpaceManagement(ctx, auth, input.space, 'membership', {
         managingApp: true,
       })
-      await ctx.manager.putMember(config, input.did, { read: input.read, write: input.write })
+      await ctx.manager.putMember(
+        config,
+        input.did,
+        { read: input.read, write: input.write },
+        xrpcActor(auth),
+      )
       return undefined
     },
   })

@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { updateSpace } from '../../../../lexicon/com/atproto/simplespace/manage.js'
 import type { XrpcRouter } from '../../../method.js'
 import { decodePolicy } from './_policy-input.js'
@@ -10,7 +10,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ input, auth, fail }) => {
       const change = decodePolicy(input, fail)
       await authorizeSpaceManagement(ctx, auth, input.space, 'space-config')
-      await ctx.manager.updatePolicy(input.space, change)
+      await ctx.manager.updatePolicy(input.space, change, xrpcActor(auth))
       return undefined
     },
   })

@@ -1,3 +1,4 @@
+import { xrpcActor } from '../../../../auth/managers.js'
 import { activateAuthority } from '../../../../lexicon/dev/gatehouse/authority/defs.js'
 import type { XrpcRouter } from '../../../method.js'
 import { authorityOut, authorizeAuthority, lifecycleStep } from './shared.js'
@@ -8,7 +9,9 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(activateAuthority.nsid),
     handler: async ({ input, auth }) => {
       await authorizeAuthority(ctx, auth, input.did)
-      return authorityOut(await lifecycleStep(() => ctx.lifecycle.activate(input.did)))
+      return authorityOut(
+        await lifecycleStep(() => ctx.lifecycle.activate(input.did, xrpcActor(auth))),
+      )
     },
   })
 }

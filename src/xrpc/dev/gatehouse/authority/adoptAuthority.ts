@@ -1,3 +1,4 @@
+import { xrpcActor } from '../../../../auth/managers.js'
 import { adoptAuthority } from '../../../../lexicon/dev/gatehouse/authority/defs.js'
 import type { XrpcRouter } from '../../../method.js'
 import { authorityOut, authorizeCreator, lifecycleStep } from './shared.js'
@@ -9,12 +10,15 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ input, auth }) => {
       const owner = authorizeCreator(ctx, auth)
       const out = await lifecycleStep(() =>
-        ctx.lifecycle.adopt({
-          did: input.did,
-          signing: input.signing,
-          owner,
-          pdsService: input.pdsService,
-        }),
+        ctx.lifecycle.adopt(
+          {
+            did: input.did,
+            signing: input.signing,
+            owner,
+            pdsService: input.pdsService,
+          },
+          xrpcActor(auth),
+        ),
       )
       return {
         authority: authorityOut(out.authority),

@@ -1,3 +1,4 @@
+import { xrpcActor } from '../../../../auth/managers.js'
 import { createAuthority } from '../../../../lexicon/dev/gatehouse/authority/defs.js'
 import type { XrpcRouter } from '../../../method.js'
 import { authorityOut, authorizeCreator, lifecycleStep } from './shared.js'
@@ -14,10 +15,11 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         separateSpaceKey: input.separateSpaceKey,
         pdsService: input.pdsService,
       }
+      const by = xrpcActor(auth)
       const view = await lifecycleStep(() =>
         input.method === 'plc'
-          ? ctx.lifecycle.createPlc({ ...opts, ownerRotationKey: input.ownerRotationKey })
-          : ctx.lifecycle.createWeb({ ...opts, did: input.did! }),
+          ? ctx.lifecycle.createPlc({ ...opts, ownerRotationKey: input.ownerRotationKey }, by)
+          : ctx.lifecycle.createWeb({ ...opts, did: input.did! }, by),
       )
       return authorityOut(view)
     },

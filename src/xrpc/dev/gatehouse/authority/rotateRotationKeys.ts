@@ -1,3 +1,4 @@
+import { xrpcActor } from '../../../../auth/managers.js'
 import { rotateRotationKeys } from '../../../../lexicon/dev/gatehouse/authority/defs.js'
 import type { XrpcRouter } from '../../../method.js'
 import { authorityOut, authorizeAuthority, lifecycleStep } from './shared.js'
@@ -11,7 +12,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const ownerRotationKey = input.removeOwnerRotationKey ? null : input.ownerRotationKey
       return authorityOut(
         await lifecycleStep(() =>
-          ctx.lifecycle.rotateRotationKeys(input.did, { ownerRotationKey }),
+          ctx.lifecycle.rotateRotationKeys(input.did, { ownerRotationKey }, xrpcActor(auth)),
         ),
       )
     },

@@ -1,3 +1,4 @@
+import { xrpcActor } from '../../../../auth/managers.js'
 import { rotateSigningKey } from '../../../../lexicon/dev/gatehouse/authority/defs.js'
 import type { XrpcRouter } from '../../../method.js'
 import { authorityOut, authorizeAuthority, lifecycleStep } from './shared.js'
@@ -10,7 +11,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       await authorizeAuthority(ctx, auth, input.did)
       return authorityOut(
         await lifecycleStep(() =>
-          ctx.lifecycle.rotateSigningKey(input.did, input.purpose ?? 'atproto'),
+          ctx.lifecycle.rotateSigningKey(input.did, input.purpose ?? 'atproto', xrpcActor(auth)),
         ),
       )
     },

@@ -1,3 +1,4 @@
+import { xrpcActor } from '../../../../auth/managers.js'
 import { updateAuthority } from '../../../../lexicon/dev/gatehouse/authority/defs.js'
 import type { XrpcRouter } from '../../../method.js'
 import { authorityOut, authorizeAuthority, lifecycleStep } from './shared.js'
@@ -11,7 +12,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const view = await lifecycleStep(() =>
         input.pdsService === undefined
           ? ctx.lifecycle.describe(input.did)
-          : ctx.lifecycle.setPdsService(input.did, input.pdsService),
+          : ctx.lifecycle.setPdsService(input.did, input.pdsService, xrpcActor(auth)),
       )
       return authorityOut(view)
     },

@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { importEntries, importMembers } from '../../../../lexicon/dev/gatehouse/simplespace/bulk.js'
 import { readJsonLines } from '../../../ndjson.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -12,7 +12,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ params, auth, body }) => {
       const config = await authorizeSpaceManagement(ctx, auth, params.space, 'bulk-membership')
       const lines = readJsonLines(body!, { maxLineBytes: 4096, maxLines: MAX_LINES })
-      return ctx.manager.importMembers(config, importEntries(lines))
+      return ctx.manager.importMembers(config, importEntries(lines), xrpcActor(auth))
     },
   })
 }

@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { setRosterVisibility } from '../../../../lexicon/dev/gatehouse/simplespace/oplog.js'
 import type { XrpcRouter } from '../../../method.js'
 
@@ -8,7 +8,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(setRosterVisibility.nsid),
     handler: async ({ input, auth }) => {
       await authorizeSpaceManagement(ctx, auth, input.space, 'space-config')
-      await ctx.spaces.setRosterVisibility(input.space, input.visibility)
+      await ctx.spaces.setRosterVisibility(input.space, input.visibility, xrpcActor(auth))
       return undefined
     },
   })

@@ -16,6 +16,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const { changed: _, ...accepted } = await ctx.admission.acceptInvite(
         input.code,
         requesterOf(auth),
+        'xrpc',
       )
       return accepted
     },

@@ -1,4 +1,4 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { joinRequestOut } from '../../../../lexicon/dev/gatehouse/space/defs.js'
 import { decideJoinRequest } from '../../../../lexicon/dev/gatehouse/space/decideJoinRequest.js'
 import type { XrpcRouter } from '../../../method.js'
@@ -20,9 +20,9 @@ export default function (router: XrpcRouter, ctx = router.context): void {
               config,
               input.id,
               { read: input.read ?? true, write: input.write ?? false },
-              auth.iss,
+              xrpcActor(auth),
             )
-          : await ctx.admission.deny(config.uri, input.id, input.reason ?? null, auth.iss)
+          : await ctx.admission.deny(config.uri, input.id, input.reason ?? null, xrpcActor(auth))
       return joinRequestOut(decided)
     },
   })

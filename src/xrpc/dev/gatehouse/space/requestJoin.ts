@@ -13,7 +13,12 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     handler: async ({ input, auth }) => {
       assertAddressedToHost(auth, ctx.cfg.service.did, spaceAuthority(input.space))
       const config = await getHostedSpace(ctx, input.space)
-      const request = await ctx.admission.requestJoin(config, requesterOf(auth), input.message)
+      const request = await ctx.admission.requestJoin(
+        config,
+        requesterOf(auth),
+        'xrpc',
+        input.message,
+      )
       return joinRequestOut(request)
     },
   })

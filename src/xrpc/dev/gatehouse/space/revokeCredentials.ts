@@ -1,5 +1,6 @@
-import { authorizeSpaceManagement } from '../../../../auth/managers.js'
+import { authorizeSpaceManagement, xrpcActor } from '../../../../auth/managers.js'
 import { revokeCredentials } from '../../../../lexicon/dev/gatehouse/space/revokeCredentials.js'
+import { revocationFilter } from '../../../../spaces/credentials.js'
 import type { XrpcRouter } from '../../../method.js'
 
 /** Explicit revocation by a manager: refused here at once, repo hosts told in the background. */
@@ -8,10 +9,9 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.serviceAuth(revokeCredentials.nsid),
     handler: async ({ input, auth }) => {
       const config = await authorizeSpaceManagement(ctx, auth, input.space, 'credentials')
-      const revoked = await ctx.credentials.revoke(config, {
-        ...(input.user !== undefined ? { userDid: input.user } : {}),
-        ...(input.clientId !== undefined ? { clientId: input.clientId } : {}),
-        ...(input.credentials !== undefined ? { jtis: input.credentials } : {}),
+      const revoked = await ctx.credentials.revoke(config, revocationFilter(input), {
+        by: xrpcActor(auth),
+        asked: true,
       })
       return { revoked }
     },
