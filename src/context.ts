@@ -239,13 +239,14 @@ export async function createContext(
     isMember: (space, did, access) => spaces.members.isMember(space, did, access),
     checkUserAccess: (req) => managingApps.checkUserAccess(req),
   }
+  const tally = new CredentialTally(db, clock)
+  tally.start(TALLY_FLUSH_MS)
   const janitor = new Janitor(db, clock, cfg, {
     nonces: () => replay.prune(),
     ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
+    credentialDays: () => tally.summarise(audit),
   })
   janitor.start(PRUNE_INTERVAL_MS, dbLog)
-  const tally = new CredentialTally(db, clock)
-  tally.start(TALLY_FLUSH_MS)
 
   let destroyed: Promise<void> | undefined
   const ctx: AppContext = {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Clock } from '../clock.js'
 import type { Db, Tx } from '../db/client.js'
+import type { HotQueries, SqlValue } from '../db/hot-sql.js'
 
 /**
  * The audit log: every management action and refusal, appended in the transaction of the change,
@@ -73,7 +74,11 @@ export const ENCODING_TAG = 'gatehouse-audit-v1'
 /** Entries read per query while verifying or exporting. */
 const PAGE = 1000
 
-type Row = NonNullable<Awaited<ReturnType<Db['prisma']['auditEntry']['findFirst']>>>
+/** A row as read: the entry, with its hashes as bytes. */
+type Row = Omit<AuditEntryView, 'prevHash' | 'hash'> & { prevHash: Uint8Array; hash: Uint8Array }
+
+const ROW = `authority_did AS authority, seq, at, actor, door, action, space, subject, "before",
+  "after", outcome, reason, prev_hash AS "prevHash", hash`
 
 const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v))
 
@@ -103,18 +108,8 @@ export function entryHash(e: Omit<AuditEntryView, 'hash' | 'prevHash'>, prev: Bu
 
 function toView(r: Row): AuditEntryView {
   return {
-    authority: r.authorityDid,
-    seq: r.seq,
-    at: r.at,
-    actor: r.actor,
-    door: r.door,
-    action: r.action,
-    space: r.space,
-    subject: r.subject,
-    before: r.before,
-    after: r.after,
-    outcome: r.outcome,
-    reason: r.reason,
+    ...r,
+    seq: Number(r.seq),
     prevHash: Buffer.from(r.prevHash).toString('hex'),
     hash: Buffer.from(r.hash).toString('hex'),
   }
@@ -133,17 +128,18 @@ export class AuditLog {
    * it records. Takes the authority's lock first on PostgreSQL: two appends must not read the same
    * head (SQLite runs one write transaction at a time anyway).
    */
-  async append(tx: Tx, input: AuditInput): Promise<AuditEntryView> {
+  async append(on: Tx | HotQueries, input: AuditInput): Promise<AuditEntryView> {
+    const q = 'query' in on ? on : this.db.in(on)
     if (this.db.kind === 'postgres')
-      await tx.$executeRawUnsafe(
-        'SELECT pg_advisory_xact_lock(hashtext($1))',
-        `audit:${input.authority}`,
-      )
-    const head = await tx.auditHead.findUnique({ where: { authorityDid: input.authority } })
+      await q.execute('SELECT pg_advisory_xact_lock(hashtext(?))', [`audit:${input.authority}`])
+    const [head] = await q.query<{ seq: number | bigint; hash: Uint8Array }>(
+      'SELECT seq, hash FROM audit_head WHERE authority_did = ?',
+      [input.authority],
+    )
     const prev = head ? Buffer.from(head.hash) : GENESIS
     const entry = {
       authority: input.authority,
-      seq: (head?.seq ?? 0) + 1,
+      seq: Number(head?.seq ?? 0) + 1,
       at: this.clock.now(),
       actor: input.actor.did,
       door: input.actor.door,
@@ -156,15 +152,18 @@ export class AuditLog {
       reason: input.reason ?? null,
     }
     const hash = entryHash(entry, prev)
-    const { authority, ...columns } = entry
-    // Prisma's Bytes take a Uint8Array over a plain ArrayBuffer, which a Buffer is not typed as.
-    const stored = { prevHash: new Uint8Array(prev), hash: new Uint8Array(hash) }
-    await tx.auditEntry.create({ data: { ...columns, authorityDid: authority, ...stored } })
-    await tx.auditHead.upsert({
-      where: { authorityDid: authority },
-      create: { authorityDid: authority, seq: entry.seq, hash: stored.hash },
-      update: { seq: entry.seq, hash: stored.hash },
-    })
+    const values: SqlValue[] = [...Object.values(entry), prev, hash]
+    await q.execute(
+      `INSERT INTO audit_entry (authority_did, seq, at, actor, door, action, space, subject,
+         "before", "after", outcome, reason, prev_hash, hash)
+       VALUES (${values.map(() => '?').join(', ')})`,
+      values,
+    )
+    await q.execute(
+      `INSERT INTO audit_head (authority_did, seq, hash) VALUES (?, ?, ?)
+       ON CONFLICT (authority_did) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
+      [entry.authority, entry.seq, hash],
+    )
     return { ...entry, prevHash: prev.toString('hex'), hash: hash.toString('hex') }
   }
 
@@ -201,11 +200,11 @@ export class AuditLog {
     let prev = GENESIS
     for (;;) {
       // No lower bound on seq: an entry slipped in below 1 is as broken as any other.
-      const rows = await this.db.prisma.auditEntry.findMany({
-        where: { authorityDid: authority, ...(expected > 1 ? { seq: { gte: expected } } : {}) },
-        orderBy: { seq: 'asc' },
-        take: PAGE,
-      })
+      const rows = await this.db.hot.query<Row>(
+        `SELECT ${ROW} FROM audit_entry WHERE authority_did = ?${expected > 1 ? ' AND seq >= ?' : ''}
+         ORDER BY seq LIMIT ?`,
+        [authority, ...(expected > 1 ? [expected] : []), PAGE],
+      )
       for (const r of rows) {
         const broken = checkEntry(r, expected, prev)
         if (broken) return broken
@@ -222,8 +221,11 @@ export class AuditLog {
     last: number,
     lastHash: Buffer,
   ): Promise<VerifyResult> {
-    const head = await this.db.prisma.auditHead.findUnique({ where: { authorityDid: authority } })
-    const headSeq = head?.seq ?? 0
+    const [head] = await this.db.hot.query<{ seq: number | bigint; hash: Uint8Array }>(
+      'SELECT seq, hash FROM audit_head WHERE authority_did = ?',
+      [authority],
+    )
+    const headSeq = Number(head?.seq ?? 0)
     if (headSeq > last)
       return { ok: false, firstBroken: last + 1, why: `missing: the head names entry ${headSeq}` }
     if (headSeq < last)
@@ -235,41 +237,48 @@ export class AuditLog {
 
   /** Entries newest first, filtered, `limit` after `cursor`. */
   async query(q: AuditQuery): Promise<AuditEntryView[]> {
-    const rows = await this.db.prisma.auditEntry.findMany({
-      where: {
-        authorityDid: q.authority,
-        ...(q.from || q.to ? { at: { gte: q.from, lt: q.to } } : {}),
-        ...(q.actor !== undefined ? { actor: q.actor } : {}),
-        ...(q.space !== undefined ? { space: q.space } : {}),
-        ...(q.action !== undefined ? { action: q.action } : {}),
-        ...(q.cursor !== undefined ? { seq: { lt: q.cursor } } : {}),
-      },
-      orderBy: { seq: 'desc' },
-      take: q.limit,
-    })
+    const where = ['authority_did = ?']
+    const args: SqlValue[] = [q.authority]
+    const filters: [string, SqlValue | undefined][] = [
+      ['at >= ?', q.from],
+      ['at < ?', q.to],
+      ['actor = ?', q.actor],
+      ['space = ?', q.space],
+      ['action = ?', q.action],
+      ['seq < ?', q.cursor],
+    ]
+    for (const [sql, value] of filters) {
+      if (value === undefined) continue
+      where.push(sql)
+      args.push(value)
+    }
+    const rows = await this.db.hot.query<Row>(
+      `SELECT ${ROW} FROM audit_entry WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
+      [...args, q.limit],
+    )
     return rows.map(toView)
   }
 
   /** Every entry of the authority in seq order, read a page at a time. */
   async *export(authority: string): AsyncGenerator<AuditEntryView> {
     for (let after = 0; ;) {
-      const rows = await this.db.prisma.auditEntry.findMany({
-        where: { authorityDid: authority, seq: { gt: after } },
-        orderBy: { seq: 'asc' },
-        take: PAGE,
-      })
+      const rows = await this.db.hot.query<Row>(
+        `SELECT ${ROW} FROM audit_entry WHERE authority_did = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        [authority, after, PAGE],
+      )
       for (const r of rows) yield toView(r)
       if (rows.length < PAGE) return
-      after = rows[rows.length - 1]!.seq
+      after = Number(rows[rows.length - 1]!.seq)
     }
   }
 }
 
 /** Why `r` breaks the chain where entry `expected` after `prev` should be, if it does. */
 function checkEntry(r: Row, expected: number, prev: Buffer): VerifyResult | undefined {
-  const broken = (why: string, seq = r.seq): VerifyResult => ({ ok: false, firstBroken: seq, why })
-  if (r.seq < expected) return broken('out of sequence')
-  if (r.seq > expected) return broken('missing', expected)
+  const seq = Number(r.seq)
+  const broken = (why: string, at = seq): VerifyResult => ({ ok: false, firstBroken: at, why })
+  if (seq < expected) return broken('out of sequence')
+  if (seq > expected) return broken('missing', expected)
   if (!prev.equals(Buffer.from(r.prevHash)))
     return broken('its prev_hash is not the previous entry’s hash')
   const view = toView(r)

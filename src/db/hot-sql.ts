@@ -26,6 +26,8 @@ export const HOT_TABLES = [
   'issued_credential',
   'authority_manager',
   'replay_nonce',
+  'audit_entry',
+  'audit_head',
 ] as const
 
 export interface HotSql extends HotQueries {

@@ -51,8 +51,8 @@ export class SpaceManager {
    * A bulk import (`flags` undefined: remove), in batches of IMPORT_BATCH entries where the last one
    * for a DID wins (SpaceService.importMembers commits each in slices). Members who lost read lose
    * their live credentials. An error from `entries` (a bad line) stops it; what was committed
-   * before stays. Its revocations are recorded as `by`; its member changes are not audited yet
-   * (they commit through the hot SQL path, outside a Prisma transaction).
+   * before stays. Each slice's member changes (counted; the oplog has each) and its revocations
+   * are recorded as `by`.
    */
   async importMembers(
     config: SpaceConfig,
@@ -65,7 +65,7 @@ export class SpaceManager {
       const pending = [...batch].map(([did, flags]) => ({ did, flags }))
       batch = new Map()
       if (pending.length === 0) return
-      const done = await this.spaces.importMembers(config.uri, pending)
+      const done = await this.spaces.importMembers(config.uri, pending, by)
       count.changed += done.length
       count.batches++
       const lostRead = done.filter((c) => c.before?.read && !c.after?.read).map((c) => c.did)

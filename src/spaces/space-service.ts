@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js'
 import { MemberList, type Flags } from '../members/member-list.js'
 import { dropWriters } from './events.js'
 import type { Db, Tx } from '../db/client.js'
+import type { HotQueries } from '../db/hot-sql.js'
 import { UniqueViolationError } from '../db/errors.js'
 import { formatSpaceRef, spaceAuthority } from '../lexicon/formats.js'
 import { policyFromColumns, policyToColumns } from '../policy/codec.js'
@@ -278,14 +279,25 @@ export class SpaceService {
    * A bulk import's entries (one per DID), in transactions of at most IMPORT_SLICE members, each
    * with its oplog entries, giving every other request a turn before each. Returns what changed.
    */
-  async importMembers(uri: string, entries: ImportEntry[]): Promise<MemberChange[]> {
+  async importMembers(
+    uri: string,
+    entries: ImportEntry[],
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<MemberChange[]> {
     const done: MemberChange[] = []
     for (let i = 0; i < entries.length; i += IMPORT_SLICE) {
       // Through the event loop, not just the microtask queue: requests that arrived meanwhile run
       // first, and their queries get the SQLite connection (handed out in order) before this one.
       await turn()
       const slice = entries.slice(i, i + IMPORT_SLICE)
-      done.push(...(await this.db.hot.transaction((q) => this.members.applyBatch(q, uri, slice))))
+      const changes = await this.db.hot.transaction(async (q) => {
+        const changes = await this.members.applyBatch(q, uri, slice)
+        // One entry per slice, in its transaction: the oplog holds each member's change.
+        if (changes.length)
+          await this.record(q, by, 'member.import', uri, { after: tally(changes) })
+        return changes
+      })
+      done.push(...changes)
     }
     return done
   }
@@ -318,7 +330,7 @@ export class SpaceService {
 
   /** The audit entry of a change to space `uri`, in its transaction. */
   private record(
-    tx: Tx,
+    tx: Tx | HotQueries,
     by: Actor,
     action: string,
     uri: string,
@@ -357,4 +369,14 @@ async function replaceAppRules(tx: Tx, uri: string, clientIds: string[]): Promis
     await tx.spaceAppRule.createMany({
       data: clientIds.map((clientId) => ({ space: uri, clientId })),
     })
+}
+
+/** A slice of an import as its audit entry counts it. */
+function tally(changes: MemberChange[]) {
+  const count = (f: (c: MemberChange) => boolean) => changes.filter(f).length
+  return {
+    added: count((c) => !c.before),
+    updated: count((c) => !!c.before && !!c.after),
+    removed: count((c) => !c.after),
+  }
 }

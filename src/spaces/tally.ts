@@ -1,7 +1,14 @@
+import { SYSTEM_ACTOR, type AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
+import { spaceAuthority } from '../lexicon/formats.js'
 
 export type TallyOutcome = 'issued' | 'refused'
+
+/** A day's counts are summarised this long after its UTC midnight: its last flush is in by then. */
+const FINISHED_AFTER_MS = 60_000
+/** How long a summarised day's row stays (its numbers live on in the audit log). */
+const SUMMARISED_KEEP_MS = 7 * 24 * 3_600_000
 
 /** A UTC day, `YYYY-MM-DD`: the unit of the per-space credential summary. */
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10)
@@ -69,5 +76,40 @@ export class CredentialTally {
       })
       .finally(() => (this.flushing = undefined))
     await this.flushing
+  }
+
+  /**
+   * Appends each finished day's counts to its authority's audit log (`credentials.daily`, the day
+   * as subject), once: in the transaction that marks the row summarised. Rows summarised a week
+   * ago go. Returns the days summarised (the janitor's pass; `batch` a pass at most).
+   */
+  async summarise(audit: AuditLog, batch = 500): Promise<number> {
+    const nowMs = this.clock.nowMs()
+    const rows = await this.db.prisma.credentialTally.findMany({
+      where: { summarisedAt: null, day: { lt: dayOf(nowMs - FINISHED_AFTER_MS) } },
+      orderBy: { day: 'asc' },
+      take: batch,
+    })
+    for (const { space, day, issued, refused } of rows) {
+      await this.db.transact(async (tx) => {
+        const { count } = await tx.credentialTally.updateMany({
+          where: { space, day, summarisedAt: null },
+          data: { summarisedAt: new Date(nowMs) },
+        })
+        if (count === 0) return // another process summarised it
+        await audit.append(tx, {
+          authority: spaceAuthority(space),
+          actor: SYSTEM_ACTOR,
+          action: 'credentials.daily',
+          space,
+          subject: day,
+          after: { issued, refused },
+        })
+      })
+    }
+    await this.db.prisma.credentialTally.deleteMany({
+      where: { summarisedAt: { lt: new Date(nowMs - SUMMARISED_KEEP_MS) } },
+    })
+    return rows.length
   }
 }

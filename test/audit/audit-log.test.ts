@@ -11,6 +11,7 @@ import { runCli } from '../../src/cli.js'
 import { loadConfig } from '../../src/config.js'
 import type { AppContext } from '../../src/context.js'
 import { answerBody } from '../_helpers/fetch.js'
+import { getHostedSpace } from '../../src/spaces/hosted.js'
 import { spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
@@ -598,3 +599,42 @@ t.test(
     t.ok(seq > before)
   },
 )
+
+t.test('a bulk import leaves one entry per slice, in the slice’s transaction', async (t) => {
+  const w = await spaceWorld(t)
+  const config = await getHostedSpace(w.a.ctx, w.space)
+  const dids = Array.from({ length: 150 }, (_, i) => `did:web:m${i}.example`)
+  async function* lines(entries: { did: string; flags?: { read: boolean; write: boolean } }[]) {
+    for (const e of entries) yield { did: e.did, flags: e.flags }
+  }
+  const by = { did: 'did:web:importer.example', door: 'rest' } as const
+  await w.a.ctx.manager.importMembers(
+    config,
+    lines(dids.map((did) => ({ did, flags: { read: true, write: false } }))),
+    by,
+  )
+  await w.a.ctx.manager.importMembers(
+    config,
+    lines([
+      { did: dids[0]!, flags: { read: true, write: true } },
+      { did: dids[1]! },
+      { did: dids[2]!, flags: { read: true, write: false } },
+    ]),
+    by,
+  )
+  const entries = await w.a.ctx.audit.query({
+    authority: w.authority.did,
+    action: 'member.import',
+    limit: 10,
+  })
+  t.same(
+    entries.reverse().map((e) => [e.actor, e.door, e.space, e.after]),
+    [
+      [by.did, 'rest', w.space, '{"added":100,"updated":0,"removed":0}'],
+      [by.did, 'rest', w.space, '{"added":50,"updated":0,"removed":0}'],
+      [by.did, 'rest', w.space, '{"added":0,"updated":1,"removed":1}'],
+    ],
+    'slices of 100; an unchanged member is not counted',
+  )
+  t.match(await w.a.ctx.audit.verify(w.authority.did), { ok: true })
+})

@@ -156,6 +156,35 @@ t.test('each exchange is tallied per space and UTC day, issued or refused', asyn
   )
 })
 
+t.test('a finished day’s tally goes to the audit log once, as credentials.daily', async (t) => {
+  const w = await spaceWorld(t)
+  const reader = await member(w, 'reader', { read: true, write: false })
+  const day = new Date(w.now() * 1000).toISOString().slice(0, 10)
+  t.equal((await w.getCredential(reader)).status, 200)
+  t.match(await w.getCredential(w.user('nobody')), refusal('UserNotAuthorized'))
+  await w.a.ctx.tally.flush()
+  const daily = () =>
+    w.a.ctx.audit.query({ authority: w.authority.did, action: 'credentials.daily', limit: 10 })
+  await w.a.ctx.janitor.run()
+  t.same(await daily(), [], 'not before the day is over')
+  const midnight = Date.parse(`${day}T00:00:00Z`) + 86_400_000
+  w.a.clock.set(midnight + 30_000)
+  await w.a.ctx.janitor.run()
+  t.same(await daily(), [], 'nor in its first minute, while its last counts may still land')
+  w.a.clock.set(midnight + 61_000)
+  const pruned = await w.a.ctx.janitor.run()
+  t.equal(pruned.credentialDays, 1)
+  t.match(await daily(), [
+    { actor: 'system', space: w.space, subject: day, after: '{"issued":1,"refused":1}' },
+  ])
+  await w.a.ctx.janitor.run()
+  t.equal((await daily()).length, 1, 'once')
+  t.match(await w.a.ctx.audit.verify(w.authority.did), { ok: true })
+  w.a.clock.set(midnight + 8 * 86_400_000)
+  await w.a.ctx.janitor.run()
+  t.equal(await w.a.ctx.db.prisma.credentialTally.count(), 0, 'the row goes a week later')
+})
+
 t.test('public: anyone reads', async (t) => {
   const w = await spaceWorld(t, { policy: { ...MEMBERS_ONLY, readPolicy: { kind: 'public' } } })
   t.equal((await w.getCredential(w.user('anyone'))).status, 200)
