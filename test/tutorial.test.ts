@@ -43,14 +43,22 @@ t.test(
         `register()\n` +
         `await import(${JSON.stringify(pathToFileURL(join(PACKAGE_ROOT, 'src/bin.ts')).href)})\n`,
     )
-    const [server, member] = [await freePort(), await freePort()]
+    const ports = { 2590: await freePort(), 2591: await freePort() }
+    const [invitee, asker] = [await freePort(), await freePort()]
     const run = runCommand(
       'bash',
-      ['-euc', script.replaceAll('2590', String(server)).replaceAll('2591', String(member))],
+      [
+        '-euc',
+        script
+          .replaceAll('2590', String(ports[2590]))
+          .replaceAll('2591', String(ports[2591]))
+          .replaceAll('2592', String(invitee))
+          .replaceAll('2593', String(asker)),
+      ],
       {
         cwd: dir,
         detached: true,
-        env: { HOME: dir, npm_config_update_notifier: 'false', GATEHOUSE_PORT: String(server) },
+        env: { HOME: dir, npm_config_update_notifier: 'false', GATEHOUSE_PORT: String(ports[2590]) },
       },
     )
     // The server the script started in the background goes with the script's process group.
@@ -67,7 +75,7 @@ t.test(
       for (let i = 0; i < 300 && alive(); i++) await new Promise((r) => setTimeout(r, 50))
       rmSync(dir, { recursive: true, force: true })
     })
-    const guard = setTimeout(() => run.child.kill(), 90_000)
+    const guard = setTimeout(() => run.child.kill(), 120_000)
     const { code } = await run.exited
     clearTimeout(guard)
     const log = () => `stdout:\n${run.stdout.join('\n')}\nstderr:\n${run.stderr.join('\n')}`
@@ -98,5 +106,20 @@ t.test(
       json.some((o) => o.members?.[0]?.did === 'did:web:friend.example' && !o.members[0].write),
       'and listed the member they added',
     )
+    const accepted = steps.find((s) => s.step === 'dev.gatehouse.space.acceptInvite')
+    t.match(accepted?.got, { status: 200, body: { read: true, write: true } }, 'invite accepted')
+    const exchanges = steps.filter((s) => s.step === 'com.atproto.space.getSpaceCredential')
+    t.same(
+      exchanges.map((s) => s.got?.status),
+      [200, 200],
+      'and the invitee, now a member, holds a credential too',
+    )
+    const asked = steps.find((s) => s.step === 'dev.gatehouse.space.requestJoin')
+    t.match(asked?.got, { status: 200, body: { status: 'pending' } }, 'a join request made')
+    t.ok(
+      json.some((o) => o.status === 'approved' && o.did === `did:web:localhost%3A${asker}`),
+      'and approved',
+    )
+    t.match(run.stdout.join('\n'), /"ok": true/, 'the audit chain verifies')
   },
 )

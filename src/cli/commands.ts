@@ -39,6 +39,8 @@ export const OPTIONS = {
   role: { type: 'string' },
   port: { type: 'string' },
   server: { type: 'string' },
+  invite: { type: 'string' },
+  join: { type: 'string' },
   manager: { type: 'string' },
   name: { type: 'string' },
   space: { type: 'string' },

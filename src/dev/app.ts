@@ -11,14 +11,18 @@ import { parseSpaceRef } from '../lexicon/formats.js'
 import { nextTid } from '../spaces/tid.js'
 
 export const DEV_USAGE =
-  "gatehouse dev app SPACE [--port 2591] [--server URL]   (development only: a member's app and PDS, end to end)"
+  "gatehouse dev app SPACE [--port 2591] [--server URL] [--invite CODE | --join MESSAGE]   (development only: a member's app and PDS, end to end)"
 
 const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
+const ACCEPT_INVITE = 'dev.gatehouse.space.acceptInvite'
+const REQUEST_JOIN = 'dev.gatehouse.space.requestJoin'
 
 /**
  * Plays a member's app and PDS against a running Gatehouse: a throwaway `did:web:localhost%3A<port>`
  * (served here, its own syncer), a delegation token, the exchange, listRepos, registerNotify, a
- * notifyWrite and the notification it brings; each step a JSON line. Refused in production.
+ * notifyWrite and the notification it brings; each step a JSON line. With `--invite CODE` it first
+ * accepts that invite (so a stranger becomes a member); with `--join MESSAGE` it only asks to join,
+ * and stops there. Refused in production.
  */
 export async function devApp(
   config: Config,
@@ -81,8 +85,18 @@ export async function devApp(
     if (!res.ok) throw new Error(`${nsid} answered ${res.status}: ${text}`)
     return got.body as Record<string, unknown> | undefined
   }
+  /** Service auth signed by the member itself (accepting, asking), addressed to the space host. */
+  const asMember = (lxm: string) => ({
+    authorization: `Bearer ${createServiceJwt({ iss: did, aud: host, lxm, key, nowSec: Math.floor(Date.now() / 1000) })}`,
+  })
   try {
     step('identity', { did, document })
+    if (o.join !== undefined) {
+      await call(REQUEST_JOIN, asMember(REQUEST_JOIN), { space, message: o.join })
+      return
+    }
+    if (o.invite !== undefined)
+      await call(ACCEPT_INVITE, asMember(ACCEPT_INVITE), { code: o.invite })
     const nowSec = Math.floor(Date.now() / 1000)
     const claims = { iss: did, sub: space!, aud: host, iat: nowSec, exp: nowSec + 60 }
     const bearer = `Bearer ${createSpaceToken('delegation', claims, key)}`
@@ -103,13 +117,13 @@ export async function devApp(
       space,
       service: `${did}#atproto_space_syncer`,
     })
-    const jwt = createServiceJwt({ iss: did, aud: host, lxm: NOTIFY_WRITE, key, nowSec })
     const hash = { $bytes: randomBytes(32).toString('base64').replace(/=+$/, '') }
-    await call(
-      NOTIFY_WRITE,
-      { authorization: `Bearer ${jwt}` },
-      { space, repo: did, repoRev: nextTid(Date.now()), hash },
-    )
+    await call(NOTIFY_WRITE, asMember(NOTIFY_WRITE), {
+      space,
+      repo: did,
+      repoRev: nextTid(Date.now()),
+      hash,
+    })
     const [got] = await once(http, 'notification', { signal: AbortSignal.timeout(30_000) })
     step('notification received', { got })
   } finally {
