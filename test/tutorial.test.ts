@@ -58,7 +58,11 @@ t.test(
       {
         cwd: dir,
         detached: true,
-        env: { HOME: dir, npm_config_update_notifier: 'false', GATEHOUSE_PORT: String(ports[2590]) },
+        env: {
+          HOME: dir,
+          npm_config_update_notifier: 'false',
+          GATEHOUSE_PORT: String(ports[2590]),
+        },
       },
     )
     // The server the script started in the background goes with the script's process group.

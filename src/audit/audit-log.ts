@@ -211,28 +211,22 @@ export class AuditLog {
         prev = Buffer.from(r.hash)
         expected++
       }
-      if (rows.length < PAGE) break
+      if (rows.length === PAGE) continue
+      // The head is read after the entries (an entry and its head commit together): naming a
+      // later entry, it was appended meanwhile, and the next round reads it, or it is a deleted
+      // tail, when that round finds nothing more.
+      const head = await this.head(authority)
+      if (rows.length > 0 && head.seq >= expected) continue
+      return checkHead(head, expected - 1, prev)
     }
-    return this.checkHead(authority, expected - 1, prev)
   }
 
-  private async checkHead(
-    authority: string,
-    last: number,
-    lastHash: Buffer,
-  ): Promise<VerifyResult> {
+  private async head(authority: string): Promise<{ seq: number; hash: Buffer | undefined }> {
     const [head] = await this.db.hot.query<{ seq: number | bigint; hash: Uint8Array }>(
       'SELECT seq, hash FROM audit_head WHERE authority_did = ?',
       [authority],
     )
-    const headSeq = Number(head?.seq ?? 0)
-    if (headSeq > last)
-      return { ok: false, firstBroken: last + 1, why: `missing: the head names entry ${headSeq}` }
-    if (headSeq < last)
-      return { ok: false, firstBroken: headSeq + 1, why: 'beyond the head: not appended here' }
-    if (head && !lastHash.equals(Buffer.from(head.hash)))
-      return { ok: false, firstBroken: last, why: 'its hash differs from the head’s' }
-    return { ok: true, entries: last, head: head ? Buffer.from(head.hash).toString('hex') : null }
+    return { seq: Number(head?.seq ?? 0), hash: head && Buffer.from(head.hash) }
   }
 
   /** Entries newest first, filtered, `limit` after `cursor`. */
@@ -271,6 +265,21 @@ export class AuditLog {
       after = Number(rows[rows.length - 1]!.seq)
     }
   }
+}
+
+/** Whether the chain read, ending at `last` with `lastHash`, ends where the head says. */
+function checkHead(
+  head: { seq: number; hash: Buffer | undefined },
+  last: number,
+  lastHash: Buffer,
+): VerifyResult {
+  if (head.seq > last)
+    return { ok: false, firstBroken: last + 1, why: `missing: the head names entry ${head.seq}` }
+  if (head.seq < last)
+    return { ok: false, firstBroken: head.seq + 1, why: 'beyond the head: not appended here' }
+  if (head.hash && !lastHash.equals(head.hash))
+    return { ok: false, firstBroken: last, why: 'its hash differs from the head’s' }
+  return { ok: true, entries: last, head: head.hash?.toString('hex') ?? null }
 }
 
 /** Why `r` breaks the chain where entry `expected` after `prev` should be, if it does. */

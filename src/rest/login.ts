@@ -99,6 +99,17 @@ function sendPage(reply: FastifyReply, title: string, body: string) {
     )
 }
 
+/**
+ * A join login is started by our own page's form: another site sending a browser there (to have
+ * its user join a space it chose) is refused. Browsers say where a navigation came from in
+ * Sec-Fetch-Site; `none` is a typed or bookmarked address.
+ */
+function fromOurPage(req: FastifyRequest): void {
+  const site = req.headers['sec-fetch-site']
+  if (site !== undefined && site !== 'same-origin' && site !== 'none')
+    throw new XrpcError(403, 'Forbidden', 'Start joining from the join page itself')
+}
+
 /** Sets (or, empty with 0, clears) a cookie: HttpOnly, Lax, Secure outside development and test. */
 function cookie(ctx: AppContext, name: string, value: string, maxAgeSec: number, path = '/') {
   const secure = ctx.cfg.mode === 'production' ? '; Secure' : ''
@@ -225,6 +236,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     )
   })
   app.get('/join/:code/login', async (req, reply) => {
+    fromOurPage(req)
     const code = inviteCode(req.params)
     return reply.redirect(await start(ctx, req.query, reply, { kind: 'invite', code }), 302)
   })
@@ -238,6 +250,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     )
   })
   app.get('/request-join/login', async (req, reply) => {
+    fromOurPage(req)
     const { space, message } = parseRequestInput(req.query)
     const intent: JoinIntent = { kind: 'request', space, ...(message ? { message } : {}) }
     return reply.redirect(await start(ctx, req.query, reply, intent), 302)

@@ -404,15 +404,24 @@ export class AdmissionService {
     flags: Flags,
     by: Actor,
   ): Promise<JoinRequestView> {
+    if (!flags.read && !flags.write)
+      throw new InvalidRequestError('An approval grants read, write or both')
     return this.db.transact(async (tx) => {
       await this.db.lockSpace(tx, config.uri)
       const request = await this.pendingRequest(tx, config.uri, id)
       await this.assertNotBanned(tx, config.uri, request.did)
       await this.deps.manager.grantMember(tx, config, request.did, flags)
+      const decided = await this.decide(tx, id, {
+        status: 'approved',
+        ...flags,
+        reason: null,
+        decidedBy: by.did,
+      })
+      // Appended last, as every change does: the audit lock is held only while this commits.
       await this.record(tx, by, 'join-request.approve', config.uri, id, {
         after: { did: request.did, ...flags },
       })
-      return this.decide(tx, id, { status: 'approved', ...flags, reason: null, decidedBy: by.did })
+      return decided
     })
   }
 
@@ -420,10 +429,11 @@ export class AdmissionService {
   async deny(space: string, id: string, reason: string | null, by: Actor) {
     return this.db.transact(async (tx) => {
       const request = await this.pendingRequest(tx, space, id)
+      const decided = await this.decide(tx, id, { status: 'denied', reason, decidedBy: by.did })
       await this.record(tx, by, 'join-request.deny', space, id, {
         after: { did: request.did, reason },
       })
-      return this.decide(tx, id, { status: 'denied', reason, decidedBy: by.did })
+      return decided
     })
   }
 
@@ -467,7 +477,11 @@ export class AdmissionService {
     if (did === config.authority)
       throw new InvalidRequestError('The space authority cannot be banned from its own space')
     const now = this.now()
+    if (input.expiresAt && input.expiresAt <= now)
+      throw new InvalidRequestError('expiresAt must be in the future')
     const ban = await this.db.transact(async (tx) => {
+      // Locks in the order approve takes them (space, request, audit), so the two never deadlock.
+      await this.db.lockSpace(tx, config.uri)
       await tx.joinRequest.updateMany({
         where: { space: config.uri, pendingDid: did },
         data: {
@@ -478,6 +492,8 @@ export class AdmissionService {
           pendingDid: null,
         },
       })
+      // The member goes in the ban's transaction: banned and still a member is never committed.
+      await this.deps.manager.spaces.removeMemberIn(tx, config.uri, did, by)
       const data = { ...input, createdBy: by.did, createdAt: now }
       const before = await tx.ban.findUnique({ where: { space_did: { space: config.uri, did } } })
       const ban = await tx.ban.upsert({
@@ -491,7 +507,7 @@ export class AdmissionService {
       })
       return ban
     })
-    await this.deps.manager.removeMember(config, did, by)
+    // After the commit; should this fail, what it holds lapses at expiry.
     await this.deps.credentials.revoke(config, { userDid: did }, { by })
     return ban
   }

@@ -115,6 +115,8 @@ export class SpaceService {
           dpopCredentialTtlSec: dpopTtl,
           updatedAt: now,
           deletedAt: null,
+          // A space made again is a new one: nobody may ask to join until a manager says so.
+          joinRequests: false,
         }
         const row = existing
           ? await tx.space.update({ where: { uri }, data: { ...data, createdAt: now } })
@@ -216,10 +218,15 @@ export class SpaceService {
   async removeMember(uri: string, did: string, by: Actor = SYSTEM_ACTOR): Promise<boolean> {
     return this.db.transact(async (tx) => {
       await this.assertActive(tx, uri)
-      const { before, changed } = await this.members.remove(this.db.in(tx), uri, did)
-      await this.record(tx, by, 'member.remove', uri, { subject: did, before })
-      return changed
+      return this.removeMemberIn(tx, uri, did, by)
     })
+  }
+
+  /** removeMember inside the caller's transaction (a ban); its entry with it, when one went. */
+  async removeMemberIn(tx: Tx, uri: string, did: string, by: Actor): Promise<boolean> {
+    const { before, changed } = await this.members.remove(this.db.in(tx), uri, did)
+    if (changed) await this.record(tx, by, 'member.remove', uri, { subject: did, before })
+    return changed
   }
 
   /**
@@ -238,6 +245,17 @@ export class SpaceService {
       await tx.space.update({ where: { uri }, data: { deletedAt: now, updatedAt: now } })
       await this.members.clear(this.db.in(tx), uri)
       await tx.spaceAppRule.deleteMany({ where: { space: uri } })
+      // Its ways in end with it: a space made again under the same name starts without them.
+      await tx.invite.updateMany({
+        where: { space: uri, revokedAt: null },
+        data: { revokedAt: now },
+      })
+      await tx.joinRequest.updateMany({
+        where: { space: uri, status: 'pending' },
+        data: { status: 'denied', reason: 'space deleted', pendingDid: null, decidedAt: now },
+      })
+      await tx.joinRequestNotice.deleteMany({ where: { space: uri } })
+      await tx.ban.deleteMany({ where: { space: uri } })
       const writers = await dropWriters(this.db.in(tx), uri)
       await this.record(tx, by, 'space.delete', uri, { before })
       return { writers }

@@ -638,3 +638,17 @@ t.test('a bulk import leaves one entry per slice, in the slice’s transaction',
   )
   t.match(await w.a.ctx.audit.verify(w.authority.did), { ok: true })
 })
+
+t.test('verify on a log being appended to meanwhile finds it whole', async (t) => {
+  const w = await spaceWorld(t)
+  const authority = w.authority.did
+  for (let i = 0; i < 30; i++)
+    await w.a.ctx.audit.appendAlone({ authority, actor: OWNER_ACTOR, action: `before.${i}` })
+  for (let round = 0; round < 10; round++) {
+    const appends = Array.from({ length: 5 }, (_, i) =>
+      w.a.ctx.audit.appendAlone({ authority, actor: OWNER_ACTOR, action: `during.${round}.${i}` }),
+    )
+    const [result] = await Promise.all([w.a.ctx.audit.verify(authority), ...appends])
+    t.match(result, { ok: true }, `round ${round}`)
+  }
+})

@@ -456,3 +456,52 @@ t.test('the janitor prunes decided requests after their retention, and lapsed ba
   t.match((await w.api('GET', '/bans')).body.bans, [{ did: lou.did }], 'a ban without expiry stays')
   t.same((await w.api('GET', '/join-requests')).body.requests, [], 'lou’s, denied by the ban, too')
 })
+
+t.test(
+  'a space made again starts without the old one’s invites, requests, bans or join setting',
+  async (t) => {
+    const w = await world(t)
+    const old = await w.invite({ maxUses: null })
+    t.equal((await w.api('PUT', '/join-settings', { open: true })).status, 200)
+    const asker = w.user('asker')
+    const pending = await w.request(asker)
+    t.equal(pending.body.status, 'pending')
+    const banned = w.user('banned')
+    t.equal((await w.api('PUT', `/bans/${enc(banned.did)}`, { reason: 'spam' })).status, 200)
+    t.ok(await w.a.ctx.manager.deleteSpace(w.space))
+    await w.a.ctx.spaces.create({
+      authority: w.authority.did,
+      spaceType: 'com.example.forum',
+      skey: w.space.split('/').pop()!,
+      ...w.a.ctx.presets.resolve('members-only', {}),
+    })
+    t.match(await w.accept(w.user('late'), old.code), {
+      status: 400,
+      body: { error: 'InviteRevoked' },
+    })
+    t.match(await w.request(w.user('newcomer')), {
+      status: 400,
+      body: { error: 'JoinRequestsClosed' },
+    })
+    t.match(await w.mine(asker), {
+      status: 200,
+      body: { status: 'denied', reason: 'space deleted' },
+    })
+    t.same((await w.api('GET', '/bans')).body.bans, [], 'no bans carried over')
+  },
+)
+
+t.test('an approval grants something, and a ban ends in the future', async (t) => {
+  const w = await world(t)
+  t.equal((await w.api('PUT', '/join-settings', { open: true })).status, 200)
+  const asked = await w.request(w.user('asker'))
+  t.match(
+    await w.api('POST', `/join-requests/${asked.body.id}/approve`, { read: false, write: false }),
+    { status: 400, body: { error: 'InvalidRequest' } },
+  )
+  const past = new Date(w.now() * 1000 - 1000).toISOString()
+  t.match(await w.api('PUT', `/bans/${enc(w.user('x').did)}`, { expiresAt: past }), {
+    status: 400,
+    body: { error: 'InvalidRequest' },
+  })
+})

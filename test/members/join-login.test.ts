@@ -108,6 +108,22 @@ t.test('a path that cannot be an invite code is 404', async (t) => {
   t.equal((await get('/join/not%20a%20code')).status, 404)
 })
 
+t.test('a join login sent from another site is refused; from our page it starts', async (t) => {
+  const { code } = await invite()
+  const handle = `?handle=${encodeURIComponent((await pds.createAccount('zed')).did)}`
+  for (const [path, site, status] of [
+    [`/join/${code}/login${handle}`, 'cross-site', 403],
+    [`/join/${code}/login${handle}`, 'same-site', 403],
+    [`/request-join/login${handle}&space=${encodeURIComponent(space.uri)}`, 'cross-site', 403],
+    [`/join/${code}/login${handle}`, 'same-origin', 302],
+    [`/join/${code}/login${handle}`, 'none', 302],
+  ] as const) {
+    const res = await request(`${a.url}${path}`, { headers: { 'sec-fetch-site': site } })
+    await res.body.text()
+    t.equal(res.statusCode, status, `${site}: ${status}`)
+  }
+})
+
 t.test('a user asks to join by logging in from the join page', async (t) => {
   const hana = await pds.createAccount('hana')
   const ask = (message: string) =>
