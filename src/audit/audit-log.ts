@@ -167,11 +167,6 @@ export class AuditLog {
     return { ...entry, prevHash: prev.toString('hex'), hash: hash.toString('hex') }
   }
 
-  /** Appends in a transaction of its own (a refusal changes nothing else). */
-  appendAlone(input: AuditInput): Promise<AuditEntryView> {
-    return this.db.transact((tx) => this.append(tx, input))
-  }
-
   /**
    * Records a refused management call, when `authority` is one of ours: a caller naming a DID we
    * do not host must not grow a log for it. Never throws: the refusal itself must still go out.

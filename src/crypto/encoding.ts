@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto'
 const B64URL_RE = /^[A-Za-z0-9_-]*$/
 
 export function toBase64Url(bytes: Uint8Array): string {
@@ -14,3 +15,9 @@ export function fromBase64Url(s: string): Uint8Array | undefined {
 }
 
 export const utf8 = new TextEncoder()
+
+/** How a bearer secret (an API token, an invite code) is kept: its SHA-256, hex. */
+export const secretHash = (secret: string) => createHash('sha256').update(secret).digest('hex')
+
+/** A row id shown to people and typed on command lines: hex, so it never starts with `-`. */
+export const newRowId = () => randomBytes(9).toString('hex')

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { newRowId, secretHash } from '../crypto/encoding.js'
 import { SYSTEM_ACTOR, type Actor, type AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
@@ -28,8 +29,6 @@ export class TokenError extends Error {
 export const TOKEN_PREFIX = 'gh_'
 /** A token's last use is written at most this often. */
 const TOUCH_EVERY_MS = 60_000
-
-const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex')
 
 type Row = NonNullable<Awaited<ReturnType<Db['prisma']['apiToken']['findUnique']>>>
 const view = ({ hash: _hash, authorityDid, role, ...rest }: Row): TokenView => ({
@@ -79,13 +78,13 @@ export class ApiTokenService {
     const row = await this.db.transact(async (tx) => {
       const row = await tx.apiToken.create({
         data: {
-          id: randomBytes(9).toString('base64url'),
+          id: newRowId(),
           authorityDid: input.authority,
           createdBy: input.createdBy,
           name: input.name,
           role: input.role,
           space: input.space ?? null,
-          hash: hashOf(token),
+          hash: secretHash(token),
           parentId: input.parent?.id ?? null,
           createdAt: now,
           expiresAt: expiresAt ?? null,
@@ -121,7 +120,7 @@ export class ApiTokenService {
   /** The live token `secret` is, or undefined (unknown, expired or revoked). */
   async resolve(secret: string): Promise<TokenView | undefined> {
     if (!secret.startsWith(TOKEN_PREFIX) || secret.length > 100) return undefined
-    const row = await this.db.prisma.apiToken.findUnique({ where: { hash: hashOf(secret) } })
+    const row = await this.db.prisma.apiToken.findUnique({ where: { hash: secretHash(secret) } })
     const now = this.clock.now()
     if (!row || row.revokedAt || (row.expiresAt && row.expiresAt <= now)) return undefined
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= TOUCH_EVERY_MS)

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { newRowId, secretHash } from '../crypto/encoding.js'
 import type { Actor, AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import { spaceAuthority } from '../lexicon/formats.js'
 import type { Db, Tx } from '../db/client.js'
-import { mapDbError, UniqueViolationError } from '../db/errors.js'
+import { UniqueViolationError } from '../db/errors.js'
 import { InvalidRequestError, XrpcError } from '../errors.js'
 import type { Flags } from '../members/member-list.js'
 import type { SpaceConfig } from '../policy/types.js'
@@ -109,10 +110,6 @@ const HOUR_MS = 3_600_000
 export const INVITE_DEFAULT_TTL_MS = 7 * 24 * HOUR_MS
 export const INVITE_MAX_TTL_MS = 365 * 24 * HOUR_MS
 
-const hashOf = (code: string) => createHash('sha256').update(code).digest('hex')
-/** Hex, so an id never starts with `-` (the CLI would read it as an option). */
-const newId = () => randomBytes(9).toString('hex')
-
 type InviteRow = NonNullable<Awaited<ReturnType<Db['prisma']['invite']['findUnique']>>>
 type RequestRow = NonNullable<Awaited<ReturnType<Db['prisma']['joinRequest']['findUnique']>>>
 
@@ -166,9 +163,9 @@ export class AdmissionService {
     const row = await this.db.transact(async (tx) => {
       const row = await tx.invite.create({
         data: {
-          id: newId(),
+          id: newRowId(),
           space: config.uri,
-          hash: hashOf(code),
+          hash: secretHash(code),
           read: true,
           write: input.write,
           maxUses: input.maxUses,
@@ -222,7 +219,7 @@ export class AdmissionService {
 
   /** The space an invite code is for, when there is such an invite (to check an audience first). */
   async inviteSpace(code: string): Promise<string | undefined> {
-    const row = await this.db.prisma.invite.findUnique({ where: { hash: hashOf(code) } })
+    const row = await this.db.prisma.invite.findUnique({ where: { hash: secretHash(code) } })
     return row?.space
   }
 
@@ -233,7 +230,7 @@ export class AdmissionService {
    * is InviteExhausted.
    */
   async acceptInvite(code: string, did: string, door: Actor['door']): Promise<AcceptedInvite> {
-    const found = await this.db.prisma.invite.findUnique({ where: { hash: hashOf(code) } })
+    const found = await this.db.prisma.invite.findUnique({ where: { hash: secretHash(code) } })
     if (!found) throw new AdmissionError('InviteNotFound', 'No such invite')
     const config = await this.deps.hosted(found.space)
     const accepted = { space: config.uri, read: found.read, write: found.write }
@@ -317,7 +314,7 @@ export class AdmissionService {
         await this.assertMayRequest(tx, config.uri, did, now)
         const row = await tx.joinRequest.create({
           data: {
-            id: newId(),
+            id: newRowId(),
             space: config.uri,
             did,
             message: message ?? null,
@@ -332,7 +329,7 @@ export class AdmissionService {
       })
     } catch (err) {
       // A racing request of the same DID made the pending one first: answer it.
-      if (!(mapDbError(err) instanceof UniqueViolationError)) throw err
+      if (!(err instanceof UniqueViolationError)) throw err
       const mine = await this.latestRequest(config.uri, did)
       if (!mine) throw err
       return mine
@@ -347,7 +344,7 @@ export class AdmissionService {
     if (config.readPolicy.kind !== 'managing-app') return
     await tx.joinRequestNotice.create({
       data: {
-        id: newId(),
+        id: newRowId(),
         space: config.uri,
         service: config.readPolicy.managingApp,
         requestId,
