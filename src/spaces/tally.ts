@@ -22,7 +22,8 @@ export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10)
 export class CredentialTally {
   private counts = new Map<string, { issued: number; refused: number }>()
   private timer: NodeJS.Timeout | undefined
-  private flushing: Promise<void> | undefined
+  /** The latest flush: the next one waits for it. */
+  private last: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly db: Db,
@@ -46,14 +47,22 @@ export class CredentialTally {
     await this.flush()
   }
 
-  /** Adds the counts so far to the table; counts that fail to land are kept for the next flush. */
-  async flush(): Promise<void> {
-    await this.flushing
+  /**
+   * Adds the counts so far to the table; counts that fail to land are kept for the next flush.
+   * Flushes run one after another (the timer's and stop()'s never overlap).
+   */
+  flush(): Promise<void> {
+    const run = this.last.then(() => this.write())
+    this.last = run.catch(() => {})
+    return run
+  }
+
+  private async write(): Promise<void> {
     if (this.counts.size === 0) return
     const pending = this.counts
     this.counts = new Map()
-    this.flushing = this.db
-      .transact(async (tx) => {
+    try {
+      await this.db.transact(async (tx) => {
         for (const [key, { issued, refused }] of pending) {
           const at = key.indexOf(' ')
           const where = { space_day: { space: key.slice(at + 1), day: key.slice(0, at) } }
@@ -64,18 +73,16 @@ export class CredentialTally {
           })
         }
       })
-      .catch((err: unknown) => {
-        for (const [key, c] of pending) {
-          const now = this.counts.get(key)
-          this.counts.set(key, {
-            issued: c.issued + (now?.issued ?? 0),
-            refused: c.refused + (now?.refused ?? 0),
-          })
-        }
-        throw err
-      })
-      .finally(() => (this.flushing = undefined))
-    await this.flushing
+    } catch (err) {
+      for (const [key, c] of pending) {
+        const now = this.counts.get(key)
+        this.counts.set(key, {
+          issued: c.issued + (now?.issued ?? 0),
+          refused: c.refused + (now?.refused ?? 0),
+        })
+      }
+      throw err
+    }
   }
 
   /**

@@ -154,6 +154,14 @@ t.test('each exchange is tallied per space and UTC day, issued or refused', asyn
     [{ issued: 3, refused: 1 }],
     'added to',
   )
+  // Flushes asked for at once (the timer's and shutdown's) run one after another, each counted once.
+  const flushes: Promise<void>[] = []
+  for (let i = 0; i < 3; i++) {
+    w.a.ctx.tally.count(w.space, 'issued')
+    flushes.push(w.a.ctx.tally.flush())
+  }
+  await Promise.all(flushes)
+  t.match(await w.a.ctx.db.prisma.credentialTally.findMany(), [{ issued: 6, refused: 1 }])
 })
 
 t.test('a finished day’s tally goes to the audit log once, as credentials.daily', async (t) => {
