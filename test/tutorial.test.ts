@@ -82,7 +82,16 @@ t.test(
     const guard = setTimeout(() => run.child.kill(), 120_000)
     const { code } = await run.exited
     clearTimeout(guard)
-    const log = () => `stdout:\n${run.stdout.join('\n')}\nstderr:\n${run.stderr.join('\n')}`
+    const serverLog = () => {
+      try {
+        return readFileSync(join(dir, 'gatehouse.log'), 'utf8')
+      } catch {
+        return '(none)'
+      }
+    }
+    const log = () =>
+      `stdout:\n${run.stdout.join('\n')}\nstderr:\n${run.stderr.join('\n')}\n` +
+      `gatehouse.log:\n${serverLog()}`
     if (code !== 0) t.comment(log())
     t.equal(code, 0, 'the script runs to its end')
     const steps = run.stdout

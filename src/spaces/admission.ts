@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto'
-import { newRowId, secretHash } from '../crypto/encoding.js'
+import { newRowId, newSecretCode, secretHash } from '../crypto/encoding.js'
 import type { Actor, AuditLog } from '../audit/audit-log.js'
 import type { Clock } from '../clock.js'
 import { spaceAuthority } from '../lexicon/formats.js'
@@ -159,7 +158,7 @@ export class AdmissionService {
       throw new InvalidRequestError('expiresAt must be in the future')
     if (expiresAt.getTime() > nowMs + INVITE_MAX_TTL_MS)
       throw new InvalidRequestError('expiresAt may be at most a year away')
-    const code = randomBytes(24).toString('base64url')
+    const code = newSecretCode()
     const row = await this.db.transact(async (tx) => {
       const row = await tx.invite.create({
         data: {

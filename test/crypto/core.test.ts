@@ -12,6 +12,7 @@ import {
   parseMultikey,
   KeyFormatError,
 } from '../../src/crypto/did-key.js'
+import { newSecretCode } from '../../src/crypto/encoding.js'
 import { TokenError, SignatureError } from '../../src/crypto/errors.js'
 import { parseJws, signJws, verifyJws, MAX_TOKEN_LENGTH } from '../../src/crypto/jws.js'
 import {
@@ -544,4 +545,15 @@ t.test('signature checks on the thread pool agree with the synchronous ones', as
       'not a point',
     )
   }
+})
+
+t.test('an invite code is 160 random bits of lowercase base32: never an option to a CLI', async (t) => {
+  const codes = Array.from({ length: 4000 }, () => newSecretCode())
+  t.ok(
+    codes.every((c) => /^[a-z2-7]{32}$/.test(c)),
+    'every code is 32 characters of a-z2-7, so none starts with "-"',
+  )
+  t.equal(new Set(codes).size, codes.length, 'all distinct')
+  t.equal(new Set(codes.map((c) => c[0])).size, 32, 'the first character takes all 32 values')
+  t.equal(new Set(codes.map((c) => c[31])).size, 32, 'and so does the last (no padding bits)')
 })

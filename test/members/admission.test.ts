@@ -117,6 +117,7 @@ t.test('an invite accepted by a service-auth call adds the member through the op
   t.equal(made.status, 201)
   t.match(made.body, { read: true, write: true, maxUses: 2, uses: 0, usedBy: [] })
   t.equal(made.body.link, `${w.a.ctx.cfg.service.publicUrl}/join/${made.body.code}`)
+  t.match(made.body.code, /^[a-z2-7]{32}$/, 'a code a command line takes as it is')
   const replay = await w.api('POST', '/invites', { write: true, maxUses: 2 }, key)
   t.equal(replay.headers.get('idempotent-replayed'), 'true')
   t.equal(replay.body.id, made.body.id, 'a repeat creates nothing')
