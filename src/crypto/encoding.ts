@@ -1,3 +1,4 @@
+import { base32nopad } from '@scure/base'
 import { createHash, randomBytes } from 'node:crypto'
 const B64URL_RE = /^[A-Za-z0-9_-]*$/
 
@@ -22,20 +23,9 @@ export const secretHash = (secret: string) => createHash('sha256').update(secret
 /** A row id shown to people and typed on command lines: hex, so it never starts with `-`. */
 export const newRowId = () => randomBytes(9).toString('hex')
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
-
 /**
  * A secret people pass around and type as a command-line argument (an invite code): 160 random
  * bits as 32 characters of lowercase base32 (RFC 4648 alphabet), so it never starts with `-` (an
  * option to a command-line parser) and survives being read aloud or case-folded.
  */
-export function newSecretCode(): string {
-  const bytes = randomBytes(20)
-  let out = ''
-  for (let bit = 0; bit < 160; bit += 5) {
-    const i = bit >> 3
-    const pair = (bytes[i]! << 8) | (bytes[i + 1] ?? 0)
-    out += BASE32[(pair >> (11 - (bit & 7))) & 31]
-  }
-  return out
-}
+export const newSecretCode = () => base32nopad.encode(randomBytes(20)).toLowerCase()
