@@ -8,6 +8,7 @@ import { TokenError } from './managers/tokens.js'
 import { COMMANDS, CliUsageError, OPTIONS, type Options } from './cli/commands.js'
 import { devApp, DEV_USAGE } from './dev/app.js'
 import { XrpcError } from './errors.js'
+import { BackupError, backupSqlite } from './db/backup.js'
 import { generateKek, KeyVault, loadKeyring, writeKeyFile, type Kek } from './keys/vault.js'
 import { PolicyCodecError } from './policy/codec.js'
 import { PresetError } from './policy/registry.js'
@@ -16,7 +17,7 @@ import { SpaceError } from './spaces/space-service.js'
 export { CliUsageError }
 
 /** The first words of operator commands. */
-export const CLI_GROUPS = [...Object.keys(COMMANDS), 'kek', 'dev']
+export const CLI_GROUPS = [...Object.keys(COMMANDS), 'kek', 'backup', 'dev']
 
 export const CLI_USAGE = `usage:
 ${Object.entries(COMMANDS)
@@ -26,6 +27,7 @@ ${Object.entries(COMMANDS)
   .join('\n')}
   gatehouse kek rotate     (key file: new KEK, every key re-sealed, old KEK dropped)
   gatehouse kek rewrap     (GATEHOUSE_KEK=new, GATEHOUSE_KEK_RETIRED=old: re-seal every key)
+  gatehouse backup --out FILE   (an online copy of the SQLite database; not the KEK)
   ${DEV_USAGE}`
 
 /** The one-line error of a refusal by a service: its contract name and message. */
@@ -56,6 +58,7 @@ export async function runCli(
   const [group, verb, ...args] = parsed.positionals
   if (group === 'kek') return kek(verb, config, secrets, out, logger)
   if (group === 'dev' && verb === 'app') return devApp(config, args, o, out)
+  if (group === 'backup') return backup(verb, config, o, out)
   const command = COMMANDS[group ?? '']?.[verb ?? '']
   if (!command) throw new CliUsageError(CLI_USAGE)
   const needs = command.usage
@@ -73,6 +76,21 @@ export async function runCli(
     throw line ? new CliUsageError(line) : err
   } finally {
     await ctx.destroy()
+  }
+}
+
+/** `gatehouse backup --out FILE`: no context needed, so no migration or key is touched. */
+async function backup(
+  extra: string | undefined,
+  config: Config,
+  o: Options,
+  out: (line: string) => void,
+) {
+  if (extra !== undefined || !o.out) throw new CliUsageError('usage: gatehouse backup --out FILE')
+  try {
+    out(JSON.stringify(await backupSqlite(config.db, o.out), null, 2))
+  } catch (err) {
+    throw err instanceof BackupError ? new CliUsageError(err.message) : err
   }
 }
 

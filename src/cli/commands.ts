@@ -53,6 +53,7 @@ export const OPTIONS = {
   since: { type: 'string' },
   until: { type: 'string' },
   limit: { type: 'string' },
+  out: { type: 'string' },
 } as const
 
 export type Options = ReturnType<

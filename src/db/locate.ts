@@ -3,10 +3,15 @@ import { ensurePrivateDir, ensurePrivateFile, narrowToOwner } from '../files.js'
 
 export { PACKAGE_ROOT } from '../paths.js'
 
+/** A `file:` URL's absolute path, as it is. */
+export function sqliteFile(url: string): string {
+  const raw = url.replace(/^file:/, '')
+  return isAbsolute(raw) ? raw : resolve(raw)
+}
+
 /** A `file:` URL's absolute path; folder 0700, file and side files 0600 before SQLite opens it. */
 export function sqlitePath(url: string): string {
-  const raw = url.replace(/^file:/, '')
-  const path = isAbsolute(raw) ? raw : resolve(raw)
+  const path = sqliteFile(url)
   ensurePrivateDir(dirname(path))
   ensurePrivateFile(path)
   for (const suffix of ['-wal', '-shm', '-journal']) narrowToOwner(`${path}${suffix}`)
