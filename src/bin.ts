@@ -5,6 +5,8 @@ import { CLI_GROUPS, CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
 import { createLogger } from './logger.js'
+import type { FastifyInstance } from 'fastify'
+import { listenMetrics } from './health.js'
 import { buildServer } from './server.js'
 import { explainStartupError, type StartupPhase } from './startup-errors.js'
 import { VERSION } from './version.js'
@@ -68,6 +70,7 @@ async function main(argv: string[]): Promise<void> {
 
   const ctx = await createContext(config, secrets).catch(failToStart(config, 'open'))
   const app = await buildServer(ctx)
+  let metricsApp: FastifyInstance | undefined
   let closingSince = 0
   const shutdown = (signal: string) => {
     if (closingSince) {
@@ -85,6 +88,7 @@ async function main(argv: string[]): Promise<void> {
     timer.unref()
     void (async () => {
       try {
+        await metricsApp?.close()
         await app.close()
         await ctx.destroy()
         ctx.logger.info('shut down cleanly')
@@ -102,6 +106,8 @@ async function main(argv: string[]): Promise<void> {
   await app
     .listen({ host: config.service.host, port: config.service.port })
     .catch(failToStart(config, 'listen'))
+  if (config.metrics.port)
+    metricsApp = await listenMetrics(ctx).catch(failToStart(config, 'metrics'))
   ctx.relay.start()
   ctx.logger.info(
     {

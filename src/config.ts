@@ -222,7 +222,21 @@ export const SCHEMA = {
     /** Live registerNotify registrations made with one user's credentials, across spaces. */
     registrationsPerUserMax: v('GATEHOUSE_REGISTRATIONS_PER_USER_MAX', int(1, 100_000), '20'),
   },
+  metrics: {
+    /** Serve Prometheus metrics at `/metrics` on this port, without auth (0: no such port). */
+    port: v('GATEHOUSE_METRICS_PORT', int(0, 65535), '0'),
+    /** Address of the metrics port: keep it off the public network. */
+    host: v('GATEHOUSE_METRICS_HOST', z.string().min(1), '127.0.0.1'),
+  },
   secrets: {
+    /** A bearer token that opens `/metrics` on the main port (else it is not served there). */
+    metricsToken: computed(
+      'GATEHOUSE_METRICS_TOKEN',
+      z
+        .string()
+        .regex(/^[\x21-\x7e]{32,256}$/, 'must be 32 to 256 printable characters, no spaces'),
+      'none',
+    ),
     /** The service's signing key (secp256k1, hex); else kept in `<data dir>/service-key.json`. */
     serviceKeyHex: computed('GATEHOUSE_SERVICE_KEY', hex64('a secp256k1 private key'), 'generated'),
     /** Key-encryption key for keys at rest (hex); else kept in `<data dir>/kek.key`. */

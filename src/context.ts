@@ -25,6 +25,7 @@ import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
 import { NotifyService } from './notify/notify-service.js'
 import { Relay } from './notify/relay.js'
+import { Metrics } from './metrics.js'
 import { CredentialService } from './spaces/credentials.js'
 import { CredentialTally } from './spaces/tally.js'
 import { SpaceManager } from './spaces/manager.js'
@@ -75,6 +76,8 @@ export interface AppContext {
   credentials: CredentialService
   /** Credentials issued and refused per space and day (the audit log's daily summary). */
   tally: CredentialTally
+  /** Prometheus metrics (`/metrics`, when the configuration opens it). */
+  metrics: Metrics
   manager: SpaceManager
   /** Invites, join requests and bans. */
   admission: AdmissionService
@@ -206,6 +209,13 @@ export async function createContext(
     cfg.notify,
   )
   notify.onEvent = () => relay.wake()
+  const metrics = new Metrics({
+    db,
+    clock,
+    breakers: () => relay.breakerStates(),
+    token: secrets.metricsToken,
+  })
+  relay.onDelivery = (method, outcome) => metrics.deliveries.inc({ method, outcome })
   const manager = new SpaceManager(spaces, credentials)
   const admission = new AdmissionService({
     db,
@@ -276,6 +286,7 @@ export async function createContext(
     outbound,
     credentials,
     tally,
+    metrics,
     manager,
     admission,
     attestations,

@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { didWebForRequest, didWebLocation } from './authorities/did-web.js'
 import type { AppContext } from './context.js'
-import { ServiceUnavailableError } from './errors.js'
+import { ServiceUnavailableError, XrpcError } from './errors.js'
 
 /** Liveness, readiness and DID documents: outside the XRPC router and its rate limit. */
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
@@ -40,4 +40,33 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
       ? didDocument(req, reply)
       : reply.callNotFound(),
   )
+}
+
+/** The metrics text, as Prometheus scrapes it. */
+async function exposition(ctx: AppContext, reply: FastifyReply) {
+  return reply.header('content-type', ctx.metrics.registry.contentType).send(await ctx.metrics.text())
+}
+
+/**
+ * `/metrics` on the main port, only with GATEHOUSE_METRICS_TOKEN (as a bearer token); without it
+ * the path is not served here (see listenMetrics for a port of its own).
+ */
+export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
+  if (!ctx.metrics.tokenSet) return
+  app.get('/metrics', async (req, reply) => {
+    if (!ctx.metrics.admits(req.headers.authorization))
+      throw new XrpcError(401, 'AuthenticationRequired', 'The metrics token is required')
+    return exposition(ctx, reply)
+  })
+}
+
+/**
+ * GATEHOUSE_METRICS_PORT: `/metrics` without auth on a port of its own (on GATEHOUSE_METRICS_HOST,
+ * loopback by default), for a scraper on a private network. Everything else there is 404.
+ */
+export async function listenMetrics(ctx: AppContext): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false })
+  app.get('/metrics', (_req, reply) => exposition(ctx, reply))
+  await app.listen({ host: ctx.cfg.metrics.host, port: ctx.cfg.metrics.port })
+  return app
 }

@@ -6,7 +6,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { AppContext } from './context.js'
 import { InvalidRequestError, toXrpcError, XrpcError } from './errors.js'
 import { limitConnections } from './connections.js'
-import { registerHealth } from './health.js'
+import { registerHealth, registerMetrics } from './health.js'
 import { registerLogin } from './rest/login.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
@@ -99,8 +99,16 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id)
   })
+  // The XRPC error name of each refused or failed request, for the metrics.
+  const errorNames = new WeakMap<object, string>()
   // The server's logger with reqId as a field: a per-request child's line, without the child.
   app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.answered(
+      req.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+      errorNames.get(req),
+    )
     app.log.info(
       {
         reqId: req.id,
@@ -115,6 +123,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   app.setErrorHandler(async (err, req, reply) => {
     const x = toXrpcError(err)
+    errorNames.set(req, x.error)
     if (clientWentAway(err, req.raw)) {
       // No one will see an answer, and nothing of ours failed (not a 503 for an ECONNRESET).
       req.log.info({ method: req.method, url: redactUrl(req.url) }, 'request aborted by the client')
@@ -153,6 +162,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   }
 
   registerHealth(app, ctx)
+  registerMetrics(app, ctx)
   registerLogin(app, ctx)
   registerXrpcMethods(app.xrpc)
   await registerRest(app, ctx)

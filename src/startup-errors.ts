@@ -2,7 +2,7 @@ import { relative, resolve, isAbsolute } from 'node:path'
 import { ConfigError, type Config } from './config.js'
 
 /** Names the setting behind a failure to start, e.g. `GATEHOUSE_PORT: … in use (EADDRINUSE)`. */
-export type StartupPhase = 'open' | 'listen'
+export type StartupPhase = 'open' | 'listen' | 'metrics'
 
 type SystemError = Error & { code?: string; syscall?: string; path?: string; errors?: unknown[] }
 
@@ -23,14 +23,16 @@ export function explainStartupError(
   if (!e || typeof e !== 'object') return undefined
   // An AggregateError from Node's happy-eyeballs connect: one error per address tried.
   const code = e.code ?? (e.errors?.[0] as SystemError | undefined)?.code
-  const { host, port } = config.service
-
-  if (phase === 'listen') {
+  if (phase === 'listen' || phase === 'metrics') {
+    const [hostVar, portVar, { host, port }] =
+      phase === 'listen'
+        ? ['GATEHOUSE_HOST', 'GATEHOUSE_PORT', config.service]
+        : ['GATEHOUSE_METRICS_HOST', 'GATEHOUSE_METRICS_PORT', config.metrics]
     if (code === 'EADDRINUSE')
-      return new ConfigError('GATEHOUSE_PORT', `${host}:${port} is already in use (EADDRINUSE)`)
+      return new ConfigError(portVar, `${host}:${port} is already in use (EADDRINUSE)`)
     if (code === 'EACCES')
-      return new ConfigError('GATEHOUSE_PORT', `not permitted to listen on port ${port} (EACCES)`)
-    if (code) return new ConfigError('GATEHOUSE_HOST', `cannot listen on ${host} (${code})`)
+      return new ConfigError(portVar, `not permitted to listen on port ${port} (EACCES)`)
+    if (code) return new ConfigError(hostVar, `cannot listen on ${host} (${code})`)
     return undefined
   }
 

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import type pg from 'pg'
 import Database from 'better-sqlite3'
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
 import type { Prisma, PrismaClient } from '../../generated/prisma-sqlite/index.js'
@@ -29,11 +30,34 @@ export class Db {
     readonly kind: Config['db']['kind'],
     readonly prisma: PrismaClient,
     private readonly txTimeoutMs: number,
-    /** The hot tables' statements outside a transaction (see hot-sql.ts). */
-    readonly hot: HotSql,
+    hot: HotSql,
     /** PostgreSQL's `$n` texts of our `?` statements; undefined on SQLite, which takes `?`. */
     private readonly numbered?: Map<string, string>,
-  ) {}
+    /** PostgreSQL's connection pool (its use is a metric). */
+    readonly pool?: pg.Pool,
+  ) {
+    this.hot = {
+      execute: (sql, args) => hot.execute(sql, args),
+      query: (sql, args) => hot.query(sql, args),
+      transaction: (fn) => this.timed('hot', () => hot.transaction(fn)),
+      close: () => hot.close(),
+    }
+  }
+
+  /** The hot tables' statements outside a transaction (see hot-sql.ts). */
+  readonly hot: HotSql
+
+  /** Told how long each transaction took, queueing included (the metrics' histogram). */
+  onTransaction: (path: 'prisma' | 'hot', seconds: number) => void = () => {}
+
+  private async timed<T>(path: 'prisma' | 'hot', fn: () => Promise<T>): Promise<T> {
+    const start = performance.now()
+    try {
+      return await fn()
+    } finally {
+      this.onTransaction(path, (performance.now() - start) / 1000)
+    }
+  }
 
   static async open(cfg: Config['db']): Promise<Db> {
     if (cfg.kind === 'sqlite') {
@@ -60,24 +84,26 @@ export class Db {
       return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate))
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
+    const { default: pg } = await import('pg')
     const PrismaClient = loadClient('prisma-pg')
     const { connectionString, schema } = pgTarget(cfg.url)
-    const adapter = new PrismaPg(
-      { connectionString, max: cfg.poolSize, options: `-c search_path="${schema}"` },
-      { schema },
-    )
-    const prisma = new PrismaClient({ adapter })
+    const pool = new pg.Pool({
+      connectionString,
+      max: cfg.poolSize,
+      options: `-c search_path="${schema}"`,
+    })
+    const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) })
     const numbered = new Map<string, string>()
-    return new Db('postgres', prisma, 15_000, new PrismaHotSql(prisma, numbered), numbered)
+    const hot = new PrismaHotSql(prisma, numbered)
+    return new Db('postgres', prisma, 15_000, hot, numbered, pool)
   }
 
   /** Runs `fn` in one transaction; a unique violation comes out as UniqueViolationError. */
   async transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
-      return await this.prisma.$transaction(fn, {
-        maxWait: this.txTimeoutMs,
-        timeout: this.txTimeoutMs,
-      })
+      return await this.timed('prisma', () =>
+        this.prisma.$transaction(fn, { maxWait: this.txTimeoutMs, timeout: this.txTimeoutMs }),
+      )
     } catch (err) {
       throw mapDbError(err)
     }
@@ -103,5 +129,6 @@ export class Db {
   async close(): Promise<void> {
     this.hot.close()
     await this.prisma.$disconnect()
+    await this.pool?.end()
   }
 }

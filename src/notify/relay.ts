@@ -71,7 +71,7 @@ type Forward = Awaited<ReturnType<Db['prisma']['joinRequestNotice']['findFirstOr
 type SpaceWork = { lanes: Lane[]; notices: Notice[]; forwards: Forward[] }
 
 /** Why a delivery did not happen; a permanent one is dead-lettered at once. */
-type Failure = { permanent: boolean; error: string; status?: number }
+type Failure = { permanent: boolean; error: string; status?: number; open?: true }
 
 type Target = { authority: string; endpoint: string; key: Keypair }
 
@@ -87,7 +87,12 @@ interface LaneResult {
   deleted: boolean
 }
 
+/** What became of one POST: the metrics' labels. */
+export type DeliveryOutcome = 'delivered' | 'retry' | 'refused' | 'circuit_open'
+
 export class Relay {
+  /** Told of every POST's outcome (the metrics' counter). */
+  onDelivery: (method: string, outcome: DeliveryOutcome) => void = () => {}
   private readonly breakers = new Map<string, Breaker>()
   /** The task of each space being delivered now: a space has at most one at a time. */
   private readonly inflight = new Map<string, Promise<number>>()
@@ -546,6 +551,26 @@ export class Relay {
     lxm: string,
     body: string,
   ): Promise<'ok' | Failure> {
+    const outcome = await this.attempt(target, aud, lxm, body)
+    this.onDelivery(
+      lxm,
+      outcome === 'ok'
+        ? 'delivered'
+        : outcome.open
+          ? 'circuit_open'
+          : outcome.permanent
+            ? 'refused'
+            : 'retry',
+    )
+    return outcome
+  }
+
+  private async attempt(
+    target: Target,
+    aud: string,
+    lxm: string,
+    body: string,
+  ): Promise<'ok' | Failure> {
     const url = `${target.endpoint}/xrpc/${lxm}`
     let origin: string
     try {
@@ -555,7 +580,7 @@ export class Relay {
     }
     const breaker = this.breakers.get(origin)
     if (breaker && breaker.openUntilMs > this.deps.clock.nowMs())
-      return { permanent: false, error: `circuit open for ${origin}` }
+      return { permanent: false, open: true, error: `circuit open for ${origin}` }
     const { authority: iss, key } = target
     const jwt = await this.deps.outbound.token({ iss, aud, lxm, key })
     let failure: Failure
@@ -602,6 +627,14 @@ export class Relay {
       this.bodies.set(event, body)
     }
     return body
+  }
+
+  /** Endpoints whose breaker is open now, and those failing with it still closed. */
+  breakerStates(): { open: number; failing: number } {
+    const now = this.deps.clock.nowMs()
+    let open = 0
+    for (const b of this.breakers.values()) if (b.openUntilMs > now) open++
+    return { open, failing: this.breakers.size - open }
   }
 
   private trip(origin: string): void {

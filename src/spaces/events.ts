@@ -131,3 +131,19 @@ export function pruneEvents(q: HotQueries, space: string, spaceRev: string, befo
     [space, spaceRev, before],
   )
 }
+
+/**
+ * When the first event each live registration has not been sent yet was written, one row per
+ * registration that is behind (the relay's lag, for /metrics).
+ */
+export async function lanesBehindSince(q: HotQueries, now: Date): Promise<Date[]> {
+  const rows = await q.query<{ since: string | Date | null }>(
+    `SELECT (SELECT e.created_at FROM space_event e
+              WHERE e.space = r.space AND e.space_rev > COALESCE(r.cursor, '')
+              ORDER BY e.space_rev LIMIT 1) AS "since"
+       FROM notify_registration r WHERE r.expires_at > ?`,
+    [now],
+  )
+  // A subquery's column has no declared type: SQLite answers Prisma's ISO text, PostgreSQL a Date.
+  return rows.flatMap((r) => (r.since === null ? [] : [new Date(r.since)]))
+}

@@ -1,4 +1,6 @@
+import type { TestLike } from './arbiter.js'
 import { encodeTid } from '../../src/spaces/tid.js'
+import { MockService } from './services.js'
 import type { WebIdentity } from './identities.js'
 import type { SpaceWorld } from './spaces.js'
 import { serviceJwt } from './tokens.js'
@@ -45,4 +47,24 @@ export async function listDeadLetters(w: SpaceWorld): Promise<unknown> {
     },
   })
   return res.json()
+}
+
+/**
+ * A syncer on a real loopback server, registered for the world's space for a day (by `by`, the
+ * syncer itself by default); `answer` gives each notification's status.
+ */
+export async function registeredSyncer(
+  t: TestLike,
+  w: SpaceWorld,
+  answer: (path: string) => number,
+  by?: string,
+): Promise<{ svc: MockService; service: string }> {
+  const svc = await MockService.start(t, (req, res) => svc.json(res, answer(req.path), {}))
+  const id = w.web.create('syncer', {
+    services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: svc.origin } },
+  })
+  const service = `${id.did}#atproto_space_syncer`
+  const expires = new Date(w.a.clock.nowMs() + 86_400_000)
+  await w.a.ctx.notify.register(w.space, service, svc.origin, expires, by ?? id.did)
+  return { svc, service }
 }

@@ -2,29 +2,17 @@
 // once it is fixed; a refused replay keeps the letter; a letter whose event is pruned says so.
 import t from 'tap'
 import { ROUTES } from '../../src/rest/routes.js'
-import { MockService } from '../_helpers/services.js'
 import { spaceWorld } from '../_helpers/spaces.js'
-import { tidAt } from '../_helpers/sync.js'
+import { registeredSyncer, tidAt } from '../_helpers/sync.js'
 
 t.test('a dead letter replayed: delivered, refused again, pruned, unknown', async (t) => {
   const w = await spaceWorld(t, { env: { GATEHOUSE_RELAY_RETRY_WINDOW_SEC: '3600' } })
   let status = 400
   const received: string[] = []
-  const svc = await MockService.start(t, (req, res) => {
-    received.push(req.path)
-    svc.json(res, status, {})
+  await registeredSyncer(t, w, (path) => {
+    received.push(path)
+    return status
   })
-  const id = w.web.create('syncer', {
-    services: { atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: svc.origin } },
-  })
-  const expires = new Date(w.a.clock.nowMs() + 86_400_000)
-  await w.a.ctx.notify.register(
-    w.space,
-    `${id.did}#atproto_space_syncer`,
-    svc.origin,
-    expires,
-    id.did,
-  )
   const write = (i: number) =>
     w.a.ctx.notify.acceptWrite(w.space, {
       repo: w.user(`writer${i}`).did,
