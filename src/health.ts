@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { didWebForRequest, didWebLocation } from './authorities/did-web.js'
 import type { AppContext } from './context.js'
 import { ServiceUnavailableError, XrpcError } from './errors.js'
+import { pendingMigrations, readMigrations } from './db/migrate.js'
 
 /** Liveness, readiness and DID documents: outside the XRPC router and its rate limit. */
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
@@ -10,13 +11,29 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
   /** Liveness: the process answers. Never touches the database. */
   app.get('/xrpc/_health', { config: noLimit }, async () => ({ version: ctx.cfg.service.version }))
 
-  /** Readiness: the database answers too. 503 while it does not, so load balancers route around us. */
+  /**
+   * Readiness: the database answers, and its schema is this release's: 503 while a migration of
+   * ours is not applied, or the database has one this release does not know (a newer process
+   * migrated it), so load balancers route around us.
+   */
+  const shipped = readMigrations(ctx.db.kind)
   app.get('/xrpc/_ready', { config: noLimit }, async () => {
+    let applied: { name: string; checksum: string }[]
     try {
-      await ctx.db.ping()
+      applied = await ctx.db.prisma.$queryRawUnsafe(
+        'SELECT name, checksum FROM gatehouse_migration',
+      )
     } catch (err) {
       throw new ServiceUnavailableError('Database is not reachable', { cause: err })
     }
+    let pending: string[]
+    try {
+      pending = pendingMigrations(shipped, applied).map((m) => m.name)
+    } catch (err) {
+      throw new ServiceUnavailableError(`Database schema: ${(err as Error).message}`)
+    }
+    if (pending.length)
+      throw new ServiceUnavailableError(`Database migrations pending: ${pending.join(', ')}`)
     return { ready: true, version: ctx.cfg.service.version, db: ctx.db.kind }
   })
 
@@ -44,7 +61,9 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
 
 /** The metrics text, as Prometheus scrapes it. */
 async function exposition(ctx: AppContext, reply: FastifyReply) {
-  return reply.header('content-type', ctx.metrics.registry.contentType).send(await ctx.metrics.text())
+  return reply
+    .header('content-type', ctx.metrics.registry.contentType)
+    .send(await ctx.metrics.text())
 }
 
 /**

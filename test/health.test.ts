@@ -35,6 +35,35 @@ t.test('readiness touches the database and answers 503 when it is unreachable', 
   t.equal(live.status, 200, 'liveness does not depend on the database')
 })
 
+t.test('readiness fails while the schema is not this release’s', async (t) => {
+  const a = await TestArbiter.create(t)
+  const db = a.ctx.db.prisma
+  const [last] = await db.$queryRawUnsafe<{ name: string; checksum: string; applied_at: string }[]>(
+    'SELECT name, checksum, applied_at FROM gatehouse_migration ORDER BY name DESC LIMIT 1',
+  )
+  await db.$executeRaw`DELETE FROM gatehouse_migration WHERE name = ${last!.name}`
+  const pending = await a.fetch('/xrpc/_ready')
+  t.equal(pending.status, 503)
+  t.same(await pending.json(), {
+    error: 'ServiceUnavailable',
+    message: `Database migrations pending: ${last!.name}`,
+  })
+  const { name, checksum, applied_at: at } = last!
+  await db.$executeRaw`INSERT INTO gatehouse_migration (name, checksum, applied_at)
+    VALUES (${name}, ${checksum}, ${at})`
+  t.equal((await a.fetch('/xrpc/_ready')).status, 200, 'ready again once it is applied')
+
+  // A newer release migrated the database this process serves.
+  await db.$executeRaw`INSERT INTO gatehouse_migration (name, checksum, applied_at)
+    VALUES (${'9999_from_the_future'}, ${'x'}, ${at})`
+  const newer = await a.fetch('/xrpc/_ready')
+  t.equal(newer.status, 503)
+  t.match(await newer.json(), {
+    message: /9999_from_the_future, which this Gatehouse does not know/,
+  })
+  t.equal((await a.fetch('/xrpc/_health')).status, 200, 'it is still alive')
+})
+
 t.test(
   '/.well-known/did.json is the service did:web with its key and space-host endpoint',
   async (t) => {
