@@ -10,6 +10,7 @@ import { buildServer } from '../src/server.js'
 import { PACKAGE_ROOT } from '../src/paths.js'
 import { DidWebHost, type WebIdentity } from '../test/_helpers/identities.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
+import { NO_IDENTITY_LIMITS } from '../test/_helpers/arbiter.js'
 import { freePort } from '../test/_helpers/process.js'
 import { registerAuthority } from '../test/_helpers/spaces.js'
 
@@ -53,6 +54,7 @@ export async function benchWorld(opts: {
       GATEHOUSE_DATA_DIR: dataDir,
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
       GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      ...UNREACHED_IDENTITY_LIMITS,
       ...opts.env,
     })
     const ctx = await createContext(config, secrets, {
@@ -85,6 +87,14 @@ export async function benchWorld(opts: {
 }
 
 /**
+ * A load generator is one identity sending far more than a person would: the per-identity limits
+ * stay on (their cost is measured) but high enough never to refuse.
+ */
+const UNREACHED_IDENTITY_LIMITS = Object.fromEntries(
+  Object.keys(NO_IDENTITY_LIMITS).map((name) => [name, '10000000']),
+)
+
+/**
  * `gatehouse serve` in a child process on the bench's data dir (and so its database), run from the
  * build (`npm run bench` builds first), as it is deployed: no TypeScript loader in its memory.
  */
@@ -102,6 +112,7 @@ async function serve(
       GATEHOUSE_PORT: String(port),
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
       GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+      ...UNREACHED_IDENTITY_LIMITS,
       // As the in-process worlds: warnings and errors only (they show in the bench's output), no
       // access log line per request.
       GATEHOUSE_LOG_LEVEL: 'warn',

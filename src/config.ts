@@ -222,6 +222,30 @@ export const SCHEMA = {
     /** Live registerNotify registrations made with one user's credentials, across spaces. */
     registrationsPerUserMax: v('GATEHOUSE_REGISTRATIONS_PER_USER_MAX', int(1, 100_000), '20'),
   },
+  rateLimits: {
+    /** getSpaceCredential calls per minute by one user DID, per process (0: no limit). */
+    credentialsPerUser: v('GATEHOUSE_CREDENTIALS_PER_USER_PER_MINUTE', int(0, 10_000_000), '120'),
+    /** getSpaceCredential calls per minute with one attested client id, per process (0: none). */
+    credentialsPerClient: v(
+      'GATEHOUSE_CREDENTIALS_PER_CLIENT_PER_MINUTE',
+      int(0, 10_000_000),
+      '12000',
+    ),
+    /** notifyWrite calls per minute for one repo (writer DID), per process (0: no limit). */
+    notifyPerRepo: v('GATEHOUSE_NOTIFY_PER_REPO_PER_MINUTE', int(0, 10_000_000), '600'),
+    /** notifyWrite calls per minute from one repo host (the writer's PDS), per process (0: none). */
+    notifyPerRepoHost: v('GATEHOUSE_NOTIFY_PER_REPO_HOST_PER_MINUTE', int(0, 10_000_000), '60000'),
+    /** registerNotify calls per minute for one service, per process (0: no limit). */
+    registrationsPerService: v(
+      'GATEHOUSE_REGISTER_NOTIFY_PER_SERVICE_PER_MINUTE',
+      int(0, 10_000_000),
+      '60',
+    ),
+    /** Logins started (manager, invite and join pages) and callbacks per minute per address. */
+    loginsPerAddress: v('GATEHOUSE_LOGINS_PER_ADDRESS_PER_MINUTE', int(0, 10_000_000), '30'),
+    /** REST API calls per minute by one API token or login session, per process (0: no limit). */
+    restPerPrincipal: v('GATEHOUSE_REST_PER_PRINCIPAL_PER_MINUTE', int(0, 10_000_000), '1200'),
+  },
   metrics: {
     /** Serve Prometheus metrics at `/metrics` on this port, without auth (0: no such port). */
     port: v('GATEHOUSE_METRICS_PORT', int(0, 65535), '0'),

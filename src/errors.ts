@@ -36,6 +36,16 @@ export class ForbiddenError extends XrpcError {
   }
 }
 
+/** 429 `RateLimitExceeded`; `retryAfterSec` becomes the Retry-After header. */
+export class RateLimitError extends XrpcError {
+  constructor(
+    message: string,
+    readonly retryAfterSec?: number,
+  ) {
+    super(429, 'RateLimitExceeded', message)
+  }
+}
+
 /** 500: never carries internal detail in its message; the cause is logged instead. */
 export class InternalServerError extends XrpcError {
   constructor(message = 'Internal server error', options?: { cause?: unknown }) {

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import type { AppContext } from './context.js'
-import { InvalidRequestError, toXrpcError, XrpcError } from './errors.js'
+import { InvalidRequestError, RateLimitError, toXrpcError, XrpcError } from './errors.js'
+import { identityLimits, type IdentityLimit } from './net/identity-limits.js'
 import { limitConnections } from './connections.js'
 import { registerHealth, registerMetrics } from './health.js'
 import { registerLogin } from './rest/login.js'
@@ -17,6 +18,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The XRPC methods this server serves. */
     xrpc: XrpcRouter
+    /** Per-identity rate limits (net/identity-limits.ts). */
+    identityLimit: IdentityLimit
   }
 }
 
@@ -132,6 +135,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     } else {
       req.log.info({ status: x.status, error: x.error, message: x.message }, 'request refused')
     }
+    if (x instanceof RateLimitError && x.retryAfterSec !== undefined)
+      reply.header('retry-after', String(Math.max(1, x.retryAfterSec)))
     // The rate limiter's own Retry-After (in step with x-ratelimit-reset) must not be contradicted.
     if ((x.status === 503 || x.status === 429) && !reply.hasHeader('retry-after')) {
       reply.header('retry-after', String(DEFAULT_RETRY_AFTER_SEC))
@@ -153,13 +158,14 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     throw new XrpcError(404, 'NotFound', 'Not found')
   })
 
-  if (cfg.rateLimitPerMinute > 0) {
-    await app.register(rateLimit, {
-      max: cfg.rateLimitPerMinute,
-      timeWindow: 60_000,
-      errorResponseBuilder: () => new XrpcError(429, 'RateLimitExceeded', 'Rate limit exceeded'),
-    })
-  }
+  // Per client address on every route (unless 0), and the per-identity limits handlers call.
+  await app.register(rateLimit, {
+    global: cfg.rateLimitPerMinute > 0,
+    max: cfg.rateLimitPerMinute,
+    timeWindow: 60_000,
+    errorResponseBuilder: () => new XrpcError(429, 'RateLimitExceeded', 'Rate limit exceeded'),
+  })
+  app.decorate('identityLimit', identityLimits(app, ctx.cfg.rateLimits))
 
   registerHealth(app, ctx)
   registerMetrics(app, ctx)

@@ -224,7 +224,12 @@ export const LOGIN_ROUTES: RestRoute[] = [
 export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
   app.get('/oauth/client-metadata.json', async () => (await oauth(ctx)).clientMetadata)
   app.get('/oauth/jwks.json', async () => (await oauth(ctx)).jwks)
-  app.get('/login', async (req, reply) => reply.redirect(await start(ctx, req.query, reply), 302))
+  // Starting a login costs a PAR round trip to the user's authorization server: per address.
+  const max = ctx.cfg.rateLimits.loginsPerAddress
+  const limited = max ? { config: { rateLimit: { max, timeWindow: 60_000 } } } : {}
+  app.get('/login', limited, async (req, reply) =>
+    reply.redirect(await start(ctx, req.query, reply), 302),
+  )
 
   // An invitee's door: the page an invite's link opens, and the login that accepts it.
   app.get('/join/:code', async (req, reply) => {
@@ -235,7 +240,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       `<form method="get" action="/join/${code}/login"><label>Your handle or DID <input name="handle" required></label> <button>Log in and join</button></form>`,
     )
   })
-  app.get('/join/:code/login', async (req, reply) => {
+  app.get('/join/:code/login', limited, async (req, reply) => {
     fromOurPage(req)
     const code = inviteCode(req.params)
     return reply.redirect(await start(ctx, req.query, reply, { kind: 'invite', code }), 302)
@@ -249,14 +254,14 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       `<form method="get" action="/request-join/login"><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code>${escapeHtml(space)}</code></p><p><label>Your handle or DID <input name="handle" required></label></p><p><label>A word to the managers <textarea name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></label></p><button>Log in and ask</button></form>`,
     )
   })
-  app.get('/request-join/login', async (req, reply) => {
+  app.get('/request-join/login', limited, async (req, reply) => {
     fromOurPage(req)
     const { space, message } = parseRequestInput(req.query)
     const intent: JoinIntent = { kind: 'request', space, ...(message ? { message } : {}) }
     return reply.redirect(await start(ctx, req.query, reply, intent), 302)
   })
 
-  app.get('/oauth/callback', async (req, reply) => {
+  app.get('/oauth/callback', limited, async (req, reply) => {
     const client = await oauth(ctx)
     const params = new URLSearchParams(req.url.split('?')[1] ?? '')
     let did: string

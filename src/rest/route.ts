@@ -91,6 +91,10 @@ export function route<
 }
 
 /** The audit log's name for a REST caller: the manager (a token acts for its creator). */
+/** Who a call is counted and remembered for: the API token, or the session's DID. */
+const principalKey = (principal: Principal) =>
+  principal.kind === 'token' ? `token:${principal.token.id}` : principal.did
+
 export const restActor = (principal: Principal): Actor => ({ did: principal.did, door: 'rest' })
 
 /**
@@ -205,7 +209,7 @@ async function idempotent(
   if (key === undefined) return run()
   if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))
     throw new InvalidRequestError('Idempotency-Key is 1 to 200 visible ASCII characters')
-  const who = principal.kind === 'token' ? `token:${principal.token.id}` : principal.did
+  const who = principalKey(principal)
   const requestHash = createHash('sha256')
     .update(`${req.method} ${req.url}\n${JSON.stringify(req.body ?? null)}`)
     .digest('hex')
@@ -292,6 +296,7 @@ export async function registerRoutes(
                 : r.auth === 'session'
                   ? await sessionPrincipal(ctx, req)
                   : await authenticate(ctx, req)
+            if (principal) await app.identityLimit(req, 'restPerPrincipal', principalKey(principal))
             const params = r.params ? parse(r.params, req.params, 'path') : undefined
             const query = r.query ? parse(r.query, req.query, 'query') : undefined
             let body: unknown

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import type { LimitKind } from '../net/identity-limits.js'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { AppContext } from '../context.js'
@@ -23,6 +24,8 @@ export interface HandlerArgs<M extends MethodSpec, A> {
   req: RequestView
   /** A lexicon-declared refusal (400): `throw fail('SpaceNotFound', '…')`. */
   fail: (error: M['errors'][number], message: string) => InvalidRequestError
+  /** Counts this call against a per-identity limit (after authentication); 429 past it. */
+  limit: (kind: LimitKind, identity: string) => Promise<void>
 }
 
 export interface Registration<M extends MethodSpec, A> {
@@ -129,6 +132,7 @@ export class XrpcRouter {
           ctx,
           req: toView(req),
           fail,
+          limit: (kind: LimitKind, identity: string) => this.app.identityLimit(req, kind, identity),
         } as HandlerArgs<M, A>)
         if (method.output === undefined) {
           return reply.code(200).send()

@@ -23,6 +23,19 @@ export interface TestLike {
   name?: string
 }
 
+/** Every per-identity limit off. */
+export const NO_IDENTITY_LIMITS = Object.fromEntries(
+  [
+    'CREDENTIALS_PER_USER',
+    'CREDENTIALS_PER_CLIENT',
+    'NOTIFY_PER_REPO',
+    'NOTIFY_PER_REPO_HOST',
+    'REGISTER_NOTIFY_PER_SERVICE',
+    'LOGINS_PER_ADDRESS',
+    'REST_PER_PRINCIPAL',
+  ].map((name) => [`GATEHOUSE_${name}_PER_MINUTE`, '0']),
+)
+
 export interface TestArbiterOptions {
   /** Extra GATEHOUSE_* variables. */
   env?: Record<string, string>
@@ -64,6 +77,8 @@ export class TestArbiter {
       GATEHOUSE_DATABASE_URL: database.url,
       GATEHOUSE_LOG_LEVEL: 'debug',
       GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+      // Tests make many calls as one identity; test/rate-limits.test.ts sets these.
+      ...NO_IDENTITY_LIMITS,
       GATEHOUSE_DATABASE_POOL_SIZE: '4',
       // Tests run every peer on loopback; nothing may reach a public PLC directory.
       GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',

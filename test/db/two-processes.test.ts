@@ -7,6 +7,7 @@ import { createLogger } from '../../src/logger.js'
 import { processWorld } from '../_helpers/db.js'
 import { DidWebHost } from '../_helpers/identities.js'
 import { freePort, runGatehouse } from '../_helpers/process.js'
+import { NO_IDENTITY_LIMITS } from '../_helpers/arbiter.js'
 import { MEMBERS_ONLY, registerAuthority } from '../_helpers/spaces.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
@@ -18,6 +19,7 @@ t.test('a server and a second process write at once; the database stays whole', 
     GATEHOUSE_DATABASE_URL: db.url,
     GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
     GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+    ...NO_IDENTITY_LIMITS,
   }
   const server = runGatehouse(['serve'], { ...env, GATEHOUSE_PORT: String(port) })
   t.teardown(() => server.child.kill('SIGKILL'))

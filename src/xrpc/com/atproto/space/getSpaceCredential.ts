@@ -9,13 +9,14 @@ import type { XrpcRouter } from '../../../method.js'
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(getSpaceCredential, {
     auth: ctx.auth.delegationToken,
-    handler: async ({ input, auth, fail }) => {
+    handler: async ({ input, auth, fail, limit }) => {
       if (auth.spaceUri !== input.space) {
         throw fail(
           'InvalidDelegationToken',
           'Delegation token subject does not match requested space',
         )
       }
+      await limit('credentialsPerUser', auth.iss)
       const found = await lookupHostedSpace(ctx, input.space)
       if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
 
@@ -37,6 +38,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
         }
       }
 
+      if (clientId !== undefined) await limit('credentialsPerClient', clientId)
       if (found.state === 'deleted') throw fail('SpaceDeleted', 'Space has been deleted')
       if (found.state === 'absent') throw fail('SpaceNotFound', 'Space not found')
 

@@ -10,6 +10,15 @@ import type { XrpcRouter } from '../../../method.js'
 /** A repo's rev may run at most this far ahead of our clock (contract §1.5: FutureRev). */
 export const FUTURE_REV_WINDOW_MS = 5 * 60_000
 
+/** The host of the repo's PDS (its DID document is cached: service auth just read it). */
+async function repoHost(ctx: XrpcRouter['context'], repo: string): Promise<string | undefined> {
+  try {
+    return new URL(await ctx.idResolver.resolveServiceEndpoint(repo)).host
+  } catch {
+    return undefined // no PDS named: the per-address limit still applies
+  }
+}
+
 /**
  * A repo host says its repo advanced (contract §1.5), in the contract's order: body (a bad repoRev
  * is a 400 before auth), service auth, `iss` = writer, `aud` = authority, FutureRev, active space,
@@ -19,11 +28,14 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(notifyWrite, {
     auth: ctx.auth.serviceAuth(notifyWrite.nsid),
     authAfterInput: true,
-    handler: async ({ input, auth, fail }) => {
+    handler: async ({ input, auth, fail, limit }) => {
       const authority = spaceAuthority(input.space)
       const repoRev = writeRevOf(input)
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
+      await limit('notifyPerRepo', input.repo)
+      const host = await repoHost(ctx, input.repo)
+      if (host) await limit('notifyPerRepoHost', host)
       // Addressed to the space's authority, never to Gatehouse's own DID.
       if (!isAddressedTo(auth.aud, authority)) {
         throw new ForbiddenError('notifyWrite aud does not match the space authority')

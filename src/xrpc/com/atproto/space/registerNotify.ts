@@ -16,8 +16,9 @@ import type { XrpcRouter } from '../../../method.js'
 export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(registerNotify, {
     auth: ctx.auth.spaceCredential(),
-    handler: async ({ input, auth, fail }) => {
+    handler: async ({ input, auth, fail, limit }) => {
       assertCredentialFor(auth, input.space)
+      await limit('registrationsPerService', input.service)
       const found = await lookupHostedSpace(ctx, input.space)
       if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
       let endpoint: string
