@@ -75,7 +75,10 @@ const TRANSIENT_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
+  'EPIPE',
   '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
   '40001', // serialization_failure
   '40P01', // deadlock_detected
 ])
@@ -85,7 +88,10 @@ function isTransient(err: unknown): boolean {
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true
     const msg = (e as { message?: unknown }).message
-    if (typeof msg === 'string' && /database is locked|Can't reach database server/.test(msg)) {
+    // node-postgres names a connection lost under a query only in its message.
+    const gone =
+      /database is locked|Can't reach database server|Connection terminated|connection error and is not queryable/
+    if (typeof msg === 'string' && gone.test(msg)) {
       return true
     }
     e = (e as { cause?: unknown }).cause

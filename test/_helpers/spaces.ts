@@ -3,6 +3,9 @@ import type { AppContext } from '../../src/context.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 import { parseJws } from '../../src/crypto/jws.js'
 import type { SpacePolicy } from '../../src/policy/types.js'
+import { loadConfig } from '../../src/config.js'
+import { createContext } from '../../src/context.js'
+import { createLogger } from '../../src/logger.js'
 import { TestArbiter, type TestLike } from './arbiter.js'
 import { DidWebHost, type WebIdentity } from './identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey, presentHeaders } from './tokens.js'
@@ -139,4 +142,26 @@ export function decodeToken(token: string): {
 } {
   const { header, payload } = parseJws(token)
   return { header, payload }
+}
+
+/**
+ * A second Gatehouse context (no server) on the database a `gatehouse serve` child uses, holding a
+ * did:web authority with a members-only space `skey`: what the process tests drive the child with.
+ */
+export async function sideWorld(t: TestLike, env: Record<string, string>, skey: string) {
+  const { config, secrets } = loadConfig(env)
+  const ctx = await createContext(config, secrets, {
+    overrides: { logger: createLogger({ level: 'silent' }) },
+  })
+  t.teardown(() => ctx.destroy())
+  const web = await DidWebHost.start(t)
+  const authority = web.create('authority')
+  await registerAuthority(ctx, authority.did, { atproto: authority.key })
+  const { uri: space } = await ctx.spaces.create({
+    authority: authority.did,
+    spaceType: 'com.example.forum',
+    skey,
+    ...MEMBERS_ONLY,
+  })
+  return { ctx, web, authority, space }
 }

@@ -547,13 +547,16 @@ t.test('signature checks on the thread pool agree with the synchronous ones', as
   }
 })
 
-t.test('an invite code is 160 random bits of lowercase base32: never an option to a CLI', async (t) => {
-  const codes = Array.from({ length: 4000 }, () => newSecretCode())
-  t.ok(
-    codes.every((c) => /^[a-z2-7]{32}$/.test(c)),
-    'every code is 32 characters of a-z2-7, so none starts with "-"',
-  )
-  t.equal(new Set(codes).size, codes.length, 'all distinct')
-  t.equal(new Set(codes.map((c) => c[0])).size, 32, 'the first character takes all 32 values')
-  t.equal(new Set(codes.map((c) => c[31])).size, 32, 'and so does the last (no padding bits)')
-})
+t.test(
+  'an invite code is 160 random bits of lowercase base32: never an option to a CLI',
+  async (t) => {
+    const codes = Array.from({ length: 4000 }, () => newSecretCode())
+    t.ok(
+      codes.every((c) => /^[a-z2-7]{32}$/.test(c)),
+      'every code is 32 characters of a-z2-7, so none starts with "-"',
+    )
+    t.equal(new Set(codes).size, codes.length, 'all distinct')
+    t.equal(new Set(codes.map((c) => c[0])).size, 32, 'the first character takes all 32 values')
+    t.equal(new Set(codes.map((c) => c[31])).size, 32, 'and so does the last (no padding bits)')
+  },
+)
