@@ -24,6 +24,7 @@ import type { AuthorizeDeps } from './policy/authorize.js'
 import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
 import { NotifyService } from './notify/notify-service.js'
+import { DeliveryTally } from './notify/delivery-tally.js'
 import { Relay } from './notify/relay.js'
 import { Metrics } from './metrics.js'
 import { CredentialService } from './spaces/credentials.js'
@@ -78,6 +79,8 @@ export interface AppContext {
   tally: CredentialTally
   /** Prometheus metrics (`/metrics`, when the configuration opens it). */
   metrics: Metrics
+  /** Notification deliveries and failures per registration and day (the dashboard's chart). */
+  deliveries: DeliveryTally
   manager: SpaceManager
   /** Invites, join requests and bans. */
   admission: AdmissionService
@@ -195,9 +198,12 @@ export async function createContext(
     audit,
     onQueued: () => relay.wake(),
   })
+  const deliveries = new DeliveryTally(db, clock)
+  deliveries.start(TALLY_FLUSH_MS)
   const relay = new Relay(
     {
       db,
+      deliveries,
       audit,
       resolver: idResolver,
       fetcher,
@@ -255,6 +261,7 @@ export async function createContext(
     nonces: () => replay.prune(),
     ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
     credentialDays: () => tally.summarise(audit),
+    deliveryDays: () => deliveries.prune(),
   })
   janitor.start(PRUNE_INTERVAL_MS, dbLog)
 
@@ -287,6 +294,7 @@ export async function createContext(
     credentials,
     tally,
     metrics,
+    deliveries,
     manager,
     admission,
     attestations,
@@ -298,6 +306,9 @@ export async function createContext(
         await relay.stop()
         await janitor.stop()
         await tally.stop().catch((err: unknown) => dbLog.error({ err }, 'tally flush failed'))
+        await deliveries
+          .stop()
+          .catch((err: unknown) => dbLog.error({ err }, 'delivery tally flush failed'))
         await Promise.all([fetcher.close(), plcFetcher.close()])
         await db.close()
       })()
