@@ -17,8 +17,26 @@ export function serialiseSqlite(
   return {
     provider: inner.provider,
     adapterName: inner.adapterName,
-    connect: async () => serialisedAdapter(await inner.connect(), gate),
+    connect: async () => serialisedAdapter(beginImmediate(await inner.connect()), gate),
   }
+}
+
+/**
+ * Prisma's SQLite adapter opens transactions with a deferred BEGIN: one that reads and then writes
+ * fails at once with SQLITE_BUSY (no busy wait) if another process wrote in between, as a CLI
+ * command beside `gatehouse serve` does. Taking the write lock at BEGIN makes it wait its turn
+ * (up to the busy timeout) like the hot SQL's BEGIN IMMEDIATE. In this process the gate already
+ * serialises transactions, so nothing here waits longer than before.
+ */
+function beginImmediate(adapter: SqlDriverAdapter): SqlDriverAdapter {
+  const db = (adapter as { client?: { prepare(sql: string): unknown } }).client
+  if (typeof db?.prepare !== 'function')
+    throw new Error(
+      'the Prisma SQLite adapter no longer exposes its connection (see sqlite-serial.ts)',
+    )
+  const prepare = db.prepare.bind(db)
+  db.prepare = (sql: string) => prepare(sql === 'BEGIN' ? 'BEGIN IMMEDIATE' : sql)
+  return adapter
 }
 
 /** A FIFO mutex. */

@@ -1,14 +1,10 @@
 // Two Gatehouse processes on one database, as an operator has them whenever a CLI command runs
 // beside `gatehouse serve`: both write at once, and the database must come out whole.
 import t from 'tap'
-import { loadConfig } from '../../src/config.js'
-import { createContext } from '../../src/context.js'
-import { createLogger } from '../../src/logger.js'
 import { processWorld } from '../_helpers/db.js'
-import { DidWebHost } from '../_helpers/identities.js'
 import { freePort, runGatehouse } from '../_helpers/process.js'
 import { NO_IDENTITY_LIMITS } from '../_helpers/arbiter.js'
-import { MEMBERS_ONLY, registerAuthority } from '../_helpers/spaces.js'
+import { sideWorld } from '../_helpers/spaces.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
 t.test('a server and a second process write at once; the database stays whole', async (t) => {
@@ -25,21 +21,8 @@ t.test('a server and a second process write at once; the database stays whole', 
   t.teardown(() => server.child.kill('SIGKILL'))
   await server.waitFor(/gatehouse is serving/, 60_000)
 
-  const { config, secrets } = loadConfig(env)
-  const ctx = await createContext(config, secrets, {
-    overrides: { logger: createLogger({ level: 'silent' }) },
-  })
-  t.teardown(() => ctx.destroy())
-  const web = await DidWebHost.start(t)
-  const authority = web.create('authority')
+  const { ctx, web, authority, space } = await sideWorld(t, env, 'two')
   const admin = web.create('admin')
-  await registerAuthority(ctx, authority.did, { atproto: authority.key })
-  const { uri: space } = await ctx.spaces.create({
-    authority: authority.did,
-    spaceType: 'com.example.forum',
-    skey: 'two',
-    ...MEMBERS_ONLY,
-  })
   await ctx.managers.change(authority.did, admin.did, 'admin', 'operator')
 
   const lxm = 'com.atproto.simplespace.putMember'
