@@ -8,6 +8,7 @@ import { InvalidRequestError, toXrpcError, XrpcError } from './errors.js'
 import { limitConnections } from './connections.js'
 import { registerHealth } from './health.js'
 import { registerLogin } from './rest/login.js'
+import { registerDashboard } from './rest/dashboard.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
 import { registerRest } from './rest/index.js'
@@ -154,6 +155,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   registerHealth(app, ctx)
   registerLogin(app, ctx)
+  registerDashboard(app)
   registerXrpcMethods(app.xrpc)
   await registerRest(app, ctx)
   return app
