@@ -90,7 +90,7 @@ export function table<T>(
           h(
             'tr',
             {},
-            cells(r).map((c) => h('td', {}, c)),
+            cells(r).map((c, i) => h('td', { 'data-label': columns[i] }, c)),
           ),
         ),
       ),

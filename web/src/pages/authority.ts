@@ -95,7 +95,6 @@ async function spacesSection(base: string) {
     name: 'spaceType',
     required: true,
     placeholder: 'com.example.forum',
-    pattern: '[a-zA-Z][a-zA-Z0-9-]*(\\.[a-zA-Z0-9-]+){2,}',
   })
   const skey = h('input', { name: 'skey', placeholder: 'optional (default: a new TID)' })
   const picker = presetPicker()

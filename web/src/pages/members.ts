@@ -138,9 +138,9 @@ function memberRow(api: string, m: Member, st: HTMLElement) {
     'Remove',
   )
   row.append(
-    h('td', {}, code(m.did)),
-    h('td', {}, flag('read')),
-    h('td', {}, flag('write')),
+    h('td', { 'data-label': 'Member' }, code(m.did)),
+    h('td', { 'data-label': 'Read' }, flag('read')),
+    h('td', { 'data-label': 'Write' }, flag('write')),
     h('td', {}, remove),
   )
   return row
