@@ -108,7 +108,7 @@ export function presetPicker() {
   const clients = h('textarea', {
     name: 'clients',
     rows: 2,
-    placeholder: 'https://app.example/client-metadata.json',
+    placeholder: 'one client id (its client-metadata.json address) a line',
   })
   const params = {
     managingApp: field('Managing app (service DID#id)', managingApp),
