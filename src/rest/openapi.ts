@@ -130,7 +130,8 @@ export function referencePage(doc: ReturnType<typeof openApiDocument>): string {
       op: op as Record<string, any>,
     })),
   )
-  const json = (v: unknown) => `<pre>${escape(JSON.stringify(v, null, 2))}</pre>`
+  // A block that scrolls sideways must take keyboard focus, or its overflow is out of reach.
+  const json = (v: unknown) => `<pre tabindex="0">${escape(JSON.stringify(v, null, 2))}</pre>`
   const body = ops
     .map(({ path, method, op }) => {
       const params = (
