@@ -54,17 +54,33 @@ export function dashboardHeaders(reply: FastifyReply): FastifyReply {
     .header('referrer-policy', 'same-origin')
 }
 
-/** A server-rendered page in the dashboard's look (its stylesheet, when built; no script). */
-export function pageHtml(title: string, body: string): string {
-  const css = assets()?.css
+/** An HTML page with the dashboard's stylesheet and script (when built). */
+function html(title: string, header: string, main: string, app = false): string {
+  const built = assets()
   return (
     `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
     `<meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<title>${title} · Gatehouse</title><link rel="icon" href="data:,">` +
-    (css ? `<link rel="stylesheet" href="/assets/${css}">` : '') +
-    `</head>` +
-    `<body><header class="top"><span class="brand">Gatehouse</span></header>` +
-    `<main id="main" class="narrow"><h1>${title}</h1>${body}</main></body></html>`
+    `<title>${title}</title><link rel="icon" href="data:,">` +
+    (built
+      ? `<link rel="stylesheet" href="/assets/${built.css}">` +
+        `<script type="module" src="/assets/${built.js}"></script>`
+      : '') +
+    `</head><body${app ? ' data-app="dashboard"' : ''}><a class="skip" href="#main">Skip to content</a>` +
+    `<header class="top">${header}</header>${main}</body></html>`
+  )
+}
+
+/**
+ * A server-rendered page in the dashboard's look (the join pages). Its forms start logins, which
+ * redirect to the user's authorization server: CSP's `form-action 'self'` blocks a form's redirect
+ * to another origin, so the dashboard's script turns their submissions into plain navigations.
+ */
+export function pageHtml(title: string, body: string): string {
+  return html(
+    `${title} · Gatehouse`,
+    `<span class="brand">Gatehouse</span>`,
+    `<main id="main" class="narrow"><h1>${title}</h1>${body}` +
+      `<noscript><p class="error">Logging in from this page needs JavaScript.</p></noscript></main>`,
   )
 }
 
@@ -74,20 +90,18 @@ export function pageHtml(title: string, body: string): string {
  */
 export function registerDashboard(app: FastifyInstance): void {
   const shell = (_req: unknown, reply: FastifyReply) => {
-    const { js, css } = current()
+    current()
     return dashboardHeaders(reply)
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-cache')
       .send(
-        `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
-          `<meta name="viewport" content="width=device-width, initial-scale=1">` +
-          `<title>Gatehouse</title><link rel="icon" href="data:,">` +
-          `<link rel="stylesheet" href="/assets/${css}"><script type="module" src="/assets/${js}"></script>` +
-          `</head><body><a class="skip" href="#main">Skip to content</a>` +
-          `<header class="top"><a class="brand" href="/">Gatehouse</a><nav id="nav" aria-label="Account"></nav></header>` +
+        html(
+          'Gatehouse',
+          `<a class="brand" href="/">Gatehouse</a><nav id="nav" aria-label="Account"></nav>`,
           `<main id="main" tabindex="-1"><p role="status">Loading…</p>` +
-          `<noscript><p>The dashboard needs JavaScript. The REST API is described at <a href="/api/v1/docs">/api/v1/docs</a>.</p></noscript>` +
-          `</main></body></html>`,
+            `<noscript><p>The dashboard needs JavaScript. The REST API is described at <a href="/api/v1/docs">/api/v1/docs</a>.</p></noscript></main>`,
+          true,
+        ),
       )
   }
   app.get('/', shell)

@@ -89,8 +89,8 @@ function joinIntentOf(value: string | undefined): JoinIntent | undefined {
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 /**
- * A page of our own in the dashboard's look: no script, nothing from elsewhere, never cached and
- * never named in a Referer (an invite's link is a secret).
+ * A page of our own in the dashboard's look: nothing from elsewhere, never cached and never named
+ * in a Referer (an invite's link is a secret).
  */
 function sendPage(reply: FastifyReply, title: string, body: string, status = 200) {
   return dashboardHeaders(reply)
@@ -263,7 +263,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
       'You are invited',
       `<p>You are invited to join the space</p><p><code class="wrap">${escapeHtml(invite.space)}</code></p>` +
         `<p>Joining makes you a member with <strong>${grants}</strong> access: apps you use can then get credentials to ${grants} its records. The invite is valid until <time datetime="${invite.expiresAt.toISOString()}">${invite.expiresAt.toUTCString()}</time>.</p>` +
-        `<form method="get" action="/join/${code}/login">${handleField('Log in and join')}</form>`,
+        `<form method="get" action="/join/${code}/login" data-navigate>${handleField('Log in and join')}</form>`,
     )
   })
   app.get('/join/:code/login', async (req, reply) => {
@@ -277,7 +277,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     return sendPage(
       reply,
       'Ask to join',
-      `<form method="get" action="/request-join/login"><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code class="wrap">${escapeHtml(space)}</code></p><p><label for="message">A word to the managers (optional)</label> <textarea id="message" name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></p>${handleField('Log in and ask')}</form>`,
+      `<form method="get" action="/request-join/login" data-navigate><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code class="wrap">${escapeHtml(space)}</code></p><p><label for="message">A word to the managers (optional)</label> <textarea id="message" name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></p>${handleField('Log in and ask')}</form>`,
     )
   })
   app.get('/request-join/login', async (req, reply) => {

@@ -99,17 +99,33 @@ async function logOut() {
   showLogin()
 }
 
-document.addEventListener('click', (e) => {
-  const a = (e.target as Element).closest?.('a')
-  if (!a || a.target || a.hasAttribute('download') || e.ctrlKey || e.metaKey || e.shiftKey) return
-  const url = new URL(a.href, location.href)
-  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/a/')))
-    return
+/**
+ * Forms that start a login (`data-navigate`) go there by navigation: they are answered with a
+ * redirect to the user's authorization server, which CSP's `form-action 'self'` would block.
+ */
+document.addEventListener('submit', (e) => {
+  const form = e.target as HTMLFormElement
+  if (!form.hasAttribute('data-navigate') || e.defaultPrevented) return
   e.preventDefault()
-  go(url.pathname + url.search)
+  const query = new URLSearchParams(new FormData(form) as unknown as Record<string, string>)
+  location.assign(`${form.getAttribute('action')}?${query}`)
 })
-window.addEventListener('popstate', () => void render())
-whenLoggedOut(() => {
-  if (me) showLogin()
-})
-void render()
+
+if (document.body.dataset.app === 'dashboard') start()
+
+function start() {
+  document.addEventListener('click', (e) => {
+    const a = (e.target as Element).closest?.('a')
+    if (!a || a.target || a.hasAttribute('download') || e.ctrlKey || e.metaKey || e.shiftKey) return
+    const url = new URL(a.href, location.href)
+    if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/a/')))
+      return
+    e.preventDefault()
+    go(url.pathname + url.search)
+  })
+  window.addEventListener('popstate', () => void render())
+  whenLoggedOut(() => {
+    if (me) showLogin()
+  })
+  void render()
+}

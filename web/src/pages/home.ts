@@ -34,7 +34,7 @@ export function loginPage(main: HTMLElement, useToken: (token: string) => void) 
     ),
     h(
       'form',
-      { method: 'get', action: '/login', class: 'card' },
+      { method: 'get', action: '/login', class: 'card', 'data-navigate': true },
       h('h2', {}, 'With your atproto account'),
       field(
         'Your handle or DID',
