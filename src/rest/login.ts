@@ -103,7 +103,7 @@ function sendPage(reply: FastifyReply, title: string, body: string, status = 200
 
 /** A handle field and its button, as the join pages' forms have them. */
 const handleField = (button: string) =>
-  `<p><label for="handle">Your handle or DID</label> <input id="handle" name="handle" required autocomplete="username" placeholder="alice.example.com"></p><p><button>${button}</button></p>`
+  `<div class="field"><label for="handle">Your handle or DID</label><input id="handle" name="handle" required autocomplete="username" placeholder="alice.example.com"></div><p><button>${button}</button></p>`
 
 /**
  * A join login is started by our own page's form: another site sending a browser there (to have
@@ -277,7 +277,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     return sendPage(
       reply,
       'Ask to join',
-      `<form method="get" action="/request-join/login" data-navigate><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code class="wrap">${escapeHtml(space)}</code></p><p><label for="message">A word to the managers (optional)</label> <textarea id="message" name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></p>${handleField('Log in and ask')}</form>`,
+      `<form method="get" action="/request-join/login" data-navigate><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code class="wrap">${escapeHtml(space)}</code></p><div class="field"><label for="message">A word to the managers (optional)</label><textarea id="message" name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></div>${handleField('Log in and ask')}</form>`,
     )
   })
   app.get('/request-join/login', async (req, reply) => {

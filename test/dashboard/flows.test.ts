@@ -6,6 +6,7 @@
  * imports 10,000 members watching the progress bar reach the end. Every main page is
  * screenshotted at desktop and phone widths and passes the accessibility check.
  */
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import {
@@ -203,5 +204,36 @@ if (browser) {
     await p.reload()
     await p.getByRole('caption').filter({ hasText: '(10002 in all)' }).waitFor()
     await page(t, p, 'members')
+
+    // And out again, as a file.
+    const file = p.waitForEvent('download')
+    await p.getByRole('button', { name: 'Export members' }).click()
+    await said(p, 'Export finished: 10002 members.')
+    const saved = await (await file).path()
+    t.equal(readFileSync(saved, 'utf8').trim().split('\n').length, 10_002, 'every member exported')
+  })
+
+  t.test('offline, an API token pasted on the login page opens the dashboard', async (t) => {
+    const owner = await pds.createAccount('otto')
+    await a.ctx.managers.change(authorityDid, owner.did, 'owner', 'operator')
+    const { token } = await a.ctx.tokens.create({
+      authority: authorityDid,
+      createdBy: owner.did,
+      creatorRole: 'owner',
+      name: 'laptop',
+      role: 'moderator',
+    })
+    const p = await (await newUser(browser)).newPage()
+    await p.goto(publicUrl)
+    await p.getByLabel('API token').fill(token)
+    await p.getByRole('button', { name: 'Use this token' }).click()
+    await p.getByRole('link', { name: authorityDid }).waitFor()
+    t.ok(await p.getByRole('cell', { name: 'moderator' }).isVisible(), 'with the token’s role')
+    t.same(await p.context().cookies(), [], 'no cookie: the token is the credential')
+    await p.getByRole('button', { name: 'Log out' }).click()
+    await p.getByRole('heading', { name: 'Log in to Gatehouse' }).waitFor()
+    await p.reload()
+    await p.getByRole('heading', { name: 'Log in to Gatehouse' }).waitFor()
+    t.pass('logging out forgets the token')
   })
 }

@@ -1,6 +1,6 @@
 /** The shapes of the /api/v1 answers the dashboard reads (see /api/v1/openapi.json). */
 
-export type Role = 'owner' | 'admin' | 'moderator' | 'viewer'
+export type Role = 'owner' | 'admin' | 'moderator'
 
 export interface Me {
   did: string

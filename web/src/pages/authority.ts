@@ -18,9 +18,9 @@ import type { AuditEntry, Authority, Manager, Space, Token } from '../types.js'
 import { authorityHref } from './home.js'
 import { presetPicker, spaceHref } from './space.js'
 
-const ROLES = ['owner', 'admin', 'moderator', 'viewer'] as const
+const ROLES = ['owner', 'admin', 'moderator'] as const
 
-const roleSelect = (selected = 'viewer') =>
+const roleSelect = (selected = 'moderator') =>
   h(
     'select',
     { name: 'role' },

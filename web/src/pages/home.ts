@@ -56,7 +56,7 @@ export function loginPage(main: HTMLElement, useToken: (token: string) => void) 
       field(
         'API token',
         token,
-        'For offline use: made with `gatehouse token create` or by another manager. Kept in this tab only.',
+        'For offline use: made with the gatehouse token create command or by another manager. Kept in this tab only.',
       ),
       h('button', { class: 'secondary' }, 'Use this token'),
     ),
