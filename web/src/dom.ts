@@ -1,3 +1,5 @@
+import { failure } from './api.js'
+
 /** Small DOM helpers: the dashboard builds every node with these (no HTML strings, no framework). */
 
 type Child = Node | string | number | null | undefined | false
@@ -158,3 +160,49 @@ export function go(href: string) {
   history.pushState(null, '', href)
   window.dispatchEvent(new PopStateEvent('popstate'))
 }
+
+/** Runs a page's action; a failure is said in `region` (the API's own name and message). */
+async function attempt(region: HTMLElement, action: () => Promise<unknown>) {
+  try {
+    await action()
+  } catch (err) {
+    say(region, failure(err), 'error')
+  }
+}
+
+/** A form's submission runs `action` instead of leaving the page. */
+export function onSubmit(
+  form: HTMLFormElement,
+  region: HTMLElement,
+  action: () => Promise<unknown>,
+) {
+  form.addEventListener('submit', (e) => {
+    e.preventDefault()
+    void attempt(region, action)
+  })
+}
+
+/** A button's action, asking `question` first when there is one (for what cannot be undone). */
+export const act =
+  (region: HTMLElement, action: () => Promise<unknown>, question?: string) => () => {
+    if (question && !confirm(question)) return
+    void attempt(region, action)
+  }
+
+/** A small button in a table row: `label` shown, `name` (what it acts on) for screen readers. */
+export const rowButton = (
+  label: string,
+  name: string,
+  onclick: () => void,
+  kind: 'danger' | 'plain' = 'danger',
+) =>
+  h(
+    'button',
+    {
+      type: 'button',
+      class: kind === 'danger' ? 'danger small' : 'small',
+      'aria-label': name,
+      onclick,
+    },
+    label,
+  )

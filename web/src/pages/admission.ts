@@ -1,12 +1,14 @@
-import { all, call, failure, path } from '../api.js'
+import { all, call, path } from '../api.js'
 import {
+  act,
   check,
   code,
   field,
   go,
   h,
+  onSubmit,
   openDialog,
-  say,
+  rowButton,
   section,
   statusRegion,
   table,
@@ -51,22 +53,13 @@ export async function invitesTab({ main, api, status }: SpaceView) {
               )
             : '—',
           inviteState(i) === 'open'
-            ? h(
-                'button',
-                {
-                  type: 'button',
-                  class: 'danger small',
-                  'aria-label': `Revoke the invite made ${new Date(i.createdAt).toLocaleString()}`,
-                  onclick: async () => {
-                    try {
-                      await call('POST', `${api}/invites/${path(i.id)}/revoke`, {})
-                      go(location.pathname)
-                    } catch (err) {
-                      say(st, failure(err), 'error')
-                    }
-                  },
-                },
+            ? rowButton(
                 'Revoke',
+                `Revoke the invite made ${new Date(i.createdAt).toLocaleString()}`,
+                act(st, async () => {
+                  await call('POST', `${api}/invites/${path(i.id)}/revoke`, {})
+                  go(location.pathname)
+                }),
               )
             : '',
         ],
@@ -95,24 +88,19 @@ function createInvite(api: string) {
     h('button', {}, 'Create invite'),
     st,
   )
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault()
+  onSubmit(form, st, async () => {
     const box = (el: HTMLElement) => el.querySelector('input')!.checked
-    try {
-      const made = await call<Invite>('POST', `${api}/invites`, {
-        write: box(write),
-        maxUses: box(unlimited) ? null : Number(maxUses.value),
-        expiresAt: new Date(Date.now() + Number(days.value) * 86_400_000).toISOString(),
-      })
-      showSecret(
-        'Your invite link',
-        made.link ?? '',
-        'Send this link to who you invite. Copy it now: it is shown this once.',
-        () => go(location.pathname),
-      )
-    } catch (err) {
-      say(st, failure(err), 'error')
-    }
+    const made = await call<Invite>('POST', `${api}/invites`, {
+      write: box(write),
+      maxUses: box(unlimited) ? null : Number(maxUses.value),
+      expiresAt: new Date(Date.now() + Number(days.value) * 86_400_000).toISOString(),
+    })
+    showSecret(
+      'Your invite link',
+      made.link ?? '',
+      'Send this link to who you invite. Copy it now: it is shown this once.',
+      () => go(location.pathname),
+    )
   })
   return form
 }
@@ -164,7 +152,7 @@ export async function requestsTab({ main, api, status }: SpaceView) {
           code(r.did),
           r.message ?? '—',
           when(r.createdAt),
-          ...(which === 'pending' ? [decide(api, r, st)] : [when(r.decidedAt), r.reason ?? '—']),
+          ...(which === 'pending' ? [decide(api, r)] : [when(r.decidedAt), r.reason ?? '—']),
         ],
         which === 'pending' ? 'No one is waiting.' : `No ${which} requests.`,
       ),
@@ -173,66 +161,55 @@ export async function requestsTab({ main, api, status }: SpaceView) {
   status.textContent = ''
 }
 
-function decide(api: string, r: JoinRequest, st: HTMLElement) {
+/**
+ * A decision made in a dialog: `fields` makes its controls and `send` the call with them; a
+ * refusal is said in the dialog, which stays open.
+ */
+function decision<F>(
+  title: string,
+  button: string,
+  fields: () => [Node, F],
+  send: (f: F) => Promise<unknown>,
+) {
+  return () =>
+    openDialog(title, (close) => {
+      const [controls, values] = fields()
+      const st = statusRegion()
+      const form = h('form', {}, controls, h('button', {}, button), st)
+      onSubmit(form, st, async () => {
+        await send(values)
+        close()
+        go(location.pathname + location.search)
+      })
+      return [form]
+    })
+}
+
+function decide(api: string, r: JoinRequest) {
   const base = `${api}/join-requests/${path(r.id)}`
-  const approve = () =>
-    openDialog(`Approve ${r.did}`, (close) => {
+  const approve = decision(
+    `Approve ${r.did}`,
+    'Approve',
+    () => {
       const write = check('Grant write as well as read', 'write')
-      const form = h('form', {}, write, h('button', {}, 'Approve'))
-      form.addEventListener('submit', async (e) => {
-        e.preventDefault()
-        try {
-          await call('POST', `${base}/approve`, {
-            read: true,
-            write: write.querySelector('input')!.checked,
-          })
-          close()
-          go(location.pathname + location.search)
-        } catch (err) {
-          say(st, failure(err), 'error')
-          close()
-        }
-      })
-      return [form]
-    })
-  const deny = () =>
-    openDialog(`Deny ${r.did}`, (close) => {
+      return [write, write.querySelector('input')!]
+    },
+    (write) => call('POST', `${base}/approve`, { read: true, write: write.checked }),
+  )
+  const deny = decision(
+    `Deny ${r.did}`,
+    'Deny',
+    () => {
       const reason = h('textarea', { name: 'reason', maxlength: 1000, rows: 3 })
-      const form = h(
-        'form',
-        {},
-        field('Reason (the requester sees it)', reason),
-        h('button', { class: 'danger' }, 'Deny'),
-      )
-      form.addEventListener('submit', async (e) => {
-        e.preventDefault()
-        try {
-          await call(
-            'POST',
-            `${base}/deny`,
-            reason.value.trim() ? { reason: reason.value.trim() } : {},
-          )
-          close()
-          go(location.pathname + location.search)
-        } catch (err) {
-          say(st, failure(err), 'error')
-          close()
-        }
-      })
-      return [form]
-    })
+      return [field('Reason (the requester sees it)', reason), reason]
+    },
+    (reason) =>
+      call('POST', `${base}/deny`, reason.value.trim() ? { reason: reason.value.trim() } : {}),
+  )
   return h(
     'div',
     { class: 'actions' },
-    h(
-      'button',
-      { type: 'button', class: 'small', onclick: approve, 'aria-label': `Approve ${r.did}` },
-      'Approve…',
-    ),
-    h(
-      'button',
-      { type: 'button', class: 'danger small', onclick: deny, 'aria-label': `Deny ${r.did}` },
-      'Deny…',
-    ),
+    rowButton('Approve…', `Approve ${r.did}`, approve, 'plain'),
+    rowButton('Deny…', `Deny ${r.did}`, deny),
   )
 }

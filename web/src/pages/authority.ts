@@ -1,12 +1,15 @@
 import { all, call, failure, path, request } from '../api.js'
 import {
+  act,
   code,
   copy,
   download,
   field,
   go,
   h,
+  onSubmit,
   openDialog,
+  rowButton,
   say,
   section,
   statusRegion,
@@ -109,20 +112,15 @@ async function spacesSection(base: string) {
     h('button', {}, 'Create space'),
     st,
   )
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault()
+  onSubmit(form, st, async () => {
     say(st, 'Creating…')
-    try {
-      const body = {
-        spaceType: type.value.trim(),
-        ...(skey.value.trim() ? { skey: skey.value.trim() } : {}),
-        ...picker.value(),
-      }
-      const made = await call<Space>('POST', `${base}/spaces`, body)
-      go(spaceHref(made.uri))
-    } catch (err) {
-      say(st, failure(err), 'error')
+    const body = {
+      spaceType: type.value.trim(),
+      ...(skey.value.trim() ? { skey: skey.value.trim() } : {}),
+      ...picker.value(),
     }
+    const made = await call<Space>('POST', `${base}/spaces`, body)
+    go(spaceHref(made.uri))
   })
   out.append(form)
   return out
@@ -141,23 +139,17 @@ async function managersSection(did: string, base: string) {
         code(m.did),
         m.role,
         when(m.createdAt),
-        h(
-          'button',
-          {
-            type: 'button',
-            class: 'danger small',
-            'aria-label': `Remove ${m.did}`,
-            onclick: async () => {
-              if (!confirm(`Remove ${m.did} as a manager?`)) return
-              try {
-                await call('DELETE', `${base}/managers/${path(m.did)}`)
-                go(authorityHref(did))
-              } catch (err) {
-                say(st, failure(err), 'error')
-              }
-            },
-          },
+        rowButton(
           'Remove',
+          `Remove ${m.did}`,
+          act(
+            st,
+            async () => {
+              await call('DELETE', `${base}/managers/${path(m.did)}`)
+              go(authorityHref(did))
+            },
+            `Remove ${m.did} as a manager?`,
+          ),
         ),
       ],
     ),
@@ -172,14 +164,9 @@ async function managersSection(did: string, base: string) {
     field('Role', role),
     h('button', {}, 'Save role'),
   )
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault()
-    try {
-      await call('PUT', `${base}/managers/${path(who.value.trim())}`, { role: role.value })
-      go(authorityHref(did))
-    } catch (err) {
-      say(st, failure(err), 'error')
-    }
+  onSubmit(form, st, async () => {
+    await call('PUT', `${base}/managers/${path(who.value.trim())}`, { role: role.value })
+    go(authorityHref(did))
   })
   out.append(form, st)
   return out
@@ -208,23 +195,17 @@ async function tokensSection(did: string, base: string) {
         when(t.expiresAt),
         t.revokedAt
           ? ['revoked ', when(t.revokedAt)]
-          : h(
-              'button',
-              {
-                type: 'button',
-                class: 'danger small',
-                'aria-label': `Revoke token ${t.name}`,
-                onclick: async () => {
-                  if (!confirm(`Revoke the token “${t.name}” and every token it made?`)) return
-                  try {
-                    await call('DELETE', `${base}/tokens/${path(t.id)}`)
-                    go(authorityHref(did))
-                  } catch (err) {
-                    say(st, failure(err), 'error')
-                  }
-                },
-              },
+          : rowButton(
               'Revoke',
+              `Revoke token ${t.name}`,
+              act(
+                st,
+                async () => {
+                  await call('DELETE', `${base}/tokens/${path(t.id)}`)
+                  go(authorityHref(did))
+                },
+                `Revoke the token “${t.name}” and every token it made?`,
+              ),
             ),
       ],
       'No API tokens.',
@@ -244,26 +225,19 @@ async function tokensSection(did: string, base: string) {
     field('Expires on', expires, 'Leave empty for no expiry.'),
     h('button', {}, 'Create token'),
   )
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault()
-    try {
-      const made = await call<Token>('POST', `${base}/tokens`, {
-        name: name.value.trim(),
-        role: role.value,
-        ...(space.value.trim() ? { space: space.value.trim() } : {}),
-        ...(expires.value
-          ? { expiresAt: new Date(`${expires.value}T23:59:59Z`).toISOString() }
-          : {}),
-      })
-      showSecret(
-        'Your new API token',
-        made.token ?? '',
-        'Copy it now: it is shown this once and never again.',
-        () => go(authorityHref(did)),
-      )
-    } catch (err) {
-      say(st, failure(err), 'error')
-    }
+  onSubmit(form, st, async () => {
+    const made = await call<Token>('POST', `${base}/tokens`, {
+      name: name.value.trim(),
+      role: role.value,
+      ...(space.value.trim() ? { space: space.value.trim() } : {}),
+      ...(expires.value ? { expiresAt: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),
+    })
+    showSecret(
+      'Your new API token',
+      made.token ?? '',
+      'Copy it now: it is shown this once and never again.',
+      () => go(authorityHref(did)),
+    )
   })
   out.append(form, st)
   return out

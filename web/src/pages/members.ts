@@ -1,5 +1,18 @@
 import { ApiError, call, failure, path, request } from '../api.js'
-import { check, code, download, field, go, h, say, section, statusRegion } from '../dom.js'
+import {
+  act,
+  check,
+  code,
+  download,
+  field,
+  go,
+  h,
+  onSubmit,
+  rowButton,
+  say,
+  section,
+  statusRegion,
+} from '../dom.js'
 import type { Member } from '../types.js'
 import { readLines } from './authority.js'
 import type { SpaceView } from './space.js'
@@ -118,24 +131,18 @@ function memberRow(api: string, m: Member, st: HTMLElement) {
     return input
   }
   const row = h('tr', {})
-  const remove = h(
-    'button',
-    {
-      type: 'button',
-      class: 'danger small',
-      'aria-label': `Remove ${m.did}`,
-      onclick: async () => {
-        if (!confirm(`Remove ${m.did}? Its live credentials are revoked.`)) return
-        try {
-          await call('DELETE', url)
-          row.remove()
-          say(st, `${m.did} removed.`, 'ok')
-        } catch (err) {
-          say(st, failure(err), 'error')
-        }
-      },
-    },
+  const remove = rowButton(
     'Remove',
+    `Remove ${m.did}`,
+    act(
+      st,
+      async () => {
+        await call('DELETE', url)
+        row.remove()
+        say(st, `${m.did} removed.`, 'ok')
+      },
+      `Remove ${m.did}? Its live credentials are revoked.`,
+    ),
   )
   row.append(
     h('td', { 'data-label': 'Member' }, code(m.did)),
@@ -166,18 +173,13 @@ function addForm(api: string) {
     h('button', {}, 'Add member'),
     st,
   )
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault()
+  onSubmit(form, st, async () => {
     const box = (el: HTMLElement) => el.querySelector('input')!.checked
-    try {
-      await call('PUT', `${api}/members/${path(did.value.trim())}`, {
-        read: box(read),
-        write: box(write),
-      })
-      go(`${location.pathname}?search=${encodeURIComponent(did.value.trim())}`)
-    } catch (err) {
-      say(st, failure(err), 'error')
-    }
+    await call('PUT', `${api}/members/${path(did.value.trim())}`, {
+      read: box(read),
+      write: box(write),
+    })
+    go(`${location.pathname}?search=${encodeURIComponent(did.value.trim())}`)
   })
   return form
 }

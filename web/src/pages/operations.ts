@@ -1,5 +1,17 @@
-import { all, call, failure, path } from '../api.js'
-import { code, field, go, h, say, section, statusRegion, table, when } from '../dom.js'
+import { all, call, path } from '../api.js'
+import {
+  act,
+  code,
+  field,
+  go,
+  h,
+  rowButton,
+  say,
+  section,
+  statusRegion,
+  table,
+  when,
+} from '../dom.js'
 import type { Credential, DeadLetter, Registration } from '../types.js'
 import type { SpaceView } from './space.js'
 
@@ -12,16 +24,15 @@ export async function credentialsTab({ main, api, status }: SpaceView) {
     `${api}/credentials?limit=200${user ? `&user=${encodeURIComponent(user)}` : ''}`,
   )
   const st = statusRegion()
-  const revoke = async (body: object, what: string) => {
-    if (!confirm(`Revoke ${what}?`)) return
-    try {
-      const { revoked } = await call<{ revoked: number }>('POST', `${api}/credentials/revoke`, body)
-      say(st, `${revoked} credential${revoked === 1 ? '' : 's'} revoked.`, 'ok')
-      go(location.pathname + location.search)
-    } catch (err) {
-      say(st, failure(err), 'error')
-    }
-  }
+  const revoke = (body: object, what: string) =>
+    act(
+      st,
+      async () => {
+        await call('POST', `${api}/credentials/revoke`, body)
+        go(location.pathname + location.search)
+      },
+      `Revoke ${what}?`,
+    )
   const userBox = h('input', { name: 'user', value: user, placeholder: 'did:plc:…' })
   const filter = h(
     'form',
@@ -47,15 +58,10 @@ export async function credentialsTab({ main, api, status }: SpaceView) {
           c.revokedAt
             ? ['revoked ', when(c.revokedAt)]
             : live(c)
-              ? h(
-                  'button',
-                  {
-                    type: 'button',
-                    class: 'danger small',
-                    'aria-label': `Revoke the credential of ${c.user} issued ${new Date(c.issuedAt).toLocaleString()}`,
-                    onclick: () => revoke({ credentials: [c.jti] }, 'this credential'),
-                  },
+              ? rowButton(
                   'Revoke',
+                  `Revoke the credential of ${c.user} issued ${new Date(c.issuedAt).toLocaleString()}`,
+                  revoke({ credentials: [c.jti] }, 'this credential'),
                 )
               : 'expired',
         ],
@@ -67,7 +73,7 @@ export async function credentialsTab({ main, api, status }: SpaceView) {
             {
               type: 'button',
               class: 'danger',
-              onclick: () => revoke({ user }, `every live credential of ${user}`),
+              onclick: revoke({ user }, `every live credential of ${user}`),
             },
             `Revoke all of ${user}’s`,
           )
@@ -76,7 +82,7 @@ export async function credentialsTab({ main, api, status }: SpaceView) {
             {
               type: 'button',
               class: 'danger',
-              onclick: () => revoke({}, 'every live credential of this space'),
+              onclick: revoke({}, 'every live credential of this space'),
             },
             'Revoke all live credentials',
           ),
@@ -122,28 +128,20 @@ export async function notifyTab({ main, api, status }: SpaceView) {
           d.attempts,
           d.lastError ?? '—',
           when(d.createdAt),
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'small',
-              'aria-label': `Replay the ${d.kind} notification to ${d.service}`,
-              onclick: async () => {
-                say(st, 'Replaying…')
-                try {
-                  const r = await call<{ delivered: boolean; error?: string }>(
-                    'POST',
-                    `${api}/dead-letters/${path(d.id)}/replay`,
-                    {},
-                  )
-                  if (r.delivered) go(location.pathname)
-                  else say(st, `Still refused: ${r.error ?? 'no reason given'}`, 'error')
-                } catch (err) {
-                  say(st, failure(err), 'error')
-                }
-              },
-            },
+          rowButton(
             'Replay',
+            `Replay the ${d.kind} notification to ${d.service}`,
+            act(st, async () => {
+              say(st, 'Replaying…')
+              const r = await call<{ delivered: boolean; error?: string }>(
+                'POST',
+                `${api}/dead-letters/${path(d.id)}/replay`,
+                {},
+              )
+              if (r.delivered) go(location.pathname)
+              else say(st, `Still refused: ${r.error ?? 'no reason given'}`, 'error')
+            }),
+            'plain',
           ),
         ],
         'No dead letters: every notification was delivered.',

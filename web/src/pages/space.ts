@@ -1,5 +1,17 @@
 import { call, failure, path } from '../api.js'
-import { check, code, field, go, h, say, section, statusRegion, uid } from '../dom.js'
+import {
+  act,
+  check,
+  code,
+  field,
+  go,
+  h,
+  onSubmit,
+  say,
+  section,
+  statusRegion,
+  uid,
+} from '../dom.js'
 import type { View } from '../main.js'
 import type { Space } from '../types.js'
 import { chartsSection } from './charts.js'
@@ -222,15 +234,10 @@ function changePolicy(api: string) {
     h('button', {}, 'Apply preset'),
     st,
   )
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault()
+  onSubmit(form, st, async () => {
     say(st, 'Saving…')
-    try {
-      await call('PATCH', api, picker.value())
-      go(location.pathname)
-    } catch (err) {
-      say(st, failure(err), 'error')
-    }
+    await call('PATCH', api, picker.value())
+    go(location.pathname)
   })
   return form
 }
@@ -280,15 +287,14 @@ function deleteSpace(api: string, uri: string, authority: string) {
       {
         type: 'button',
         class: 'danger',
-        onclick: async () => {
-          if (!confirm(`Delete ${uri}? This cannot be undone.`)) return
-          try {
+        onclick: act(
+          st,
+          async () => {
             await call('DELETE', api)
             go(authorityHref(authority))
-          } catch (err) {
-            say(st, failure(err), 'error')
-          }
-        },
+          },
+          `Delete ${uri}? This cannot be undone.`,
+        ),
       },
       'Delete this space',
     ),
