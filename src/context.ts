@@ -24,6 +24,7 @@ import type { AuthorizeDeps } from './policy/authorize.js'
 import { ManagingAppClient } from './policy/managing-app.js'
 import { PolicyRegistry } from './policy/registry.js'
 import { NotifyService } from './notify/notify-service.js'
+import { DeliveryTally } from './notify/delivery-tally.js'
 import { Relay } from './notify/relay.js'
 import { CredentialService } from './spaces/credentials.js'
 import { CredentialTally } from './spaces/tally.js'
@@ -75,6 +76,7 @@ export interface AppContext {
   credentials: CredentialService
   /** Credentials issued and refused per space and day (the audit log's daily summary). */
   tally: CredentialTally
+  deliveries: DeliveryTally
   manager: SpaceManager
   /** Invites, join requests and bans. */
   admission: AdmissionService
@@ -192,9 +194,12 @@ export async function createContext(
     audit,
     onQueued: () => relay.wake(),
   })
+  const deliveries = new DeliveryTally(db, clock)
+  deliveries.start(TALLY_FLUSH_MS)
   const relay = new Relay(
     {
       db,
+      deliveries,
       audit,
       resolver: idResolver,
       fetcher,
@@ -245,6 +250,7 @@ export async function createContext(
     nonces: () => replay.prune(),
     ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
     credentialDays: () => tally.summarise(audit),
+    deliveryDays: () => deliveries.prune(),
   })
   janitor.start(PRUNE_INTERVAL_MS, dbLog)
 
@@ -276,6 +282,7 @@ export async function createContext(
     outbound,
     credentials,
     tally,
+    deliveries,
     manager,
     admission,
     attestations,
@@ -287,6 +294,9 @@ export async function createContext(
         await relay.stop()
         await janitor.stop()
         await tally.stop().catch((err: unknown) => dbLog.error({ err }, 'tally flush failed'))
+        await deliveries
+          .stop()
+          .catch((err: unknown) => dbLog.error({ err }, 'delivery tally flush failed'))
         await Promise.all([fetcher.close(), plcFetcher.close()])
         await db.close()
       })()

@@ -3,7 +3,8 @@ import type { Clock } from '../clock.js'
 import type { Db } from '../db/client.js'
 import { LtHash } from '../crypto/lthash.js'
 import { forEachChunk, insertRows, type HotQueries, type SqlValue } from '../db/hot-sql.js'
-import { nextTid } from '../spaces/tid.js'
+import { dayOf } from '../spaces/tally.js'
+import { encodeTid, nextTid } from '../spaces/tid.js'
 
 /**
  * A space's member list and its append-only oplog (the source of truth for sync; the member table is
@@ -31,6 +32,16 @@ export interface MemberListState {
   digest: Uint8Array
   count: number
 }
+
+export interface MembersOnDay {
+  day: string
+  /** At the day's end; null when ops after it were compacted. */
+  members: number | null
+  added: number | null
+  removed: number | null
+}
+
+const dayAfter = (day: string) => dayOf(Date.parse(`${day}T00:00:00Z`) + 86_400_000)
 
 export class OplogCompactedError extends Error {
   override name = 'OplogCompactedError'
@@ -290,6 +301,52 @@ export class MemberList {
       )
     }
     return { ops: rows, state: await this.state(space) }
+  }
+
+  /**
+   * Members at the end of each of `days` (UTC `YYYY-MM-DD`, ascending), and the adds and removals on
+   * each: counted back from today's count through the oplog, bucketed by rev (a TID, so in time
+   * order) in one statement. A day whose ops were compacted away has null for what they decide.
+   */
+  async daily(space: string, days: string[]): Promise<MembersOnDay[]> {
+    const starts = [...days, dayAfter(days.at(-1)!)].map((day) =>
+      encodeTid(BigInt(Date.parse(`${day}T00:00:00Z`)) * 1000n, 0),
+    )
+    const buckets = starts
+      .slice(1)
+      .map(() => 'WHEN rev < ? THEN ?')
+      .join(' ')
+    const [rows, [state]] = await Promise.all([
+      this.db.hot.query<{ bucket: number | bigint; op: string; n: number | bigint }>(
+        `SELECT bucket, op, COUNT(*) AS n FROM (
+           SELECT CASE ${buckets} ELSE ? END AS bucket, op FROM member_op
+           WHERE space = ? AND rev >= ? AND op <> 'update') ops
+         GROUP BY bucket, op`,
+        [...starts.slice(1).flatMap((end, i) => [end, i]), days.length, space, starts[0]!],
+      ),
+      this.db.hot.query<{ count: number | bigint; compacted_through: string | null }>(
+        'SELECT count, compacted_through FROM member_state WHERE space = ?',
+        [space],
+      ),
+    ])
+    // Bucket i: ops on days[i]; the last, ops dated after the last day (a clock that stepped back).
+    const added = starts.map(() => 0)
+    const removed = starts.map(() => 0)
+    for (const r of rows) (r.op === 'add' ? added : removed)[Number(r.bucket)]! += Number(r.n)
+    const compacted = state?.compacted_through ?? ''
+    let members = Number(state?.count ?? 0) - added.at(-1)! + removed.at(-1)!
+    const out: MembersOnDay[] = []
+    for (let i = days.length - 1; i >= 0; i--) {
+      const whole = compacted < starts[i]!
+      out.push({
+        day: days[i]!,
+        members: compacted < starts[i + 1]! ? members : null,
+        added: whole ? added[i]! : null,
+        removed: whole ? removed[i]! : null,
+      })
+      members += removed[i]! - added[i]!
+    }
+    return out.reverse()
   }
 
   /** Compacts every space with ops older than `before` (at most `spaces` of them per call). */

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import type { Keypair } from '../crypto/keypair.js'
 import type { Db } from '../db/client.js'
+import type { DeliveryTally } from './delivery-tally.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
 import { FetchError, type SafeFetcher } from '../net/safe-fetch.js'
@@ -101,6 +102,7 @@ export class Relay {
   constructor(
     private readonly deps: {
       db: Db
+      deliveries: DeliveryTally
       audit: AuditLog
       resolver: DidResolver
       fetcher: SafeFetcher
@@ -170,6 +172,8 @@ export class Relay {
     }
     const target = await this.target(space, letter.service)
     const outcome = 'error' in target ? target : await this.post(target, letter.service, lxm, body)
+    if (letter.kind !== 'revocation')
+      this.deps.deliveries.count(space, letter.service, outcome === 'ok' ? 'delivered' : 'failed')
     const result =
       outcome === 'ok' ? { delivered: true } : { delivered: false, error: outcome.error }
     await this.deps.db.transact(async (tx) => {
@@ -315,6 +319,11 @@ export class Relay {
         'error' in target
           ? target
           : await this.post(target, lane.service, lxm, this.body(lane.space, event))
+      this.deps.deliveries.count(
+        lane.space,
+        lane.service,
+        outcome === 'ok' ? 'delivered' : 'failed',
+      )
       if (outcome === 'ok') {
         result.sent++
         result.attempts = 0

@@ -27,6 +27,8 @@ import type { SpacePolicy } from '../policy/types.js'
 import { LOGIN_ROUTES } from './login.js'
 import { revocationFilter } from '../spaces/credentials.js'
 import { getHostedSpace } from '../spaces/hosted.js'
+import { lastDays, STATS_MAX_DAYS } from '../spaces/tally.js'
+import { SYNCERS_SHOWN } from '../notify/delivery-tally.js'
 import { nextTid } from '../spaces/tid.js'
 import { spaceView } from '../spaces/view.js'
 import { authorityOut } from '../xrpc/dev/gatehouse/authority/shared.js'
@@ -87,6 +89,17 @@ const tokenOut = z.object({
   lastUsedAt: iso.nullable(),
 })
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
+const statsQuery = z.object({
+  days: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(STATS_MAX_DAYS)
+    .default(30)
+    .describe(`how many UTC days, ending today, at most ${STATS_MAX_DAYS}`),
+})
+const day = z.string().describe('a UTC day, YYYY-MM-DD')
+const deliveriesOut = z.object({ delivered: z.number().int(), failed: z.number().int() })
 const auditEntryOut = z.object({
   authority: z.string(),
   seq: z.number().int(),
@@ -935,6 +948,65 @@ export const ROUTES: RestRoute[] = [
           'the event is pruned: the syncer catches up from listRepos',
         )
       return outcome
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/stats/credentials',
+    tag: 'stats',
+    summary: 'Credentials issued and refused per UTC day (up to 10 s behind)',
+    params: spaceParams,
+    query: statsQuery,
+    response: z.object({
+      days: z.array(z.object({ day, issued: z.number().int(), refused: z.number().int() })),
+    }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'credentials')
+      return { days: await ctx.tally.days(config.uri, lastDays(ctx.clock.nowMs(), query.days)) }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/stats/members',
+    tag: 'stats',
+    summary: 'Members at the end of each UTC day, and the adds and removals on it',
+    params: spaceParams,
+    query: statsQuery,
+    response: z.object({
+      days: z.array(
+        z.object({
+          day,
+          members: z.number().int().nullable(),
+          added: z.number().int().nullable(),
+          removed: z.number().int().nullable(),
+        }),
+      ),
+    }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'read')
+      const days = lastDays(ctx.clock.nowMs(), query.days)
+      return { days: await ctx.spaces.members.daily(config.uri, days) }
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/stats/deliveries',
+    tag: 'stats',
+    summary: `Write notifications delivered and failed per UTC day, in all and per syncer (the ${SYNCERS_SHOWN} busiest)`,
+    params: spaceParams,
+    query: statsQuery,
+    response: z.object({
+      days: z.array(
+        deliveriesOut.extend({
+          day,
+          syncers: z.array(deliveriesOut.extend({ service: z.string() })),
+        }),
+      ),
+    }),
+    async handler({ ctx, principal, params, query }) {
+      const config = await space(ctx, principal, params, 'notify')
+      const days = lastDays(ctx.clock.nowMs(), query.days)
+      return { days: await ctx.deliveries.days(config.uri, days) }
     },
   }),
   ...ADMISSION_ROUTES,

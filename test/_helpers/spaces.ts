@@ -1,8 +1,10 @@
 import type { KeyPurpose } from '../../src/authorities/authority-service.js'
+import type { ManagerRole } from '../../src/authorities/managers.js'
 import type { AppContext } from '../../src/context.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 import { parseJws } from '../../src/crypto/jws.js'
 import type { SpacePolicy } from '../../src/policy/types.js'
+import { ROUTES } from '../../src/rest/routes.js'
 import { TestArbiter, type TestLike } from './arbiter.js'
 import { DidWebHost, type WebIdentity } from './identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey, presentHeaders } from './tokens.js'
@@ -139,4 +141,45 @@ export function decodeToken(token: string): {
 } {
   const { header, payload } = parseJws(token)
   return { header, payload }
+}
+
+/**
+ * REST calls on the world's space (`sub` after `/spaces/{type}/{skey}`) with a fresh token of
+ * `role` (made by the space's `owner` user, made its authority's owner), each 2xx answer checked
+ * against the schema its OpenAPI entry is made from. Returns the call and the owner's DID.
+ */
+export async function spaceRest(
+  t: { ok(value: unknown, message: string): unknown },
+  w: SpaceWorld,
+  o: { role?: ManagerRole; space?: string } = {},
+) {
+  const owner = w.user('owner').did
+  await w.a.ctx.managers.change(w.authority.did, owner, 'owner', 'operator')
+  const { token } = await w.a.ctx.tokens.create({
+    authority: w.authority.did,
+    createdBy: owner,
+    creatorRole: 'owner',
+    name: 'rest',
+    role: o.role ?? 'moderator',
+    space: o.space,
+  })
+  const path = `/api/v1/authorities/${encodeURIComponent(w.authority.did)}/spaces/${w.space.split('/space/')[1]}`
+  const api = async (method: string, sub: string) => {
+    const res = await w.a.fetch(`${path}${sub}`, {
+      method,
+      headers: { authorization: `Bearer ${token}` },
+    })
+    const body = (await res.json()) as any
+    const route = ROUTES.find(
+      (r) =>
+        r.method === method &&
+        new RegExp(`^/api/v1${r.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(
+          path + sub.split('?')[0],
+        ),
+    )
+    if (res.status < 300)
+      t.ok(route?.response?.safeParse(body).success, `${method} ${sub} as documented`)
+    return { status: res.status, body }
+  }
+  return { api, owner }
 }

@@ -72,6 +72,22 @@ if (browser) {
     await checkA11y(t, page, 'joined page')
   })
 
+  t.test('a user asks to join from the request page’s form', async (t) => {
+    await a.ctx.admission.setJoinRequestsOpen(space.uri, true, OPERATOR)
+    const cid = await pds.createAccount('cid')
+    const page = await (await newUser(browser)).newPage()
+    await page.goto(`${publicUrl}/request-join?space=${encodeURIComponent(space.uri)}`)
+    await checkA11y(t, page, 'request page')
+    await screenshot(page, 'request-join')
+    await page.getByLabel('Your handle or DID').fill(cid.did)
+    await page.getByLabel('A word to the managers').fill('hello from the harness')
+    await page.getByRole('button', { name: 'Log in and ask' }).click()
+    await finishLogin(page, cid)
+    await page.getByRole('heading', { name: 'You have asked to join' }).waitFor()
+    const requests = await a.ctx.db.prisma.joinRequest.findMany({ where: { did: cid.did } })
+    t.match(requests, [{ space: space.uri, message: 'hello from the harness' }])
+  })
+
   t.test('the accessibility check fails a page with a known violation', async (t) => {
     const page = await (await newUser(browser)).newPage()
     await page.setContent('<!doctype html><html lang="en"><title>x</title><main><input></main>')

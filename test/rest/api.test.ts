@@ -45,6 +45,9 @@ const ELSEWHERE: Record<string, string> = {
     'test/members/admission.test.ts',
   'DELETE /authorities/{authority}/spaces/{type}/{skey}/bans/{member}':
     'test/members/admission.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/stats/credentials': 'test/rest/stats.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/stats/members': 'test/rest/stats.test.ts',
+  'GET /authorities/{authority}/spaces/{type}/{skey}/stats/deliveries': 'test/rest/stats.test.ts',
 }
 
 function routeOf(method: string, path: string) {

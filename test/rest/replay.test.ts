@@ -1,9 +1,8 @@
 // Replaying a dead letter over REST: a syncer that refused a notification for good gets it again
 // once it is fixed; a refused replay keeps the letter; a letter whose event is pruned says so.
 import t from 'tap'
-import { ROUTES } from '../../src/rest/routes.js'
 import { MockService } from '../_helpers/services.js'
-import { spaceWorld } from '../_helpers/spaces.js'
+import { spaceRest, spaceWorld } from '../_helpers/spaces.js'
 import { tidAt } from '../_helpers/sync.js'
 
 t.test('a dead letter replayed: delivered, refused again, pruned, unknown', async (t) => {
@@ -35,34 +34,7 @@ t.test('a dead letter replayed: delivered, refused again, pruned, unknown', asyn
   await w.a.ctx.relay.runOnce()
   t.equal(received.length, 1, 'the syncer refused the notification (400: for good)')
 
-  const owner = w.user('owner').did
-  await w.a.ctx.managers.change(w.authority.did, owner, 'owner', 'operator')
-  const { token } = await w.a.ctx.tokens.create({
-    authority: w.authority.did,
-    createdBy: owner,
-    creatorRole: 'owner',
-    name: 'ops',
-    role: 'moderator',
-  })
-  const path = `/api/v1/authorities/${encodeURIComponent(w.authority.did)}/spaces/${w.space.split('/space/')[1]}`
-  const api = async (method: string, sub: string) => {
-    const res = await w.a.fetch(`${path}${sub}`, {
-      method,
-      headers: { authorization: `Bearer ${token}` },
-    })
-    const body = (await res.json()) as any
-    // Every answer as its OpenAPI entry documents it.
-    const route = ROUTES.find(
-      (r) =>
-        r.method === method &&
-        new RegExp(`^/api/v1${r.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(
-          path + sub.split('?')[0],
-        ),
-    )
-    if (res.status < 300)
-      t.ok(route?.response?.safeParse(body).success, `${method} ${sub} as documented`)
-    return { status: res.status, body }
-  }
+  const { api, owner } = await spaceRest(t, w)
   const letters = (await api('GET', '/dead-letters')).body.deadLetters
   t.match(letters, [{ kind: 'write', lastError: 'status 400', attempts: 1 }])
   const letter = letters[0].id as string
