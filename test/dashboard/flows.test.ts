@@ -81,7 +81,6 @@ if (browser) {
     t.match(new URL(p.url()).pathname, /\/s\/com\.example\.forum\/garden$/, 'a deep link')
     await p.reload()
     await p.getByRole('heading', { name: 'Space garden' }).waitFor()
-    await page(t, p, 'space')
 
     // Add a member, then remove it.
     const somebody = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'
@@ -211,6 +210,16 @@ if (browser) {
     await said(p, 'Export finished: 10002 members.')
     const saved = await (await file).path()
     t.equal(readFileSync(saved, 'utf8').trim().split('\n').length, 10_002, 'every member exported')
+
+    // The space's charts, with their numbers as a table.
+    await tab(p, 'Overview')
+    const members = p.getByRole('figure', { name: 'Members over time' })
+    await members.getByRole('img', { name: 'Members over time' }).waitFor()
+    await p.getByText('No credentials asked for in the last 30 days.').waitFor()
+    await page(t, p, 'space')
+    await members.getByText('Members over time: the numbers').click()
+    await members.getByRole('cell', { name: '10002' }).waitFor()
+    await checkA11y(t, p, 'space, a chart’s numbers open')
   })
 
   t.test('offline, an API token pasted on the login page opens the dashboard', async (t) => {

@@ -100,7 +100,7 @@ async function spacesSection(base: string) {
     placeholder: 'com.example.forum',
   })
   const skey = h('input', { name: 'skey', placeholder: 'optional (default: a new TID)' })
-  const picker = presetPicker()
+  const picker = presetPicker('members-only')
   const st = statusRegion()
   const form = h(
     'form',

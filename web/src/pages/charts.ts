@@ -1,6 +1,5 @@
 import { ApiError, call } from '../api.js'
 import { h, section, svg, table, uid } from '../dom.js'
-import type { Space } from '../types.js'
 
 /** One series of a chart: its name, the CSS class that colours it, and one value per category. */
 interface Series {
@@ -123,15 +122,36 @@ async function load(title: string, route: string, draw: (data: never) => HTMLEle
 
 const day = (iso: string) => iso.slice(5, 10)
 
-/** The space's charts: credentials per day, members over time, deliveries per syncer. */
-export async function chartsSection(api: string, _space: Space) {
+interface Counts {
+  delivered: number
+  failed: number
+}
+
+/** Each syncer's deliveries and failures over the days. */
+function perSyncer(days: (Counts & { syncers: (Counts & { service: string })[] })[]) {
+  const sums = new Map<string, Counts>()
+  for (const d of days)
+    for (const s of d.syncers) {
+      const sum = sums.get(s.service) ?? { delivered: 0, failed: 0 }
+      sum.delivered += s.delivered
+      sum.failed += s.failed
+      sums.set(s.service, sum)
+    }
+  return [...sums]
+}
+
+/**
+ * The space's charts over the last 30 UTC days (docs/rest-api.md, "Statistics for charts"):
+ * credentials per day, members over time, deliveries per syncer.
+ */
+export async function chartsSection(api: string) {
   const figures = await Promise.all([
     load(
       'Credentials issued and refused per day',
       `${api}/stats/credentials`,
       (d: { days: { day: string; issued: number; refused: number }[] }) =>
-        d.days.length === 0
-          ? 'No credentials asked for yet.'
+        d.days.every((x) => x.issued + x.refused === 0)
+          ? 'No credentials asked for in the last 30 days.'
           : chart(
               'Credentials issued and refused per day',
               'bars',
@@ -145,31 +165,38 @@ export async function chartsSection(api: string, _space: Space) {
     load(
       'Members over time',
       `${api}/stats/members`,
-      (d: { points: { day: string; members: number }[] }) =>
-        d.points.length === 0
-          ? 'No member changes yet.'
+      (d: { days: { day: string; members: number | null }[] }) => {
+        // Days older than the oplog's history are unknown (null): the line starts after them.
+        const known = d.days.filter(
+          (x): x is { day: string; members: number } => x.members !== null,
+        )
+        return known.length === 0
+          ? 'No member history yet.'
           : chart(
               'Members over time',
               'line',
-              d.points.map((x) => day(x.day)),
-              [{ name: 'Members', cls: 's1', values: d.points.map((x) => x.members) }],
-            ),
+              known.map((x) => day(x.day)),
+              [{ name: 'Members', cls: 's1', values: known.map((x) => x.members) }],
+            )
+      },
     ),
     load(
       'Notifications delivered and failed per syncer',
-      `${api}/stats/notify`,
-      (d: { syncers: { service: string; delivered: number; failed: number }[] }) =>
-        d.syncers.length === 0
-          ? 'No notifications sent yet.'
+      `${api}/stats/deliveries`,
+      (d: { days: (Counts & { syncers: (Counts & { service: string })[] })[] }) => {
+        const syncers = perSyncer(d.days)
+        return syncers.length === 0
+          ? 'No notifications sent in the last 30 days.'
           : chart(
-              'Notifications delivered and failed per syncer',
+              'Notifications delivered and failed per syncer, last 30 days',
               'bars',
-              d.syncers.map((x) => x.service.replace(/^did:web:/, '')),
+              syncers.map(([service]) => service.replace(/^did:web:/, '')),
               [
-                { name: 'Delivered', cls: 's1', values: d.syncers.map((x) => x.delivered) },
-                { name: 'Failed', cls: 's2', values: d.syncers.map((x) => x.failed) },
+                { name: 'Delivered', cls: 's1', values: syncers.map(([, c]) => c.delivered) },
+                { name: 'Failed', cls: 's2', values: syncers.map(([, c]) => c.failed) },
               ],
-            ),
+            )
+      },
     ),
   ])
   return section('Activity', h('div', { class: 'charts' }, figures))

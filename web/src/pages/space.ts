@@ -110,8 +110,11 @@ const POLICY_NAMES: Record<string, string> = {
 }
 const policyName = (p: { $type: string }) => POLICY_NAMES[p.$type] ?? p.$type
 
-/** Choosing a preset (and its parameters): for creating a space or changing its policy. */
-export function presetPicker() {
+/**
+ * Choosing a preset (and its parameters): for creating a space (`initial` chosen) or changing its
+ * policy (nothing chosen until the manager chooses).
+ */
+export function presetPicker(initial?: string) {
   const name = uid('preset')
   const managingApp = h('input', {
     name: 'managingApp',
@@ -126,8 +129,15 @@ export function presetPicker() {
     managingApp: field('Managing app (service DID#id)', managingApp),
     clients: field('Allowed apps (client ids, one a line)', clients),
   }
-  const radios = PRESETS.map((p, i) => {
-    const input = h('input', { type: 'radio', name, value: p.name, id: uid(), checked: i === 0 })
+  const radios = PRESETS.map((p) => {
+    const input = h('input', {
+      type: 'radio',
+      name,
+      value: p.name,
+      id: uid(),
+      required: true,
+      checked: p.name === initial,
+    })
     return h(
       'div',
       { class: 'check' },
@@ -218,7 +228,7 @@ async function overview(sv: SpaceView) {
     ),
   )
   main.append(joinSettings(api, space.uri, open.open))
-  main.append(await chartsSection(api, space))
+  main.append(await chartsSection(api))
   main.append(deleteSpace(api, space.uri, authority))
   status.textContent = ''
 }
