@@ -19,11 +19,11 @@ interface Built {
   files: Map<string, Buffer>
 }
 
-let built: Built | undefined
+let cache: Built | undefined
 
 /** The built dashboard, read once (a few tens of KiB); undefined when it was never built. */
 function assets(): Built | undefined {
-  if (built) return built
+  if (cache) return cache
   try {
     const manifest = JSON.parse(readFileSync(join(WEB_DIR, 'manifest.json'), 'utf8')) as {
       js: string
@@ -32,8 +32,8 @@ function assets(): Built | undefined {
     const files = new Map(
       [manifest.js, manifest.css].map((f) => [f, readFileSync(join(WEB_DIR, f))]),
     )
-    built = { ...manifest, files }
-    return built
+    cache = { ...manifest, files }
+    return cache
   } catch {
     return undefined
   }

@@ -6,13 +6,10 @@ import { authorityPage, auditPage } from './pages/authority.js'
 import { spacePage } from './pages/space.js'
 import type { Me } from './types.js'
 
-/** What a page is drawn with: where to draw, the path's parts, and who is logged in. */
+/** What a page is drawn with: where to draw, and the parts of its address. */
 export interface View {
   main: HTMLElement
   params: string[]
-  me: Me
-  /** Says loading, progress and errors in the page's live region. */
-  status: HTMLElement
 }
 
 type Page = (view: View) => Promise<void>
@@ -51,7 +48,7 @@ async function render() {
     if (!m) continue
     const params = m.slice(1).map((p) => (p === undefined ? '' : decodeURIComponent(p)))
     try {
-      await page({ main, params, me, status })
+      await page({ main, params })
       if (status.textContent === 'Loading…') say(status, '')
     } catch (err) {
       say(status, failure(err), 'error')

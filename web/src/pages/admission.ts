@@ -28,7 +28,7 @@ const inviteState = (i: Invite) =>
         : 'open'
 
 /** Invites: create (the link shown once), copy, revoke, and who used them. */
-export async function invitesTab({ main, api, status }: SpaceView) {
+export async function invitesTab({ main, api }: SpaceView) {
   const invites = await all<Invite>(`${api}/invites?limit=100`, 'invites', 500)
   const st = statusRegion()
   main.append(
@@ -68,7 +68,6 @@ export async function invitesTab({ main, api, status }: SpaceView) {
     ),
     createInvite(api),
   )
-  status.textContent = ''
 }
 
 function createInvite(api: string) {
@@ -106,7 +105,7 @@ function createInvite(api: string) {
 }
 
 /** The join-request queue: approve with flags, deny with a reason; decided ones below. */
-export async function requestsTab({ main, api, status }: SpaceView) {
+export async function requestsTab({ main, api }: SpaceView) {
   const q = new URLSearchParams(location.search)
   const which = (q.get('status') ?? 'pending') as JoinRequest['status']
   const requests = await all<JoinRequest>(
@@ -158,7 +157,6 @@ export async function requestsTab({ main, api, status }: SpaceView) {
       ),
     ),
   )
-  status.textContent = ''
 }
 
 /**

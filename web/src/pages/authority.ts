@@ -31,7 +31,7 @@ const roleSelect = (selected = 'moderator') =>
   )
 
 /** An authority: its state and keys, its spaces, managers and API tokens. */
-export async function authorityPage({ main, params, status }: View) {
+export async function authorityPage({ main, params }: View) {
   const did = params[0]!
   const base = `/authorities/${path(did)}`
   const a = await call<Authority>('GET', base)
@@ -74,7 +74,6 @@ export async function authorityPage({ main, params, status }: View) {
   main.append(await spacesSection(base))
   main.append(await managersSection(did, base))
   main.append(await tokensSection(did, base))
-  status.textContent = ''
 }
 
 async function spacesSection(base: string) {
@@ -259,7 +258,7 @@ export function showSecret(title: string, secret: string, note: string, after: (
 }
 
 /** The audit log: filters, the chain's verification, and export. */
-export async function auditPage({ main, params, status }: View) {
+export async function auditPage({ main, params }: View) {
   const did = params[0]!
   const base = `/authorities/${path(did)}/audit`
   main.append(
@@ -344,7 +343,6 @@ export async function auditPage({ main, params, status }: View) {
       'No entries match.',
     ),
   )
-  status.textContent = ''
 }
 
 async function exportAudit(base: string, did: string, st: HTMLElement) {

@@ -64,7 +64,7 @@ export function loginPage(main: HTMLElement, useToken: (token: string) => void) 
 }
 
 /** The authorities I manage. */
-export async function authoritiesPage({ main, status }: View) {
+export async function authoritiesPage({ main }: View) {
   main.append(h('h1', {}, 'Your authorities'))
   const rows = await all<AuthorityRow>('/authorities', 'authorities')
   main.append(
@@ -76,5 +76,4 @@ export async function authoritiesPage({ main, status }: View) {
       'You manage no authority on this host.',
     ),
   )
-  status.textContent = ''
 }

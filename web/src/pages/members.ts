@@ -24,7 +24,7 @@ const IMPORT_MAX_BYTES = 64 * 1024 * 1024
 const PAGE = 100
 
 /** Members: search, add, change flags, remove, import and export. */
-export async function membersTab({ main, space, api, status }: SpaceView) {
+export async function membersTab({ main, space, api }: SpaceView) {
   const q = new URLSearchParams(location.search)
   const search = q.get('search') ?? ''
   const cursor = q.get('cursor') ?? ''
@@ -106,7 +106,6 @@ export async function membersTab({ main, space, api, status }: SpaceView) {
     importSection(api),
     exportSection(api, space.uri, space.members),
   )
-  status.textContent = ''
 }
 
 function memberRow(api: string, m: Member, st: HTMLElement) {

@@ -16,7 +16,7 @@ import type { Credential, DeadLetter, Registration } from '../types.js'
 import type { SpaceView } from './space.js'
 
 /** Issued credentials, and revoking them (one, a user's, an app's, or all). */
-export async function credentialsTab({ main, api, status }: SpaceView) {
+export async function credentialsTab({ main, api }: SpaceView) {
   const q = new URLSearchParams(location.search)
   const user = q.get('user') ?? ''
   const list = await call<{ credentials: Credential[] }>(
@@ -88,11 +88,10 @@ export async function credentialsTab({ main, api, status }: SpaceView) {
           ),
     ),
   )
-  status.textContent = ''
 }
 
 /** Syncers registered for notifications, and the dead letters the relay gave up on (replay). */
-export async function notifyTab({ main, api, status }: SpaceView) {
+export async function notifyTab({ main, api }: SpaceView) {
   const [registrations, letters] = await Promise.all([
     all<Registration>(`${api}/registrations`, 'registrations'),
     all<DeadLetter>(`${api}/dead-letters`, 'deadLetters'),
@@ -148,5 +147,4 @@ export async function notifyTab({ main, api, status }: SpaceView) {
       ),
     ),
   )
-  status.textContent = ''
 }

@@ -185,7 +185,7 @@ export function presetPicker(initial?: string) {
 }
 
 async function overview(sv: SpaceView) {
-  const { main, space, api, status } = sv
+  const { main, space, api } = sv
   const { authority } = spaceParts(space.uri)
   const open = await call<{ open: boolean }>('GET', `${api}/join-settings`)
   main.append(
@@ -230,7 +230,6 @@ async function overview(sv: SpaceView) {
   main.append(joinSettings(api, space.uri, open.open))
   main.append(await chartsSection(api))
   main.append(deleteSpace(api, space.uri, authority))
-  status.textContent = ''
 }
 
 function changePolicy(api: string) {
