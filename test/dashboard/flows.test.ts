@@ -55,6 +55,16 @@ if (browser) {
 
     const p = await loginAs(await newUser(browser), publicUrl, mara)
     p.on('dialog', (d) => void d.accept())
+    // From here on the page is the dashboard's: nothing from elsewhere, nothing the CSP refuses.
+    const foreign: string[] = []
+    const refused: string[] = []
+    p.on('request', (r) => {
+      if (!/^(data|blob):/.test(r.url()) && new URL(r.url()).origin !== publicUrl)
+        foreign.push(r.url())
+    })
+    p.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) refused.push(m.text())
+    })
     t.equal(new URL(p.url()).pathname, '/', 'the login lands on the dashboard')
     await p.getByRole('heading', { name: 'Your authorities' }).waitFor()
     t.equal(
@@ -220,6 +230,8 @@ if (browser) {
     await members.getByText('Members over time: the numbers').click()
     await members.getByRole('cell', { name: '10002' }).waitFor()
     await checkA11y(t, p, 'space, a chart’s numbers open')
+    t.same(foreign, [], 'no request to another origin')
+    t.same(refused, [], 'nothing refused by the CSP')
   })
 
   t.test('offline, an API token pasted on the login page opens the dashboard', async (t) => {
