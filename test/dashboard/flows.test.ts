@@ -154,7 +154,30 @@ if (browser) {
     // Credentials and notifications: their pages, empty.
     await tab(p, 'Credentials')
     await p.getByText('No credentials issued.').waitFor()
+    // One credential, as the exchange records it (issuing a real one is test/xrpc's business).
+    const now = Date.now()
+    await a.ctx.db.prisma.issuedCredential.create({
+      data: {
+        space,
+        jti: 'jti-of-rex',
+        userDid: rex.did,
+        clientId: 'https://app.example/client-metadata.json',
+        issuedAt: new Date(now),
+        expiresAt: new Date(now + 3_600_000),
+      },
+    })
+    await p.reload()
+    await p.getByRole('cell', { name: rex.did, exact: true }).waitFor()
     await page(t, p, 'credentials')
+    await p
+      .getByRole('button', { name: `Revoke the credential of ${rex.did}`, exact: false })
+      .click()
+    await p.getByRole('cell', { name: /^revoked/ }).waitFor()
+    t.ok(
+      (await a.ctx.db.prisma.issuedCredential.findFirst({ where: { jti: 'jti-of-rex' } }))
+        ?.revokedAt,
+      'revoked from the dashboard',
+    )
     await tab(p, 'Notifications')
     await p.getByText('No syncer is registered.').waitFor()
     await page(t, p, 'notifications')

@@ -15,7 +15,7 @@ import {
 import type { Credential, DeadLetter, Registration } from '../types.js'
 import type { SpaceView } from './space.js'
 
-/** Issued credentials, and revoking them (one, a user's, an app's, or all). */
+/** Issued credentials, and revoking them: one, a member's, an app's, or all. */
 export async function credentialsTab({ main, api }: SpaceView) {
   const q = new URLSearchParams(location.search)
   const user = q.get('user') ?? ''
@@ -52,7 +52,17 @@ export async function credentialsTab({ main, api }: SpaceView) {
         list.credentials,
         (c) => [
           code(c.user),
-          c.clientId ? code(c.clientId) : 'any',
+          c.clientId
+            ? [
+                code(c.clientId),
+                ' ',
+                rowButton(
+                  'Revoke all',
+                  `Revoke all live credentials through ${c.clientId}`,
+                  revoke({ clientId: c.clientId }, `every live credential through ${c.clientId}`),
+                ),
+              ]
+            : 'any',
           when(c.issuedAt),
           when(c.expiresAt),
           c.revokedAt
