@@ -9,6 +9,7 @@ import { identityLimits, type IdentityLimit } from './net/identity-limits.js'
 import { limitConnections } from './connections.js'
 import { registerHealth, registerMetrics } from './health.js'
 import { registerLogin } from './rest/login.js'
+import { registerDashboard } from './rest/dashboard.js'
 import { lazyChild, redactUrl, subsystem, type Logger } from './logger.js'
 import { registerXrpcMethods } from './xrpc/index.js'
 import { registerRest } from './rest/index.js'
@@ -170,6 +171,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   registerHealth(app, ctx)
   registerMetrics(app, ctx)
   registerLogin(app, ctx)
+  registerDashboard(app)
   registerXrpcMethods(app.xrpc)
   await registerRest(app, ctx)
   return app

@@ -8,6 +8,7 @@ import { route, type RestRoute } from './route.js'
 import { cookieOf, SESSION_COOKIE } from '../managers/sessions.js'
 import { spaceRef } from '../lexicon/formats.js'
 import { getHostedSpace } from '../spaces/hosted.js'
+import { dashboardHeaders, pageHtml } from './dashboard.js'
 
 /**
  * The library's errors carry the request (callback parameters, the authorization code among them):
@@ -27,8 +28,8 @@ const loginInput = z.object({
     .describe('the manager’s handle or DID'),
 })
 
-/** Where a finished login lands: the API's reference page, until the dashboard (issue #26) is. */
-export const AFTER_LOGIN = '/api/v1/docs'
+/** Where a finished login lands: the dashboard (docs/dashboard.md). */
+export const AFTER_LOGIN = '/'
 
 const sameText = (a: string | null | undefined, b: string | undefined) =>
   !!a && !!b && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
@@ -87,17 +88,22 @@ function joinIntentOf(value: string | undefined): JoinIntent | undefined {
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-/** A page of our own: no script, nothing fetched, never cached (an invite's link is a secret). */
-function sendPage(reply: FastifyReply, title: string, body: string) {
-  return reply
+/**
+ * A page of our own in the dashboard's look: nothing from elsewhere, never cached and never named
+ * in a Referer (an invite's link is a secret).
+ */
+function sendPage(reply: FastifyReply, title: string, body: string, status = 200) {
+  return dashboardHeaders(reply)
+    .code(status)
     .type('text/html; charset=utf-8')
     .header('cache-control', 'no-store')
-    .header('content-security-policy', "default-src 'none'")
     .header('referrer-policy', 'no-referrer')
-    .send(
-      `<!doctype html><html lang="en"><meta charset="utf-8"><title>${title}</title><h1>${title}</h1>${body}</html>`,
-    )
+    .send(pageHtml(title, body))
 }
+
+/** A handle field and its button, as the join pages' forms have them. */
+const handleField = (button: string) =>
+  `<div class="field"><label for="handle">Your handle or DID</label><input id="handle" name="handle" required autocomplete="username" placeholder="alice.example.com"></div><p><button>${button}</button></p>`
 
 /**
  * A join login is started by our own page's form: another site sending a browser there (to have
@@ -234,10 +240,35 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
   // An invitee's door: the page an invite's link opens, and the login that accepts it.
   app.get('/join/:code', async (req, reply) => {
     const code = inviteCode(req.params)
+    // Unknown: 404; known but revoked, expired or used up: said plainly (accepting would refuse).
+    const invite = await ctx.admission.findInvite(code)
+    if (!invite)
+      return sendPage(
+        reply,
+        'No such invite',
+        '<p class="error">This link names no invite here. Check it, or ask whoever sent it.</p>',
+        404,
+      )
+    const unusable = invite.revokedAt
+      ? 'was revoked'
+      : invite.expiresAt.getTime() <= ctx.clock.nowMs()
+        ? 'has expired'
+        : invite.maxUses !== null && invite.uses >= invite.maxUses
+          ? 'is used up'
+          : undefined
+    if (unusable)
+      return sendPage(
+        reply,
+        'This invite cannot be used',
+        `<p class="error">The invite to <code class="wrap">${escapeHtml(invite.space)}</code> ${unusable}. Ask whoever sent it for a new one.</p>`,
+      )
+    const grants = invite.write ? 'read and write' : 'read'
     return sendPage(
       reply,
       'You are invited',
-      `<form method="get" action="/join/${code}/login"><label>Your handle or DID <input name="handle" required></label> <button>Log in and join</button></form>`,
+      `<p>You are invited to join the space</p><p><code class="wrap">${escapeHtml(invite.space)}</code></p>` +
+        `<p>Joining makes you a member with <strong>${grants}</strong> access: apps you use can then get credentials to ${grants} its records. The invite is valid until <time datetime="${invite.expiresAt.toISOString()}">${invite.expiresAt.toUTCString()}</time>.</p>` +
+        `<form method="get" action="/join/${code}/login" data-navigate>${handleField('Log in and join')}</form>`,
     )
   })
   app.get('/join/:code/login', limited, async (req, reply) => {
@@ -251,7 +282,7 @@ export function registerLogin(app: FastifyInstance, ctx: AppContext): void {
     return sendPage(
       reply,
       'Ask to join',
-      `<form method="get" action="/request-join/login"><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code>${escapeHtml(space)}</code></p><p><label>Your handle or DID <input name="handle" required></label></p><p><label>A word to the managers <textarea name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></label></p><button>Log in and ask</button></form>`,
+      `<form method="get" action="/request-join/login" data-navigate><input type="hidden" name="space" value="${escapeHtml(space)}"><p><code class="wrap">${escapeHtml(space)}</code></p><div class="field"><label for="message">A word to the managers (optional)</label><textarea id="message" name="message" maxlength="${PAGE_MESSAGE_MAX}"></textarea></div>${handleField('Log in and ask')}</form>`,
     )
   })
   app.get('/request-join/login', limited, async (req, reply) => {

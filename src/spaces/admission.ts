@@ -216,10 +216,13 @@ export class AdmissionService {
     })
   }
 
-  /** The space an invite code is for, when there is such an invite (to check an audience first). */
-  async inviteSpace(code: string): Promise<string | undefined> {
+  /**
+   * The invite of a code, when there is one: its space (to check an audience first, to show on
+   * the join page), what it grants and whether it is still usable.
+   */
+  async findInvite(code: string) {
     const row = await this.db.prisma.invite.findUnique({ where: { hash: secretHash(code) } })
-    return row?.space
+    return row ?? undefined
   }
 
   /**

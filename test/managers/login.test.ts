@@ -85,7 +85,7 @@ t.test('logs a manager in: callback sets the cookie, the session names the DID',
   const alice = await manager('alice')
   const s = await session(alice)
   t.equal(s.res.status, 303)
-  t.equal(s.res.headers.location, '/api/v1/docs', 'a logged-in manager lands on the API reference')
+  t.equal(s.res.headers.location, '/', 'a logged-in manager lands on the dashboard')
   const set = String(s.res.headers['set-cookie'])
   t.match(set, /HttpOnly/)
   t.match(set, /SameSite=Lax/)

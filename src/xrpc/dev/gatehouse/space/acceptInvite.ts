@@ -9,7 +9,7 @@ export default function (router: XrpcRouter, ctx = router.context): void {
   router.add(acceptInvite, {
     auth: ctx.auth.serviceAuth(acceptInvite.nsid),
     handler: async ({ input, auth }) => {
-      const space = await ctx.admission.inviteSpace(input.code)
+      const space = (await ctx.admission.findInvite(input.code))?.space
       // Addressed to this host or the invite's authority; the answer is the same 403 whether the
       // code exists or not, so a misaddressed token learns nothing of it.
       assertAddressedToHost(auth, ctx.cfg.service.did, space && spaceAuthority(space))
