@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { z } from 'zod'
 import { auditLine, type Actor, type AuditEntryView } from '../audit/audit-log.js'
+import { didWebLocation } from '../authorities/did-web.js'
 import { atLeast, MANAGER_ROLES, weaker } from '../authorities/managers.js'
 import type { AuthorityView } from '../authorities/lifecycle.js'
 import type { AppContext } from '../context.js'
@@ -464,6 +465,31 @@ export const ROUTES: RestRoute[] = [
     async handler({ ctx, principal, params }) {
       await authorize(ctx, principal, params.authority, 'read')
       return authorityOut(await ctx.lifecycle.describe(params.authority))
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/authorities/{authority}/did-document',
+    tag: 'authorities',
+    summary: 'The authority’s DID document as published now (PLC directory or did:web host)',
+    params: authorityParams,
+    response: z.object({
+      document: z.record(z.string(), z.unknown()).optional(),
+      error: z.string().optional().describe('why it could not be read, instead of `document`'),
+    }),
+    async handler({ ctx, principal, params }) {
+      await authorize(ctx, principal, params.authority, 'read')
+      const did = params.authority
+      // A did:web on one of Gatehouse's own hosts is published as served; any other is fetched.
+      const loc = did.startsWith('did:web:') ? didWebLocation(did) : undefined
+      const ours = loc && ctx.cfg.authorities.didWebHosts.includes(loc.host)
+      const served = ours ? await ctx.lifecycle.webDocument(did) : undefined
+      if (served) return { document: served as Record<string, unknown> }
+      try {
+        return { document: { ...(await ctx.idResolver.resolve(did, { forceRefresh: true })) } }
+      } catch (err) {
+        return { error: (err as Error).message }
+      }
     },
   }),
   lifecycle(

@@ -77,6 +77,11 @@ if (browser) {
     // A space from a preset.
     await p.getByRole('link', { name: authorityDid }).click()
     await p.getByRole('heading', { name: 'Create a space' }).waitFor()
+    t.match(
+      await p.locator('pre.document').textContent(),
+      new RegExp(`"id": "${authorityDid}"`),
+      'the DID document as the PLC directory publishes it',
+    )
     await page(t, p, 'authority')
     await p.getByLabel('Space type (an NSID)').fill('com.example.forum')
     await p.getByLabel('Record key').fill('garden')

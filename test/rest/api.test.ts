@@ -153,6 +153,11 @@ t.test('an owner’s token runs a space from creation to deletion', async (t) =>
     body: { authorities: [{ did: authority.did, role: 'owner', status: 'active' }] },
   })
   t.match(await api('GET', base, { token: tk }), { status: 200, body: { did: authority.did } })
+  t.match(
+    await api('GET', `${base}/did-document`, { token: tk }),
+    { status: 200, body: { document: { id: authority.did, verificationMethod: [{}] } } },
+    'the DID document as its host publishes it',
+  )
 
   const create = (skey: string, key?: string) =>
     api('POST', `${base}/spaces`, {

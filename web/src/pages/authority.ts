@@ -71,9 +71,24 @@ export async function authorityPage({ main, params }: View) {
       ),
     ),
   )
+  main.append(await documentSection(base))
   main.append(await spacesSection(base))
   main.append(await managersSection(did, base))
   main.append(await tokensSection(did, base))
+}
+
+/** The DID document as the world reads it now (its PLC directory or did:web host). */
+async function documentSection(base: string) {
+  const { document, error } = await call<{ document?: object; error?: string }>(
+    'GET',
+    `${base}/did-document`,
+  )
+  return section(
+    'DID document as published',
+    document
+      ? h('pre', { class: 'document', tabindex: '0' }, JSON.stringify(document, null, 2))
+      : h('p', { role: 'status' }, `It could not be read: ${error ?? 'no answer'}.`),
+  )
 }
 
 async function spacesSection(base: string) {
