@@ -621,6 +621,22 @@ export const ROUTES: RestRoute[] = [
     },
   }),
   route({
+    method: 'PUT',
+    path: '/authorities/{authority}/spaces/{type}/{skey}/roster-visibility',
+    tag: 'spaces',
+    summary:
+      'Who may read the roster: owner (managers only), members, count (the count alone), public',
+    params: spaceParams,
+    body: z.object({ rosterVisibility: spaceOut.shape.rosterVisibility }),
+    response: spaceOut,
+    async handler({ ctx, principal, params, body }) {
+      const config = await space(ctx, principal, params, 'space-config')
+      const by = restActor(principal)
+      await ctx.spaces.setRosterVisibility(config.uri, body.rosterVisibility, by)
+      return spaceView(ctx, await getHostedSpace(ctx, config.uri))
+    },
+  }),
+  route({
     method: 'DELETE',
     path: '/authorities/{authority}/spaces/{type}/{skey}',
     tag: 'spaces',

@@ -96,6 +96,11 @@ if (browser) {
     t.match(new URL(p.url()).pathname, /\/s\/com\.example\.forum\/garden$/, 'a deep link')
     await p.reload()
     await p.getByRole('heading', { name: 'Space garden' }).waitFor()
+    await p.getByLabel('Who may read the member list').selectOption('members')
+    await p.getByRole('button', { name: 'Save visibility' }).click()
+    // The page reloads with the new value once it is saved.
+    await p.locator('dt:text-is("Roster visible to") + dd', { hasText: /^members$/ }).waitFor()
+    t.match(await a.ctx.spaces.lookup(space), { config: { rosterVisibility: 'members' } })
 
     // Add a member, then remove it.
     const somebody = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'

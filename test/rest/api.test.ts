@@ -143,7 +143,7 @@ t.test('no token, a wrong one, and the OpenAPI document', async (t) => {
 })
 
 t.test('an owner’s token runs a space from creation to deletion', async (t) => {
-  const { api, base, token, web, authority } = await world(t)
+  const { a, api, base, token, web, authority } = await world(t)
   const tk = await token('owner')
   t.match(await api('GET', '/me', { token: tk }), {
     status: 200,
@@ -205,6 +205,20 @@ t.test('an owner’s token runs a space from creation to deletion', async (t) =>
     status: 200,
     body: { readPolicy: { $type: /publicPolicy|#public/ } },
   })
+  const roster = (rosterVisibility: string) =>
+    api('PUT', `${sp}/roster-visibility`, { token: tk, body: { rosterVisibility } })
+  t.match(await roster('count'), { status: 200, body: { rosterVisibility: 'count' } })
+  t.match(await roster('everyone'), { status: 400, body: { error: 'InvalidRequest' } })
+  t.match(await api('GET', sp, { token: tk }), { body: { rosterVisibility: 'count' } })
+  t.match(
+    await a.ctx.audit.query({
+      authority: authority.did,
+      action: 'space.roster-visibility',
+      limit: 5,
+    }),
+    [{ door: 'rest', after: '{"rosterVisibility":"count"}' }],
+    'and it is in the audit log',
+  )
 
   const alice = web.create('alice').did
   const bob = web.create('bob').did

@@ -225,6 +225,7 @@ async function overview(sv: SpaceView) {
         h('dd', {}, new Date(space.createdAt).toLocaleString()),
       ),
       changePolicy(api),
+      changeRoster(api, space.rosterVisibility),
     ),
   )
   main.append(joinSettings(api, space.uri, open.open))
@@ -246,6 +247,38 @@ function changePolicy(api: string) {
   onSubmit(form, st, async () => {
     say(st, 'Saving…')
     await call('PATCH', api, picker.value())
+    go(location.pathname)
+  })
+  return form
+}
+
+const ROSTER = {
+  owner: 'managers and the managing app only',
+  members: 'members too (credential holders)',
+  count: 'the member count only, to anyone',
+  public: 'anyone',
+} as const
+
+function changeRoster(api: string, current: string) {
+  const st = statusRegion()
+  const select = h(
+    'select',
+    { name: 'rosterVisibility' },
+    Object.entries(ROSTER).map(([value, what]) =>
+      h('option', { value, selected: value === current }, `${value}: ${what}`),
+    ),
+  )
+  const form = h(
+    'form',
+    { class: 'card' },
+    h('h3', {}, 'Roster visibility'),
+    field('Who may read the member list', select),
+    h('button', {}, 'Save visibility'),
+    st,
+  )
+  onSubmit(form, st, async () => {
+    say(st, 'Saving…')
+    await call('PUT', `${api}/roster-visibility`, { rosterVisibility: select.value })
     go(location.pathname)
   })
   return form
