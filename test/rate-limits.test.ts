@@ -71,6 +71,11 @@ t.test('notifyWrite: per repo and per repo host', async (t) => {
     await w.a.ctx.spaces.putMember(w.space, u.did, { read: true, write: true })
   let n = 0
   const write = (i: number) => notify(writers[i]!, { repoRev: tidAt(w.a.clock.nowMs() + ++n) })
+  // A repo that writes nowhere here, though its DID document names the same PDS: refused, and
+  // the host's share is not spent by it.
+  const stranger = w.user('stranger')
+  for (let i = 0; i < 2; i++)
+    t.equal((await notify(stranger, { repoRev: tidAt(w.a.clock.nowMs() + ++n) })).status, 403)
   t.equal((await write(0)).status, 200)
   t.equal((await write(0)).status, 200)
   refusedForRate(t, (await write(0)) as Answer, 'a repo’s third')
