@@ -235,7 +235,7 @@ export const SCHEMA = {
     notifyPerRepo: v('GATEHOUSE_NOTIFY_PER_REPO_PER_MINUTE', int(0, 10_000_000), '600'),
     /** notifyWrite calls per minute from one repo host (the writer's PDS), per process (0: none). */
     notifyPerRepoHost: v('GATEHOUSE_NOTIFY_PER_REPO_HOST_PER_MINUTE', int(0, 10_000_000), '60000'),
-    /** registerNotify calls per minute for one service, per process (0: no limit). */
+    /** registerNotify calls per minute per service and credential holder, per process (0: none). */
     registrationsPerService: v(
       'GATEHOUSE_REGISTER_NOTIFY_PER_SERVICE_PER_MINUTE',
       int(0, 10_000_000),

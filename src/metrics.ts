@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Db } from './db/client.js'
 import type { Clock } from './clock.js'
-import { lanesBehindSince } from './spaces/events.js'
+import { lanesBehind } from './spaces/events.js'
 
 /** What /metrics reads from the rest of the process when it is scraped. */
 export interface MetricSources {
@@ -72,15 +72,14 @@ export class Metrics {
     if (token) this.expected = sha256(`Bearer ${token}`)
     const registers = [this.registry]
     // Both from one query per scrape (text() starts it; collects run concurrently).
-    const lanes = () => (this.lanes ??= lanesBehindSince(db.hot, clock.now()))
+    const lanes = () => (this.lanes ??= lanesBehind(db.hot, clock.now()))
     new Gauge({
       name: 'gatehouse_relay_lag_seconds',
       help: 'Age of the oldest notification not yet delivered, over all live registrations',
       registers,
       async collect() {
-        const since = await lanes()
-        const oldest = Math.min(...since.map((d) => d.getTime()))
-        this.set(since.length ? Math.max(0, (clock.nowMs() - oldest) / 1000) : 0)
+        const { oldest } = await lanes()
+        this.set(oldest ? Math.max(0, (clock.nowMs() - oldest.getTime()) / 1000) : 0)
       },
     })
     new Gauge({
@@ -88,7 +87,7 @@ export class Metrics {
       help: 'Live registrations with a notification not yet delivered',
       registers,
       async collect() {
-        this.set((await lanes()).length)
+        this.set((await lanes()).count)
       },
     })
     new Gauge({
@@ -139,7 +138,7 @@ export class Metrics {
 
   private processMetrics = false
   /** This scrape's lanes behind (see the relay gauges). */
-  private lanes: Promise<Date[]> | undefined
+  private lanes: ReturnType<typeof lanesBehind> | undefined
 
   /** The exposition text. Process metrics are measured from the first scrape on. */
   async text(): Promise<string> {

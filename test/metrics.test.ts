@@ -132,6 +132,32 @@ t.test('the token opens /metrics on the main port; each metric moves with its ev
   else t.notMatch(after, /gatehouse_db_pool_connections/, 'SQLite has no pool')
 })
 
+t.test(
+  'the relay gauges hold with 200,000 lanes behind (a syncer down on a big host)',
+  async (t) => {
+    const w = await spaceWorld(t, { env: { GATEHOUSE_METRICS_TOKEN: TOKEN } })
+    const member = w.user('member')
+    await w.a.ctx.spaces.putMember(w.space, member.did, { read: true, write: true })
+    t.equal((await notifier(w)(member, { repoRev: tidAt(w.a.clock.nowMs()) })).status, 200)
+    // Seeded in one statement: registering this many through the API would take minutes.
+    const LANES = 200_000
+    const now = w.a.clock.now()
+    const expires = new Date(now.getTime() + 3_600_000)
+    await w.a.ctx.db.hot.execute(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+       INSERT INTO notify_registration
+         (space, service, endpoint, expires_at, created_at, attempts, next_attempt_at)
+       SELECT ?, 'did:web:syncer' || i || '.example#atproto_space_syncer',
+              'https://syncer' || i || '.example', ?, ?, 0, ? FROM n`,
+      [LANES, w.space, expires, now, expires],
+    )
+    w.a.clock.advance(5000)
+    const text = await scrape(w)
+    t.equal(sample(text, 'gatehouse_relay_lanes_behind'), LANES)
+    t.equal(sample(text, 'gatehouse_relay_lag_seconds'), 5)
+  },
+)
+
 t.test('without a token or a port, /metrics is not served', async (t) => {
   const w = await spaceWorld(t)
   const res = await w.a.fetch('/metrics')

@@ -1,7 +1,7 @@
 /**
  * Per-identity rate limits, through the real server: past each limit a 429 `RateLimitExceeded`
  * with a Retry-After within the minute, counted for the verified identity only (another user, app,
- * repo, service or token is not affected), and never before authentication.
+ * repo, service, credential holder or token is not affected), and never before authentication.
  */
 import t from 'tap'
 import { presentHeaders } from './_helpers/tokens.js'
@@ -71,6 +71,11 @@ t.test('notifyWrite: per repo and per repo host', async (t) => {
     await w.a.ctx.spaces.putMember(w.space, u.did, { read: true, write: true })
   let n = 0
   const write = (i: number) => notify(writers[i]!, { repoRev: tidAt(w.a.clock.nowMs() + ++n) })
+  // A repo that writes nowhere here, though its DID document names the same PDS: refused, and
+  // the host's share is not spent by it.
+  const stranger = w.user('stranger')
+  for (let i = 0; i < 2; i++)
+    t.equal((await notify(stranger, { repoRev: tidAt(w.a.clock.nowMs() + ++n) })).status, 403)
   t.equal((await write(0)).status, 200)
   t.equal((await write(0)).status, 200)
   refusedForRate(t, (await write(0)) as Answer, 'a repo’s third')
@@ -89,19 +94,21 @@ t.test('registerNotify per service; the REST API per token; logins per address',
       GATEHOUSE_LOGINS_PER_ADDRESS_PER_MINUTE: '2',
     }),
   )
-  const member = w.user('member')
-  await w.a.ctx.spaces.putMember(w.space, member.did, { read: true, write: false })
+  const [member, stranger] = [w.user('member'), w.user('stranger')]
+  for (const u of [member, stranger])
+    await w.a.ctx.spaces.putMember(w.space, u.did, { read: true, write: false })
   const cred = await w.getCredential(member)
+  const strangerCred = await w.getCredential(stranger)
   const syncer = w.web.create('syncer', {
     services: {
       atproto_space_syncer: { type: 'AtprotoSpaceSyncer', endpoint: 'http://127.0.0.1:9/' },
     },
   })
-  const register = async (service: string): Promise<Answer> => {
+  const register = async (service: string, as = cred): Promise<Answer> => {
     const res = await w.a.fetch('/xrpc/com.atproto.space.registerNotify', {
       method: 'POST',
       headers: {
-        ...presentHeaders(cred.body.credential as string, w.authority.did, cred.holder),
+        ...presentHeaders(as.body.credential as string, w.authority.did, as.holder),
         'content-type': 'application/json',
       },
       body: JSON.stringify({ space: w.space, service }),
@@ -113,7 +120,11 @@ t.test('registerNotify per service; the REST API per token; logins per address',
     }
   }
   const service = `${syncer.did}#atproto_space_syncer`
-  t.equal((await register(service)).status, 200)
+  // Nothing proves a caller is the service it names: another holder naming it first, past the
+  // limit, does not use up the share of the one registering it.
+  t.equal((await register(service, strangerCred)).status, 200)
+  refusedForRate(t, await register(service, strangerCred), 'the stranger’s second')
+  t.equal((await register(service)).status, 200, 'the member’s own share is untouched')
   refusedForRate(t, await register(service), 'a second registration of the service')
 
   const owner = w.user('owner').did

@@ -133,17 +133,23 @@ export function pruneEvents(q: HotQueries, space: string, spaceRev: string, befo
 }
 
 /**
- * When the first event each live registration has not been sent yet was written, one row per
- * registration that is behind (the relay's lag, for /metrics).
+ * How many live registrations are behind, and when the oldest event one of them has not been sent
+ * yet was written (the relay's lag, for /metrics): counted in the database, one row whatever the
+ * number of registrations.
  */
-export async function lanesBehindSince(q: HotQueries, now: Date): Promise<Date[]> {
-  const rows = await q.query<{ since: string | Date | null }>(
-    `SELECT (SELECT e.created_at FROM space_event e
-              WHERE e.space = r.space AND e.space_rev > COALESCE(r.cursor, '')
-              ORDER BY e.space_rev LIMIT 1) AS "since"
-       FROM notify_registration r WHERE r.expires_at > ?`,
+export async function lanesBehind(
+  q: HotQueries,
+  now: Date,
+): Promise<{ count: number; oldest: Date | undefined }> {
+  const [row] = await q.query<{ n: number | bigint | string; oldest: string | Date | null }>(
+    `SELECT COUNT(since) AS n, MIN(since) AS oldest FROM (
+       SELECT (SELECT e.created_at FROM space_event e
+                WHERE e.space = r.space AND e.space_rev > COALESCE(r.cursor, '')
+                ORDER BY e.space_rev LIMIT 1) AS since
+         FROM notify_registration r WHERE r.expires_at > ?) lanes`,
     [now],
   )
-  // A subquery's column has no declared type: SQLite answers Prisma's ISO text, PostgreSQL a Date.
-  return rows.flatMap((r) => (r.since === null ? [] : [new Date(r.since)]))
+  // An aggregate has no declared type: SQLite answers Prisma's ISO text, PostgreSQL a Date.
+  const oldest = row?.oldest ?? null
+  return { count: Number(row?.n ?? 0), oldest: oldest === null ? undefined : new Date(oldest) }
 }

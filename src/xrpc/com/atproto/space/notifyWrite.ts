@@ -34,8 +34,6 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       if (auth.iss !== input.repo)
         throw new ForbiddenError('notifyWrite iss does not match claimed writer')
       await limit('notifyPerRepo', input.repo)
-      const host = await repoHost(ctx, input.repo)
-      if (host) await limit('notifyPerRepoHost', host)
       // Addressed to the space's authority, never to Gatehouse's own DID.
       if (!isAddressedTo(auth.aud, authority)) {
         throw new ForbiddenError('notifyWrite aud does not match the space authority')
@@ -49,6 +47,10 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       if (!(await authorizeUser(activeConfig(found), input.repo, 'write', ctx.policyDeps))) {
         throw new ForbiddenError('notifyWrite writer is not authorized')
       }
+      // The host is only what the repo's DID document claims: counted once the repo is a writer
+      // here, so a DID of anyone's naming a busy PDS cannot spend that PDS's share.
+      const host = await repoHost(ctx, input.repo)
+      if (host) await limit('notifyPerRepoHost', host)
       await ctx.notify.acceptWrite(input.space, {
         repo: input.repo,
         repoRev,

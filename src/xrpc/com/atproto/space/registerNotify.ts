@@ -18,7 +18,6 @@ export default function (router: XrpcRouter, ctx = router.context): void {
     auth: ctx.auth.spaceCredential(),
     handler: async ({ input, auth, fail, limit }) => {
       assertCredentialFor(auth, input.space)
-      await limit('registrationsPerService', input.service)
       const found = await lookupHostedSpace(ctx, input.space)
       if (found.state === 'foreign') throw fail('SpaceNotFound', 'Space not found')
       let endpoint: string
@@ -35,6 +34,9 @@ export default function (router: XrpcRouter, ctx = router.context): void {
       const holder = await ctx.credentials.holderOf(input.space, auth.jti)
       // Fail closed: a credential this host has no issuance record of registers nothing.
       if (!holder) throw new InvalidRequestError('Unknown credential', 'InvalidCredential')
+      // Nothing proves the caller is the service: counted per service for this holder, so a
+      // stranger naming someone else's service spends only their own share.
+      await limit('registrationsPerService', `${input.service} ${holder}`)
       const expiresAt = new Date(ctx.clock.nowMs() + ctx.cfg.notify.registrationTtlMs)
       try {
         await ctx.notify.register(input.space, input.service, endpoint, expiresAt, holder)
