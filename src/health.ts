@@ -26,14 +26,18 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
     } catch (err) {
       throw new ServiceUnavailableError('Database is not reachable', { cause: err })
     }
+    // Which migrations goes to the log (the error's cause), not to whoever asks.
+    const notOurs = (detail: string) =>
+      new ServiceUnavailableError('The database schema is not this release’s', {
+        cause: new Error(detail),
+      })
     let pending: string[]
     try {
       pending = pendingMigrations(shipped, applied).map((m) => m.name)
     } catch (err) {
-      throw new ServiceUnavailableError(`Database schema: ${(err as Error).message}`)
+      throw notOurs((err as Error).message)
     }
-    if (pending.length)
-      throw new ServiceUnavailableError(`Database migrations pending: ${pending.join(', ')}`)
+    if (pending.length) throw notOurs(`migrations pending: ${pending.join(', ')}`)
     return { ready: true, version: ctx.cfg.service.version, db: ctx.db.kind }
   })
 

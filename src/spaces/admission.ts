@@ -221,7 +221,13 @@ export class AdmissionService {
    * the join page), what it grants and whether it is still usable.
    */
   async findInvite(code: string) {
-    const row = await this.db.prisma.invite.findUnique({ where: { hash: secretHash(code) } })
+    const byHash = (c: string) =>
+      this.db.prisma.invite.findUnique({ where: { hash: secretHash(c) } })
+    // Codes are lowercase base32: one typed or passed on in capitals is the same code. (Codes of
+    // before, base64url, are case-sensitive: the exact form is tried first.)
+    const row =
+      (await byHash(code)) ??
+      (code === code.toLowerCase() ? null : await byHash(code.toLowerCase()))
     return row ?? undefined
   }
 
@@ -232,7 +238,7 @@ export class AdmissionService {
    * is InviteExhausted.
    */
   async acceptInvite(code: string, did: string, door: Actor['door']): Promise<AcceptedInvite> {
-    const found = await this.db.prisma.invite.findUnique({ where: { hash: secretHash(code) } })
+    const found = await this.findInvite(code)
     if (!found) throw new AdmissionError('InviteNotFound', 'No such invite')
     const config = await this.deps.hosted(found.space)
     const accepted = { space: config.uri, read: found.read, write: found.write }

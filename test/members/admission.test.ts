@@ -127,7 +127,11 @@ t.test('an invite accepted by a service-auth call adds the member through the op
     status: 403,
     body: { error: 'Forbidden' },
   })
-  t.same((await w.accept(alice, made.body.code)).body, { space: w.space, read: true, write: true })
+  t.same(
+    (await w.accept(alice, made.body.code.toUpperCase())).body,
+    { space: w.space, read: true, write: true },
+    'a code typed in capitals is the same code',
+  )
   t.same(await w.ops(), [{ op: 'add', did: alice.did, read: true, write: true }])
   t.equal(
     (await w.accept(alice, made.body.code, w.authority.did)).status,
