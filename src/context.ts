@@ -199,7 +199,9 @@ export async function createContext(
     onQueued: () => relay.wake(),
   })
   const deliveries = new DeliveryTally(db, clock)
-  deliveries.start(TALLY_FLUSH_MS)
+  deliveries.start(TALLY_FLUSH_MS, (err) =>
+    dbLog.warn({ err }, 'delivery tally flush failed; kept for the next'),
+  )
   const relay = new Relay(
     {
       db,
@@ -256,7 +258,9 @@ export async function createContext(
     checkUserAccess: (req) => managingApps.checkUserAccess(req),
   }
   const tally = new CredentialTally(db, clock)
-  tally.start(TALLY_FLUSH_MS)
+  tally.start(TALLY_FLUSH_MS, (err) =>
+    dbLog.warn({ err }, 'credential tally flush failed; kept for the next'),
+  )
   const janitor = new Janitor(db, clock, cfg, {
     nonces: () => replay.prune(),
     ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),

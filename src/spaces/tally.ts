@@ -52,8 +52,9 @@ export class DayCounter<K extends string[], F extends string> {
     return Object.fromEntries(this.fields.map((f) => [f, 0])) as Counts<F>
   }
 
-  start(everyMs: number): void {
-    this.timer = setInterval(() => void this.flush().catch(() => {}), everyMs)
+  /** Flushes every `everyMs`; a failed flush keeps its counts for the next and is told `onError`. */
+  start(everyMs: number, onError: (err: unknown) => void): void {
+    this.timer = setInterval(() => void this.flush().catch(onError), everyMs)
     this.timer.unref()
   }
 
