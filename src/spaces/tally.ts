@@ -28,6 +28,12 @@ type Counts<F extends string> = Record<F, number>
  * (every FLUSH_MS, and at shutdown), so a crash loses at most that long's counts. Counts that fail
  * to land are kept for the next flush; flushes run one after another.
  */
+/**
+ * Rows written per transaction of a flush: a relay with a thousand syncers has a thousand keys,
+ * and one transaction of them all held every write request for hundreds of ms (bench/notify.ts).
+ */
+const FLUSH_SLICE = 20
+
 export class DayCounter<K extends string[], F extends string> {
   private counts = new Map<string, Counts<F>>()
   private timer: NodeJS.Timeout | undefined
@@ -72,22 +78,28 @@ export class DayCounter<K extends string[], F extends string> {
 
   private async write(): Promise<void> {
     if (this.counts.size === 0) return
-    const pending = this.counts
+    const pending = [...this.counts]
     this.counts = new Map()
-    try {
-      await this.db.transact(async (tx) => {
-        for (const [at, counts] of pending) {
-          const [day, ...key] = JSON.parse(at) as [string, ...K]
-          await this.upsert(tx, day, key as unknown as K, counts)
+    for (let i = 0; i < pending.length; i += FLUSH_SLICE) {
+      const slice = pending.slice(i, i + FLUSH_SLICE)
+      try {
+        await this.db.transact(async (tx) => {
+          for (const [at, counts] of slice) {
+            const [day, ...key] = JSON.parse(at) as [string, ...K]
+            await this.upsert(tx, day, key as unknown as K, counts)
+          }
+        })
+      } catch (err) {
+        // What did not land is kept (added to what came meanwhile) for the next flush.
+        for (const [at, c] of pending.slice(i)) {
+          const now = this.counts.get(at) ?? this.zero()
+          for (const f of this.fields) now[f] += c[f]
+          this.counts.set(at, now)
         }
-      })
-    } catch (err) {
-      for (const [at, c] of pending) {
-        const now = this.counts.get(at) ?? this.zero()
-        for (const f of this.fields) now[f] += c[f]
-        this.counts.set(at, now)
+        throw err
       }
-      throw err
+      // Requests queued for the database go between two slices, not after the whole flush.
+      await new Promise((r) => setImmediate(r))
     }
   }
 }
