@@ -133,6 +133,9 @@ export const SCHEMA = {
     busyTimeoutMs: v('GATEHOUSE_SQLITE_BUSY_TIMEOUT_MS', int(0, 600_000), '5000'),
     /** SQLite: `normal` (a power cut may lose the last commits) or `full` (fsync per commit). */
     sqliteSynchronous: v('GATEHOUSE_SQLITE_SYNCHRONOUS', z.enum(['normal', 'full']), 'normal'),
+
+    /** Several processes on PostgreSQL: how long a dead one's leases hold its work (the relay's, the janitor's). */
+    leaseMs: v('GATEHOUSE_LEASE_SEC', int(2, 600, SEC), '30'),
   },
   log: {
     /** Log level. */

@@ -15,6 +15,7 @@ import { SessionService } from './managers/sessions.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config, Secrets } from './config.js'
 import { Db } from './db/client.js'
+import { Leases } from './db/leases.js'
 import { migrate } from './db/migrate.js'
 import { createLogger, subsystem, type Logger } from './logger.js'
 import { ClientAttestationVerifier } from './identity/attestation.js'
@@ -207,9 +208,11 @@ export async function createContext(
   deliveries.start(DELIVERY_FLUSH_MS, (err) =>
     dbLog.warn({ err }, 'delivery tally flush failed; kept for the next'),
   )
+  const leases = new Leases(db, clock, cfg.db.leaseMs)
   const relay = new Relay(
     {
       db,
+      leases,
       deliveries,
       audit,
       resolver: idResolver,
@@ -266,7 +269,7 @@ export async function createContext(
   tally.start(TALLY_FLUSH_MS, (err) =>
     dbLog.warn({ err }, 'credential tally flush failed; kept for the next'),
   )
-  const janitor = new Janitor(db, clock, cfg, {
+  const janitor = new Janitor(db, clock, leases, cfg, {
     nonces: () => replay.prune(),
     ops: () => spaces.members.compactAll(new Date(clock.nowMs() - cfg.members.oplogRetentionMs)),
     credentialDays: () => tally.summarise(audit),

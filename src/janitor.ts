@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import type { Db } from './db/client.js'
+import type { Leases } from './db/leases.js'
 import type { Logger } from './logger.js'
 import { pruneCredentials } from './spaces/credentials.js'
 import { oldestEvents, pruneEvents } from './spaces/events.js'
@@ -10,6 +11,8 @@ const BATCH = 1000
 
 /** How long a create's answer is kept for a repeat with its Idempotency-Key. */
 export const IDEMPOTENCY_KEEP_MS = 24 * 3600_000
+
+const LEASE = 'janitor'
 
 /** Rows deleted by one batch, and whether there may be more. */
 type Step = [deleted: number, more: boolean]
@@ -26,6 +29,7 @@ export class Janitor {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly leases: Leases,
     private readonly cfg: Pick<Config, 'retention' | 'notify' | 'managers'>,
     private readonly others: Record<string, () => Promise<number>> = {},
   ) {}
@@ -33,8 +37,8 @@ export class Janitor {
   /** Runs a pass every `everyMs` until stopped; a failed pass is logged, the next one retries. */
   start(everyMs: number, logger: Logger): void {
     this.timer = setInterval(() => {
-      this.pass ??= this.run()
-        .then((pruned) => logger.debug(pruned, 'pruned expired rows'))
+      this.pass ??= this.runAlone()
+        .then((pruned) => pruned && logger.debug(pruned, 'pruned expired rows'))
         .catch((err: unknown) => logger.error({ err }, 'prune failed'))
         .finally(() => (this.pass = undefined))
     }, everyMs)
@@ -44,6 +48,22 @@ export class Janitor {
   async stop(): Promise<void> {
     clearInterval(this.timer)
     await this.pass
+  }
+
+  /**
+   * A pass under the janitor's lease, so processes sharing a database take turns; undefined when
+   * another process's pass holds it.
+   */
+  async runAlone(): Promise<Record<string, number> | undefined> {
+    const { leases } = this
+    if (!(await leases.claim([LEASE])).size) return undefined
+    const renewal = setInterval(() => void leases.renew([LEASE]).catch(() => {}), leases.ttlMs / 3)
+    try {
+      return await this.run()
+    } finally {
+      clearInterval(renewal)
+      await leases.release([LEASE])
+    }
   }
 
   /** One pass over every table; returns how many rows each lost. */

@@ -48,8 +48,15 @@ export const aadFor = (id: string, authorityDid: string, purpose: string) =>
   `gatehouse:key:${id}:${authorityDid}:${purpose}`
 
 export class AuthorityService {
-  /** Decrypted keys, by `did|purpose`; dropped whenever an authority's keys change. */
-  private readonly keyCache = new Map<string, Keypair | null>()
+  /**
+   * Decrypted keys, by `did|purpose`, with their row id: trusted for `statusCacheMs` (another
+   * process may rotate them), then checked against the active row and kept if it is the same.
+   * This process's own changes drop the entry at once.
+   */
+  private readonly keyCache = new Map<
+    string,
+    { id: string | undefined; key: Keypair | undefined; expiresAtMs: number }
+  >()
 
   /** Statuses read in the last `statusCacheMs`; this process's own changes drop the entry at once. */
   private readonly statuses = new Map<
@@ -93,13 +100,15 @@ export class AuthorityService {
 
   async key(did: string, purpose: KeyPurpose | ServiceKeyPurpose): Promise<Keypair | undefined> {
     const cacheKey = `${did}|${purpose}`
-    if (this.keyCache.has(cacheKey)) return this.keyCache.get(cacheKey) ?? undefined
+    const hit = this.keyCache.get(cacheKey)
+    const nowMs = this.clock.nowMs()
+    if (hit && hit.expiresAtMs > nowMs) return hit.key
     const row = await this.db.prisma.authorityKey.findFirst({
       where: { authorityDid: did, purpose, status: 'active' },
       orderBy: { createdAt: 'desc' },
     })
-    const key = row ? this.openRow(row) : undefined
-    this.keyCache.set(cacheKey, key ?? null)
+    const key = row && row.id === hit?.id ? hit.key : row ? this.openRow(row) : undefined
+    this.keyCache.set(cacheKey, { id: row?.id, key, expiresAtMs: nowMs + this.statusCacheMs })
     return key
   }
 

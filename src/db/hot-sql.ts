@@ -28,6 +28,7 @@ export const HOT_TABLES = [
   'replay_nonce',
   'audit_entry',
   'audit_head',
+  'lease',
 ] as const
 
 export interface HotSql extends HotQueries {

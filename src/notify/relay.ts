@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import type { Keypair } from '../crypto/keypair.js'
 import type { Db } from '../db/client.js'
+import type { Leases } from '../db/leases.js'
 import type { DeliveryTally } from './delivery-tally.js'
 import type { DidResolver } from '../identity/resolver.js'
 import type { Logger } from '../logger.js'
@@ -20,8 +21,10 @@ import { eventAt, eventsAfter, writerDids, type SpaceEvent } from '../spaces/eve
  * cursor, moved only after a 2xx (gap-free; a crash between sending and recording may repeat one).
  * A revocation notice is a queued row, deleted once delivered. 408/425/429/5xx and network errors
  * back off; anything else, or a failure past the retry window, is dead-lettered. A breaker per
- * endpoint spares a dead host attempts. State is in the database; run one relay per database.
- * Spaces run side by side, each on at most its share of the shared delivery slots.
+ * endpoint spares a dead host attempts. State is in the database. Spaces run side by side, each on
+ * at most its share of the shared delivery slots. Processes sharing a PostgreSQL database each run a
+ * relay: a space's work is done under its lease (`relay:<space>`), read again once the lease is
+ * ours, the lease renewed while the work runs and checked before a cursor moves.
  */
 
 const NOTIFY_WRITE = 'com.atproto.space.notifyWrite'
@@ -44,6 +47,9 @@ const BREAKER_THRESHOLD = 5
 const BATCH = 100
 
 type Breaker = { failures: number; openUntilMs: number }
+
+const LEASE = 'relay:'
+const leaseOf = (space: string) => LEASE + space
 
 /** Delivery slots shared by every space, handed out in the order they were asked for. */
 class Slots {
@@ -101,12 +107,14 @@ export class Relay {
   /** Serialised bodies of the events of the current passes (dropped with the event objects). */
   private readonly bodies = new WeakMap<RelayEvent, string>()
   private running: Promise<void> | undefined
+  private heartbeat: NodeJS.Timeout | undefined
   private stopped = false
   private wakeRequested = false
 
   constructor(
     private readonly deps: {
       db: Db
+      leases: Leases
       deliveries: DeliveryTally
       audit: AuditLog
       resolver: DidResolver
@@ -125,6 +133,21 @@ export class Relay {
   /** Starts the background loop (bin.ts does; tests drive `runOnce` themselves or start it). */
   start(pollMs = 1000): void {
     if (this.running) return
+    const { leases, logger } = this.deps
+    if (leases.shared) {
+      // Keeps the leases of the spaces in flight; a lost one stops its space's cursors (record).
+      this.heartbeat = setInterval(() => {
+        const held = [...this.inflight.keys()].map(leaseOf)
+        leases.renew(held).then(
+          (ours) => {
+            const lost = held.filter((name) => !ours.has(name))
+            if (lost.length) logger.warn({ lost }, 'relay leases lost to another process')
+          },
+          (err: unknown) => logger.warn({ err }, 'relay lease renewal failed'),
+        )
+      }, leases.ttlMs / 3)
+      this.heartbeat.unref()
+    }
     // A pass starts the due spaces not already in flight without waiting for them; a task that
     // delivered something wakes the loop when it ends (it may have more), and so do new events.
     this.running = (async () => {
@@ -206,6 +229,7 @@ export class Relay {
     this.wakeUp()
     await this.running
     await Promise.allSettled(this.inflight.values())
+    clearInterval(this.heartbeat)
   }
 
   /** One pass over what is due, waiting for every space it started. Returns how many were sent. */
@@ -214,27 +238,67 @@ export class Relay {
     return sent.reduce((a, b) => a + b, 0)
   }
 
-  /** Starts (without waiting) one task per space with due work and none in flight. */
+  /**
+   * Starts (without waiting) one task per space with due work and none in flight. With other
+   * processes on the database, only spaces whose lease is ours, their work read again after the
+   * claim (another process may have just done it).
+   */
   private async dispatch(): Promise<Promise<number>[]> {
+    // A space in flight keeps its work until its task ends: it must not crowd out other spaces'.
+    let bySpace = await this.due(
+      this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {},
+    )
+    const { leases } = this.deps
+    if (leases.shared && bySpace.size) {
+      const spaces = [...bySpace.keys()].filter((space) => !this.inflight.has(space))
+      const ours = [...(await leases.claim(spaces.map(leaseOf)))].map((n) => n.slice(LEASE.length))
+      bySpace = ours.length ? await this.due({ space: { in: ours } }) : new Map()
+      const idle = ours.filter((space) => !bySpace.has(space))
+      if (idle.length) await leases.release(idle.map(leaseOf))
+    }
+    const started: Promise<number>[] = []
+    for (const [space, work] of bySpace) {
+      // Another pass may have started the space while this one read.
+      if (this.inflight.has(space)) continue
+      // Released while still in flight, so no pass of ours claims it again meanwhile.
+      const task = this.runSpace(space, work).finally(async () => {
+        if (leases.shared)
+          await leases.release([leaseOf(space)]).catch((err: unknown) => {
+            this.deps.logger.warn({ err, space }, 'relay lease release failed: it expires')
+          })
+        this.inflight.delete(space)
+      })
+      this.inflight.set(space, task)
+      void task.then(
+        (sent) => sent > 0 && this.wake(),
+        (err: unknown) => this.deps.logger.error({ err, space }, 'relay pass failed'),
+      )
+      started.push(task)
+    }
+    return started
+  }
+
+  /** What is due now, by space. */
+  private async due(where: {
+    space?: { in: string[] } | { notIn: string[] }
+  }): Promise<Map<string, SpaceWork>> {
     const now = this.deps.clock.now()
     const db = this.deps.db.prisma
-    // A space in flight keeps its work until its task ends: it must not crowd out other spaces'.
-    const notInFlight = this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {}
     const take = this.opts.relayConcurrency * 32
     const [due, notices, forwards] = await Promise.all([
       db.notifyRegistration.findMany({
-        where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now }, ...notInFlight },
+        where: { expiresAt: { gt: now }, nextAttemptAt: { lte: now }, ...where },
         orderBy: { nextAttemptAt: 'asc' },
         take,
         select: { space: true, service: true, cursor: true, attempts: true },
       }),
       db.revocationNotice.findMany({
-        where: { nextAttemptAt: { lte: now }, ...notInFlight },
+        where: { nextAttemptAt: { lte: now }, ...where },
         orderBy: { nextAttemptAt: 'asc' },
         take,
       }),
       db.joinRequestNotice.findMany({
-        where: { nextAttemptAt: { lte: now }, ...notInFlight },
+        where: { nextAttemptAt: { lte: now }, ...where },
         orderBy: { nextAttemptAt: 'asc' },
         take,
       }),
@@ -245,21 +309,7 @@ export class Relay {
     for (const lane of due) of(lane.space).lanes.push(lane)
     for (const notice of notices) of(notice.space).notices.push(notice)
     for (const forward of forwards) of(forward.space).forwards.push(forward)
-    const started: Promise<number>[] = []
-    for (const [space, work] of bySpace) {
-      // Another pass may have started the space while this one read.
-      if (this.inflight.has(space)) continue
-      const task = this.runSpace(space, work)
-      this.inflight.set(space, task)
-      void task
-        .finally(() => this.inflight.delete(space))
-        .then(
-          (sent) => sent > 0 && this.wake(),
-          (err: unknown) => this.deps.logger.error({ err, space }, 'relay pass failed'),
-        )
-      started.push(task)
-    }
-    return started
+    return bySpace
   }
 
   private async runSpace(space: string, work: SpaceWork): Promise<number> {
@@ -363,8 +413,17 @@ export class Relay {
     return result
   }
 
-  /** Writes the lanes' new cursors: one update per distinct cursor, one per failing lane. */
+  /**
+   * Writes the lanes' new cursors: one update per distinct cursor, one per failing lane. Nothing
+   * when the space's lease was lost: its new holder reads the cursors as they were and sends on.
+   * (Renewed here, the lease outlasts these few statements by far.)
+   */
   private async record(space: string, results: LaneResult[]): Promise<void> {
+    const { leases, logger } = this.deps
+    if (!(await leases.renew([leaseOf(space)])).size) {
+      logger.warn({ space }, 'relay lease lost before its cursors were written: left to its holder')
+      return
+    }
     const db = this.deps.db.prisma
     const ended = results.filter((r) => r.deleted).map((r) => r.lane.service)
     if (ended.length)
