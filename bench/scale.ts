@@ -29,8 +29,11 @@ import { httpLoad, percentile, type Bench, type Figure, type LoadResult } from '
  * PostgreSQL cluster (the postmaster, its live children, and the children it reaped meanwhile), this
  * process (the load generator's thread, the did:web host and an idle setup context), and the rest of
  * the machine (busy time in /proc/stat not accounted to these), each as a share of all cores × wall
- * time. The ratios are two processes ÷ one. On a 2-core machine two processes cannot double: the
- * CPU shares say whether the cores were already full and how much of them the database took.
+ * time; also Gatehouse's and PostgreSQL's CPU per request, and (1 s before each phase's loads) the
+ * processes' idle CPU, which weighs on the per-request figures at low rates. The notify load also
+ * counts the writes recorded (a notification older than its writer's last is ignored). The ratios
+ * are two processes ÷ one. On a 2-core machine two processes cannot double: the CPU shares say
+ * whether the cores were already full and how much of them the database took.
  */
 const MEMBERS = 10_000
 const USERS = 50
