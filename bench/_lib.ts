@@ -60,7 +60,8 @@ export interface LoadResult {
 }
 
 export interface LoadOptions {
-  url: string
+  /** Several URLs (the same path on several servers): requests go to them in turn. */
+  url: string | string[]
   method?: 'GET' | 'POST'
   /** Fixed request bodies, sent round-robin. */
   bodies?: string[]
@@ -83,9 +84,10 @@ export interface LoadOptions {
  * are sent.
  */
 export async function httpLoad(opts: LoadOptions): Promise<LoadResult> {
-  const target = new URL(opts.url)
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) {
-    throw new Error('benchmarks send traffic to loopback only')
+  for (const url of [opts.url].flat()) {
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname)) {
+      throw new Error('benchmarks send traffic to loopback only')
+    }
   }
   const worker = loadWorker()
   const id = nextLoad++
@@ -190,32 +192,43 @@ const LATEST_END = '<!-- end of latest figures -->'
 
 /**
  * Rewrites the "Latest figures" part of bench/RESULTS.md from bench/results/*.json: each bench's
- * newest figures, ratios and targets, with the time it ran. The dated journals below stay as written.
+ * newest figures, ratios and targets, with the time it ran. A bench with no result file here (a run
+ * of some benches only, in a fresh checkout) keeps the section the page already had. The dated
+ * journals below stay as written.
  */
 export async function writeResultsPage(): Promise<string> {
   const dir = join(PACKAGE_ROOT, 'bench/results')
   const results = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .sort()
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as BenchResult & { at: string })
-  const lines = [LATEST_BEGIN, '']
-  for (const r of results) {
-    lines.push(`### ${r.bench} (${r.at.slice(0, 16).replace('T', ' ')} UTC)`, '')
-    lines.push('| figure | value |', '| --- | --- |')
-    for (const f of r.figures) lines.push(`| ${f.name} | ${fmt(f.value)} ${f.unit} |`)
-    for (const [k, v] of Object.entries(r.ratios)) lines.push(`| ratio ${k} | ${v.toFixed(3)} |`)
-    for (const [k, v] of Object.entries(r.targets ?? {}))
-      lines.push(`| target ${k} | ${v.target}: ${v.met ? 'met' : '**not met**'} |`)
-    lines.push('', ...(r.notes ?? []).map((n) => `- ${n}`), '')
-  }
-  lines.push(LATEST_END)
   const page = join(PACKAGE_ROOT, 'bench/RESULTS.md')
   const text = readFileSync(page, 'utf8')
   const begin = text.indexOf(LATEST_BEGIN)
   const end = text.indexOf(LATEST_END)
   if (begin < 0 || end < begin)
     throw new Error('bench/RESULTS.md: the latest-figures markers are missing')
-  const next = text.slice(0, begin) + lines.join('\n') + text.slice(end + LATEST_END.length)
+  const sections = new Map<string, string>()
+  // The page's sections as they are: `### <bench> (<time> UTC)` up to the next one.
+  for (const old of text.slice(begin + LATEST_BEGIN.length, end).split(/^(?=### )/m)) {
+    const name = /^### (\S+) \(/.exec(old)?.[1]
+    if (name) sections.set(name, old.trimEnd())
+  }
+  for (const r of results) {
+    const lines = [`### ${r.bench} (${r.at.slice(0, 16).replace('T', ' ')} UTC)`, '']
+    lines.push('| figure | value |', '| --- | --- |')
+    for (const f of r.figures) lines.push(`| ${f.name} | ${fmt(f.value)} ${f.unit} |`)
+    for (const [k, v] of Object.entries(r.ratios)) lines.push(`| ratio ${k} | ${v.toFixed(3)} |`)
+    for (const [k, v] of Object.entries(r.targets ?? {}))
+      lines.push(`| target ${k} | ${v.target}: ${v.met ? 'met' : '**not met**'} |`)
+    lines.push('', ...(r.notes ?? []).map((n) => `- ${n}`))
+    sections.set(r.bench, lines.join('\n').trimEnd())
+  }
+  const latest = [...sections.keys()].sort().map((name) => `${sections.get(name)!}\n\n`)
+  const next =
+    text.slice(0, begin) +
+    [LATEST_BEGIN, '', ...latest].join('\n') +
+    LATEST_END +
+    text.slice(end + LATEST_END.length)
   // Formatted as the rest of the tree is, so `prettier --check` stays clean after a run.
   writeFileSync(page, await format(next, { ...(await resolveConfig(page)), filepath: page }))
   return page

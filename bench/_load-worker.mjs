@@ -12,7 +12,7 @@ parentPort.on('message', async ({ id, opts }) => {
 
 /** @param {import("./_lib.js").LoadOptions} opts */
 async function load(opts) {
-  const target = new URL(opts.url)
+  const targets = [opts.url].flat().map((u) => new URL(u))
   const latencies = []
   let errors = 0
   let sent = 0
@@ -31,7 +31,7 @@ async function load(opts) {
     return pool
   }
 
-  const one = async (i, url = target, record = true) => {
+  const one = async (i, url = targets[i % targets.length], record = true) => {
     const body = record && opts.bodies?.length ? opts.bodies[i % opts.bodies.length] : undefined
     const extra = record && opts.headers?.length ? opts.headers[i % opts.headers.length] : undefined
     const t0 = performance.now()

@@ -25,6 +25,13 @@ export interface BenchWorld {
   url: string
   /** With `serverProcess`: the server's peak resident memory so far, in MB (VmHWM). */
   serverPeakRssMb?: () => number
+  /** With `serverProcess`: the `gatehouse serve` child behind `url`. */
+  server?: ServerProcess
+  /**
+   * With `serverProcess`: starts one more `gatehouse serve` child on the same data dir and database
+   * (a port of its own), stopped with the world.
+   */
+  addServer?: () => Promise<ServerProcess>
   web: DidWebHost
   authority: WebIdentity
   space: string
@@ -72,9 +79,23 @@ export async function benchWorld(opts: {
       })
     ).uri
     if (opts.serverProcess) {
-      const child = await serve(dataDir, opts.env ?? {})
-      teardowns.push(() => child.stop())
-      return { ctx, url: child.url, web, authority, space, close, serverPeakRssMb: child.peakRssMb }
+      const addServer = async () => {
+        const child = await serve(dataDir, opts.env ?? {})
+        teardowns.push(() => child.stop())
+        return child
+      }
+      const server = await addServer()
+      return {
+        ctx,
+        url: server.url,
+        web,
+        authority,
+        space,
+        close,
+        serverPeakRssMb: server.peakRssMb,
+        server,
+        addServer,
+      }
     }
     const app = await buildServer(ctx)
     const url = await app.listen({ host: '127.0.0.1', port: 0 })
@@ -94,14 +115,19 @@ const UNREACHED_IDENTITY_LIMITS = Object.fromEntries(
   Object.keys(NO_IDENTITY_LIMITS).map((name) => [name, '10000000']),
 )
 
+export interface ServerProcess {
+  url: string
+  pid: number
+  /** Peak resident memory so far, in MB (VmHWM). */
+  peakRssMb(): number
+  stop(): Promise<void>
+}
+
 /**
  * `gatehouse serve` in a child process on the bench's data dir (and so its database), run from the
  * build (`npm run bench` builds first), as it is deployed: no TypeScript loader in its memory.
  */
-async function serve(
-  dataDir: string,
-  env: Record<string, string>,
-): Promise<{ url: string; peakRssMb(): number; stop(): Promise<void> }> {
+async function serve(dataDir: string, env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort()
   const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist/bin.js'), 'serve'], {
     cwd: PACKAGE_ROOT,
@@ -139,6 +165,7 @@ async function serve(
   }
   return {
     url,
+    pid: child.pid!,
     peakRssMb() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
       const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN)
