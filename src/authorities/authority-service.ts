@@ -226,7 +226,10 @@ export class AuthorityService {
     const kekId = await this.sealingKekId(tx)
     for (const k of keys) {
       const key = Keypair.fromSecretKey(k.curve, k.secret)
-      await this.insertKey(tx, kekId, k.id, did, k.purpose, key, k.status, k)
+      await this.insertKey(tx, kekId, k.id, did, k.purpose, key, k.status, {
+        createdAt: k.createdAt,
+        retiredAt: k.retiredAt,
+      })
     }
     this.forget(did)
   }
