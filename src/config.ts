@@ -267,10 +267,7 @@ export const SCHEMA = {
     kekHex: computed('GATEHOUSE_KEK', hex64('a 32-byte key'), 'generated'),
     /** Earlier KEKs (comma-separated hex) needed until `gatehouse kek rewrap` has re-sealed. */
     retiredKekHex: computed('GATEHOUSE_KEK_RETIRED', hexList, 'none'),
-    /**
-     * The passphrase of `gatehouse authority export|import` when no `--passphrase-file` is given
-     * (else stdin, when it is not a terminal); at least 12 characters.
-     */
+    /** Passphrase of `gatehouse authority export|import` without `--passphrase-file` (12+ characters). */
     exportPassphrase: computed('GATEHOUSE_EXPORT_PASSPHRASE', z.string().min(12), 'none'),
   },
 }

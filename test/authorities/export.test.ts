@@ -4,7 +4,8 @@
  * from a Gatehouse on SQLite and imported into one on PostgreSQL (the PostgreSQL leg; SQLite again
  * in the SQLite leg), through the real CLI; a wrong passphrase and a damaged file write nothing;
  * the old host's `transfer` and the new host's `activate` hand over the directory entry, and both
- * hosts' listMemberOps answers agree. Plus the sealed file's refusals, and the payload's checks.
+ * hosts' listMemberOps answers agree. Plus the sealed file's refusals, and the payload's checks
+ * (exported from PostgreSQL into SQLite in the PostgreSQL leg).
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -37,9 +38,10 @@ async function host(t: Tap, plc: PlcDirectory, sqlite: boolean) {
   }
   const a = await TestArbiter.create(t, { port, env, database })
   /** The real CLI against this host's database and data dir. */
-  const cli = async (...args: string[]) => {
+  const cli = async (args: string[], extra: Record<string, string> = {}) => {
     const run = runGatehouse(args, {
       ...env,
+      ...extra,
       GATEHOUSE_DATA_DIR: a.dataDir,
       GATEHOUSE_DATABASE_URL: a.database.url,
       GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
@@ -145,7 +147,7 @@ t.test(
     writeFileSync(secretFile, `${PASSPHRASE}\n`)
     const out = join(dir, 'forum.export')
 
-    const exported = await A.cli(
+    const exported = await A.cli([
       'authority',
       'export',
       did,
@@ -153,14 +155,14 @@ t.test(
       out,
       '--passphrase-file',
       secretFile,
-    )
+    ])
     t.equal(exported.code, 0, exported.stderr.join('\n'))
     const summary = JSON.parse(exported.stdout) as { counts: Record<string, number> }
     t.match(summary.counts, { space: 2, space_member: 29, authority_key: 2, invite: 1, ban: 1 })
     const file = readFileSync(out)
     t.ok(file.subarray(0, MAGIC.length).equals(MAGIC), 'a sealed export')
     t.notOk(file.includes(Buffer.from('did:web:m1.example')), 'nothing readable in the file')
-    const again = await A.cli(
+    const again = await A.cli([
       'authority',
       'export',
       did,
@@ -168,7 +170,7 @@ t.test(
       out,
       '--passphrase-file',
       secretFile,
-    )
+    ])
     t.equal(again.code, 2, 'an existing file is not overwritten')
     t.match(again.stderr.join('\n'), /exists/)
     const before = await memberOps(A.url, space)
@@ -179,23 +181,29 @@ t.test(
     // A wrong passphrase, a truncated file and a flipped byte: one clear line, nothing written.
     const wrong = join(dir, 'wrong')
     writeFileSync(wrong, 'not the passphrase at all\n')
-    const refused = await B.cli('authority', 'import', out, '--passphrase-file', wrong)
+    const refused = await B.cli(['authority', 'import', out, '--passphrase-file', wrong])
     t.equal(refused.code, 2)
     t.same(refused.stderr, ['gatehouse: WrongPassphrase: wrong passphrase for this export'])
     const truncated = join(dir, 'truncated.export')
     writeFileSync(truncated, file.subarray(0, file.length - 200))
-    const cut = await B.cli('authority', 'import', truncated, '--passphrase-file', secretFile)
+    const cut = await B.cli(['authority', 'import', truncated, '--passphrase-file', secretFile])
     t.equal(cut.code, 2)
     t.same(cut.stderr, ['gatehouse: ExportDamaged: the export is truncated or altered'])
     const headless = join(dir, 'headless.export')
     writeFileSync(headless, file.subarray(0, 40))
-    const short = await B.cli('authority', 'import', headless, '--passphrase-file', secretFile)
+    const short = await B.cli(['authority', 'import', headless, '--passphrase-file', secretFile])
     t.same(short.stderr, [
       'gatehouse: ExportDamaged: the export is truncated (its header is incomplete)',
     ])
     t.same(await holds(B.a, did, space), NOTHING, 'the new host holds nothing of it')
 
-    const imported = await B.cli('authority', 'import', out, '--passphrase-file', secretFile)
+    const none = await B.cli(['authority', 'import', out])
+    t.same(none.stderr, [
+      'gatehouse: no passphrase: give --passphrase-file FILE, GATEHOUSE_EXPORT_PASSPHRASE, or pipe it to stdin',
+    ])
+    const imported = await B.cli(['authority', 'import', out], {
+      GATEHOUSE_EXPORT_PASSPHRASE: PASSPHRASE,
+    })
     t.equal(imported.code, 0, imported.stderr.join('\n'))
     const view = JSON.parse(imported.stdout) as { status: string; keys: { publicKey: string }[] }
     t.equal(view.status, 'pending', 'imported pending')
@@ -228,12 +236,12 @@ t.test(
       { status: 401, body: { error: 'AuthenticationRequired' } },
       'pending: the new host does not answer for it yet (to anonymous readers: no such roster)',
     )
-    const twice = await B.cli('authority', 'import', out, '--passphrase-file', secretFile)
+    const twice = await B.cli(['authority', 'import', out, '--passphrase-file', secretFile])
     t.equal(twice.code, 2)
     t.match(twice.stderr.join('\n'), /AuthorityExists/)
 
     // The handover: the old host lets go, the new one points the directory at itself.
-    const transferred = await A.cli('authority', 'transfer', did)
+    const transferred = await A.cli(['authority', 'transfer', did])
     t.equal(transferred.code, 0, transferred.stderr.join('\n'))
     // Other processes see a status change within GATEHOUSE_CONFIG_CACHE_MS (1 s).
     A.a.clock.advance(1_001)
@@ -242,7 +250,7 @@ t.test(
       { status: 401, body: { error: 'AuthenticationRequired' } },
       'the old host stops answering',
     )
-    const activated = await B.cli('authority', 'activate', did)
+    const activated = await B.cli(['authority', 'activate', did])
     t.equal(activated.code, 0, activated.stderr.join('\n'))
     t.equal((JSON.parse(activated.stdout) as { status: string }).status, 'active')
     const doc = (await (await fetch(`${plc.url}/${did}`)).json()) as {
@@ -263,10 +271,11 @@ t.test(
   },
 )
 
-t.test('the payload is checked before anything is written', async (t) => {
+t.test('the payload is checked before anything is written (PostgreSQL to SQLite)', async (t) => {
   const plc = await PlcDirectory.start(t)
-  const A = await host(t, plc, true)
-  const B = await host(t, plc, false)
+  // The other way round: in the PostgreSQL leg the snapshot is PostgreSQL's repeatable read.
+  const A = await host(t, plc, false)
+  const B = await host(t, plc, true)
   const { did, space } = await populate(A.a)
   const { file } = await A.a.ctx.authorityExport.export(did, PASSPHRASE, OPERATOR)
   const lines = openExport(file, PASSPHRASE, 1 << 30)
