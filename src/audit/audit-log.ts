@@ -75,7 +75,10 @@ export const ENCODING_TAG = 'gatehouse-audit-v1'
 const PAGE = 1000
 
 /** A row as read: the entry, with its hashes as bytes. */
-export type AuditRow = Omit<AuditEntryView, 'prevHash' | 'hash'> & { prevHash: Uint8Array; hash: Uint8Array }
+export type AuditRow = Omit<AuditEntryView, 'prevHash' | 'hash'> & {
+  prevHash: Uint8Array
+  hash: Uint8Array
+}
 
 const ROW = `authority_did AS authority, seq, at, actor, door, action, space, subject, "before",
   "after", outcome, reason, prev_hash AS "prevHash", hash`
