@@ -3,6 +3,8 @@ import type { Config, Secrets } from './config.js'
 import { createContext } from './context.js'
 import type { Logger } from './logger.js'
 import { AuthorityLifecycleError } from './authorities/lifecycle.js'
+import { AuthorityExportError } from './authorities/export.js'
+import { SealedFileError } from './authorities/sealed-file.js'
 import { RoleChangeError } from './authorities/managers.js'
 import { TokenError } from './managers/tokens.js'
 import { COMMANDS, CliUsageError, OPTIONS, type Options } from './cli/commands.js'
@@ -32,7 +34,9 @@ ${Object.entries(COMMANDS)
 
 /** The one-line error of a refusal by a service: its contract name and message. */
 function refusal(err: unknown): string | undefined {
-  if (err instanceof AuthorityLifecycleError) return `${err.code}: ${err.message}`
+  if (err instanceof AuthorityLifecycleError || err instanceof SealedFileError)
+    return `${err.code}: ${err.message}`
+  if (err instanceof AuthorityExportError) return `ExportInvalid: ${err.message}`
   if (err instanceof XrpcError || err instanceof SpaceError || err instanceof PolicyCodecError)
     return `${err.error}: ${err.message}`
   if (err instanceof PresetError || err instanceof RoleChangeError || err instanceof TokenError)
@@ -69,7 +73,7 @@ export async function runCli(
     throw new CliUsageError(`${group} ${verb} needs ${needs.join(' ')}`)
   const ctx = await createContext(config, secrets, { overrides: logger ? { logger } : {} })
   try {
-    const result = await command.run(ctx, args, o, out)
+    const result = await command.run(ctx, args, o, out, secrets)
     if (result !== undefined) out(JSON.stringify(result, null, 2))
   } catch (err) {
     const line = refusal(err)

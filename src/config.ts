@@ -270,6 +270,8 @@ export const SCHEMA = {
     kekHex: computed('GATEHOUSE_KEK', hex64('a 32-byte key'), 'generated'),
     /** Earlier KEKs (comma-separated hex) needed until `gatehouse kek rewrap` has re-sealed. */
     retiredKekHex: computed('GATEHOUSE_KEK_RETIRED', hexList, 'none'),
+    /** Passphrase of `gatehouse authority export|import` without `--passphrase-file` (12+ characters). */
+    exportPassphrase: computed('GATEHOUSE_EXPORT_PASSPHRASE', z.string().min(12), 'none'),
   },
 }
 

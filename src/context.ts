@@ -3,6 +3,7 @@ import { AuditLog } from './audit/audit-log.js'
 import { AuthorityService } from './authorities/authority-service.js'
 import { OutboundAuth } from './auth/outbound.js'
 import { AuthorityLifecycle } from './authorities/lifecycle.js'
+import { AuthorityExport } from './authorities/export.js'
 import { ManagerService } from './authorities/managers.js'
 import { ApiTokenService } from './managers/tokens.js'
 import { PlcClient, plcDirectoryService } from './authorities/plc.js'
@@ -59,6 +60,8 @@ export interface AppContext {
   authorities: AuthorityService
   /** Creating, adopting, rotating and handing over authority DIDs. */
   lifecycle: AuthorityLifecycle
+  /** Moving an authority between hosts: a sealed export, and its import. */
+  authorityExport: AuthorityExport
   managers: ManagerService
   /** The hash-chained audit log of management actions and refusals. */
   audit: AuditLog
@@ -293,6 +296,13 @@ export async function createContext(
     vault,
     authorities,
     lifecycle,
+    authorityExport: new AuthorityExport({
+      db,
+      audit,
+      authorities,
+      clock,
+      from: { did: cfg.service.did, url: cfg.service.publicUrl },
+    }),
     managers,
     audit,
     tokens: new ApiTokenService(db, clock, audit),

@@ -75,7 +75,10 @@ export const ENCODING_TAG = 'gatehouse-audit-v1'
 const PAGE = 1000
 
 /** A row as read: the entry, with its hashes as bytes. */
-type Row = Omit<AuditEntryView, 'prevHash' | 'hash'> & { prevHash: Uint8Array; hash: Uint8Array }
+export type AuditRow = Omit<AuditEntryView, 'prevHash' | 'hash'> & {
+  prevHash: Uint8Array
+  hash: Uint8Array
+}
 
 const ROW = `authority_did AS authority, seq, at, actor, door, action, space, subject, "before",
   "after", outcome, reason, prev_hash AS "prevHash", hash`
@@ -106,7 +109,7 @@ export function entryHash(e: Omit<AuditEntryView, 'hash' | 'prevHash'>, prev: Bu
   return createHash('sha256').update(JSON.stringify(fields), 'utf8').digest()
 }
 
-function toView(r: Row): AuditEntryView {
+function toView(r: AuditRow): AuditEntryView {
   return {
     ...r,
     seq: Number(r.seq),
@@ -195,7 +198,7 @@ export class AuditLog {
     let prev = GENESIS
     for (;;) {
       // No lower bound on seq: an entry slipped in below 1 is as broken as any other.
-      const rows = await this.db.hot.query<Row>(
+      const rows = await this.db.hot.query<AuditRow>(
         `SELECT ${ROW} FROM audit_entry WHERE authority_did = ?${expected > 1 ? ' AND seq >= ?' : ''}
          ORDER BY seq LIMIT ?`,
         [authority, ...(expected > 1 ? [expected] : []), PAGE],
@@ -241,7 +244,7 @@ export class AuditLog {
       where.push(sql)
       args.push(value)
     }
-    const rows = await this.db.hot.query<Row>(
+    const rows = await this.db.hot.query<AuditRow>(
       `SELECT ${ROW} FROM audit_entry WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
       [...args, q.limit],
     )
@@ -251,7 +254,7 @@ export class AuditLog {
   /** Every entry of the authority in seq order, read a page at a time. */
   async *export(authority: string): AsyncGenerator<AuditEntryView> {
     for (let after = 0; ;) {
-      const rows = await this.db.hot.query<Row>(
+      const rows = await this.db.hot.query<AuditRow>(
         `SELECT ${ROW} FROM audit_entry WHERE authority_did = ? AND seq > ? ORDER BY seq LIMIT ?`,
         [authority, after, PAGE],
       )
@@ -260,6 +263,23 @@ export class AuditLog {
       after = Number(rows[rows.length - 1]!.seq)
     }
   }
+}
+
+/**
+ * Checks a chain held in memory (an authority being imported), rows in seq order, as `verify`
+ * checks the stored one.
+ */
+export function verifyChain(
+  rows: AuditRow[],
+  head: { seq: number; hash: Uint8Array } | undefined,
+): VerifyResult {
+  let prev = GENESIS
+  for (const [i, r] of rows.entries()) {
+    const broken = checkEntry(r, i + 1, prev)
+    if (broken) return broken
+    prev = Buffer.from(r.hash)
+  }
+  return checkHead({ seq: head?.seq ?? 0, hash: head && Buffer.from(head.hash) }, rows.length, prev)
 }
 
 /** Whether the chain read, ending at `last` with `lastHash`, ends where the head says. */
@@ -278,7 +298,7 @@ function checkHead(
 }
 
 /** Why `r` breaks the chain where entry `expected` after `prev` should be, if it does. */
-function checkEntry(r: Row, expected: number, prev: Buffer): VerifyResult | undefined {
+function checkEntry(r: AuditRow, expected: number, prev: Buffer): VerifyResult | undefined {
   const seq = Number(r.seq)
   const broken = (why: string, at = seq): VerifyResult => ({ ok: false, firstBroken: at, why })
   if (seq < expected) return broken('out of sequence')

@@ -37,6 +37,12 @@ export interface KeyInfo {
   retiredAt: Date | null
 }
 
+/** A key with its secret: only ever inside an export's sealed payload. */
+export interface HeldKey extends KeyInfo {
+  curve: Curve
+  secret: Uint8Array
+}
+
 export interface SigningKey {
   key: Keypair
   /** The verification method it is published as: `#atproto` or `#atproto_space`. */
@@ -178,6 +184,10 @@ export class AuthorityService {
     purpose: KeyPurpose | ServiceKeyPurpose,
     key: Keypair,
     status: KeyStatus,
+    dates: { createdAt: Date; retiredAt: Date | null } = {
+      createdAt: this.clock.now(),
+      retiredAt: null,
+    },
   ): Promise<void> {
     const secret = key.exportSecretKey()
     await tx.authorityKey.create({
@@ -190,9 +200,47 @@ export class AuthorityService {
         secretEnc: Buffer.from(this.vault.sealUnder(kekId, secret, aadFor(id, did, purpose))),
         kekId,
         status,
-        createdAt: this.clock.now(),
+        ...dates,
       },
     })
+  }
+
+  /**
+   * Every key of `did` with its secret, opened, read in `tx` (an export's snapshot). The caller
+   * carries the secrets only inside the sealed export and zeroes them after.
+   */
+  async openKeys(tx: Tx, did: string): Promise<HeldKey[]> {
+    const rows = await tx.authorityKey.findMany({
+      where: { authorityDid: did },
+      orderBy: { createdAt: 'asc' },
+    })
+    return rows.map((r) => ({
+      id: r.id,
+      purpose: r.purpose as KeyPurpose,
+      status: r.status as KeyStatus,
+      publicKey: r.publicDidKey,
+      createdAt: r.createdAt,
+      retiredAt: r.retiredAt,
+      curve: r.curve as Curve,
+      secret: this.vault.open(
+        new Uint8Array(r.secretEnc),
+        aadFor(r.id, r.authorityDid, r.purpose),
+        r.kekId,
+      ),
+    }))
+  }
+
+  /** Keys of an imported authority, with their ids and dates, sealed under this host's KEK. */
+  async restoreKeys(tx: Tx, did: string, keys: HeldKey[]): Promise<void> {
+    const kekId = await this.sealingKekId(tx)
+    for (const k of keys) {
+      const key = Keypair.fromSecretKey(k.curve, k.secret)
+      await this.insertKey(tx, kekId, k.id, did, k.purpose, key, k.status, {
+        createdAt: k.createdAt,
+        retiredAt: k.retiredAt,
+      })
+    }
+    this.forget(did)
   }
 
   /** Pending keys of `did` become the active ones for their purposes; the ones they replace retire. */

@@ -264,6 +264,7 @@ export class AuthorityLifecycle {
     if (record.status === 'transferred')
       throw new AuthorityLifecycleError('InvalidAuthorityState', `${did} was transferred away`)
     if (record.status === 'pending') {
+      await this.pointHere(record)
       await this.assertPublished(did)
       await this.keepRotationKeyIfGranted(did)
       await this.finish(did, step)
@@ -550,6 +551,36 @@ export class AuthorityLifecycle {
     this.deps.authorities.forget(did)
     this.deps.resolver.invalidate(did)
     this.deps.logger.info({ did, purposes: Object.keys(keys) }, 'authority keys rotated')
+  }
+
+  /**
+   * An imported did:plc (the only pending authority whose rotation key is already active: an
+   * adopted one's is pending until its owner publishes) is moved here by us: its services are
+   * pointed at this host, signed with that key, when the directory does not say so already.
+   */
+  private async pointHere(record: AuthorityRecord): Promise<void> {
+    const did = record.did
+    if (!did.startsWith('did:plc:')) return
+    const rotation = await this.deps.authorities.key(did, 'rotation')
+    if (!rotation) return
+    const endpoint = this.deps.publicUrl
+    let needed = false
+    const op = await updateOperation(
+      await this.lastOperation(did),
+      (cur) => {
+        const ours = ourServices(endpoint, record.pdsService)
+        needed = Object.entries(ours).some(
+          ([id, svc]) =>
+            cur.services[id]?.endpoint !== svc.endpoint || cur.services[id]?.type !== svc.type,
+        )
+        return { ...cur, services: { ...cur.services, ...ours } }
+      },
+      rotation,
+    )
+    if (needed) {
+      await this.submit(did, op)
+      this.deps.logger.info({ did, endpoint }, 'imported authority: its services now point here')
+    }
   }
 
   /** The resolved document carries every pending key, and our services point here. */

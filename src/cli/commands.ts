@@ -1,7 +1,8 @@
 import { createReadStream, readFileSync } from 'node:fs'
-import type { parseArgs } from 'node:util'
 import { auditLine, OPERATOR } from '../audit/audit-log.js'
 import type { AppContext } from '../context.js'
+import { EXPORT_COMMANDS } from './authority-export.js'
+import { CliUsageError, OPTIONS, type Command, type Options } from './command.js'
 import { isDid, parseSpaceRef } from '../lexicon/formats.js'
 import { MANAGER_ROLES, type ManagerRole } from '../authorities/managers.js'
 import type { Flags } from '../members/member-list.js'
@@ -13,58 +14,7 @@ import { readJsonLines } from '../xrpc/ndjson.js'
 
 const KEY_PURPOSES = ['atproto', 'atproto_space'] as const
 
-export class CliUsageError extends Error {
-  override name = 'CliUsageError'
-}
-
-export const OPTIONS = {
-  plc: { type: 'boolean' },
-  web: { type: 'string' },
-  handle: { type: 'string' },
-  owner: { type: 'string' },
-  'owner-rotation-key': { type: 'string' },
-  'remove-owner-rotation-key': { type: 'boolean' },
-  'separate-space-key': { type: 'boolean' },
-  signing: { type: 'string' },
-  purpose: { type: 'string' },
-  'rotation-key': { type: 'string', multiple: true },
-  endpoint: { type: 'string' },
-  'pds-service': { type: 'string' },
-  preset: { type: 'string' },
-  skey: { type: 'string' },
-  'managing-app': { type: 'string' },
-  client: { type: 'string', multiple: true },
-  read: { type: 'string' },
-  write: { type: 'string' },
-  role: { type: 'string' },
-  port: { type: 'string' },
-  server: { type: 'string' },
-  invite: { type: 'string' },
-  join: { type: 'string' },
-  manager: { type: 'string' },
-  name: { type: 'string' },
-  space: { type: 'string' },
-  expires: { type: 'string' },
-  'max-uses': { type: 'string' },
-  reason: { type: 'string' },
-  status: { type: 'string' },
-  actor: { type: 'string' },
-  action: { type: 'string' },
-  since: { type: 'string' },
-  until: { type: 'string' },
-  limit: { type: 'string' },
-  out: { type: 'string' },
-} as const
-
-export type Options = ReturnType<
-  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
->['values']
-
-/** A command: its arguments (upper-case words are required positionals) and what it does. */
-export interface Command {
-  usage: string
-  run(ctx: AppContext, args: string[], o: Options, out: (line: string) => void): Promise<unknown>
-}
+export { CliUsageError, OPTIONS, type Command, type Options }
 
 /** `--NAME on|off`: undefined when not given. */
 export function onOff(o: Options, name: 'pds-service' | 'read' | 'write'): boolean | undefined {
@@ -210,6 +160,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
           OPERATOR,
         ),
     },
+    ...EXPORT_COMMANDS,
   },
   space: {
     create: {

@@ -98,11 +98,15 @@ export class Db {
     return new Db('postgres', prisma, 15_000, hot, numbered, pool)
   }
 
-  /** Runs `fn` in one transaction; a unique violation comes out as UniqueViolationError. */
-  async transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in one transaction; a unique violation comes out as UniqueViolationError. `timeoutMs`
+   * lengthens it for the rare whole-authority transactions (`gatehouse authority export|import`).
+   */
+  async transact<T>(fn: (tx: Tx) => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+    const timeout = opts.timeoutMs ?? this.txTimeoutMs
     try {
       return await this.timed('prisma', () =>
-        this.prisma.$transaction(fn, { maxWait: this.txTimeoutMs, timeout: this.txTimeoutMs }),
+        this.prisma.$transaction(fn, { maxWait: this.txTimeoutMs, timeout }),
       )
     } catch (err) {
       throw mapDbError(err)

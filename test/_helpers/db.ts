@@ -20,8 +20,12 @@ export function testPostgresUrl(): string | undefined {
   return url && /^postgres(ql)?:\/\//.test(url) ? url : undefined
 }
 
-export async function createTestDatabase(label = 'test'): Promise<TestDatabase> {
-  const base = testPostgresUrl()
+/** `kind: 'sqlite'` gives SQLite even in the PostgreSQL leg (a test that needs one of each). */
+export async function createTestDatabase(
+  label = 'test',
+  opts: { kind?: 'sqlite' } = {},
+): Promise<TestDatabase> {
+  const base = opts.kind === 'sqlite' ? undefined : testPostgresUrl()
   if (base) {
     const slug = label
       .toLowerCase()
