@@ -72,9 +72,12 @@ export class Leases {
     run: (chunk: string[]) => Promise<{ name: string }[]>,
   ): Promise<Set<string>> {
     if (!this.shared) return new Set(names)
+    // One order for every process: a statement takes its rows' locks in VALUES order, so two claims
+    // of the same names in different orders could each hold what the other waits for (a deadlock).
+    const sorted = [...names].sort()
     const ours = new Set<string>()
-    for (let i = 0; i < names.length; i += CHUNK)
-      for (const row of await run(names.slice(i, i + CHUNK))) ours.add(row.name)
+    for (let i = 0; i < sorted.length; i += CHUNK)
+      for (const row of await run(sorted.slice(i, i + CHUNK))) ours.add(row.name)
     return ours
   }
 }

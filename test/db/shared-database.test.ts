@@ -150,6 +150,57 @@ t.test(
   },
 )
 
+t.test('PostgreSQL: claims of one set of names in any order never deadlock', PG_ONLY, async (t) => {
+  const w = await spaceWorld(t, { env })
+  const db = w.a.ctx.db
+  const one = new Leases(db, w.a.clock, LEASE_SEC * 1000)
+  const two = new Leases(db, w.a.clock, LEASE_SEC * 1000)
+  const names = Array.from({ length: 26 }, (_, i) => `relay:${String(i).padStart(2, '0')}`)
+  // A third party's uncommitted row in the middle of the names holds both claims there, so each has
+  // taken what comes before it in its own order when they go on.
+  let rollback = () => {}
+  let inserted = () => {}
+  const held = new Promise<void>((r) => (inserted = r))
+  const blocker = db.prisma
+    .$transaction(
+      async (tx) => {
+        await tx.$executeRawUnsafe(
+          `INSERT INTO lease (name, holder, expires_at) VALUES ($1, 'blocker', $2)`,
+          names[13],
+          w.a.clock.now(),
+        )
+        const release = new Promise<void>((r) => (rollback = r))
+        inserted()
+        await release
+        throw new Error('rolled back')
+      },
+      { timeout: 30_000 },
+    )
+    .catch(() => {})
+  await held
+  const claims = Promise.allSettled([one.claim(names), two.claim([...names].reverse())])
+  while ((await waitingOnLocks(db)) < 2);
+  rollback()
+  await blocker
+  const settled = await claims
+  t.same(
+    settled.map((r) => r.status),
+    ['fulfilled', 'fulfilled'],
+    'both claims answered',
+  )
+  const granted = settled.flatMap((r) => (r.status === 'fulfilled' ? [...r.value] : []))
+  t.same(granted.sort(), names, 'each name to exactly one')
+})
+
+/** Statements on the lease table waiting for a row lock. */
+async function waitingOnLocks(db: SpaceWorld['a']['ctx']['db']): Promise<number> {
+  const rows = await db.prisma.$queryRawUnsafe<{ n: bigint }[]>(
+    `SELECT count(*) AS n FROM pg_stat_activity
+      WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO lease%'`,
+  )
+  return Number(rows[0]!.n)
+}
+
 t.test('PostgreSQL: the janitor runs one pass at a time across servers', PG_ONLY, async (t) => {
   const { w, b } = await twoServers(t)
   const other = new Leases(w.a.ctx.db, w.a.clock, LEASE_SEC * 1000)
