@@ -56,6 +56,16 @@ export class Leases {
     )
   }
 
+  /** The names starting with `prefix` that another process holds now (none on SQLite). */
+  async heldElsewhere(prefix: string): Promise<string[]> {
+    if (!this.shared) return []
+    const rows = await this.db.hot.query<{ name: string }>(
+      `SELECT name FROM lease WHERE holder <> ? AND expires_at > ? AND name LIKE ?`,
+      [this.holder, this.clock.now(), `${prefix}%`],
+    )
+    return rows.map((row) => row.name)
+  }
+
   /** Gives `names` up at once, so another process need not wait for them to expire. */
   async release(names: string[]): Promise<void> {
     await this.each(names, (chunk) =>

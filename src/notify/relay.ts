@@ -254,10 +254,11 @@ export class Relay {
    */
   private async dispatch(): Promise<Promise<number>[]> {
     // A space in flight keeps its work until its task ends: it must not crowd out other spaces'.
-    let bySpace = await this.due(
-      this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {},
-    )
+    // Nor may the spaces another process holds (a dead one's, until they expire).
     const { leases } = this.deps
+    const busy = [...this.inflight.keys()]
+    for (const name of await leases.heldElsewhere(LEASE)) busy.push(name.slice(LEASE.length))
+    let bySpace = await this.due(busy.length ? { space: { notIn: busy } } : {})
     if (leases.shared && bySpace.size) {
       const spaces = [...bySpace.keys()].filter((space) => !this.inflight.has(space))
       const at = this.deps.clock.nowMs()

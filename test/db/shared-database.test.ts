@@ -150,6 +150,32 @@ t.test(
   },
 )
 
+t.test('PostgreSQL: spaces another process holds do not crowd out the rest', PG_ONLY, async (t) => {
+  // One delivery slot: a pass reads 32 rows of each kind of work.
+  const w = await spaceWorld(t, { env: { ...env, GATEHOUSE_RELAY_CONCURRENCY: '1' } })
+  const writer = w.user('writer')
+  await w.a.ctx.spaces.putMember(w.space, writer.did, { read: true, write: true })
+  const { svc } = await registeredSyncer(t, w, () => 200)
+  const revs = await write(t, w, 1, writer)
+  // A dead process holds a space with more (and older) due lanes than one pass reads.
+  const held = `${w.space}-held`
+  const dead = new Leases(w.a.ctx.db, w.a.clock, LEASE_SEC * 1000)
+  await dead.claim([`relay:${held}`])
+  const now = w.a.clock.nowMs()
+  await w.a.ctx.db.prisma.notifyRegistration.createMany({
+    data: Array.from({ length: 40 }, (_, i) => ({
+      space: held,
+      service: `did:web:syncer${i}.test#atproto_space_syncer`,
+      endpoint: 'https://syncer.invalid',
+      expiresAt: new Date(now + 86_400_000),
+      createdAt: new Date(now - 60_000),
+      nextAttemptAt: new Date(now - 60_000),
+    })),
+  })
+  t.equal(await w.a.ctx.relay.runOnce(), 1, 'the free space is delivered at once')
+  t.same(received(svc), revs)
+})
+
 t.test('PostgreSQL: claims of one set of names in any order never deadlock', PG_ONLY, async (t) => {
   const w = await spaceWorld(t, { env })
   const db = w.a.ctx.db
