@@ -141,7 +141,7 @@ export class Relay {
     if (this.running) return
     const { leases, logger } = this.deps
     if (leases.shared) {
-      // Keeps the leases of the spaces in flight; a lost one stops its space's cursors (record).
+      // Keeps the leases of the spaces in flight; a lost one stops its space's sends and cursors.
       this.heartbeat = setInterval(() => {
         const held = [...this.inflight.keys()].map(leaseOf)
         const at = this.deps.clock.nowMs()
