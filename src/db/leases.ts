@@ -56,6 +56,16 @@ export class Leases {
     )
   }
 
+  /** The names starting with `prefix` that another process holds now (none on SQLite). */
+  async heldElsewhere(prefix: string): Promise<string[]> {
+    if (!this.shared) return []
+    const rows = await this.db.hot.query<{ name: string }>(
+      `SELECT name FROM lease WHERE holder <> ? AND expires_at > ? AND name LIKE ?`,
+      [this.holder, this.clock.now(), `${prefix}%`],
+    )
+    return rows.map((row) => row.name)
+  }
+
   /** Gives `names` up at once, so another process need not wait for them to expire. */
   async release(names: string[]): Promise<void> {
     await this.each(names, (chunk) =>
@@ -72,9 +82,12 @@ export class Leases {
     run: (chunk: string[]) => Promise<{ name: string }[]>,
   ): Promise<Set<string>> {
     if (!this.shared) return new Set(names)
+    // One order for every process: a statement takes its rows' locks in VALUES order, so two claims
+    // of the same names in different orders could each hold what the other waits for (a deadlock).
+    const sorted = [...names].sort()
     const ours = new Set<string>()
-    for (let i = 0; i < names.length; i += CHUNK)
-      for (const row of await run(names.slice(i, i + CHUNK))) ours.add(row.name)
+    for (let i = 0; i < sorted.length; i += CHUNK)
+      for (const row of await run(sorted.slice(i, i + CHUNK))) ours.add(row.name)
     return ours
   }
 }

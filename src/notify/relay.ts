@@ -103,6 +103,12 @@ export class Relay {
   private readonly breakers = new Map<string, Breaker>()
   /** The task of each space being delivered now: a space has at most one at a time. */
   private readonly inflight = new Map<string, Promise<number>>()
+  /**
+   * Until when (this process's clock) each in-flight space's lease is surely ours: the time its last
+   * claim or renewal was sent plus the TTL, the earliest another process may take it over. Past it
+   * (renewals failing, a stall) the space sends nothing more, so two processes never send at once.
+   */
+  private readonly leaseUntil = new Map<string, number>()
   private readonly slots: Slots
   /** Serialised bodies of the events of the current passes (dropped with the event objects). */
   private readonly bodies = new WeakMap<RelayEvent, string>()
@@ -135,12 +141,15 @@ export class Relay {
     if (this.running) return
     const { leases, logger } = this.deps
     if (leases.shared) {
-      // Keeps the leases of the spaces in flight; a lost one stops its space's cursors (record).
+      // Keeps the leases of the spaces in flight; a lost one stops its space's sends and cursors.
       this.heartbeat = setInterval(() => {
         const held = [...this.inflight.keys()].map(leaseOf)
+        const at = this.deps.clock.nowMs()
         leases.renew(held).then(
           (ours) => {
+            for (const name of ours) this.heldFrom(name.slice(LEASE.length), at)
             const lost = held.filter((name) => !ours.has(name))
+            for (const name of lost) this.leaseUntil.delete(name.slice(LEASE.length))
             if (lost.length) logger.warn({ lost }, 'relay leases lost to another process')
           },
           (err: unknown) => logger.warn({ err }, 'relay lease renewal failed'),
@@ -245,15 +254,19 @@ export class Relay {
    */
   private async dispatch(): Promise<Promise<number>[]> {
     // A space in flight keeps its work until its task ends: it must not crowd out other spaces'.
-    let bySpace = await this.due(
-      this.inflight.size ? { space: { notIn: [...this.inflight.keys()] } } : {},
-    )
+    // Nor may the spaces another process holds (a dead one's, until they expire).
     const { leases } = this.deps
+    const busy = [...this.inflight.keys()]
+    for (const name of await leases.heldElsewhere(LEASE)) busy.push(name.slice(LEASE.length))
+    let bySpace = await this.due(busy.length ? { space: { notIn: busy } } : {})
     if (leases.shared && bySpace.size) {
       const spaces = [...bySpace.keys()].filter((space) => !this.inflight.has(space))
+      const at = this.deps.clock.nowMs()
       const ours = [...(await leases.claim(spaces.map(leaseOf)))].map((n) => n.slice(LEASE.length))
+      for (const space of ours)
+        if (!this.inflight.has(space)) this.leaseUntil.set(space, at + leases.ttlMs)
       bySpace = ours.length ? await this.due({ space: { in: ours } }) : new Map()
-      const idle = ours.filter((space) => !bySpace.has(space))
+      const idle = ours.filter((space) => !bySpace.has(space) && !this.inflight.has(space))
       if (idle.length) await leases.release(idle.map(leaseOf))
     }
     const started: Promise<number>[] = []
@@ -266,6 +279,7 @@ export class Relay {
           await leases.release([leaseOf(space)]).catch((err: unknown) => {
             this.deps.logger.warn({ err, space }, 'relay lease release failed: it expires')
           })
+        this.leaseUntil.delete(space)
         this.inflight.delete(space)
       })
       this.inflight.set(space, task)
@@ -276,6 +290,16 @@ export class Relay {
       started.push(task)
     }
     return started
+  }
+
+  /** Whether this process may still send for `space` (always, when it is the only one). */
+  private holds(space: string): boolean {
+    return !this.deps.leases.shared || (this.leaseUntil.get(space) ?? 0) > this.deps.clock.nowMs()
+  }
+
+  /** A renewal of `space`'s lease sent at `atMs` succeeded: it is ours a TTL from then. */
+  private heldFrom(space: string, atMs: number): void {
+    if (this.inflight.has(space)) this.leaseUntil.set(space, atMs + this.deps.leases.ttlMs)
   }
 
   /** What is due now, by space. */
@@ -369,6 +393,8 @@ export class Relay {
     }
     const target = await this.target(lane.space, lane.service)
     for (const event of events) {
+      // The lease may have run out meanwhile: what is left is its next holder's to send.
+      if (!this.holds(lane.space)) return result
       const lxm = event.kind === 'deleted' ? NOTIFY_SPACE_DELETED : NOTIFY_WRITE
       const outcome =
         'error' in target
@@ -420,7 +446,10 @@ export class Relay {
    */
   private async record(space: string, results: LaneResult[]): Promise<void> {
     const { leases, logger } = this.deps
-    if (!(await leases.renew([leaseOf(space)])).size) {
+    const at = this.deps.clock.nowMs()
+    if ((await leases.renew([leaseOf(space)])).size) this.heldFrom(space, at)
+    else {
+      this.leaseUntil.delete(space)
       logger.warn({ space }, 'relay lease lost before its cursors were written: left to its holder')
       return
     }
@@ -457,6 +486,7 @@ export class Relay {
 
   /** Fans a queued revocation out to its hosts, or delivers one host's; true when one was sent. */
   private async runNotice(notice: Notice): Promise<boolean> {
+    if (!this.holds(notice.space)) return false
     if (notice.service === null) {
       await this.fanOut(notice)
       return false
@@ -515,6 +545,7 @@ export class Relay {
    * the managers, as it does once decided meanwhile.
    */
   private async runForward(forward: Forward): Promise<boolean> {
+    if (!this.holds(forward.space)) return false
     const db = this.deps.db.prisma
     const request = await db.joinRequest.findUnique({ where: { id: forward.requestId } })
     if (request?.status !== 'pending') {

@@ -123,28 +123,109 @@ t.test(
   },
 )
 
-t.test('PostgreSQL: a holder that lost its lease mid-pass moves no cursor', PG_ONLY, async (t) => {
-  const { w, b } = await twoServers(t)
+t.test(
+  'PostgreSQL: a holder whose lease ran out mid-pass sends no more and moves no cursor',
+  PG_ONLY,
+  async (t) => {
+    const { w, b } = await twoServers(t)
+    const writer = w.user('writer')
+    await w.a.ctx.spaces.putMember(w.space, writer.did, { read: true, write: true })
+    const thief = new Leases(w.a.ctx.db, w.a.clock, LEASE_SEC * 1000)
+    let theft: Promise<Set<string>> | undefined
+    // While A sends, time passes beyond its lease (a stalled process) and another takes the space.
+    const { svc } = await registeredSyncer(t, w, () => {
+      if (!theft) {
+        advance(w, b, LEASE_SEC * 1000)
+        theft = thief.claim([`relay:${w.space}`])
+      }
+      return 200
+    })
+    const revs = await write(t, w, 2, writer)
+    t.equal(await w.a.ctx.relay.runOnce(), 1, 'A stopped once its lease had run out')
+    t.same([...(await theft!)], [`relay:${w.space}`], 'the space was taken')
+    t.same(received(svc), revs.slice(0, 1), 'the rest is left to the new holder, not sent twice')
+    const cursor = (await w.a.ctx.db.prisma.notifyRegistration.findFirstOrThrow()).cursor
+    t.equal(cursor, null, 'A wrote no cursor: the space is the other holder’s now')
+    t.match(w.a.logs.text(), /relay lease lost before its cursors were written/)
+  },
+)
+
+t.test('PostgreSQL: spaces another process holds do not crowd out the rest', PG_ONLY, async (t) => {
+  // One delivery slot: a pass reads 32 rows of each kind of work.
+  const w = await spaceWorld(t, { env: { ...env, GATEHOUSE_RELAY_CONCURRENCY: '1' } })
   const writer = w.user('writer')
   await w.a.ctx.spaces.putMember(w.space, writer.did, { read: true, write: true })
-  const thief = new Leases(w.a.ctx.db, w.a.clock, LEASE_SEC * 1000)
-  let theft: Promise<Set<string>> | undefined
-  // While A sends, time passes beyond its lease (a stalled process) and another takes the space.
-  const { svc } = await registeredSyncer(t, w, () => {
-    if (!theft) {
-      advance(w, b, LEASE_SEC * 1000)
-      theft = thief.claim([`relay:${w.space}`])
-    }
-    return 200
+  const { svc } = await registeredSyncer(t, w, () => 200)
+  const revs = await write(t, w, 1, writer)
+  // A dead process holds a space with more (and older) due lanes than one pass reads.
+  const held = `${w.space}-held`
+  const dead = new Leases(w.a.ctx.db, w.a.clock, LEASE_SEC * 1000)
+  await dead.claim([`relay:${held}`])
+  const now = w.a.clock.nowMs()
+  await w.a.ctx.db.prisma.notifyRegistration.createMany({
+    data: Array.from({ length: 40 }, (_, i) => ({
+      space: held,
+      service: `did:web:syncer${i}.test#atproto_space_syncer`,
+      endpoint: 'https://syncer.invalid',
+      expiresAt: new Date(now + 86_400_000),
+      createdAt: new Date(now - 60_000),
+      nextAttemptAt: new Date(now - 60_000),
+    })),
   })
-  const revs = await write(t, w, 2, writer)
-  t.equal(await w.a.ctx.relay.runOnce(), 2, 'A sent both events')
-  t.same([...(await theft!)], [`relay:${w.space}`], 'the space was taken')
+  t.equal(await w.a.ctx.relay.runOnce(), 1, 'the free space is delivered at once')
   t.same(received(svc), revs)
-  const cursor = (await w.a.ctx.db.prisma.notifyRegistration.findFirstOrThrow()).cursor
-  t.equal(cursor, null, 'A wrote no cursor: the space is the other holder’s now')
-  t.match(w.a.logs.text(), /relay lease lost before its cursors were written/)
 })
+
+t.test('PostgreSQL: claims of one set of names in any order never deadlock', PG_ONLY, async (t) => {
+  const w = await spaceWorld(t, { env })
+  const db = w.a.ctx.db
+  const one = new Leases(db, w.a.clock, LEASE_SEC * 1000)
+  const two = new Leases(db, w.a.clock, LEASE_SEC * 1000)
+  const names = Array.from({ length: 26 }, (_, i) => `relay:${String(i).padStart(2, '0')}`)
+  // A third party's uncommitted row in the middle of the names holds both claims there, so each has
+  // taken what comes before it in its own order when they go on.
+  let rollback = () => {}
+  let inserted = () => {}
+  const held = new Promise<void>((r) => (inserted = r))
+  const blocker = db.prisma
+    .$transaction(
+      async (tx) => {
+        await tx.$executeRawUnsafe(
+          `INSERT INTO lease (name, holder, expires_at) VALUES ($1, 'blocker', $2)`,
+          names[13],
+          w.a.clock.now(),
+        )
+        const release = new Promise<void>((r) => (rollback = r))
+        inserted()
+        await release
+        throw new Error('rolled back')
+      },
+      { timeout: 30_000 },
+    )
+    .catch(() => {})
+  await held
+  const claims = Promise.allSettled([one.claim(names), two.claim([...names].reverse())])
+  while ((await waitingOnLocks(db)) < 2);
+  rollback()
+  await blocker
+  const settled = await claims
+  t.same(
+    settled.map((r) => r.status),
+    ['fulfilled', 'fulfilled'],
+    'both claims answered',
+  )
+  const granted = settled.flatMap((r) => (r.status === 'fulfilled' ? [...r.value] : []))
+  t.same(granted.sort(), names, 'each name to exactly one')
+})
+
+/** Statements on the lease table waiting for a row lock. */
+async function waitingOnLocks(db: SpaceWorld['a']['ctx']['db']): Promise<number> {
+  const rows = await db.prisma.$queryRawUnsafe<{ n: bigint }[]>(
+    `SELECT count(*) AS n FROM pg_stat_activity
+      WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO lease%'`,
+  )
+  return Number(rows[0]!.n)
+}
 
 t.test('PostgreSQL: the janitor runs one pass at a time across servers', PG_ONLY, async (t) => {
   const { w, b } = await twoServers(t)
