@@ -7,6 +7,7 @@ import { UniqueViolationError } from '../db/errors.js'
 import { forEachChunk, insertRows, type SqlValue } from '../db/hot-sql.js'
 import { LtHash } from '../crypto/lthash.js'
 import { Keypair } from '../crypto/keypair.js'
+import { isDid } from '../lexicon/formats.js'
 import { memberElement } from '../members/member-list.js'
 import type { AuthorityService, HeldKey } from './authority-service.js'
 import { AuthorityLifecycleError } from './lifecycle.js'
@@ -474,6 +475,11 @@ export class AuthorityExport {
     const payload = openExport(file, passphrase, MAX_PAYLOAD_BYTES)
     const { manifest, rows } = parsePayload(payload)
     const did = manifest.did
+    if (!isDid(did)) throw new AuthorityExportError(`the export's authority is not a DID`)
+    // This host's own DID is taken by it (as `createWeb` refuses it): an authority by that name
+    // would have its document served at /.well-known/did.json in place of the host's, from import on.
+    if (did === this.deps.from.did)
+      throw new AuthorityLifecycleError('DidNotServed', `${did} is Gatehouse's own DID`)
     const keys = checkKeys(did, rows.get(KEY.table)!)
     try {
       checkRows(manifest, rows)
