@@ -572,10 +572,16 @@ function parsePayload(payload: Buffer) {
   return { manifest, rows }
 }
 
+/** What `addKeys` names an authority's key (randomUUID). */
+const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
 /** Each key must be the private half of the public key it claims; none may be pending. */
 function checkKeys(did: string, rows: Row[]): HeldKey[] {
   return rows.map((r) => {
     const k = r as unknown as HeldKey
+    // Ids are kept on import: one of another form could take an id this host gives its own keys
+    // (`oauth_client:<service DID>`), and the host could then never make that key.
+    if (!KEY_ID.test(k.id)) throw new AuthorityExportError(`a key's id is not one Gatehouse makes`)
     if (!['atproto', 'atproto_space', 'rotation'].includes(k.purpose))
       throw new AuthorityExportError(`key ${k.id}: unknown purpose ${k.purpose}`)
     if (k.status !== 'active' && k.status !== 'retired')

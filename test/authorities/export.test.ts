@@ -424,6 +424,23 @@ t.test("an export naming this host's own DID is refused: its did.json stays its 
   )
 })
 
+t.test("an imported key cannot take the id of this host's own OAuth client key", async (t) => {
+  const B = await TestArbiter.create(t)
+  const own = B.ctx.cfg.service.did
+  const file = bareExport(
+    'did:web:forum.example',
+    Keypair.generate('secp256k1'),
+    `oauth_client:${own}`,
+  )
+  await t.rejects(B.ctx.authorityExport.import(file, PASSPHRASE, OPERATOR), {
+    name: 'AuthorityExportError',
+    message: /id/,
+  })
+  t.notOk(await B.ctx.authorities.record('did:web:forum.example'), 'nothing imported')
+  const key = await B.ctx.authorities.serviceKey(own, 'oauth_client', 'p256')
+  t.equal(key?.curve, 'p256', 'the host still makes its manager-login key')
+})
+
 t.test('the sealed file: refusals before any costly work, and tampering found', async (t) => {
   const payload = Buffer.from('{"hello":"world"}\n'.repeat(100))
   const file = sealExport(payload, PASSPHRASE, FAST_KDF)
