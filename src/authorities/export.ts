@@ -524,9 +524,14 @@ export class AuthorityExport {
         { timeoutMs: TRANSACTION_MS },
       )
     } catch (err) {
-      if (err instanceof UniqueViolationError)
-        throw new AuthorityLifecycleError('AuthorityExists', `${did} is already held here`)
-      throw err
+      if (!(err instanceof UniqueViolationError)) throw err
+      // Another import of it may have won; else an id or hash of the export is one of this host's.
+      throw new AuthorityLifecycleError(
+        'AuthorityExists',
+        (await this.deps.authorities.record(did))
+          ? `${did} is already held here`
+          : `${did}: a row of the export is already here (${err.message}); nothing was imported`,
+      )
     } finally {
       for (const k of keys) k.secret.fill(0)
     }

@@ -441,6 +441,25 @@ t.test("an imported key cannot take the id of this host's own OAuth client key",
   t.equal(key?.curve, 'p256', 'the host still makes its manager-login key')
 })
 
+t.test(
+  'a row colliding with one of this host is refused mid-transaction: nothing written',
+  async (t) => {
+    const B = await TestArbiter.create(t)
+    await B.ctx.lifecycle.adopt({ did: 'did:web:theirs.example' }, OPERATOR)
+    const [held] = await B.ctx.authorities.keys('did:web:theirs.example')
+    const file = bareExport('did:web:forum.example', Keypair.generate('secp256k1'), held!.id)
+    await t.rejects(B.ctx.authorityExport.import(file, PASSPHRASE, OPERATOR), {
+      code: 'AuthorityExists',
+      message: /a row of the export is already here/,
+    })
+    t.notOk(
+      await B.ctx.authorities.record('did:web:forum.example'),
+      'the authority row rolled back',
+    )
+    t.same(await B.ctx.authorities.keys('did:web:theirs.example'), [held], 'the held key untouched')
+  },
+)
+
 t.test('the sealed file: refusals before any costly work, and tampering found', async (t) => {
   const payload = Buffer.from('{"hello":"world"}\n'.repeat(100))
   const file = sealExport(payload, PASSPHRASE, FAST_KDF)
