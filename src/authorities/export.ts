@@ -11,7 +11,7 @@ import { isDid } from '../lexicon/formats.js'
 import { memberElement } from '../members/member-list.js'
 import type { AuthorityService, HeldKey } from './authority-service.js'
 import { AuthorityLifecycleError } from './lifecycle.js'
-import { openExport, sealExport } from './sealed-file.js'
+import { assertPassphrase, openExport, sealExport } from './sealed-file.js'
 
 /**
  * Moving an authority to another Gatehouse (docs/operating.md, "Moving an authority to another
@@ -375,6 +375,8 @@ export class AuthorityExport {
    * must be settled first.
    */
   async export(did: string, passphrase: string, by: Actor): Promise<ExportResult> {
+    // Before the audit entry: a refused passphrase must not leave the log saying it was exported.
+    assertPassphrase(passphrase)
     const record = await this.deps.authorities.record(did)
     if (!record) throw new AuthorityLifecycleError('AuthorityNotFound', `${did} is not held here`)
     if (record.status !== 'active' && record.status !== 'deactivated')

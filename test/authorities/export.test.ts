@@ -460,6 +460,17 @@ t.test(
   },
 )
 
+t.test('an export refused for its passphrase is not recorded as made', async (t) => {
+  const A = await TestArbiter.create(t, { env: { GATEHOUSE_DID_WEB_HOSTS: 'forum.example' } })
+  const { did } = await A.ctx.lifecycle.createWeb({ did: 'did:web:forum.example' }, OPERATOR)
+  await t.rejects(A.ctx.authorityExport.export(did, 'too short', OPERATOR), {
+    code: 'WrongPassphrase',
+    message: /at least 12 characters/,
+  })
+  const actions = (await A.ctx.audit.query({ authority: did, limit: 10 })).map((e) => e.action)
+  t.same(actions, ['authority.create'], 'no authority.export entry')
+})
+
 t.test('the sealed file: refusals before any costly work, and tampering found', async (t) => {
   const payload = Buffer.from('{"hello":"world"}\n'.repeat(100))
   const file = sealExport(payload, PASSPHRASE, FAST_KDF)
