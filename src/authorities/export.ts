@@ -7,10 +7,11 @@ import { UniqueViolationError } from '../db/errors.js'
 import { forEachChunk, insertRows, type SqlValue } from '../db/hot-sql.js'
 import { LtHash } from '../crypto/lthash.js'
 import { Keypair } from '../crypto/keypair.js'
+import { isDid } from '../lexicon/formats.js'
 import { memberElement } from '../members/member-list.js'
 import type { AuthorityService, HeldKey } from './authority-service.js'
 import { AuthorityLifecycleError } from './lifecycle.js'
-import { openExport, sealExport } from './sealed-file.js'
+import { assertPassphrase, openExport, sealExport } from './sealed-file.js'
 
 /**
  * Moving an authority to another Gatehouse (docs/operating.md, "Moving an authority to another
@@ -374,6 +375,8 @@ export class AuthorityExport {
    * must be settled first.
    */
   async export(did: string, passphrase: string, by: Actor): Promise<ExportResult> {
+    // Before the audit entry: a refused passphrase must not leave the log saying it was exported.
+    assertPassphrase(passphrase)
     const record = await this.deps.authorities.record(did)
     if (!record) throw new AuthorityLifecycleError('AuthorityNotFound', `${did} is not held here`)
     if (record.status !== 'active' && record.status !== 'deactivated')
@@ -474,6 +477,11 @@ export class AuthorityExport {
     const payload = openExport(file, passphrase, MAX_PAYLOAD_BYTES)
     const { manifest, rows } = parsePayload(payload)
     const did = manifest.did
+    if (!isDid(did)) throw new AuthorityExportError(`the export's authority is not a DID`)
+    // This host's own DID is taken by it (as `createWeb` refuses it): an authority by that name
+    // would have its document served at /.well-known/did.json in place of the host's, from import on.
+    if (did === this.deps.from.did)
+      throw new AuthorityLifecycleError('DidNotServed', `${did} is Gatehouse's own DID`)
     const keys = checkKeys(did, rows.get(KEY.table)!)
     try {
       checkRows(manifest, rows)
@@ -518,9 +526,14 @@ export class AuthorityExport {
         { timeoutMs: TRANSACTION_MS },
       )
     } catch (err) {
-      if (err instanceof UniqueViolationError)
-        throw new AuthorityLifecycleError('AuthorityExists', `${did} is already held here`)
-      throw err
+      if (!(err instanceof UniqueViolationError)) throw err
+      // Another import of it may have won; else an id or hash of the export is one of this host's.
+      throw new AuthorityLifecycleError(
+        'AuthorityExists',
+        (await this.deps.authorities.record(did))
+          ? `${did} is already held here`
+          : `${did}: a row of the export is already here (${err.message}); nothing was imported`,
+      )
     } finally {
       for (const k of keys) k.secret.fill(0)
     }
@@ -566,10 +579,16 @@ function parsePayload(payload: Buffer) {
   return { manifest, rows }
 }
 
+/** What `addKeys` names an authority's key (randomUUID). */
+const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
 /** Each key must be the private half of the public key it claims; none may be pending. */
 function checkKeys(did: string, rows: Row[]): HeldKey[] {
   return rows.map((r) => {
     const k = r as unknown as HeldKey
+    // Ids are kept on import: one of another form could take an id this host gives its own keys
+    // (`oauth_client:<service DID>`), and the host could then never make that key.
+    if (!KEY_ID.test(k.id)) throw new AuthorityExportError(`a key's id is not one Gatehouse makes`)
     if (!['atproto', 'atproto_space', 'rotation'].includes(k.purpose))
       throw new AuthorityExportError(`key ${k.id}: unknown purpose ${k.purpose}`)
     if (k.status !== 'active' && k.status !== 'retired')

@@ -7,11 +7,13 @@
  * hosts' listMemberOps answers agree. Plus the sealed file's refusals, and the payload's checks
  * (exported from PostgreSQL into SQLite in the PostgreSQL leg).
  */
+import { randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { OPERATOR } from '../../src/audit/audit-log.js'
 import { TABLES } from '../../src/authorities/export.js'
+import { Keypair } from '../../src/crypto/keypair.js'
 import {
   FORMAT_VERSION,
   MAGIC,
@@ -354,6 +356,119 @@ t.test('the payload is checked before anything is written (PostgreSQL to SQLite)
     'pending',
     'the unaltered export imports',
   )
+})
+
+/** A sealed export of a bare authority `did` holding one `atproto` key, as another host would make. */
+function bareExport(did: string, key: Keypair, keyId: string = randomUUID()): Buffer {
+  const at = new Date().toISOString()
+  const lines = [
+    {
+      format: 'gatehouse-authority',
+      version: 1,
+      did,
+      exportedAt: at,
+      from: { did: 'did:web:old.example', url: 'https://old.example' },
+      counts: { authority: 1, authority_key: 1 },
+      digests: {},
+    },
+    {
+      t: 'authority',
+      r: {
+        did,
+        status: 'active',
+        origin: 'created',
+        handle: null,
+        ownerRotationKey: null,
+        pdsService: false,
+        createdAt: at,
+        updatedAt: at,
+      },
+    },
+    {
+      t: 'authority_key',
+      r: {
+        id: keyId,
+        purpose: 'atproto',
+        curve: 'secp256k1',
+        publicKey: key.did(),
+        secret: Buffer.from(key.exportSecretKey()).toString('base64'),
+        status: 'active',
+        createdAt: at,
+        retiredAt: null,
+      },
+    },
+  ]
+  const payload = Buffer.from(lines.map((l) => JSON.stringify(l)).join('\n'))
+  return sealExport(payload, PASSPHRASE, FAST_KDF)
+}
+
+t.test("an export naming this host's own DID is refused: its did.json stays its own", async (t) => {
+  const port = await freePort()
+  const url = `http://localhost:${port}`
+  const B = await TestArbiter.create(t, {
+    port,
+    env: { GATEHOUSE_PUBLIC_URL: url, GATEHOUSE_DID_WEB_HOSTS: `localhost%3A${port}` },
+  })
+  const own = B.ctx.cfg.service.did
+  t.equal(own, `did:web:localhost%3A${port}`)
+  const key = Keypair.generate('secp256k1')
+  await t.rejects(B.ctx.authorityExport.import(bareExport(own, key), PASSPHRASE, OPERATOR), {
+    code: 'DidNotServed',
+  })
+  t.notOk(await B.ctx.authorities.record(own), 'nothing imported')
+  const served = await (await fetch(`${url}/.well-known/did.json`)).text()
+  t.notOk(served.includes(key.did().slice('did:key:'.length)), "the host's own document")
+  await t.rejects(
+    B.ctx.authorityExport.import(bareExport('not a did', key), PASSPHRASE, OPERATOR),
+    { name: 'AuthorityExportError', message: /not a DID/ },
+  )
+})
+
+t.test("an imported key cannot take the id of this host's own OAuth client key", async (t) => {
+  const B = await TestArbiter.create(t)
+  const own = B.ctx.cfg.service.did
+  const file = bareExport(
+    'did:web:forum.example',
+    Keypair.generate('secp256k1'),
+    `oauth_client:${own}`,
+  )
+  await t.rejects(B.ctx.authorityExport.import(file, PASSPHRASE, OPERATOR), {
+    name: 'AuthorityExportError',
+    message: /id/,
+  })
+  t.notOk(await B.ctx.authorities.record('did:web:forum.example'), 'nothing imported')
+  const key = await B.ctx.authorities.serviceKey(own, 'oauth_client', 'p256')
+  t.equal(key?.curve, 'p256', 'the host still makes its manager-login key')
+})
+
+t.test(
+  'a row colliding with one of this host is refused mid-transaction: nothing written',
+  async (t) => {
+    const B = await TestArbiter.create(t)
+    await B.ctx.lifecycle.adopt({ did: 'did:web:theirs.example' }, OPERATOR)
+    const [held] = await B.ctx.authorities.keys('did:web:theirs.example')
+    const file = bareExport('did:web:forum.example', Keypair.generate('secp256k1'), held!.id)
+    await t.rejects(B.ctx.authorityExport.import(file, PASSPHRASE, OPERATOR), {
+      code: 'AuthorityExists',
+      message: /a row of the export is already here/,
+    })
+    t.notOk(
+      await B.ctx.authorities.record('did:web:forum.example'),
+      'the authority row rolled back',
+    )
+    t.same(await B.ctx.authorities.keys('did:web:theirs.example'), [held], 'the held key untouched')
+  },
+)
+
+t.test('an export refused for its passphrase is not recorded as made', async (t) => {
+  const A = await TestArbiter.create(t, { env: { GATEHOUSE_DID_WEB_HOSTS: 'forum.example' } })
+  const { did } = await A.ctx.lifecycle.createWeb({ did: 'did:web:forum.example' }, OPERATOR)
+  await t.rejects(A.ctx.authorityExport.export(did, 'too short', OPERATOR), {
+    code: 'WrongPassphrase',
+    message: /at least 12 characters/,
+  })
+  const actions = (await A.ctx.audit.query({ authority: did, limit: 10 })).map((e) => e.action)
+  t.same(actions, ['authority.create'], 'no authority.export entry')
 })
 
 t.test('the sealed file: refusals before any costly work, and tampering found', async (t) => {
