@@ -1,4 +1,15 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
 /** Gatehouse's files (database, keys) hold rosters and keys: readable by its own user only. */
@@ -21,6 +32,26 @@ export function ensurePrivateDir(path: string): void {
       // Another process made it a moment ago: fine.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
+  }
+}
+
+/**
+ * Creates `path` (0600) holding `content`, whole the moment it appears: written beside it, then
+ * hard-linked into place. False when another process created it first (two first starts at once):
+ * read theirs. Never overwrites.
+ */
+export function createPrivateFileOnce(path: string, content: string): boolean {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  writeFileSync(tmp, content, { mode: OWNER_ONLY_FILE, flag: 'wx' })
+  try {
+    chmodSync(tmp, OWNER_ONLY_FILE)
+    linkSync(tmp, path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  } finally {
+    unlinkSync(tmp)
   }
 }
 

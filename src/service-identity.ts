@@ -1,7 +1,7 @@
 import { webDidDocument } from './authorities/did-web.js'
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensurePrivateDir } from './files.js'
+import { createPrivateFileOnce, ensurePrivateDir } from './files.js'
 import type { Config, Secrets } from './config.js'
 import { Keypair } from './crypto/keypair.js'
 
@@ -35,26 +35,23 @@ export function loadServiceKey(config: Config, secrets: Secrets): Keypair {
   }
   const dir = config.service.dataDir
   const path = join(dir, SERVICE_KEY_FILE)
-  if (existsSync(path)) {
-    const stored = JSON.parse(readFileSync(path, 'utf8')) as {
-      curve?: string
-      privateKeyHex?: string
-    }
-    if (stored.curve !== 'secp256k1' || !/^[0-9a-f]{64}$/.test(stored.privateKeyHex ?? '')) {
-      throw new Error(`${path}: not a Gatehouse service key file`)
-    }
-    return Keypair.fromSecretKey('secp256k1', Buffer.from(stored.privateKeyHex!, 'hex'))
-  }
   ensurePrivateDir(dir)
-  const key = Keypair.generate('secp256k1')
-  const body = JSON.stringify({
-    curve: 'secp256k1',
-    privateKeyHex: Buffer.from(key.exportSecretKey()).toString('hex'),
-    did: key.did(),
-    createdAt: new Date().toISOString(),
-  })
-  // 'wx': never overwrite a key another process created a moment ago.
-  writeFileSync(path, `${body}\n`, { mode: 0o600, flag: 'wx' })
-  chmodSync(path, 0o600)
-  return key
+  if (!existsSync(path)) {
+    const key = Keypair.generate('secp256k1')
+    const body = JSON.stringify({
+      curve: 'secp256k1',
+      privateKeyHex: Buffer.from(key.exportSecretKey()).toString('hex'),
+      did: key.did(),
+      createdAt: new Date().toISOString(),
+    })
+    if (createPrivateFileOnce(path, `${body}\n`)) return key
+  }
+  const stored = JSON.parse(readFileSync(path, 'utf8')) as {
+    curve?: string
+    privateKeyHex?: string
+  }
+  if (stored.curve !== 'secp256k1' || !/^[0-9a-f]{64}$/.test(stored.privateKeyHex ?? '')) {
+    throw new Error(`${path}: not a Gatehouse service key file`)
+  }
+  return Keypair.fromSecretKey('secp256k1', Buffer.from(stored.privateKeyHex!, 'hex'))
 }

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensurePrivateDir } from '../files.js'
+import { createPrivateFileOnce, ensurePrivateDir } from '../files.js'
 
 /**
  * Private keys at rest: AES-256-GCM under a KEK, with the purpose as additional authenticated data so
@@ -60,8 +60,8 @@ export function loadKeyring(dataDir: string, kekHex?: string, retiredHex: string
   if (existsSync(path)) return readKeyFile(path)
   ensurePrivateDir(dataDir)
   const key = randomBytes(32)
-  writeFileSync(path, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
-  chmodSync(path, 0o600)
+  // Another process starting at the same moment may have made it first: then it is theirs.
+  if (!createPrivateFileOnce(path, `${key.toString('hex')}\n`)) return readKeyFile(path)
   return { current: kekFromBytes(key), retired: [], source: { kind: 'file', path } }
 }
 
