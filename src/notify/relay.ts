@@ -45,6 +45,12 @@ const RETRY_MAX_MS = 3_600_000
 const BREAKER_THRESHOLD = 5
 /** Events sent per lane per pass. */
 const BATCH = 100
+/**
+ * How long a pass waits for a space's slowest lanes: past it, the lanes still sending (a syncer
+ * that hangs until the timeout) go on alone and record their own cursors, so the space's other
+ * lanes get its next events without waiting for them.
+ */
+const SLOW_LANE_MS = 1000
 
 type Breaker = { failures: number; openUntilMs: number }
 
@@ -103,6 +109,8 @@ export class Relay {
   private readonly breakers = new Map<string, Breaker>()
   /** The task of each space being delivered now: a space has at most one at a time. */
   private readonly inflight = new Map<string, Promise<number>>()
+  /** Per space, the lanes (by service) still sending after their pass ended, and their end. */
+  private readonly slow = new Map<string, Map<string, Promise<void>>>()
   /**
    * Until when (this process's clock) each in-flight space's lease is surely ours: the time its last
    * claim or renewal was sent plus the TTL, the earliest another process may take it over. Past it
@@ -143,7 +151,7 @@ export class Relay {
     if (leases.shared) {
       // Keeps the leases of the spaces in flight; a lost one stops its space's sends and cursors.
       this.heartbeat = setInterval(() => {
-        const held = [...this.inflight.keys()].map(leaseOf)
+        const held = this.busySpaces().map(leaseOf)
         const at = this.deps.clock.nowMs()
         leases.renew(held).then(
           (ours) => {
@@ -238,12 +246,14 @@ export class Relay {
     this.wakeUp()
     await this.running
     await Promise.allSettled(this.inflight.values())
+    await Promise.allSettled(this.slowLanes())
     clearInterval(this.heartbeat)
   }
 
   /** One pass over what is due, waiting for every space it started. Returns how many were sent. */
   async runOnce(): Promise<number> {
     const sent = await Promise.all(await this.dispatch())
+    await Promise.all(this.slowLanes())
     return sent.reduce((a, b) => a + b, 0)
   }
 
@@ -259,6 +269,13 @@ export class Relay {
     const busy = [...this.inflight.keys()]
     for (const name of await leases.heldElsewhere(LEASE)) busy.push(name.slice(LEASE.length))
     let bySpace = await this.due(busy.length ? { space: { notIn: busy } } : {})
+    const withoutSlowLanes = () => {
+      for (const [space, work] of bySpace) {
+        const slow = this.slow.get(space)
+        if (slow) work.lanes = work.lanes.filter((lane) => !slow.has(lane.service))
+      }
+    }
+    withoutSlowLanes()
     if (leases.shared && bySpace.size) {
       const spaces = [...bySpace.keys()].filter((space) => !this.inflight.has(space))
       const at = this.deps.clock.nowMs()
@@ -266,7 +283,8 @@ export class Relay {
       for (const space of ours)
         if (!this.inflight.has(space)) this.leaseUntil.set(space, at + leases.ttlMs)
       bySpace = ours.length ? await this.due({ space: { in: ours } }) : new Map()
-      const idle = ours.filter((space) => !bySpace.has(space) && !this.inflight.has(space))
+      withoutSlowLanes()
+      const idle = ours.filter((space) => !bySpace.has(space) && !this.busy(space))
       if (idle.length) await leases.release(idle.map(leaseOf))
     }
     const started: Promise<number>[] = []
@@ -275,11 +293,7 @@ export class Relay {
       if (this.inflight.has(space)) continue
       // Released while still in flight, so no pass of ours claims it again meanwhile.
       const task = this.runSpace(space, work).finally(async () => {
-        if (leases.shared)
-          await leases.release([leaseOf(space)]).catch((err: unknown) => {
-            this.deps.logger.warn({ err, space }, 'relay lease release failed: it expires')
-          })
-        this.leaseUntil.delete(space)
+        if (!this.slow.has(space)) await this.releaseSpace(space)
         this.inflight.delete(space)
       })
       this.inflight.set(space, task)
@@ -292,6 +306,28 @@ export class Relay {
     return started
   }
 
+  /** The spaces this process is sending for: a pass in flight, or slow lanes still going. */
+  private busySpaces(): string[] {
+    return [...new Set([...this.inflight.keys(), ...this.slow.keys()])]
+  }
+
+  private slowLanes(): Promise<void>[] {
+    return [...this.slow.values()].flatMap((lanes) => [...lanes.values()])
+  }
+
+  private busy(space: string): boolean {
+    return this.inflight.has(space) || this.slow.has(space)
+  }
+
+  /** Gives the space's lease up: nothing of it is being sent any more. */
+  private async releaseSpace(space: string): Promise<void> {
+    if (this.deps.leases.shared)
+      await this.deps.leases.release([leaseOf(space)]).catch((err: unknown) => {
+        this.deps.logger.warn({ err, space }, 'relay lease release failed: it expires')
+      })
+    this.leaseUntil.delete(space)
+  }
+
   /** Whether this process may still send for `space` (always, when it is the only one). */
   private holds(space: string): boolean {
     return !this.deps.leases.shared || (this.leaseUntil.get(space) ?? 0) > this.deps.clock.nowMs()
@@ -299,7 +335,7 @@ export class Relay {
 
   /** A renewal of `space`'s lease sent at `atMs` succeeded: it is ours a TTL from then. */
   private heldFrom(space: string, atMs: number): void {
-    if (this.inflight.has(space)) this.leaseUntil.set(space, atMs + this.deps.leases.ttlMs)
+    if (this.busy(space)) this.leaseUntil.set(space, atMs + this.deps.leases.ttlMs)
   }
 
   /** What is due now, by space. */
@@ -372,14 +408,52 @@ export class Relay {
     const events = await eventsAfter(this.deps.db.hot, space, from, BATCH)
     if (events.length === 0) return 0
     const pending = lanes.filter((l) => events.some((e) => e.spaceRev > (l.cursor ?? '')))
-    const results = await this.pool(pending, (lane) =>
-      this.runLane(
+    const finished: LaneResult[] = []
+    const all = this.pool(pending, async (lane) => {
+      const result = await this.runLane(
         lane,
         events.filter((e) => e.spaceRev > (lane.cursor ?? '')),
-      ),
-    )
-    await this.record(space, results)
-    return results.reduce((n, r) => n + r.sent, 0)
+      )
+      finished.push(result)
+      return result
+    })
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((r) => (timer = setTimeout(r, SLOW_LANE_MS, 'late')))
+    const outcome = await Promise.race([all, late])
+    clearTimeout(timer)
+    const now = finished.splice(0)
+    await this.record(space, now)
+    if (outcome === 'late') this.goOnAlone(space, pending, now, all, finished)
+    return now.reduce((n, r) => n + r.sent, 0)
+  }
+
+  /**
+   * Lets the lanes of a pass that have not finished (`pending` less `done`) go on without it: kept
+   * out of the space's next passes, its lease kept, until they end and record their cursors.
+   */
+  private goOnAlone(
+    space: string,
+    pending: Lane[],
+    done: LaneResult[],
+    all: Promise<LaneResult[]>,
+    later: LaneResult[],
+  ): void {
+    const services = new Set(pending.map((lane) => lane.service))
+    for (const r of done) services.delete(r.lane.service)
+    const lanes = this.slow.get(space) ?? new Map<string, Promise<void>>()
+    const end = all
+      .then(() => this.record(space, later))
+      .then(() => (later.some((r) => r.sent > 0) ? this.wake() : undefined))
+      .catch((err: unknown) => this.deps.logger.error({ err, space }, 'relay pass failed'))
+      .finally(async () => {
+        // Released while still counted, so no pass of ours claims the space again meanwhile.
+        const others = [...lanes.keys()].filter((service) => !services.has(service))
+        if (others.length === 0 && !this.inflight.has(space)) await this.releaseSpace(space)
+        for (const service of services) lanes.delete(service)
+        if (lanes.size === 0 && this.slow.get(space) === lanes) this.slow.delete(space)
+      })
+    for (const service of services) lanes.set(service, end)
+    this.slow.set(space, lanes)
   }
 
   /** Sends a lane's pending events in order until one fails. Writes nothing but dead letters. */
