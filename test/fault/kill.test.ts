@@ -5,9 +5,8 @@
  */
 import t from 'tap'
 import { encodeTid } from '../../src/spaces/tid.js'
-import { NO_IDENTITY_LIMITS } from '../_helpers/arbiter.js'
 import { processWorld } from '../_helpers/db.js'
-import { freePort, runGatehouse } from '../_helpers/process.js'
+import { serveEnv, startServe } from '../_helpers/serve.js'
 import { sideWorld } from '../_helpers/spaces.js'
 import { HASH } from '../_helpers/sync.js'
 import { serviceJwt } from '../_helpers/tokens.js'
@@ -17,21 +16,8 @@ const LXM = 'com.atproto.space.notifyWrite'
 
 t.test('acknowledged notifyWrites survive a SIGKILL of the server', async (t) => {
   const { dataDir, db } = await processWorld(t, 'kill')
-  const env = {
-    GATEHOUSE_DATA_DIR: dataDir,
-    GATEHOUSE_DATABASE_URL: db.url,
-    GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-    GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
-    ...NO_IDENTITY_LIMITS,
-  }
-  const serve = async () => {
-    const port = await freePort()
-    const proc = runGatehouse(['serve'], { ...env, GATEHOUSE_PORT: String(port) })
-    t.teardown(() => proc.child.kill('SIGKILL'))
-    await proc.waitFor(/gatehouse is serving/, 60_000)
-    return { proc, url: `http://127.0.0.1:${port}` }
-  }
-  const first = await serve()
+  const env = serveEnv(dataDir, db.url)
+  const first = await startServe(t, env)
 
   const { ctx, web, authority, space } = await sideWorld(t, env, 'kill')
   const writers = Array.from({ length: WRITERS }, (_, i) => web.create(`writer${i}`))
@@ -77,7 +63,7 @@ t.test('acknowledged notifyWrites survive a SIGKILL of the server', async (t) =>
     'every answer before the kill was a 200',
   )
 
-  const second = await serve()
+  const second = await startServe(t, env)
   const listed = new Map((await ctx.notify.listWriters(space, 100)).map((r) => [r.did, r] as const))
   for (const [did, repoRev] of acknowledged)
     t.ok(
