@@ -36,6 +36,29 @@ export function notifier(w: SpaceWorld) {
   }
 }
 
+/**
+ * A notifyWrite from `writer` posted to the Gatehouse at `url` (a `gatehouse serve` child, on the
+ * real clock), signed as its repo host would; the HTTP status.
+ */
+export async function postNotifyWrite(
+  url: string,
+  o: { authority: string; space: string; writer: WebIdentity; repoRev: string },
+): Promise<number> {
+  const jwt = serviceJwt({
+    iss: o.writer,
+    aud: `${o.authority}#atproto_space_host`,
+    lxm: LXM,
+    nowSec: Math.floor(Date.now() / 1000),
+  })
+  const res = await fetch(`${url}/xrpc/${LXM}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ space: o.space, repo: o.writer.did, repoRev: o.repoRev, hash: HASH }),
+  })
+  await res.body?.cancel()
+  return res.status
+}
+
 /** dev.gatehouse.notify.listDeadLetters for the world's space, called as a new owner of its authority. */
 export async function listDeadLetters(w: SpaceWorld): Promise<unknown> {
   const owner = w.user('owner')

@@ -8,11 +8,9 @@ import { encodeTid } from '../../src/spaces/tid.js'
 import { processWorld } from '../_helpers/db.js'
 import { serveEnv, startServe } from '../_helpers/serve.js'
 import { sideWorld } from '../_helpers/spaces.js'
-import { HASH } from '../_helpers/sync.js'
-import { serviceJwt } from '../_helpers/tokens.js'
+import { postNotifyWrite } from '../_helpers/sync.js'
 
 const WRITERS = 10
-const LXM = 'com.atproto.space.notifyWrite'
 
 t.test('acknowledged notifyWrites survive a SIGKILL of the server', async (t) => {
   const { dataDir, db } = await processWorld(t, 'kill')
@@ -29,19 +27,9 @@ t.test('acknowledged notifyWrites survive a SIGKILL of the server', async (t) =>
   const send = async (url: string, i: number) => {
     const writer = writers[i]!
     const repoRev = encodeTid(++rev, 0)
-    const jwt = serviceJwt({
-      iss: writer,
-      aud: `${authority.did}#atproto_space_host`,
-      lxm: LXM,
-      nowSec: Math.floor(Date.now() / 1000),
-    })
-    const res = await fetch(`${url}/xrpc/${LXM}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ space, repo: writer.did, repoRev, hash: HASH }),
-    })
-    if (res.status === 200) acknowledged.set(writer.did, repoRev)
-    return res.status
+    const status = await postNotifyWrite(url, { authority: authority.did, space, writer, repoRev })
+    if (status === 200) acknowledged.set(writer.did, repoRev)
+    return status
   }
   let stop = false
   const streams = writers.map(async (_, i) => {
