@@ -3,7 +3,7 @@ import { freePort, runGatehouse, type RunningProcess } from './process.js'
 
 /**
  * The environment of a `gatehouse serve` child on the given data dir and database: loopback peers
- * allowed (tests run every peer there) and every rate limit off. `extra` is spread last.
+ * allowed (tests run every peer there), no PLC directory, every rate limit off. `extra` is spread last.
  */
 export function serveEnv(
   dataDir: string,
@@ -14,6 +14,8 @@ export function serveEnv(
     GATEHOUSE_DATA_DIR: dataDir,
     GATEHOUSE_DATABASE_URL: databaseUrl,
     GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
+    // Nothing may reach a public PLC directory.
+    GATEHOUSE_PLC_URL: 'http://127.0.0.1:9',
     GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
     ...NO_IDENTITY_LIMITS,
     ...extra,

@@ -3,12 +3,15 @@ import type { ManagerRole } from '../../src/authorities/managers.js'
 import type { AppContext } from '../../src/context.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 import { parseJws } from '../../src/crypto/jws.js'
+import { LtHash } from '../../src/crypto/lthash.js'
+import { memberElement } from '../../src/members/member-list.js'
 import type { SpacePolicy } from '../../src/policy/types.js'
 import { loadConfig } from '../../src/config.js'
 import { createContext } from '../../src/context.js'
 import { createLogger } from '../../src/logger.js'
 import { ROUTES } from '../../src/rest/routes.js'
 import { TestArbiter, type TestLike } from './arbiter.js'
+import { hex } from './hex.js'
 import { DidWebHost, type WebIdentity } from './identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey, presentHeaders } from './tokens.js'
 
@@ -207,4 +210,12 @@ export async function spaceRest(
     return { status: res.status, body }
   }
   return { api, owner }
+}
+
+/** Whether `space`'s member digest is the one of the member table's rows (the view and its state agree). */
+export async function memberDigestMatches(ctx: AppContext, space: string): Promise<boolean> {
+  const rows = await ctx.db.prisma.spaceMember.findMany({ where: { space } })
+  const h = new LtHash()
+  for (const r of rows) h.add(memberElement(r.did, r))
+  return hex(h.digest()) === hex((await ctx.spaces.members.state(space)).digest)
 }

@@ -102,7 +102,6 @@ async function until(done: () => boolean, ms: number): Promise<boolean> {
 tap.test('syncers that reset, hang or answer 500 never delay the others', async (t) => {
   const { dataDir, db } = await processWorld(t, 'syncers')
   const env = serveEnv(dataDir, db.url, {
-    GATEHOUSE_PLC_URL: 'http://127.0.0.1:9',
     GATEHOUSE_RELAY_TIMEOUT_MS: String(RELAY_TIMEOUT_MS),
     // Retries and the breaker's pause short, so the bad syncers recover quickly once healed.
     GATEHOUSE_RELAY_RETRY_BASE_MS: '50',
