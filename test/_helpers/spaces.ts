@@ -149,16 +149,22 @@ export function decodeToken(token: string): {
   return { header, payload }
 }
 
-/**
- * A second Gatehouse context (no server) on the database a `gatehouse serve` child uses, holding a
- * did:web authority with a members-only space `skey`: what the process tests drive the child with.
- */
-export async function sideWorld(t: TestLike, env: Record<string, string>, skey: string) {
+/** A context of the test's own on the database and data dir of `env` (a process's), silent, destroyed at the end. */
+export async function sideContext(t: TestLike, env: Record<string, string>): Promise<AppContext> {
   const { config, secrets } = loadConfig(env)
   const ctx = await createContext(config, secrets, {
     overrides: { logger: createLogger({ level: 'silent' }) },
   })
   t.teardown(() => ctx.destroy())
+  return ctx
+}
+
+/**
+ * A second Gatehouse context (no server) on the database a `gatehouse serve` child uses, holding a
+ * did:web authority with a members-only space `skey`: what the process tests drive the child with.
+ */
+export async function sideWorld(t: TestLike, env: Record<string, string>, skey: string) {
+  const ctx = await sideContext(t, env)
   const web = await DidWebHost.start(t)
   const authority = web.create('authority')
   await registerAuthority(ctx, authority.did, { atproto: authority.key })

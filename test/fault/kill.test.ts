@@ -88,7 +88,12 @@ t.test('a SIGKILL in the middle of the work loses nothing acknowledged', async (
   const send = async (url: string, i: number) => {
     const writer = writers[i]!
     const repoRev = encodeTid(++rev, 0)
-    const status = await postNotifyWrite(url, { authority: authority.did, space, writer, repoRev })
+    const { status } = await postNotifyWrite(url, {
+      authority: authority.did,
+      space,
+      writer,
+      repoRev,
+    })
     if (status === 200) {
       acknowledged.set(writer.did, repoRev)
       acknowledgedWrites.push(`${writer.did} ${repoRev}`)

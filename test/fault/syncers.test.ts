@@ -144,9 +144,13 @@ tap.test('syncers that reset, hang or answer 500 never delay the others', async 
     for (const space of Object.values(spaces)) {
       const repoRev = encodeTid(++rev, 0)
       const sentMs = Date.now()
-      statuses.push(
-        await postNotifyWrite(url, { authority: authority.did, space, writer, repoRev }),
-      )
+      const { status } = await postNotifyWrite(url, {
+        authority: authority.did,
+        space,
+        writer,
+        repoRev,
+      })
+      statuses.push(status)
       written.set(space, [...(written.get(space) ?? []), { repoRev, sentMs }])
     }
   }
