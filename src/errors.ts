@@ -105,7 +105,9 @@ function isTransient(err: unknown): boolean {
     if (typeof msg === 'string' && gone.test(msg)) {
       return true
     }
-    e = (e as { cause?: unknown }).cause
+    // Prisma carries the driver's error in `cause`, or for a raw query (P2010) in its meta.
+    const wrapped = e as { cause?: unknown; meta?: { driverAdapterError?: unknown } }
+    e = wrapped.cause ?? wrapped.meta?.driverAdapterError
   }
   return false
 }

@@ -202,8 +202,12 @@ t.test(
       '53300',
       '25006',
     ]) {
-      // As the driver throws it, and wrapped the way Prisma wraps it.
-      for (const err of [coded(code), new Error('prisma', { cause: coded(code) })])
+      // As the driver throws it, and wrapped the ways Prisma wraps it (a raw query's in its meta).
+      const raw = Object.assign(new Error('prisma'), {
+        code: 'P2010',
+        meta: { driverAdapterError: new Error('adapter', { cause: { code } }) },
+      })
+      for (const err of [coded(code), new Error('prisma', { cause: coded(code) }), raw])
         t.match(toXrpcError(err), { status: 503, error: 'ServiceUnavailable' }, code)
     }
     for (const code of ['SQLITE_CORRUPT', 'SQLITE_IOERRX', '5310', '23505'])
