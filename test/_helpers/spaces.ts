@@ -218,6 +218,33 @@ export async function spaceRest(
   return { api, owner }
 }
 
+/**
+ * getSpaceCredential for `space` at the Gatehouse at `url` (a process of its own, on the real
+ * clock) with delegation `token` (by default a fresh one from `user`), the exchange signed with
+ * `holder` (by default a fresh key): the answer, with the token and key it used.
+ */
+export async function exchangeAt(
+  url: string,
+  space: string,
+  o: { user?: WebIdentity; token?: string; holder?: Keypair },
+) {
+  const holder = o.holder ?? newHolderKey()
+  const token =
+    o.token ?? delegationToken({ user: o.user!, space, nowSec: Math.floor(Date.now() / 1000) })
+  const res = await fetch(`${url}/xrpc/com.atproto.space.getSpaceCredential`, {
+    method: 'POST',
+    headers: { ...exchangeHeaders(token, holder), 'content-type': 'application/json' },
+    body: JSON.stringify({ space }),
+  })
+  const text = await res.text()
+  const body = (text ? JSON.parse(text) : {}) as {
+    credential?: string
+    error?: string
+    message?: string
+  }
+  return { status: res.status, body, token, holder }
+}
+
 /** Whether `space`'s member digest is the one of the member table's rows (the view and its state agree). */
 export async function memberDigestMatches(ctx: AppContext, space: string): Promise<boolean> {
   const rows = await ctx.db.prisma.spaceMember.findMany({ where: { space } })

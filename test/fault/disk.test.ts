@@ -20,16 +20,10 @@ import type { TestLike } from '../_helpers/arbiter.js'
 import { processWorld, testPostgresUrl } from '../_helpers/db.js'
 import { freePort } from '../_helpers/process.js'
 import { serveEnv, startServe } from '../_helpers/serve.js'
-import { memberDigestMatches, sideContext, sideWorld } from '../_helpers/spaces.js'
+import { exchangeAt, memberDigestMatches, sideContext, sideWorld } from '../_helpers/spaces.js'
 import { postNotifyWrite } from '../_helpers/sync.js'
 import { encodeTid } from '../../src/spaces/tid.js'
-import {
-  delegationToken,
-  exchangeHeaders,
-  newHolderKey,
-  presentHeaders,
-  serviceJwt,
-} from '../_helpers/tokens.js'
+import { presentHeaders, serviceJwt } from '../_helpers/tokens.js'
 
 const run = (cmd: string, ...args: string[]) =>
   execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
@@ -118,16 +112,7 @@ async function faultWorld(t: TestLike, env: Record<string, string>) {
     const text = await res.text()
     return { status: res.status, body: text ? (JSON.parse(text) as Answer['body']) : undefined }
   }
-  const exchange = async () => {
-    const holder = newHolderKey()
-    const token = delegationToken({ user: reader, space, nowSec: nowSec() })
-    const res = await call('/xrpc/com.atproto.space.getSpaceCredential', {
-      method: 'POST',
-      headers: { ...exchangeHeaders(token, holder), 'content-type': 'application/json' },
-      body: JSON.stringify({ space }),
-    })
-    return { ...res, holder }
-  }
+  const exchange = () => exchangeAt(server.url, space, { user: reader })
   const asAdmin = (lxm: string) => ({
     authorization: `Bearer ${serviceJwt({ iss: admin, aud: authority.did, lxm, nowSec: nowSec() })}`,
   })

@@ -16,15 +16,15 @@ import { processWorld } from '../_helpers/db.js'
 import type { WebIdentity } from '../_helpers/identities.js'
 import { serveEnv, startServe } from '../_helpers/serve.js'
 import { MockService } from '../_helpers/services.js'
-import { decodeToken, MEMBERS_ONLY, memberDigestMatches, sideWorld } from '../_helpers/spaces.js'
-import { postNotifyWrite } from '../_helpers/sync.js'
 import {
-  delegationToken,
-  exchangeHeaders,
-  newHolderKey,
-  presentHeaders,
-  serviceJwt,
-} from '../_helpers/tokens.js'
+  decodeToken,
+  exchangeAt,
+  MEMBERS_ONLY,
+  memberDigestMatches,
+  sideWorld,
+} from '../_helpers/spaces.js'
+import { postNotifyWrite } from '../_helpers/sync.js'
+import { presentHeaders, serviceJwt } from '../_helpers/tokens.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 
 const WRITERS = 10
@@ -103,21 +103,17 @@ t.test('a SIGKILL in the middle of the work loses nothing acknowledged', async (
 
   /** Credentials the server issued (200), with the delegation token and holder key of each. */
   const issued: { jti: string; credential: string; token: string; holder: Keypair }[] = []
-  const exchange = async (url: string, token: string, holder: Keypair) => {
-    const res = await fetch(`${url}/xrpc/com.atproto.space.getSpaceCredential`, {
-      method: 'POST',
-      headers: { ...exchangeHeaders(token, holder), 'content-type': 'application/json' },
-      body: JSON.stringify({ space }),
-    })
-    const body = (await res.json()) as { credential?: string; error?: string }
-    if (res.status === 200) {
+  const exchange = async (
+    url: string,
+    o: { user?: WebIdentity; token?: string; holder?: Keypair },
+  ) => {
+    const { status, body, token, holder } = await exchangeAt(url, space, o)
+    if (status === 200) {
       const credential = body.credential!
       issued.push({ jti: decodeToken(credential).payload.jti as string, credential, token, holder })
     }
-    return { status: res.status, error: body.error }
+    return { status, error: body.error }
   }
-  const exchangeAs = (url: string, user: WebIdentity) =>
-    exchange(url, delegationToken({ user, space, nowSec: nowSec() }), newHolderKey())
 
   /** importMembers into the import space, the body streamed from `lines`. */
   const postImport = async (url: string, lines: AsyncIterable<string>) => {
@@ -161,7 +157,7 @@ t.test('a SIGKILL in the middle of the work loses nothing acknowledged', async (
     const statuses: (number | string)[] = []
     while (!stop)
       statuses.push(
-        await exchangeAs(first.url, user).then(
+        await exchange(first.url, { user }).then(
           (r) => r.status,
           () => 'reset',
         ),
@@ -235,7 +231,7 @@ t.test('a SIGKILL in the middle of the work loses nothing acknowledged', async (
     )
     const last = issued[issued.length - 1]!
     t.match(
-      await exchange(second.url, last.token, last.holder),
+      await exchange(second.url, { token: last.token, holder: last.holder }),
       { status: 401, error: 'JwtReplayed' },
       'its delegation token cannot be used again',
     )
