@@ -81,12 +81,23 @@ const TRANSIENT_CODES = new Set([
   '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
   '40001', // serialization_failure
   '40P01', // deadlock_detected
+  '25006', // read_only_sql_transaction (a read-only server or standby)
+  'SQLITE_FULL', // the disk (or the database's size limit) is full
 ])
+
+/**
+ * Whole families that mean the storage cannot take a write now, not that the request is bad:
+ * SQLite's I/O errors and read-only database (every extended code: SQLITE_IOERR_WRITE,
+ * SQLITE_READONLY_DBMOVED, …) and PostgreSQL's class 53, insufficient resources (53100 disk_full,
+ * 53200 out_of_memory, 53300 too_many_connections, …).
+ */
+const TRANSIENT_FAMILIES = /^(SQLITE_IOERR|SQLITE_READONLY)(_|$)|^53[0-9A-Z]{3}$/
 
 function isTransient(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     const code = (e as { code?: unknown }).code
-    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true
+    if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || TRANSIENT_FAMILIES.test(code)))
+      return true
     const msg = (e as { message?: unknown }).message
     // node-postgres names a connection lost under a query only in its message.
     const gone =
@@ -94,7 +105,9 @@ function isTransient(err: unknown): boolean {
     if (typeof msg === 'string' && gone.test(msg)) {
       return true
     }
-    e = (e as { cause?: unknown }).cause
+    // Prisma carries the driver's error in `cause`, or for a raw query (P2010) in its meta.
+    const wrapped = e as { cause?: unknown; meta?: { driverAdapterError?: unknown } }
+    e = wrapped.cause ?? wrapped.meta?.driverAdapterError
   }
   return false
 }

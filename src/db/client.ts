@@ -8,6 +8,7 @@ import { pgTarget, sqlitePath } from './locate.js'
 import { PrismaHotSql, SqliteHotSql, rawQueries, type HotQueries, type HotSql } from './hot-sql.js'
 import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
+import { endFailedCommits } from './failed-commit.js'
 
 export type { PrismaClient, Prisma }
 /** What services receive inside `transact`: the client's query surface, without transaction control. */
@@ -64,9 +65,8 @@ export class Db {
       const PrismaClient = loadClient('prisma-sqlite')
       const gate = new Gate()
       const path = sqlitePath(cfg.url)
-      const adapter = serialiseSqlite(
-        new PrismaBetterSQLite3({ url: path, timeout: cfg.busyTimeoutMs }),
-        gate,
+      const adapter = endFailedCommits(
+        serialiseSqlite(new PrismaBetterSQLite3({ url: path, timeout: cfg.busyTimeoutMs }), gate),
       )
       const prisma = new PrismaClient({ adapter })
       const hot = new Database(path, { timeout: cfg.busyTimeoutMs })
@@ -92,7 +92,7 @@ export class Db {
       max: cfg.poolSize,
       options: `-c search_path="${schema}"`,
     })
-    const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) })
+    const prisma = new PrismaClient({ adapter: endFailedCommits(new PrismaPg(pool, { schema })) })
     const numbered = new Map<string, string>()
     const hot = new PrismaHotSql(prisma, numbered)
     return new Db('postgres', prisma, 15_000, hot, numbered, pool)

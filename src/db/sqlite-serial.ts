@@ -89,6 +89,9 @@ function serialisedAdapter(adapter: SqlDriverAdapter, gate: Gate): SqlDriverAdap
           }
         }
       }
+      const connection = (
+        adapter as { client?: { inTransaction: boolean; exec(sql: string): void } }
+      ).client
       return {
         provider: tx.provider,
         adapterName: tx.adapterName,
@@ -96,7 +99,16 @@ function serialisedAdapter(adapter: SqlDriverAdapter, gate: Gate): SqlDriverAdap
         queryRaw: (q: SqlQuery) => tx.queryRaw(q),
         executeRaw: (q: SqlQuery) => tx.executeRaw(q),
         commit: () => finish(() => tx.commit()),
-        rollback: () => finish(() => tx.rollback()),
+        // Prisma sends ROLLBACK itself, but not after a COMMIT that failed (failed-commit.ts), which
+        // on SQLite leaves the transaction open on the connection.
+        rollback: () =>
+          finish(async () => {
+            try {
+              if (connection?.inTransaction) connection.exec('ROLLBACK')
+            } finally {
+              await tx.rollback()
+            }
+          }),
       }
     },
   }

@@ -3,12 +3,15 @@ import type { ManagerRole } from '../../src/authorities/managers.js'
 import type { AppContext } from '../../src/context.js'
 import type { Keypair } from '../../src/crypto/keypair.js'
 import { parseJws } from '../../src/crypto/jws.js'
+import { LtHash } from '../../src/crypto/lthash.js'
+import { memberElement } from '../../src/members/member-list.js'
 import type { SpacePolicy } from '../../src/policy/types.js'
 import { loadConfig } from '../../src/config.js'
 import { createContext } from '../../src/context.js'
 import { createLogger } from '../../src/logger.js'
 import { ROUTES } from '../../src/rest/routes.js'
 import { TestArbiter, type TestLike } from './arbiter.js'
+import { hex } from './hex.js'
 import { DidWebHost, type WebIdentity } from './identities.js'
 import { delegationToken, exchangeHeaders, newHolderKey, presentHeaders } from './tokens.js'
 
@@ -146,16 +149,22 @@ export function decodeToken(token: string): {
   return { header, payload }
 }
 
-/**
- * A second Gatehouse context (no server) on the database a `gatehouse serve` child uses, holding a
- * did:web authority with a members-only space `skey`: what the process tests drive the child with.
- */
-export async function sideWorld(t: TestLike, env: Record<string, string>, skey: string) {
+/** A context of the test's own on the database and data dir of `env` (a process's), silent, destroyed at the end. */
+export async function sideContext(t: TestLike, env: Record<string, string>): Promise<AppContext> {
   const { config, secrets } = loadConfig(env)
   const ctx = await createContext(config, secrets, {
     overrides: { logger: createLogger({ level: 'silent' }) },
   })
   t.teardown(() => ctx.destroy())
+  return ctx
+}
+
+/**
+ * A second Gatehouse context (no server) on the database a `gatehouse serve` child uses, holding a
+ * did:web authority with a members-only space `skey`: what the process tests drive the child with.
+ */
+export async function sideWorld(t: TestLike, env: Record<string, string>, skey: string) {
+  const ctx = await sideContext(t, env)
   const web = await DidWebHost.start(t)
   const authority = web.create('authority')
   await registerAuthority(ctx, authority.did, { atproto: authority.key })
@@ -207,4 +216,39 @@ export async function spaceRest(
     return { status: res.status, body }
   }
   return { api, owner }
+}
+
+/**
+ * getSpaceCredential for `space` at the Gatehouse at `url` (a process of its own, on the real
+ * clock) with delegation `token` (by default a fresh one from `user`), the exchange signed with
+ * `holder` (by default a fresh key): the answer, with the token and key it used.
+ */
+export async function exchangeAt(
+  url: string,
+  space: string,
+  o: { user?: WebIdentity; token?: string; holder?: Keypair },
+) {
+  const holder = o.holder ?? newHolderKey()
+  const token =
+    o.token ?? delegationToken({ user: o.user!, space, nowSec: Math.floor(Date.now() / 1000) })
+  const res = await fetch(`${url}/xrpc/com.atproto.space.getSpaceCredential`, {
+    method: 'POST',
+    headers: { ...exchangeHeaders(token, holder), 'content-type': 'application/json' },
+    body: JSON.stringify({ space }),
+  })
+  const text = await res.text()
+  const body = (text ? JSON.parse(text) : {}) as {
+    credential?: string
+    error?: string
+    message?: string
+  }
+  return { status: res.status, body, token, holder }
+}
+
+/** Whether `space`'s member digest is the one of the member table's rows (the view and its state agree). */
+export async function memberDigestMatches(ctx: AppContext, space: string): Promise<boolean> {
+  const rows = await ctx.db.prisma.spaceMember.findMany({ where: { space } })
+  const h = new LtHash()
+  for (const r of rows) h.add(memberElement(r.did, r))
+  return hex(h.digest()) === hex((await ctx.spaces.members.state(space)).digest)
 }

@@ -36,6 +36,29 @@ export function notifier(w: SpaceWorld) {
   }
 }
 
+/**
+ * A notifyWrite from `writer` posted to the Gatehouse at `url` (a `gatehouse serve` child, on the
+ * real clock), signed as its repo host would; the HTTP status and the body of a refusal.
+ */
+export async function postNotifyWrite(
+  url: string,
+  o: { authority: string; space: string; writer: WebIdentity; repoRev: string },
+): Promise<{ status: number; body?: { error?: string; message?: string } }> {
+  const jwt = serviceJwt({
+    iss: o.writer,
+    aud: `${o.authority}#atproto_space_host`,
+    lxm: LXM,
+    nowSec: Math.floor(Date.now() / 1000),
+  })
+  const res = await fetch(`${url}/xrpc/${LXM}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ space: o.space, repo: o.writer.did, repoRev: o.repoRev, hash: HASH }),
+  })
+  const text = await res.text()
+  return { status: res.status, body: text ? JSON.parse(text) : undefined }
+}
+
 /** dev.gatehouse.notify.listDeadLetters for the world's space, called as a new owner of its authority. */
 export async function listDeadLetters(w: SpaceWorld): Promise<unknown> {
   const owner = w.user('owner')

@@ -2,24 +2,14 @@
 // beside `gatehouse serve`: both write at once, and the database must come out whole.
 import t from 'tap'
 import { processWorld } from '../_helpers/db.js'
-import { freePort, runGatehouse } from '../_helpers/process.js'
-import { NO_IDENTITY_LIMITS } from '../_helpers/arbiter.js'
+import { serveEnv, startServe } from '../_helpers/serve.js'
 import { sideWorld } from '../_helpers/spaces.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 
 t.test('a server and a second process write at once; the database stays whole', async (t) => {
   const { dataDir, db } = await processWorld(t, 'two-proc')
-  const port = await freePort()
-  const env = {
-    GATEHOUSE_DATA_DIR: dataDir,
-    GATEHOUSE_DATABASE_URL: db.url,
-    GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-    GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
-    ...NO_IDENTITY_LIMITS,
-  }
-  const server = runGatehouse(['serve'], { ...env, GATEHOUSE_PORT: String(port) })
-  t.teardown(() => server.child.kill('SIGKILL'))
-  await server.waitFor(/gatehouse is serving/, 60_000)
+  const env = serveEnv(dataDir, db.url)
+  const { url } = await startServe(t, env)
 
   const { ctx, web, authority, space } = await sideWorld(t, env, 'two')
   const admin = web.create('admin')
@@ -27,7 +17,7 @@ t.test('a server and a second process write at once; the database stays whole', 
 
   const lxm = 'com.atproto.simplespace.putMember'
   const overHttp = async (i: number) => {
-    const res = await fetch(`http://127.0.0.1:${port}/xrpc/${lxm}`, {
+    const res = await fetch(`${url}/xrpc/${lxm}`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',

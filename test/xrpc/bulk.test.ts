@@ -5,11 +5,13 @@
  * streams the list back in the import's format.
  */
 import t from 'tap'
-import { LtHash } from '../../src/crypto/lthash.js'
-import { hex } from '../_helpers/hex.js'
-import { memberElement } from '../../src/members/member-list.js'
 import { IMPORT_SLICE } from '../../src/spaces/space-service.js'
-import { decodeToken, spaceWorld, type SpaceWorld } from '../_helpers/spaces.js'
+import {
+  decodeToken,
+  memberDigestMatches,
+  spaceWorld,
+  type SpaceWorld,
+} from '../_helpers/spaces.js'
 import { serviceJwt } from '../_helpers/tokens.js'
 import type { WebIdentity } from '../_helpers/identities.js'
 
@@ -57,12 +59,7 @@ function ReadableStreamFrom(lines: AsyncIterable<string>): ReadableStream<Uint8A
   })
 }
 
-async function digestMatches(w: SpaceWorld) {
-  const rows = await w.a.ctx.db.prisma.spaceMember.findMany({ where: { space: w.space } })
-  const h = new LtHash()
-  for (const r of rows) h.add(memberElement(r.did, r))
-  return hex(h.digest()) === hex((await w.a.ctx.spaces.members.state(w.space)).digest)
-}
+const digestMatches = (w: SpaceWorld) => memberDigestMatches(w.a.ctx, w.space)
 
 t.test(
   'a streamed import of 2,500 members commits in batches; a second run changes nothing',

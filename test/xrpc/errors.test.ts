@@ -1,7 +1,7 @@
 /**
  * The XRPC layer over real loopback HTTP: every failure is `{ error, message }` with the right status
  * (501 unknown method, 400 wrong HTTP method / bad params / bad JSON, 413, 415, 429, 500 with nothing
- * leaked), params and input go through zod, outputs are checked in test mode, and request ids flow.
+ * leaked, 503 when the database cannot take a write now), params and input go through zod, outputs are checked in test mode, and request ids flow.
  */
 import { connect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
@@ -9,6 +9,7 @@ import t from 'tap'
 import { z } from 'zod'
 import { defineProcedure, defineQuery } from '../../src/lexicon/method.js'
 import { param, spaceRef } from '../../src/lexicon/formats.js'
+import { toXrpcError } from '../../src/errors.js'
 import { TestArbiter, type TestLike } from '../_helpers/arbiter.js'
 
 const echo = defineQuery({
@@ -186,6 +187,33 @@ t.test('an unexpected error is a generic 500; the detail goes to the log only', 
   t.equal(logged?.level, 50)
   t.match(JSON.stringify(logged), /hunter2/)
 })
+
+t.test(
+  'a database that cannot take a write now is 503; other database errors stay 500',
+  async (t) => {
+    const coded = (code: string) => Object.assign(new Error('driver'), { code })
+    for (const code of [
+      'SQLITE_FULL',
+      'SQLITE_IOERR',
+      'SQLITE_IOERR_WRITE',
+      'SQLITE_READONLY',
+      'SQLITE_READONLY_DBMOVED',
+      '53100',
+      '53300',
+      '25006',
+    ]) {
+      // As the driver throws it, and wrapped the ways Prisma wraps it (a raw query's in its meta).
+      const raw = Object.assign(new Error('prisma'), {
+        code: 'P2010',
+        meta: { driverAdapterError: new Error('adapter', { cause: { code } }) },
+      })
+      for (const err of [coded(code), new Error('prisma', { cause: coded(code) }), raw])
+        t.match(toXrpcError(err), { status: 503, error: 'ServiceUnavailable' }, code)
+    }
+    for (const code of ['SQLITE_CORRUPT', 'SQLITE_IOERRX', '5310', '23505'])
+      t.match(toXrpcError(coded(code)), { status: 500, error: 'InternalServerError' }, code)
+  },
+)
 
 t.test('outputs are checked against their schema in test mode', async (t) => {
   const a = await arbiter(t)
