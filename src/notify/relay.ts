@@ -18,7 +18,7 @@ import { eventAt, eventsAfter, writerDids, type SpaceEvent } from '../spaces/eve
 /**
  * The durable relay of write notifications to syncers, revocation notices to repo hosts and join
  * requests to managing apps, with one retry policy. A registration is a lane sending its space's events in spaceRev order from its
- * cursor, moved only after a 2xx (gap-free; a crash between sending and recording may repeat one).
+ * cursor, moved only after a 2xx (gap-free; a crash between sending and recording repeats up to a pass).
  * A revocation notice is a queued row, deleted once delivered. 408/425/429/5xx and network errors
  * back off; anything else, or a failure past the retry window, is dead-lettered. A breaker per
  * endpoint spares a dead host attempts. State is in the database. Spaces run side by side, each on

@@ -9,9 +9,8 @@
 import t from 'tap'
 import { eventsAfter } from '../../src/spaces/events.js'
 import { encodeTid } from '../../src/spaces/tid.js'
-import { NO_IDENTITY_LIMITS } from '../_helpers/arbiter.js'
 import { processWorld, testPostgresUrl } from '../_helpers/db.js'
-import { freePort, runGatehouse } from '../_helpers/process.js'
+import { serveEnv, startServe } from '../_helpers/serve.js'
 import { MockService } from '../_helpers/services.js'
 import { sideWorld } from '../_helpers/spaces.js'
 import { HASH } from '../_helpers/sync.js'
@@ -32,23 +31,11 @@ const skip = testPostgresUrl() ? false : 'PostgreSQL leg only (GATEHOUSE_TEST_DA
 
 t.test('two servers on one database; one is killed mid-run', { skip }, async (t) => {
   const { dataDir, db } = await processWorld(t, 'two-servers')
-  const env = {
-    GATEHOUSE_DATA_DIR: dataDir,
-    GATEHOUSE_DATABASE_URL: db.url,
-    GATEHOUSE_ALLOW_PRIVATE_NETWORK: 'true',
-    GATEHOUSE_RATE_LIMIT_PER_MINUTE: '0',
+  const env = serveEnv(dataDir, db.url, {
     GATEHOUSE_LEASE_SEC: String(LEASE_SEC),
     GATEHOUSE_RELAY_RETRY_BASE_MS: '100',
-    ...NO_IDENTITY_LIMITS,
-  }
-  const serve = async () => {
-    const port = await freePort()
-    const proc = runGatehouse(['serve'], { ...env, GATEHOUSE_PORT: String(port) })
-    t.teardown(() => proc.child.kill('SIGKILL'))
-    await proc.waitFor(/gatehouse is serving/, 60_000)
-    return { proc, url: `http://127.0.0.1:${port}` }
-  }
-  const [a, b] = await Promise.all([serve(), serve()])
+  })
+  const [a, b] = await Promise.all([startServe(t, env), startServe(t, env)])
   const { ctx, web, authority, space } = await sideWorld(t, env, 'two-servers')
   const nowSec = () => Math.floor(Date.now() / 1000)
 
