@@ -51,6 +51,8 @@ const BATCH = 100
  * lanes get its next events without waiting for them.
  */
 const SLOW_LANE_MS = 1000
+/** The least time between two passes of the loop when it is woken while passing. */
+const PASS_GAP_MS = 10
 
 type Breaker = { failures: number; openUntilMs: number }
 
@@ -173,7 +175,13 @@ export class Relay {
         await this.dispatch().catch((err: unknown) => {
           this.deps.logger.error({ err }, 'relay pass failed')
         })
-        if (this.stopped || this.wakeRequested) continue
+        if (this.stopped) continue
+        // Woken meanwhile (a write per notifyWrite): pass again, but not back to back, so a steady
+        // stream of writes costs a pass per PASS_GAP_MS rather than one per write.
+        if (this.wakeRequested) {
+          await new Promise((r) => setTimeout(r, PASS_GAP_MS))
+          continue
+        }
         await new Promise<void>((r) => {
           const timer = setTimeout(r, pollMs)
           this.wakeUp = () => {
