@@ -53,6 +53,23 @@ export interface SigningKey {
 export const aadFor = (id: string, authorityDid: string, purpose: string) =>
   `gatehouse:key:${id}:${authorityDid}:${purpose}`
 
+/** What may be shown of a key row: everything but its secret. */
+const keyInfo = (r: {
+  id: string
+  purpose: string
+  status: string
+  publicDidKey: string
+  createdAt: Date
+  retiredAt: Date | null
+}): KeyInfo => ({
+  id: r.id,
+  purpose: r.purpose as KeyPurpose,
+  status: r.status as KeyStatus,
+  publicKey: r.publicDidKey,
+  createdAt: r.createdAt,
+  retiredAt: r.retiredAt,
+})
+
 export class AuthorityService {
   /**
    * Decrypted keys, by `did|purpose`, with their row id: trusted for `statusCacheMs` (another
@@ -215,12 +232,7 @@ export class AuthorityService {
       orderBy: { createdAt: 'asc' },
     })
     return rows.map((r) => ({
-      id: r.id,
-      purpose: r.purpose as KeyPurpose,
-      status: r.status as KeyStatus,
-      publicKey: r.publicDidKey,
-      createdAt: r.createdAt,
-      retiredAt: r.retiredAt,
+      ...keyInfo(r),
       curve: r.curve as Curve,
       secret: this.vault.open(
         new Uint8Array(r.secretEnc),
@@ -287,14 +299,7 @@ export class AuthorityService {
       where: { authorityDid: did },
       orderBy: { createdAt: 'asc' },
     })
-    return rows.map((r) => ({
-      id: r.id,
-      purpose: r.purpose as KeyPurpose,
-      status: r.status as KeyStatus,
-      publicKey: r.publicDidKey,
-      createdAt: r.createdAt,
-      retiredAt: r.retiredAt,
-    }))
+    return rows.map(keyInfo)
   }
 
   /** A KEK rotation, in one transaction: re-seals every key under ours, which every process then seals under. */
