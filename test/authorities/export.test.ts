@@ -133,6 +133,10 @@ async function holds(a: TestArbiter, did: string, space: string) {
   }
 }
 
+// Ten CLI runs, each a process start and a 128 MiB scrypt: beside other suites on a loaded 2-core
+// CI machine this file has taken over tap's 120 s per file.
+t.setTimeout(360_000)
+
 const NOTHING = { authority: false, keys: 0, spaces: 0, members: 0, audit: 0, managers: 0 }
 
 t.test(
