@@ -43,7 +43,11 @@ type Notification = { repo: string; repoRev: string; spaceRev: string; prevSpace
 
 t.test('a SIGKILL in the middle of the work loses nothing acknowledged', async (t) => {
   const { dataDir, db } = await processWorld(t, 'kill')
-  const env = serveEnv(dataDir, db.url, { GATEHOUSE_RELAY_RETRY_BASE_MS: '50' })
+  // The restarted process takes the killed one's relay leases over once they expire (PostgreSQL).
+  const env = serveEnv(dataDir, db.url, {
+    GATEHOUSE_RELAY_RETRY_BASE_MS: '50',
+    GATEHOUSE_LEASE_SEC: '2',
+  })
   const first = await startServe(t, env)
 
   const { ctx, web, authority, space } = await sideWorld(t, env, 'kill')
