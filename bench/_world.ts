@@ -47,6 +47,11 @@ export async function benchWorld(opts: {
    * measured on its own); this process keeps a context for setup and in-process checks.
    */
   serverProcess?: boolean
+  /**
+   * In-process server: checkpoint SQLite on a thread, as `gatehouse serve` does (default true;
+   * false measures commits that checkpoint inline).
+   */
+  checkpointer?: boolean
 }): Promise<BenchWorld> {
   const teardowns: (() => unknown)[] = []
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
@@ -97,6 +102,8 @@ export async function benchWorld(opts: {
         addServer,
       }
     }
+    if (opts.checkpointer !== false)
+      await ctx.db.checkpointInBackground((err) => ctx.logger.warn({ err }, 'checkpointer failed'))
     const app = await buildServer(ctx)
     const url = await app.listen({ host: '127.0.0.1', port: 0 })
     teardowns.push(() => app.close())

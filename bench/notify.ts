@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads'
 import { encodeTid } from '../src/spaces/tid.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
-import { benchWorld, registerSyncer, sendNotifyWrite } from './_world.js'
+import type { WebIdentity } from '../test/_helpers/identities.js'
+import { benchWorld, registerSyncer, sendNotifyWrite, type BenchWorld } from './_world.js'
 import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
 
 /**
@@ -37,7 +38,7 @@ const bench: Bench = {
         return true
       }
 
-      const world = await benchWorld({
+      const spec = {
         skey: 'bench',
         policy: {
           readPolicy: { kind: 'public' },
@@ -49,7 +50,8 @@ const bench: Bench = {
           // All the syncers on the one space: past the default cap of live registrations per space.
           GATEHOUSE_REGISTRATIONS_PER_SPACE_MAX: String(Math.max(100, SYNCERS)),
         },
-      })
+      } as const
+      const world = await benchWorld(spec)
       teardowns.push(() => world.close())
       const { ctx, url, web, authority, space } = world
       const expires = new Date(Date.now() + 86_400_000)
@@ -96,53 +98,21 @@ const bench: Bench = {
       const deliveriesPerSec = (total() - before) / ((performance.now() - susStart) / 1000)
       await ctx.relay.stop()
 
-      // 4. Intake at a paced 500/s (relay stopped, so this measures the intake path itself), after
-      // an unmeasured run of the same load (3 s at the same pace: a server's steady state, not its
-      // JIT's warm-up, nor the first seconds after a change of load, when V8's helper threads are
-      // busy compiling and collecting and take the cores from the event loop).
-      const warmN = 1500
-      const n = Math.round(500 * seconds)
-      const nowSec = Math.floor(Date.now() / 1000)
-      const headers: Record<string, string>[] = []
-      const bodies: string[] = []
-      for (let i = 0; i < warmN + n; i++) {
-        const writer = writers[i % WRITERS]!
-        headers.push({
-          authorization: `Bearer ${serviceJwt({ iss: writer, aud: `${authority.did}#atproto_space_host`, lxm: 'com.atproto.space.notifyWrite', nowSec, ttlSec: 600 })}`,
-        })
-        bodies.push(
-          JSON.stringify({
-            space,
-            repo: writer.did,
-            repoRev: encodeTid(BigInt(++rev), 2),
-            hash: { $bytes: 'AAAA' },
-          }),
-        )
-      }
-      await httpLoad({
-        url: `${url}/xrpc/com.atproto.space.notifyWrite`,
-        method: 'POST',
-        bodies: bodies.slice(0, warmN),
-        headers: headers.slice(0, warmN),
-        concurrency: 64,
-        seconds: 30,
-        maxRequests: warmN,
-        ratePerSec: 500,
-      })
-      const intake = await httpLoad({
-        url: `${url}/xrpc/com.atproto.space.notifyWrite`,
-        method: 'POST',
-        bodies: bodies.slice(warmN),
-        headers: headers.slice(warmN),
-        concurrency: 64,
-        seconds: seconds + 5,
-        maxRequests: n,
-        ratePerSec: 500,
-        warmupUrl: `${url}/xrpc/_health`,
-      })
-
+      // 4. Intake at a paced 500/s (relay stopped, so this measures the intake path itself).
+      const intake = await pacedIntake(world, writers, seconds)
       const p99 = percentile(intake.latenciesMs, 99)
       const floorP99 = await pacedFloorP99(url, 500, seconds)
+
+      // 5. The same without the checkpointer thread, on a world of its own: what the thread earns.
+      const inline = await benchWorld({ ...spec, checkpointer: false })
+      teardowns.push(() => inline.close())
+      const inlineWriters = Array.from({ length: WRITERS }, (_, i) => inline.web.create(`w${i}`))
+      for (const w of inlineWriters) await inline.ctx.idResolver.resolve(w.did)
+      const inlineP99 = percentile(
+        (await pacedIntake(inline, inlineWriters, seconds)).latenciesMs,
+        99,
+      )
+
       return {
         bench: 'notify',
         figures: [
@@ -153,9 +123,17 @@ const bench: Bench = {
           { name: 'intake at 500/s: p50', value: percentile(intake.latenciesMs, 50), unit: 'ms' },
           { name: 'intake at 500/s: p99', value: p99, unit: 'ms' },
           { name: 'intake errors or drops', value: intake.errors, unit: '' },
+          {
+            name: 'intake at 500/s, checkpoints inline (no thread): p99',
+            value: inlineP99,
+            unit: 'ms',
+          },
           { name: 'floor: no-op request at 500/s, p99', value: floorP99, unit: 'ms' },
         ],
-        ratios: { 'deliveries/s / raw POST/s': deliveriesPerSec / raw.perSecond },
+        ratios: {
+          'deliveries/s / raw POST/s': deliveriesPerSec / raw.perSecond,
+          'intake p99, checkpointer thread / inline': p99 / inlineP99,
+        },
         targets: {
           'intake p99 <= 5 ms at 500/s': { target: '<= 5 ms', met: p99 <= 5 },
           'fan-out to 1,000 <= 1 s': { target: '<= 1000 ms', met: fanoutMs <= 1000 },
@@ -169,5 +147,56 @@ const bench: Bench = {
       for (const fn of teardowns.reverse()) await fn()
     }
   },
+}
+/**
+ * notifyWrite at a paced 500/s from 50 writers, after an unmeasured run of the same load (3 s at the
+ * same pace: a server's steady state, not its JIT's warm-up, nor the first seconds after a change
+ * of load, when V8's helper threads are busy compiling and collecting and take the cores from the
+ * event loop).
+ */
+async function pacedIntake(world: BenchWorld, writers: WebIdentity[], seconds: number) {
+  const { url, authority, space } = world
+  let rev = Date.now() * 1000
+  const warmN = 1500
+  const n = Math.round(500 * seconds)
+  const nowSec = Math.floor(Date.now() / 1000)
+  const headers: Record<string, string>[] = []
+  const bodies: string[] = []
+  for (let i = 0; i < warmN + n; i++) {
+    const writer = writers[i % writers.length]!
+    headers.push({
+      authorization: `Bearer ${serviceJwt({ iss: writer, aud: `${authority.did}#atproto_space_host`, lxm: 'com.atproto.space.notifyWrite', nowSec, ttlSec: 600 })}`,
+    })
+    bodies.push(
+      JSON.stringify({
+        space,
+        repo: writer.did,
+        repoRev: encodeTid(BigInt(++rev), 2),
+        hash: { $bytes: 'AAAA' },
+      }),
+    )
+  }
+  const load = {
+    url: `${url}/xrpc/com.atproto.space.notifyWrite`,
+    method: 'POST' as const,
+    concurrency: 64,
+  }
+  await httpLoad({
+    ...load,
+    bodies: bodies.slice(0, warmN),
+    headers: headers.slice(0, warmN),
+    seconds: 30,
+    maxRequests: warmN,
+    ratePerSec: 500,
+  })
+  return httpLoad({
+    ...load,
+    bodies: bodies.slice(warmN),
+    headers: headers.slice(warmN),
+    seconds: seconds + 5,
+    maxRequests: n,
+    ratePerSec: 500,
+    warmupUrl: `${url}/xrpc/_health`,
+  })
 }
 export default bench

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.js'
 import { CLI_GROUPS, CLI_USAGE, CliUsageError, runCli } from './cli.js'
 import { createContext } from './context.js'
 import { migrate } from './db/migrate.js'
-import { createLogger } from './logger.js'
+import { createLogger, subsystem } from './logger.js'
 import type { FastifyInstance } from 'fastify'
 import { listenMetrics } from './health.js'
 import { buildServer } from './server.js'
@@ -109,6 +109,12 @@ async function main(argv: string[]): Promise<void> {
   if (config.metrics.port)
     metricsApp = await listenMetrics(ctx).catch(failToStart(config, 'metrics'))
   ctx.relay.start()
+  await ctx.db.checkpointInBackground((err) =>
+    subsystem(ctx.logger, 'db').warn(
+      { err },
+      'checkpointer thread failed; SQLite checkpoints inline',
+    ),
+  )
   ctx.logger.info(
     {
       url: config.service.publicUrl,

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import type { Worker } from 'node:worker_threads'
 import type pg from 'pg'
 import Database from 'better-sqlite3'
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3'
@@ -9,6 +10,7 @@ import { PrismaHotSql, SqliteHotSql, rawQueries, type HotQueries, type HotSql } 
 import { Gate, serialiseSqlite } from './sqlite-serial.js'
 import { mapDbError } from './errors.js'
 import { endFailedCommits } from './failed-commit.js'
+import { hasWalResetFix, startCheckpointer } from './checkpointer.js'
 
 export type { PrismaClient, Prisma }
 /** What services receive inside `transact`: the client's query surface, without transaction control. */
@@ -18,6 +20,13 @@ export type Tx = Prisma.TransactionClient
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 /** Pages per automatic checkpoint: smaller ones stall the commit that runs them less (bench/RESULTS.md). */
 export const AUTOCHECKPOINT_PAGES = 400
+/**
+ * With the checkpointer thread: under steady writes its copy rarely ends between two commits, which
+ * a log restart needs, so the log grows until the serving connection's own checkpoint at this many
+ * pages (left with only what the thread has not copied yet) restarts it; the file may stay as long.
+ */
+export const BACKGROUND_AUTOCHECKPOINT_PAGES = 16_000
+export const BACKGROUND_WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 // The generated clients are CommonJS; load them with require so their named exports resolve.
 const require = createRequire(import.meta.url)
@@ -36,6 +45,12 @@ export class Db {
     private readonly numbered?: Map<string, string>,
     /** PostgreSQL's connection pool (its use is a metric). */
     readonly pool?: pg.Pool,
+    /** SQLite: the file, and a setting applied to both connections. */
+    private readonly sqlite?: {
+      path: string
+      synchronous: string
+      pragma(p: string): Promise<void>
+    },
   ) {
     this.hot = {
       execute: (sql, args) => hot.execute(sql, args),
@@ -70,18 +85,27 @@ export class Db {
       )
       const prisma = new PrismaClient({ adapter })
       const hot = new Database(path, { timeout: cfg.busyTimeoutMs })
+      const synchronous = cfg.sqliteSynchronous.toUpperCase()
+      const sqlite = {
+        path,
+        synchronous,
+        async pragma(p: string) {
+          await prisma.$executeRawUnsafe(`PRAGMA ${p}`)
+          hot.pragma(p)
+        },
+      }
       // Per connection: enforce foreign keys, how hard a commit syncs, and how long a WAL file may
-      // stay; WAL itself is persistent and set by the migrator. SQLite checkpoints on its own.
+      // stay; WAL itself is persistent and set by the migrator. SQLite checkpoints on its own
+      // (until a server moves that to a thread: checkpointInBackground).
       for (const pragma of [
         'foreign_keys = ON',
-        `synchronous = ${cfg.sqliteSynchronous.toUpperCase()}`,
+        `synchronous = ${synchronous}`,
         `journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`,
         `wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`,
-      ]) {
-        await prisma.$executeRawUnsafe(`PRAGMA ${pragma}`)
-        hot.pragma(pragma)
-      }
-      return new Db('sqlite', prisma, 30_000, new SqliteHotSql(hot, gate))
+      ])
+        await sqlite.pragma(pragma)
+      const hotSql = new SqliteHotSql(hot, gate)
+      return new Db('sqlite', prisma, 30_000, hotSql, undefined, undefined, sqlite)
     }
     const { PrismaPg } = await import('@prisma/adapter-pg')
     const { default: pg } = await import('pg')
@@ -130,7 +154,35 @@ export class Db {
     await this.prisma.$queryRawUnsafe('SELECT 1')
   }
 
+  private checkpointer?: Worker
+
+  /**
+   * SQLite, in the serving process: checkpoints move to a thread (checkpointer.ts) so that no
+   * request's commit pays one, and the connections' own become the log's restart
+   * (BACKGROUND_AUTOCHECKPOINT_PAGES). `onError` hears if the thread fails; SQLite's own small
+   * checkpoints come back then.
+   */
+  async checkpointInBackground(onError: (err: Error) => void): Promise<void> {
+    const sqlite = this.sqlite
+    if (!sqlite || this.checkpointer) return
+    const [{ version }] = await this.prisma.$queryRawUnsafe<[{ version: string }]>(
+      'SELECT sqlite_version() AS version',
+    )
+    if (!hasWalResetFix(version)) return
+    const limits = async (pages: number, bytes: number) => {
+      await sqlite.pragma(`journal_size_limit = ${bytes}`)
+      await sqlite.pragma(`wal_autocheckpoint = ${pages}`)
+    }
+    await limits(BACKGROUND_AUTOCHECKPOINT_PAGES, BACKGROUND_WAL_SIZE_LIMIT_BYTES)
+    this.checkpointer = startCheckpointer(sqlite.path, sqlite.synchronous)
+    this.checkpointer.on('error', (err) => {
+      onError(err)
+      limits(AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT_BYTES).catch(onError)
+    })
+  }
+
   async close(): Promise<void> {
+    await this.checkpointer?.terminate()
     this.hot.close()
     await this.prisma.$disconnect()
     await this.pool?.end()
