@@ -3,7 +3,7 @@ import { encodeTid } from '../src/spaces/tid.js'
 import { serviceJwt } from '../test/_helpers/tokens.js'
 import type { WebIdentity } from '../test/_helpers/identities.js'
 import { benchWorld, registerSyncer, sendNotifyWrite, type BenchWorld } from './_world.js'
-import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
+import { httpLoad, pacedFloorP99, percentile, type Bench, type LoadResult } from './_lib.js'
 
 /**
  * Write notifications at scale: 1,000 registered syncers (real HTTP endpoints, multiplexed as paths
@@ -14,6 +14,8 @@ import { httpLoad, pacedFloorP99, percentile, type Bench } from './_lib.js'
 const SYNCERS = Number(process.env.GATEHOUSE_BENCH_SYNCERS ?? 1000)
 const SERVERS = 4
 const WRITERS = 50
+/** Intake phases of each kind, alternating; each figure is their median. */
+const INTAKE_ROUNDS = 3
 
 const bench: Bench = {
   name: 'notify',
@@ -98,20 +100,30 @@ const bench: Bench = {
       const deliveriesPerSec = (total() - before) / ((performance.now() - susStart) / 1000)
       await ctx.relay.stop()
 
-      // 4. Intake at a paced 500/s (relay stopped, so this measures the intake path itself).
-      const intake = await pacedIntake(world, writers, seconds)
-      const p99 = percentile(intake.latenciesMs, 99)
-      const floorP99 = await pacedFloorP99(url, 500, seconds)
-
-      // 5. The same without the checkpointer thread, on a world of its own: what the thread earns.
+      // 4. Intake at a paced 500/s (relay stopped, so this measures the intake path itself), as
+      // served (checkpoints on a thread) and, on a world of its own, with SQLite checkpointing
+      // inline: what the thread earns. The two alternate, three phases each, and each reads the
+      // median phase: a 10 s window's p99 is 50 requests, and one stall of this shared machine
+      // (see the floor) moves it, while both sides of a pair see the same stretch of time.
       const inline = await benchWorld({ ...spec, checkpointer: false })
       teardowns.push(() => inline.close())
       const inlineWriters = Array.from({ length: WRITERS }, (_, i) => inline.web.create(`w${i}`))
       for (const w of inlineWriters) await inline.ctx.idResolver.resolve(w.did)
-      const inlineP99 = percentile(
-        (await pacedIntake(inline, inlineWriters, seconds)).latenciesMs,
-        99,
-      )
+      const phases = { thread: [] as LoadResult[], inline: [] as LoadResult[] }
+      for (let round = 0; round < INTAKE_ROUNDS; round++) {
+        phases.thread.push(await pacedIntake(world, writers, seconds))
+        phases.inline.push(await pacedIntake(inline, inlineWriters, seconds))
+      }
+      const p99s = (rs: LoadResult[]) => rs.map((r) => percentile(r.latenciesMs, 99))
+      const p99 = median(p99s(phases.thread))
+      const inlineP99 = median(p99s(phases.inline))
+      const p50 = median(phases.thread.map((r) => percentile(r.latenciesMs, 50)))
+      const intakeErrors = phases.thread.reduce((n, r) => n + r.errors, 0)
+      const floorP99 = await pacedFloorP99(url, 500, seconds)
+      const listed = (rs: LoadResult[]) =>
+        p99s(rs)
+          .map((v) => v.toFixed(2))
+          .join(', ')
 
       return {
         bench: 'notify',
@@ -120,9 +132,9 @@ const bench: Bench = {
           { name: 'raw loopback POST (baseline)', value: raw.perSecond, unit: 'req/s' },
           { name: 'fan-out: all syncers hold a notification', value: fanoutMs, unit: 'ms' },
           { name: 'sustained deliveries', value: deliveriesPerSec, unit: '/s' },
-          { name: 'intake at 500/s: p50', value: percentile(intake.latenciesMs, 50), unit: 'ms' },
+          { name: 'intake at 500/s: p50', value: p50, unit: 'ms' },
           { name: 'intake at 500/s: p99', value: p99, unit: 'ms' },
-          { name: 'intake errors or drops', value: intake.errors, unit: '' },
+          { name: 'intake errors or drops', value: intakeErrors, unit: '' },
           {
             name: 'intake at 500/s, checkpoints inline (no thread): p99',
             value: inlineP99,
@@ -134,6 +146,9 @@ const bench: Bench = {
           'deliveries/s / raw POST/s': deliveriesPerSec / raw.perSecond,
           'intake p99, checkpointer thread / inline': p99 / inlineP99,
         },
+        notes: [
+          `intake p99 of each phase (ms), checkpointer thread: ${listed(phases.thread)}; inline: ${listed(phases.inline)}`,
+        ],
         targets: {
           'intake p99 <= 5 ms at 500/s': { target: '<= 5 ms', met: p99 <= 5 },
           'fan-out to 1,000 <= 1 s': { target: '<= 1000 ms', met: fanoutMs <= 1000 },
@@ -198,5 +213,9 @@ async function pacedIntake(world: BenchWorld, writers: WebIdentity[], seconds: n
     ratePerSec: 500,
     warmupUrl: `${url}/xrpc/_health`,
   })
+}
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
 }
 export default bench
