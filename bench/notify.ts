@@ -114,6 +114,11 @@ const bench: Bench = {
         phases.thread.push(await pacedIntake(world, writers, seconds))
         phases.inline.push(await pacedIntake(inline, inlineWriters, seconds))
       }
+      const median = (values: number[]) =>
+        percentile(
+          [...values].sort((a, b) => a - b),
+          50,
+        )
       const p99s = (rs: LoadResult[]) => rs.map((r) => percentile(r.latenciesMs, 99))
       const p99 = median(p99s(phases.thread))
       const inlineP99 = median(p99s(phases.inline))
@@ -213,9 +218,5 @@ async function pacedIntake(world: BenchWorld, writers: WebIdentity[], seconds: n
     ratePerSec: 500,
     warmupUrl: `${url}/xrpc/_health`,
   })
-}
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
 }
 export default bench
